@@ -1,0 +1,118 @@
+// KtBackend: the device an op runs on, chosen at run time and invisible to model code.
+// A backend is a vtable of memory functions and ops (KtBackendOps) plus its private state. Model code calls the
+// validated wrappers in ops.h (kt_linear, kt_attention, ...), which check shapes once and dispatch here.
+// Backend implementations may assume their arguments were validated.
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor.h"
+#include "../samplers/sampling.h"
+
+typedef struct KtBackend KtBackend;
+
+// Owned device (or host) memory. kt_buffer_free accepts a zeroed struct and is idempotent.
+typedef struct {
+    void *data;
+    size_t nbytes;
+    KtDevice device;
+    KtBackend *owner;  // borrowed: the backend that allocated it
+} KtBuffer;
+
+typedef struct {
+    void (*destroy)(KtBackend *be);  // frees the backend's private state (impl)
+    // memory
+    KtStatus (*alloc)(KtBackend *be, void **ptr, size_t nbytes);
+    void (*release)(KtBackend *be, void *ptr);
+    KtStatus (*upload)(KtBackend *be, void *dst, const void *src_host, size_t nbytes);
+    KtStatus (*download)(KtBackend *be, void *dst_host, const void *src, size_t nbytes);
+    KtStatus (*copy)(KtBackend *be, void *dst, const void *src, size_t nbytes);
+    KtStatus (*zero)(KtBackend *be, void *dst, size_t nbytes);
+    KtStatus (*sync)(KtBackend *be);
+
+    // ops: see ops.h for shapes and semantics
+    KtStatus (*linear)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
+    KtStatus (*layernorm)(KtBackend *, KtTensor *y, const KtTensor *x, float eps);
+    KtStatus (*adaln_modulate)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                               const KtTensor *shift);
+    KtStatus (*layernorm_adaln)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                                const KtTensor *shift, float eps);
+    KtStatus (*gated_residual)(KtBackend *, KtTensor *x, const KtTensor *h, const KtTensor *gate);
+    KtStatus (*gelu_tanh)(KtBackend *, KtTensor *y, const KtTensor *x);
+    KtStatus (*silu)(KtBackend *, KtTensor *y, const KtTensor *x);
+    KtStatus (*add)(KtBackend *, KtTensor *y, const KtTensor *a, const KtTensor *b);
+    KtStatus (*axpby)(KtBackend *, KtTensor *y, float alpha, const KtTensor *a, float beta, const KtTensor *b);
+    KtStatus (*softmax)(KtBackend *, KtTensor *y, const KtTensor *x);
+    KtStatus (*embedding)(KtBackend *, KtTensor *y, const KtTensor *table, const KtTensor *idx);
+    KtStatus (*split_chunks)(KtBackend *, KtTensor *y, const KtTensor *x);
+    KtStatus (*conv2d)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                       int stride, const int pad[4]);
+    KtStatus (*group_norm)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                           int groups, float eps);
+    KtStatus (*group_norm_silu)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w,
+                                const KtTensor *b, int groups, float eps);
+    KtStatus (*upsample_nearest2x)(KtBackend *, KtTensor *y, const KtTensor *x);
+    KtStatus (*resize_bicubic)(KtBackend *, KtTensor *y, const KtTensor *x);
+    KtStatus (*resize_area)(KtBackend *, KtTensor *y, const KtTensor *x);
+    KtStatus (*codebook_argmin)(KtBackend *, KtTensor *idx, const KtTensor *z, const KtTensor *codebook);
+    KtStatus (*split_qkv_heads)(KtBackend *, KtTensor *q, KtTensor *k, KtTensor *v, const KtTensor *qkv);
+    KtStatus (*var_attn_prep)(KtBackend *, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                              const KtTensor *qkv, const KtTensor *head_scale_log, int64_t t0);
+    KtStatus (*attention)(KtBackend *, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                          int64_t kv_len, const KtTensor *bias, float scale);
+    KtStatus (*cfg_combine)(KtBackend *, KtTensor *y, const KtTensor *logits, float t);
+    KtStatus (*sample_top_k_top_p)(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                                   int64_t pos0, SmpParams params);
+    KtStatus (*smooth_embed)(KtBackend *, KtTensor *h, const KtTensor *logits, const KtTensor *codebook,
+                             float ratio, const KtTensor *image_ids, int64_t pos0, uint64_t seed);
+    KtStatus (*image_to_u8)(KtBackend *, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite);
+    KtStatus (*count_nonfinite)(KtBackend *, const KtTensor *x, int64_t *count);
+} KtBackendOps;
+
+struct KtBackend {
+    const KtBackendOps *ops;
+    KtDevice device;
+    const char *name;     // "cpu (OpenBLAS)", "cuda (NVIDIA H100 ...)"
+    KtDType matmul_dtype; // storage dtype of GEMM/conv weights on this backend (F32 on the CPU; F32/BF16/F16 on
+                          // CUDA per --dtype). Activations stay float32 at the interface.
+    void *impl;           // owned: backend-private state
+    int64_t n_allocs;     // number of alloc calls so far (tests check the sampling loop adds none)
+    size_t bytes_in_use;  // bytes currently allocated through this backend (incl. private scratch)
+    size_t peak_bytes;
+};
+
+// CPU backend: always available. threads <= 0 keeps the library defaults (OpenBLAS/OpenMP env vars).
+KtStatus kt_backend_cpu_init(KtBackend *be, int threads);
+// CUDA backend: KT_ERR_UNSUPPORTED when this build has no CUDA, KT_ERR_CUDA when no device is usable.
+KtStatus kt_backend_cuda_init(KtBackend *be, int device_index);
+// True when this build has CUDA and a device is present. Safe to call without initialising anything else.
+bool kt_cuda_available(void);
+// Picks a backend by name: "cpu", "cuda", or "auto" (CUDA when available, else CPU).
+KtStatus kt_backend_init_by_name(KtBackend *be, const char *name);
+void kt_backend_free(KtBackend *be);
+
+// Memory through the backend. All sizes in bytes.
+KtStatus kt_buffer_alloc(KtBackend *be, KtBuffer *buf, size_t nbytes);
+void kt_buffer_free(KtBuffer *buf);
+// Host <-> backend copies; `t` lives on the backend's device, host memory holds kt_nbytes(t) bytes.
+KtStatus kt_upload(KtBackend *be, KtTensor *t, const void *host);
+KtStatus kt_download(KtBackend *be, void *host, const KtTensor *t);
+KtStatus kt_copy(KtBackend *be, KtTensor *dst, const KtTensor *src);
+KtStatus kt_zero(KtBackend *be, KtTensor *t);
+// Named sync point: waits for all queued work on the backend.
+KtStatus kt_sync(KtBackend *be);
+
+// Bump allocator over one KtBuffer: activations and caches are carved from it at init (64-byte aligned).
+typedef struct {
+    KtBuffer buf;
+    size_t used;
+} KtArena;
+
+KtStatus kt_arena_init(KtArena *a, KtBackend *be, size_t nbytes);
+// Carves a tensor of the given shape; fails with KT_ERR_OOM naming `what` if the arena is too small.
+KtStatus kt_arena_tensor(KtArena *a, KtTensor *t, KtDType dt, int ndim, const int64_t *shape, const char *what);
+void kt_arena_free(KtArena *a);
+// Bytes the arena needs for a tensor of `nbytes` (alignment padding included), for sizing passes.
+size_t kt_arena_size(size_t nbytes);

@@ -1,0 +1,361 @@
+// Validating wrappers of the op interface (ops.h): check dtype, device and shape, then dispatch to the backend.
+#include "ops.h"
+
+#include <math.h>
+#include <stdio.h>
+
+// ------------------------------------------------------------------------------------------------ check helpers
+static KtStatus need(KtBackend *be, const char *op, const char *arg, const KtTensor *t, KtDType dt, int ndim) {
+    if (!t || !t->data)
+        return KT_FAIL(KT_ERR_ARG, "%s: '%s' is NULL", op, arg);
+    if (t->dtype != dt)
+        return KT_FAIL(KT_ERR_SHAPE, "%s: '%s' has dtype %s, expected %s", op, arg, kt_dtype_name(t->dtype),
+                       kt_dtype_name(dt));
+    if (t->device != be->device)
+        return KT_FAIL(KT_ERR_ARG, "%s: '%s' lives on %s, the backend is %s", op, arg, kt_device_name(t->device),
+                       kt_device_name(be->device));
+    if (ndim >= 0 && t->ndim != ndim)
+        return KT_FAIL(KT_ERR_SHAPE, "%s: '%s' has %d dims, expected %d", op, arg, t->ndim, ndim);
+    if (ndim < 0 && t->ndim < 1)
+        return KT_FAIL(KT_ERR_SHAPE, "%s: '%s' must have at least one dim", op, arg);
+    return KT_OK;
+}
+// GEMM/conv weights may be float32 or the backend's matmul dtype.
+static KtStatus need_weight(KtBackend *be, const char *op, const char *arg, const KtTensor *t, int ndim) {
+    KtDType dt = (t && t->dtype == be->matmul_dtype) ? be->matmul_dtype : KT_F32;
+    return need(be, op, arg, t, dt, ndim);
+}
+#define NEED(t, dt, nd) KT_TRY(need(be, __func__, #t, (t), (dt), (nd)))
+#define NEED_F32(t, nd) NEED(t, KT_F32, nd)
+
+static KtStatus shape_err(const char *op, const char *arg, const KtTensor *t, const char *expected) {
+    char buf[96];
+    return KT_FAIL(KT_ERR_SHAPE, "%s: '%s' is %s, expected %s", op, arg, kt_shape_str(t, buf, sizeof buf), expected);
+}
+
+static KtStatus same(const char *op, const char *an, const KtTensor *a, const char *bn, const KtTensor *b) {
+    if (kt_same_shape(a, b)) return KT_OK;
+    char sa[96], sb[96];
+    return KT_FAIL(KT_ERR_SHAPE, "%s: '%s' %s and '%s' %s must have the same shape", op, an,
+                   kt_shape_str(a, sa, sizeof sa), bn, kt_shape_str(b, sb, sizeof sb));
+}
+#define SAME(a, b) KT_TRY(same(__func__, #a, (a), #b, (b)))
+
+// t must be exactly (d0[, d1[, d2[, d3]]]) with `n` dims.
+static KtStatus dims(const char *op, const char *arg, const KtTensor *t, int n, int64_t d0, int64_t d1, int64_t d2,
+                     int64_t d3) {
+    int64_t want[4] = {d0, d1, d2, d3};
+    bool ok = t->ndim == n;
+    for (int i = 0; ok && i < n; i++) ok = t->shape[i] == want[i];
+    if (ok) return KT_OK;
+    char exp[128];
+    int m = snprintf(exp, sizeof exp, "(");
+    for (int i = 0; i < n; i++) m += snprintf(exp + m, sizeof exp - (size_t)m, i ? ", %lld" : "%lld", (long long)want[i]);
+    snprintf(exp + m, sizeof exp - (size_t)m, ")");
+    return shape_err(op, arg, t, exp);
+}
+#define DIMS1(t, a) KT_TRY(dims(__func__, #t, (t), 1, (a), 0, 0, 0))
+#define DIMS2(t, a, b) KT_TRY(dims(__func__, #t, (t), 2, (a), (b), 0, 0))
+#define DIMS3(t, a, b, c) KT_TRY(dims(__func__, #t, (t), 3, (a), (b), (c), 0))
+#define DIMS4(t, a, b, c, d) KT_TRY(dims(__func__, #t, (t), 4, (a), (b), (c), (d)))
+
+// ----------------------------------------------------------------------------------------------------- dense ops
+KtStatus kt_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
+    NEED_F32(y, -1);
+    NEED_F32(x, -1);
+    KT_TRY(need_weight(be, __func__, "w", w, 2));
+    int64_t out = w->shape[0], in = w->shape[1];
+    if (kt_cols(x) != in) return shape_err(__func__, "x", x, "(..., in) with in = w.shape[1]");
+    if (b) {
+        NEED_F32(b, 1);
+        DIMS1(b, out);
+    }
+    bool lead_ok = y->ndim == x->ndim && kt_cols(y) == out;
+    for (int i = 0; lead_ok && i < x->ndim - 1; i++) lead_ok = y->shape[i] == x->shape[i];
+    if (!lead_ok) return shape_err(__func__, "y", y, "x's leading dims and out = w.shape[0]");
+    if (y->data == x->data) return KT_FAIL(KT_ERR_ARG, "kt_linear: y must not alias x");
+    return be->ops->linear(be, y, x, w, b);
+}
+
+KtStatus kt_layernorm(KtBackend *be, KtTensor *y, const KtTensor *x, float eps) {
+    NEED_F32(y, -1);
+    NEED_F32(x, -1);
+    SAME(y, x);
+    return be->ops->layernorm(be, y, x, eps);
+}
+
+static KtStatus check_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                            const KtTensor *shift) {
+    NEED_F32(y, 3);
+    NEED_F32(x, 3);
+    NEED_F32(scale, 2);
+    NEED_F32(shift, 2);
+    SAME(y, x);
+    DIMS2(scale, x->shape[0], x->shape[2]);
+    DIMS2(shift, x->shape[0], x->shape[2]);
+    return KT_OK;
+}
+
+KtStatus kt_adaln_modulate(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                           const KtTensor *shift) {
+    KT_TRY(check_adaln(be, y, x, scale, shift));
+    return be->ops->adaln_modulate(be, y, x, scale, shift);
+}
+
+KtStatus kt_layernorm_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                            const KtTensor *shift, float eps) {
+    KT_TRY(check_adaln(be, y, x, scale, shift));
+    return be->ops->layernorm_adaln(be, y, x, scale, shift, eps);
+}
+
+KtStatus kt_gated_residual(KtBackend *be, KtTensor *x, const KtTensor *h, const KtTensor *gate) {
+    NEED_F32(x, 3);
+    NEED_F32(h, 3);
+    NEED_F32(gate, 2);
+    SAME(x, h);
+    DIMS2(gate, x->shape[0], x->shape[2]);
+    return be->ops->gated_residual(be, x, h, gate);
+}
+
+KtStatus kt_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    NEED_F32(y, -1);
+    NEED_F32(x, -1);
+    SAME(y, x);
+    return be->ops->gelu_tanh(be, y, x);
+}
+
+KtStatus kt_silu(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    NEED_F32(y, -1);
+    NEED_F32(x, -1);
+    SAME(y, x);
+    return be->ops->silu(be, y, x);
+}
+
+KtStatus kt_add(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b) {
+    NEED_F32(y, -1);
+    NEED_F32(a, -1);
+    NEED_F32(b, -1);
+    SAME(y, a);
+    bool ok = b->ndim <= a->ndim;
+    for (int i = 0; ok && i < b->ndim; i++) ok = b->shape[b->ndim - 1 - i] == a->shape[a->ndim - 1 - i];
+    if (!ok) return shape_err(__func__, "b", b, "a trailing part of a's shape");
+    return be->ops->add(be, y, a, b);
+}
+
+KtStatus kt_axpby(KtBackend *be, KtTensor *y, float alpha, const KtTensor *a, float beta, const KtTensor *b) {
+    NEED_F32(y, -1);
+    NEED_F32(a, -1);
+    NEED_F32(b, -1);
+    SAME(y, a);
+    SAME(y, b);
+    return be->ops->axpby(be, y, alpha, a, beta, b);
+}
+
+KtStatus kt_softmax(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    NEED_F32(y, -1);
+    NEED_F32(x, -1);
+    SAME(y, x);
+    return be->ops->softmax(be, y, x);
+}
+
+KtStatus kt_embedding(KtBackend *be, KtTensor *y, const KtTensor *table, const KtTensor *idx) {
+    NEED_F32(y, 2);
+    NEED_F32(table, 2);
+    NEED(idx, KT_I32, 1);
+    DIMS2(y, idx->shape[0], table->shape[1]);
+    return be->ops->embedding(be, y, table, idx);
+}
+
+KtStatus kt_split_chunks(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    NEED_F32(y, 3);
+    NEED_F32(x, 2);
+    DIMS2(x, y->shape[1], y->shape[0] * y->shape[2]);
+    return be->ops->split_chunks(be, y, x);
+}
+
+// -------------------------------------------------------------------------------------------------- image ops
+KtStatus kt_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                   int stride, const int pad[4]) {
+    NEED_F32(y, 4);
+    NEED_F32(x, 4);
+    KT_TRY(need_weight(be, __func__, "w", w, 4));
+    if (stride < 1) return KT_FAIL(KT_ERR_ARG, "kt_conv2d: stride %d < 1", stride);
+    for (int i = 0; i < 4; i++)
+        if (pad[i] < 0) return KT_FAIL(KT_ERR_ARG, "kt_conv2d: negative padding");
+    int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], Ci = x->shape[3];
+    int64_t Co = w->shape[0], kh = w->shape[1], kw = w->shape[2];
+    if (w->shape[3] != Ci) return shape_err(__func__, "w", w, "(Co, kh, kw, Ci) with Ci = x.shape[3]");
+    if (b) {
+        NEED_F32(b, 1);
+        DIMS1(b, Co);
+    }
+    int64_t Hp = H + pad[0] + pad[1], Wp = W + pad[2] + pad[3];
+    if (Hp < kh || Wp < kw) return shape_err(__func__, "x", x, "a padded size at least the kernel size");
+    DIMS4(y, B, (Hp - kh) / stride + 1, (Wp - kw) / stride + 1, Co);
+    if (y->data == x->data) return KT_FAIL(KT_ERR_ARG, "kt_conv2d: y must not alias x");
+    return be->ops->conv2d(be, y, x, w, b, stride, pad);
+}
+
+static KtStatus check_gn(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                         int groups) {
+    NEED_F32(y, 4);
+    NEED_F32(x, 4);
+    NEED_F32(w, 1);
+    NEED_F32(b, 1);
+    SAME(y, x);
+    int64_t C = x->shape[3];
+    DIMS1(w, C);
+    DIMS1(b, C);
+    if (groups < 1 || C % groups)
+        return KT_FAIL(KT_ERR_SHAPE, "kt_group_norm: %lld channels do not split into %d groups", (long long)C, groups);
+    return KT_OK;
+}
+
+KtStatus kt_group_norm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                       int groups, float eps) {
+    KT_TRY(check_gn(be, y, x, w, b, groups));
+    return be->ops->group_norm(be, y, x, w, b, groups, eps);
+}
+
+KtStatus kt_group_norm_silu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w,
+                            const KtTensor *b, int groups, float eps) {
+    KT_TRY(check_gn(be, y, x, w, b, groups));
+    return be->ops->group_norm_silu(be, y, x, w, b, groups, eps);
+}
+
+KtStatus kt_upsample_nearest2x(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    NEED_F32(y, 4);
+    NEED_F32(x, 4);
+    DIMS4(y, x->shape[0], 2 * x->shape[1], 2 * x->shape[2], x->shape[3]);
+    return be->ops->upsample_nearest2x(be, y, x);
+}
+
+static KtStatus check_resize(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    NEED_F32(y, 4);
+    NEED_F32(x, 4);
+    if (y->shape[0] != x->shape[0] || y->shape[3] != x->shape[3])
+        return shape_err("kt_resize", "y", y, "x's batch and channel dims");
+    if (x->shape[1] < 1 || x->shape[2] < 1 || y->shape[1] < 1 || y->shape[2] < 1)
+        return shape_err("kt_resize", "x", x, "non-empty spatial dims");
+    return KT_OK;
+}
+
+KtStatus kt_resize_bicubic(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    KT_TRY(check_resize(be, y, x));
+    return be->ops->resize_bicubic(be, y, x);
+}
+
+KtStatus kt_resize_area(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    KT_TRY(check_resize(be, y, x));
+    return be->ops->resize_area(be, y, x);
+}
+
+KtStatus kt_codebook_argmin(KtBackend *be, KtTensor *idx, const KtTensor *z, const KtTensor *codebook) {
+    NEED(idx, KT_I32, 1);
+    NEED_F32(z, 2);
+    NEED_F32(codebook, 2);
+    DIMS1(idx, z->shape[0]);
+    if (codebook->shape[1] != z->shape[1]) return shape_err(__func__, "codebook", codebook, "(V, D) with D = z.shape[1]");
+    return be->ops->codebook_argmin(be, idx, z, codebook);
+}
+
+// ---------------------------------------------------------------------------------------------------- attention
+KtStatus kt_split_qkv_heads(KtBackend *be, KtTensor *q, KtTensor *k, KtTensor *v, const KtTensor *qkv) {
+    NEED_F32(q, 4);
+    NEED_F32(k, 4);
+    NEED_F32(v, 4);
+    NEED_F32(qkv, 3);
+    SAME(q, k);
+    SAME(q, v);
+    int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3];
+    DIMS3(qkv, B, T, 3 * NH * HS);
+    return be->ops->split_qkv_heads(be, q, k, v, qkv);
+}
+
+KtStatus kt_var_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
+                          const KtTensor *head_scale_log, int64_t t0) {
+    NEED_F32(q, 4);
+    NEED_F32(kcache, 4);
+    NEED_F32(vcache, 4);
+    NEED_F32(qkv, 3);
+    NEED_F32(head_scale_log, 1);
+    SAME(kcache, vcache);
+    int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3];
+    DIMS3(qkv, B, T, 3 * NH * HS);
+    DIMS1(head_scale_log, NH);
+    if (kcache->shape[0] != B || kcache->shape[1] != NH || kcache->shape[3] != HS)
+        return shape_err(__func__, "kcache", kcache, "(B, NH, Tcap, HS) matching q");
+    if (t0 < 0 || t0 + T > kcache->shape[2])
+        return KT_FAIL(KT_ERR_ARG, "kt_var_attn_prep: positions [%lld, %lld) exceed the cache capacity %lld",
+                       (long long)t0, (long long)(t0 + T), (long long)kcache->shape[2]);
+    return be->ops->var_attn_prep(be, q, kcache, vcache, qkv, head_scale_log, t0);
+}
+
+KtStatus kt_attention(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                      int64_t kv_len, const KtTensor *bias, float scale) {
+    NEED_F32(out, 3);
+    NEED_F32(q, 4);
+    NEED_F32(k, 4);
+    NEED_F32(v, 4);
+    SAME(k, v);
+    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3];
+    if (k->shape[0] != B || k->shape[1] != NH || k->shape[3] != HS)
+        return shape_err(__func__, "k", k, "(B, NH, Tcap, HS) matching q");
+    if (kv_len < 1 || kv_len > k->shape[2])
+        return KT_FAIL(KT_ERR_ARG, "kt_attention: kv_len %lld outside [1, %lld]", (long long)kv_len,
+                       (long long)k->shape[2]);
+    DIMS3(out, B, Tq, NH * HS);
+    if (bias) {
+        NEED_F32(bias, 2);
+        DIMS2(bias, Tq, kv_len);
+    }
+    return be->ops->attention(be, out, q, k, v, kv_len, bias, scale);
+}
+
+// ----------------------------------------------------------------------------------------------------- sampling
+KtStatus kt_cfg_combine(KtBackend *be, KtTensor *y, const KtTensor *logits, float t) {
+    NEED_F32(y, 3);
+    NEED_F32(logits, 3);
+    DIMS3(logits, 2 * y->shape[0], y->shape[1], y->shape[2]);
+    return be->ops->cfg_combine(be, y, logits, t);
+}
+
+KtStatus kt_sample_top_k_top_p(KtBackend *be, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                               int64_t pos0, SmpParams params) {
+    NEED(tokens, KT_I32, 2);
+    NEED_F32(logits, 3);
+    NEED(image_ids, KT_I64, 1);
+    DIMS2(tokens, logits->shape[0], logits->shape[1]);
+    DIMS1(image_ids, logits->shape[0]);
+    if (!(params.temperature > 0) || !isfinite(params.temperature))
+        return KT_FAIL(KT_ERR_ARG, "sampling: temperature must be a positive number, got %g", params.temperature);
+    if (pos0 < 0 || pos0 + logits->shape[1] > UINT32_MAX)
+        return KT_FAIL(KT_ERR_ARG, "sampling: token positions out of range");
+    return be->ops->sample_top_k_top_p(be, tokens, logits, image_ids, pos0, params);
+}
+
+KtStatus kt_smooth_embed(KtBackend *be, KtTensor *h, const KtTensor *logits, const KtTensor *codebook,
+                         float ratio, const KtTensor *image_ids, int64_t pos0, uint64_t seed) {
+    NEED_F32(h, 3);
+    NEED_F32(logits, 3);
+    NEED_F32(codebook, 2);
+    NEED(image_ids, KT_I64, 1);
+    DIMS2(codebook, logits->shape[2], h->shape[2]);
+    DIMS3(h, logits->shape[0], logits->shape[1], codebook->shape[1]);
+    DIMS1(image_ids, logits->shape[0]);
+    return be->ops->smooth_embed(be, h, logits, codebook, ratio, image_ids, pos0, seed);
+}
+
+KtStatus kt_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite) {
+    NEED(y, KT_U8, 4);
+    NEED_F32(x, 4);
+    SAME(y, x);
+    if (!n_nonfinite) return KT_FAIL(KT_ERR_ARG, "kt_image_to_u8: n_nonfinite is NULL");
+    return be->ops->image_to_u8(be, y, x, n_nonfinite);
+}
+
+KtStatus kt_count_nonfinite(KtBackend *be, const KtTensor *x, int64_t *count) {
+    NEED_F32(x, -1);
+    if (!count) return KT_FAIL(KT_ERR_ARG, "kt_count_nonfinite: count is NULL");
+    return be->ops->count_nonfinite(be, x, count);
+}

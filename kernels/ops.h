@@ -1,0 +1,123 @@
+// The op interface: every heavy computation in argen goes through these functions.
+// Each wrapper checks dtypes, devices and shapes once (KT_ERR_SHAPE with a message naming the op, the argument,
+// expected and got), then calls the backend (be->ops->...). Outputs come first. All float tensors are float32 unless
+// a backend documents reduced-precision variants. Index tensors are int32 unless stated.
+// GEMM and conv weights (kt_linear w, kt_conv2d w) may also be in the backend's matmul_dtype (bf16/fp16 on CUDA).
+// Layout: images and feature maps are NHWC (B, H, W, C); conv weights are (Cout, kh, kw, Cin) (loaders permute
+// PyTorch's OIHW once at load time). "y may alias x" means y->data == x->data is allowed.
+#pragma once
+
+#include "backend.h"
+
+// y = x @ w^T + b.  ref: torch.nn.functional.linear
+// x: (..., in)  w: (out, in)  b: (out) or NULL  y: (..., out) with the same leading dims. y must not alias x.
+KtStatus kt_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
+
+// Non-affine LayerNorm over the last dim, biased variance.  ref: F.layer_norm(x, (C,), None, None, eps)
+// y, x: (..., C). y may alias x.
+KtStatus kt_layernorm(KtBackend *be, KtTensor *y, const KtTensor *x, float eps);
+
+// AdaLN modulation, per sample: y[b,t,:] = x[b,t,:] * (1 + scale[b,:]) + shift[b,:].
+// y, x: (B, T, C); scale, shift: (B, C). y may alias x.
+KtStatus kt_adaln_modulate(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                           const KtTensor *shift);
+
+// Fused kt_layernorm + kt_adaln_modulate (VAR's AdaLNSelfAttn and AdaLNBeforeHead). Shapes as kt_adaln_modulate.
+KtStatus kt_layernorm_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                            const KtTensor *shift, float eps);
+
+// Gated residual: x[b,t,:] += gate[b,:] * h[b,t,:].  x, h: (B, T, C); gate: (B, C).
+KtStatus kt_gated_residual(KtBackend *be, KtTensor *x, const KtTensor *h, const KtTensor *gate);
+
+// Elementwise activations; y, x same shape; y may alias x.
+// gelu_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).  ref: F.gelu(x, approximate='tanh')
+KtStatus kt_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x);
+// silu: x * sigmoid(x).  ref: F.silu
+KtStatus kt_silu(KtBackend *be, KtTensor *y, const KtTensor *x);
+
+// y = a + b, where b's shape equals a trailing part of a's shape (b broadcast over a's leading dims,
+// e.g. a (B, T, C) + b (T, C) or b (C)). y has a's shape; y may alias a.
+KtStatus kt_add(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b);
+
+// y = alpha * a + beta * b; y, a, b same shape; y may alias a or b.
+KtStatus kt_axpby(KtBackend *be, KtTensor *y, float alpha, const KtTensor *a, float beta, const KtTensor *b);
+
+// Softmax over the last dim (max subtracted first; -inf entries get 0).  ref: F.softmax(x, -1)
+// y, x: (..., V). y may alias x.
+KtStatus kt_softmax(KtBackend *be, KtTensor *y, const KtTensor *x);
+
+// Row gather: y[i,:] = table[idx[i],:].  ref: F.embedding
+// y: (N, C); table: (V, C); idx: (N) int32, each in [0, V) (checked by the backend: KT_ERR_ARG otherwise).
+KtStatus kt_embedding(KtBackend *be, KtTensor *y, const KtTensor *table, const KtTensor *idx);
+
+// Splits each row of x (B, K*C) into K chunks: y[k,b,:] = x[b, k*C:(k+1)*C]. y: (K, B, C).
+// (Turns an AdaLN projection into K contiguous (B, C) modulation vectors.)
+KtStatus kt_split_chunks(KtBackend *be, KtTensor *y, const KtTensor *x);
+
+// 2-D cross-correlation, NHWC.  ref: F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, stride)
+// x: (B, H, W, Ci); w: (Co, kh, kw, Ci); b: (Co) or NULL; pad = {top, bottom, left, right} zero padding;
+// y: (B, Ho, Wo, Co) with Ho = (H + top + bottom - kh) / stride + 1 (same for W). y must not alias x.
+KtStatus kt_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                   int stride, const int pad[4]);
+
+// GroupNorm over (C/groups channels x H x W) per sample, affine.  ref: F.group_norm(x, groups, w, b, eps)
+// y, x: (B, H, W, C); w, b: (C); C % groups == 0. y may alias x.
+KtStatus kt_group_norm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                       int groups, float eps);
+// Fused kt_group_norm followed by SiLU. Same shapes.
+KtStatus kt_group_norm_silu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w,
+                            const KtTensor *b, int groups, float eps);
+
+// Nearest-neighbour 2x upsampling: y[b, y, x, c] = x[b, y/2, x/2, c].  ref: F.interpolate(scale_factor=2)
+// x: (B, H, W, C); y: (B, 2H, 2W, C).
+KtStatus kt_upsample_nearest2x(KtBackend *be, KtTensor *y, const KtTensor *x);
+
+// Bicubic resize, A = -0.75, align_corners=False, border-clamped taps, no antialias.
+// ref: F.interpolate(mode='bicubic', align_corners=False). x: (B, H, W, C); y: (B, Ho, Wo, C).
+KtStatus kt_resize_bicubic(KtBackend *be, KtTensor *y, const KtTensor *x);
+
+// Area resize = adaptive average pooling with floor/ceil windows.  ref: F.interpolate(mode='area')
+// x: (B, H, W, C); y: (B, Ho, Wo, C).
+KtStatus kt_resize_area(KtBackend *be, KtTensor *y, const KtTensor *x);
+
+// Nearest codeword by squared L2 computed as |z|^2 + |e|^2 - 2 z.e in float32; first index on ties.
+// ref: VAR quant.py VectorQuantizer2.f_to_idxBl_or_fhat.  z: (N, D); codebook: (V, D); idx: (N) int32.
+KtStatus kt_codebook_argmin(KtBackend *be, KtTensor *idx, const KtTensor *z, const KtTensor *codebook);
+
+// Splits a fused projection into heads: qkv (B, T, 3*NH*HS) -> q, k, v each (B, NH, T, HS).
+KtStatus kt_split_qkv_heads(KtBackend *be, KtTensor *q, KtTensor *k, KtTensor *v, const KtTensor *qkv);
+
+// VAR attention inputs with L2-normalised q/k and per-head temperature, appending to a KV cache.
+// ref: VAR models/basic_var.py SelfAttention.forward (attn_l2_norm=True)
+// qkv: (B, T, 3C) with C = NH*HS (bias already added); head_scale_log: (NH) = scale_mul_1H11.
+// q: (B, NH, T, HS) <- l2norm(q) * exp(min(head_scale_log, ln 100));
+// kcache, vcache: (B, NH, Tcap, HS); positions [t0, t0+T) <- l2norm(k), v. Requires t0 + T <= Tcap.
+KtStatus kt_var_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
+                          const KtTensor *head_scale_log, int64_t t0);
+
+// Scaled dot-product attention over the first kv_len keys.  ref: F.scaled_dot_product_attention
+// q: (B, NH, Tq, HS); k, v: (B, NH, Tcap, HS) with kv_len <= Tcap; bias: (Tq, kv_len) additive (0 / -inf
+// masks) or NULL; scale multiplies q.k. out: (B, Tq, NH*HS) (heads concatenated, ready for the output projection).
+KtStatus kt_attention(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                      int64_t kv_len, const KtTensor *bias, float scale);
+
+// Classifier-free guidance mix: y = (1 + t) * logits[:B] - t * logits[B:].  logits: (2B, T, V); y: (B, T, V).
+KtStatus kt_cfg_combine(KtBackend *be, KtTensor *y, const KtTensor *logits, float t);
+
+// Samples one token per row with temperature / top-k / top-p (samplers/sampling.h smp_sample_row), masking
+// logits in place. logits: (B, T, V); tokens: (B, T) int32; image_ids: (B) int64 on the backend's device.
+// Row (b, t) draws from the Philox stream at (params.seed, image_ids[b], pos0 + t).
+KtStatus kt_sample_top_k_top_p(KtBackend *be, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                               int64_t pos0, SmpParams params);
+
+// VAR more_smooth latents (smp_smooth_embed_row per row). h: (B, T, D); logits: (B, T, V) (masked by the
+// sampler); codebook: (V, D); image_ids: (B) int64.
+KtStatus kt_smooth_embed(KtBackend *be, KtTensor *h, const KtTensor *logits, const KtTensor *codebook,
+                         float ratio, const KtTensor *image_ids, int64_t pos0, uint64_t seed);
+
+// Decoder output to 8-bit pixels: y = (uint8)(255 * (clamp(x, -1, 1) + 1) / 2), truncating like the VAR demo.
+// x: (B, H, W, C) float32; y: same shape uint8. *n_nonfinite receives the number of NaN/Inf inputs (mapped to 0).
+KtStatus kt_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite);
+
+// Counts NaN/Inf entries of a float32 tensor (a sync point).
+KtStatus kt_count_nonfinite(KtBackend *be, const KtTensor *x, int64_t *count);

@@ -1,0 +1,34 @@
+// Shared test helpers: fixture paths, reading reference tensors, tolerance comparison with a useful report,
+// running the CLI. Tolerances live in tolerances.h, each with its reason.
+#pragma once
+
+#include <criterion/criterion.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kernels/backend.h"
+#include "kernels/checkpoint.h"
+#include "kernels/ops.h"
+#include "tolerances.h"
+
+// "<build>/tests/fixtures/<rel>" in a static buffer (one per call site is fine: copy if you need two).
+const char *fixture_path(const char *rel);
+// A per-test scratch directory (created fresh; removed by the OS tmp cleaner) ending without '/'.
+const char *test_tmpdir(void);
+
+// Reads tensor `name` of a safetensors/pth file as float32 / int64 (malloc'd; numel in *n; shape in shape[] if
+// non-NULL). Fails the test (cr_assert) if anything is wrong.
+float *read_f32(const char *path, const char *name, int64_t *n, int64_t shape[KT_MAX_DIMS], int *ndim);
+int64_t *read_i64(const char *path, const char *name, int64_t *n);
+
+// |got - ref| <= atol + rtol * |ref| elementwise; NaN/Inf positions must match. On failure reports the max abs and
+// rel error, the worst index and the first 5 mismatching pairs, then fails the test. `what` names the quantity.
+void expect_close(const char *what, const float *got, const float *ref, int64_t n, double atol, double rtol);
+void expect_equal_i64(const char *what, const int64_t *got, const int64_t *ref, int64_t n);
+
+// Runs the argen CLI with argv (NULL-terminated, without argv[0]); returns the exit code, stderr into err
+// (truncated to cap).
+int run_cli(const char *const *args, char *err, size_t cap);
+
+// The backend a test wants; skips the test when it is CUDA and no GPU is present.
+void test_backend_init(KtBackend *be, KtDevice dev);
