@@ -73,14 +73,24 @@ KtStatus kt_sync(KtBackend *be) { return be->ops->sync(be); }
 
 size_t kt_arena_size(size_t nbytes) { return (nbytes + KT_ARENA_ALIGN - 1) / KT_ARENA_ALIGN * KT_ARENA_ALIGN; }
 
+void kt_arena_measure(KtArena *a) {
+    memset(a, 0, sizeof *a);
+    a->measuring = true;
+}
+
 KtStatus kt_arena_init(KtArena *a, KtBackend *be, size_t nbytes) {
     a->used = 0;
+    a->measuring = false;
     return kt_buffer_alloc(be, &a->buf, nbytes);
 }
 
 KtStatus kt_arena_tensor(KtArena *a, KtTensor *t, KtDType dt, int ndim, const int64_t *shape, const char *what) {
     *t = kt_tensor(NULL, dt, a->buf.device, ndim, shape);
     size_t need = kt_arena_size(kt_nbytes(t));
+    if (a->measuring) {
+        a->used += need;
+        return KT_OK;
+    }
     if (a->used + need > a->buf.nbytes)
         return KT_FAIL(KT_ERR_OOM, "arena: no room for '%s' (%zu bytes; %zu of %zu used)", what, need, a->used,
                        a->buf.nbytes);
@@ -93,4 +103,38 @@ void kt_arena_free(KtArena *a) {
     if (!a) return;
     kt_buffer_free(&a->buf);
     a->used = 0;
+}
+
+// ---------------------------------------------------------------------------------------------- dtype, graphs
+KtStatus kt_backend_set_matmul_dtype(KtBackend *be, KtDType dt) {
+    if (dt == KT_F32 && !be->ops->set_matmul_dtype) {
+        be->matmul_dtype = KT_F32;
+        return KT_OK;
+    }
+    if (!be->ops->set_matmul_dtype)
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "--dtype %s: the %s backend computes in float32 only", kt_dtype_name(dt),
+                       kt_device_name(be->device));
+    return be->ops->set_matmul_dtype(be, dt);
+}
+
+KtStatus kt_graph_begin(KtBackend *be) {
+    if (!be->ops->graph_begin) return KT_FAIL(KT_ERR_UNSUPPORTED, "%s backend has no graph capture", be->name);
+    return be->ops->graph_begin(be);
+}
+
+KtStatus kt_graph_end(KtBackend *be, KtGraph *g) {
+    memset(g, 0, sizeof *g);
+    KT_TRY(be->ops->graph_end(be, &g->handle));
+    g->owner = be;
+    return KT_OK;
+}
+
+KtStatus kt_graph_launch(KtBackend *be, const KtGraph *g) {
+    if (!g->handle) return KT_FAIL(KT_ERR_ARG, "kt_graph_launch: empty graph");
+    return be->ops->graph_launch(be, g->handle);
+}
+
+void kt_graph_free(KtGraph *g) {
+    if (g && g->handle && g->owner) g->owner->ops->graph_free(g->owner, g->handle);
+    if (g) memset(g, 0, sizeof *g);
 }

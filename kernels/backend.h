@@ -69,6 +69,13 @@ typedef struct {
                              float ratio, const KtTensor *image_ids, int64_t pos0, uint64_t seed);
     KtStatus (*image_to_u8)(KtBackend *, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite);
     KtStatus (*count_nonfinite)(KtBackend *, const KtTensor *x, int64_t *count);
+
+    // optional (NULL on backends without them)
+    KtStatus (*set_matmul_dtype)(KtBackend *, KtDType dt);
+    KtStatus (*graph_begin)(KtBackend *);
+    KtStatus (*graph_end)(KtBackend *, void **graph);
+    KtStatus (*graph_launch)(KtBackend *, void *graph);
+    void (*graph_free)(KtBackend *, void *graph);
 } KtBackendOps;
 
 struct KtBackend {
@@ -83,7 +90,8 @@ struct KtBackend {
     size_t peak_bytes;
 };
 
-// CPU backend: always available. threads <= 0 keeps the library defaults (OpenBLAS/OpenMP env vars).
+// CPU backend: always available. threads <= 0 keeps the OpenMP default (OMP_NUM_THREADS). OpenBLAS is set to run
+// serially: the backend parallelises GEMMs itself so results do not depend on the thread count.
 KtStatus kt_backend_cpu_init(KtBackend *be, int threads);
 // CUDA backend: KT_ERR_UNSUPPORTED when this build has no CUDA, KT_ERR_CUDA when no device is usable.
 KtStatus kt_backend_cuda_init(KtBackend *be, int device_index);
@@ -92,6 +100,22 @@ bool kt_cuda_available(void);
 // Picks a backend by name: "cpu", "cuda", or "auto" (CUDA when available, else CPU).
 KtStatus kt_backend_init_by_name(KtBackend *be, const char *name);
 void kt_backend_free(KtBackend *be);
+
+// Storage/compute dtype for GEMM and conv weights (KT_F32, KT_BF16, KT_F16). Call before loading weights.
+// The CPU backend supports KT_F32 only (KT_ERR_UNSUPPORTED otherwise).
+KtStatus kt_backend_set_matmul_dtype(KtBackend *be, KtDType dt);
+
+// Graph capture: record the ops issued between begin and end once, replay them with launch (CUDA graphs).
+// Backends without graphs return KT_ERR_UNSUPPORTED from kt_graph_begin; callers then run eagerly.
+// Nothing may allocate between begin and end (warm up first so scratch buffers have their final size).
+typedef struct {
+    void *handle;
+    KtBackend *owner;  // borrowed
+} KtGraph;
+KtStatus kt_graph_begin(KtBackend *be);
+KtStatus kt_graph_end(KtBackend *be, KtGraph *g);
+KtStatus kt_graph_launch(KtBackend *be, const KtGraph *g);
+void kt_graph_free(KtGraph *g);
 
 // Memory through the backend. All sizes in bytes.
 KtStatus kt_buffer_alloc(KtBackend *be, KtBuffer *buf, size_t nbytes);
@@ -108,8 +132,11 @@ KtStatus kt_sync(KtBackend *be);
 typedef struct {
     KtBuffer buf;
     size_t used;
+    bool measuring;  // set by kt_arena_measure: carving only counts bytes (tensors get NULL data)
 } KtArena;
 
+// Sizing pass: carve everything once on a measuring arena, then kt_arena_init(a, be, a->used) and carve again.
+void kt_arena_measure(KtArena *a);
 KtStatus kt_arena_init(KtArena *a, KtBackend *be, size_t nbytes);
 // Carves a tensor of the given shape; fails with KT_ERR_OOM naming `what` if the arena is too small.
 KtStatus kt_arena_tensor(KtArena *a, KtTensor *t, KtDType dt, int ndim, const int64_t *shape, const char *what);

@@ -42,7 +42,8 @@ KtStatus kt_add(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b
 // y = alpha * a + beta * b; y, a, b same shape; y may alias a or b.
 KtStatus kt_axpby(KtBackend *be, KtTensor *y, float alpha, const KtTensor *a, float beta, const KtTensor *b);
 
-// Softmax over the last dim (max subtracted first; -inf entries get 0).  ref: F.softmax(x, -1)
+// Softmax over the last dim (max subtracted first; -inf entries get 0; a row that is all -inf becomes all zeros,
+// where torch gives NaN).  ref: F.softmax(x, -1)
 // y, x: (..., V). y may alias x.
 KtStatus kt_softmax(KtBackend *be, KtTensor *y, const KtTensor *x);
 
@@ -98,6 +99,7 @@ KtStatus kt_var_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor
 // Scaled dot-product attention over the first kv_len keys.  ref: F.scaled_dot_product_attention
 // q: (B, NH, Tq, HS); k, v: (B, NH, Tcap, HS) with kv_len <= Tcap; bias: (Tq, kv_len) additive (0 / -inf
 // masks) or NULL; scale multiplies q.k. out: (B, Tq, NH*HS) (heads concatenated, ready for the output projection).
+// A query whose keys are all masked gets a zero output row (torch: NaN).
 KtStatus kt_attention(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                       int64_t kv_len, const KtTensor *bias, float scale);
 

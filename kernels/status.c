@@ -27,7 +27,14 @@ void kt_error_prefix(const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_err, sizeof old);
-    snprintf(g_err, sizeof g_err, "%s: %s", prefix, old);
+    size_t n = strlen(prefix);
+    if (n + 2 >= sizeof g_err) n = sizeof g_err - 3;
+    memcpy(g_err, prefix, n);
+    memcpy(g_err + n, ": ", 2);
+    size_t room = sizeof g_err - n - 3, m = strlen(old);
+    if (m > room) m = room;
+    memcpy(g_err + n + 2, old, m);
+    g_err[n + 2 + m] = 0;
 }
 
 const char *kt_last_error(void) { return g_err; }

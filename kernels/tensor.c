@@ -62,6 +62,7 @@ int64_t kt_rows(const KtTensor *t) {
 KtTensor kt_reshape(const KtTensor *t, int ndim, const int64_t *shape) {
     return kt_tensor(t->data, t->dtype, t->device, ndim, shape);
 }
+KtTensor kt_reshape1(const KtTensor *t, int64_t d0) { return kt_reshape(t, 1, (int64_t[]){d0}); }
 KtTensor kt_reshape2(const KtTensor *t, int64_t d0, int64_t d1) {
     return kt_reshape(t, 2, (int64_t[]){d0, d1});
 }

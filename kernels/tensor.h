@@ -41,6 +41,7 @@ int64_t kt_rows(const KtTensor *t);
 int64_t kt_cols(const KtTensor *t);
 // Same data, new shape (numel must agree; checked by caller via kt_numel when needed).
 KtTensor kt_reshape(const KtTensor *t, int ndim, const int64_t *shape);
+KtTensor kt_reshape1(const KtTensor *t, int64_t d0);
 KtTensor kt_reshape2(const KtTensor *t, int64_t d0, int64_t d1);
 KtTensor kt_reshape3(const KtTensor *t, int64_t d0, int64_t d1, int64_t d2);
 KtTensor kt_reshape4(const KtTensor *t, int64_t d0, int64_t d1, int64_t d2, int64_t d3);

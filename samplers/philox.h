@@ -67,5 +67,6 @@ SMP_HD double smp_u53(uint32_t w0, uint32_t w1) {
     return (double)m * (1.0 / 9007199254740992.0);
 }
 
-// Uniform float in (0, 1) (never 0 or 1) with 24 random bits: safe inside log().
-SMP_HD float smp_u24_open(uint32_t w) { return ((float)(w >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+// Uniform float in (0, 1) (never 0 or 1): safe inside log(). Uses 23 random bits so that every value
+// (k + 0.5) / 2^23 is exact in float32 (with 24 bits, k + 0.5 rounds for k >= 2^23 and k = 2^24 - 1 gave 1.0).
+SMP_HD float smp_u24_open(uint32_t w) { return ((float)(w >> 9) + 0.5f) * (1.0f / 8388608.0f); }

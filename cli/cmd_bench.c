@@ -1,0 +1,139 @@
+// argen bench: times sampling (VQVAE decode included) or the VQVAE decode alone, for an official architecture
+// with random weights or for given checkpoints. Warm-up runs are excluded; the median of --reps runs is reported.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+
+static struct {
+    const char *arch, *vae, *ckpt, *device, *dtype;
+    CliIntList batch, patch_nums;
+    bool random_init, decode_only;
+    int reps, warmup, top_k;
+    float cfg, top_p;
+} g;
+
+static const CliOption k_opts[] = {
+    {"arch", 0, CLI_STRING, NULL, "var-dN", "official VAR architecture of depth N (var-d16, var-d20, var-d24, var-d30)", &g.arch, .required = false},
+    {"random-init", 0, CLI_FLAG, NULL, NULL, "random weights for --arch (no checkpoint needed)", &g.random_init, .required = false},
+    {"vae", 0, CLI_STRING, NULL, "FILE", "VQVAE checkpoint (instead of --arch)", &g.vae, .required = false},
+    {"ckpt", 0, CLI_STRING, NULL, "FILE", "VAR checkpoint (instead of --arch)", &g.ckpt, .required = false},
+    {"patch-nums", 0, CLI_INT_LIST, "1,2,3,4,5,6,8,10,13,16", "N,...", "patch schedule", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
+    {"batch", 'b', CLI_INT_LIST, "1", "N,...", "batch sizes to time", &g.batch, .has_min = true, .min = 1, .has_max = true, .max = 4096, .max_items = 16},
+    {"decode-only", 0, CLI_FLAG, NULL, NULL, "time only the VQVAE decode (tokens -> pixels)", &g.decode_only, .required = false},
+    {"reps", 0, CLI_INT, "3", NULL, "timed runs per batch size (median reported)", &g.reps, .has_min = true, .min = 1, .has_max = true, .max = 1000},
+    {"warmup", 0, CLI_INT, "1", NULL, "untimed runs first", &g.warmup, .has_min = true, .min = 0, .has_max = true, .max = 100},
+    {"cfg", 0, CLI_FLOAT, "4", NULL, "guidance (official demo setting)", &g.cfg, .has_min = true, .min = 0},
+    {"top-k", 0, CLI_INT, "900", NULL, "top-k (official demo setting)", &g.top_k, .has_min = true, .min = 0},
+    {"top-p", 0, CLI_FLOAT, "0.95", NULL, "top-p (official demo setting)", &g.top_p, .has_min = true, .min = 0, .has_max = true, .max = 1},
+    {"device", 0, CLI_STRING, "auto", NULL, "compute device", &g.device, .choices = "auto|cpu|cuda"},
+    {"dtype", 0, CLI_STRING, "fp32", NULL, "GEMM/conv precision (bf16/fp16: CUDA only)", &g.dtype, .choices = "fp32|bf16|fp16"},
+};
+
+static const CliCommand k_cmd = {
+    "argen bench",
+    "Times VAR sampling (all scales + VQVAE decode) per batch size: latency per batch and images per second.",
+    k_opts, CLI_COUNT(k_opts), NULL, 0, 0,
+    "examples:\n  argen bench --arch var-d16 --random-init --batch 1,8,32,64 --device cuda --dtype bf16\n"
+    "  argen bench --arch var-d16 --random-init --decode-only --batch 32",
+};
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// Runs one timed call of the workload for batch B.
+static ArgenStatus run_once(ArgenModel *m, const ArgenSampleParams *sp, int B, int *cls, int64_t *ids, uint8_t *px,
+                            int32_t *tok) {
+    if (g.decode_only) return argen_decode(m, B, tok, px);
+    return argen_sample(m, sp, B, cls, ids, px, tok);
+}
+
+static int bench_batch(const ArgenLoadParams *base, int B) {
+    ArgenLoadParams lp = *base;
+    lp.max_batch = B;
+    ArgenModel *m = NULL;
+    if (argen_load(&m, &lp) != ARGEN_OK) return cli_fail();
+    ArgenInfo info;
+    argen_info(m, &info);
+    size_t S = (size_t)info.image_size;
+    uint8_t *px = malloc((size_t)B * S * S * 3);
+    int32_t *tok = calloc((size_t)B * (size_t)info.num_tokens, sizeof *tok);
+    int *cls = malloc((size_t)B * sizeof *cls);
+    int64_t *ids = malloc((size_t)B * sizeof *ids);
+    double *times = malloc((size_t)g.reps * sizeof *times);
+    int rc = px && tok && cls && ids && times ? 0 : (fprintf(stderr, "argen: out of memory\n"), 1);
+    ArgenSampleParams sp;
+    argen_sample_params_init(&sp);
+    sp.cfg = g.cfg;
+    sp.top_k = g.top_k;
+    sp.top_p = g.top_p;
+    for (int i = 0; rc == 0 && i < B; i++) {
+        cls[i] = info.num_classes ? (i * 97 + 1) % info.num_classes : 0;
+        ids[i] = i;
+        for (int t = 0; t < info.num_tokens; t++) tok[(size_t)i * (size_t)info.num_tokens + (size_t)t] = (i * 31 + t * 7) % info.vocab_size;
+    }
+    for (int r = 0; rc == 0 && r < g.warmup + g.reps; r++) {
+        double t0 = cli_now();
+        if (run_once(m, &sp, B, cls, ids, px, tok) != ARGEN_OK) rc = cli_fail();
+        if (r >= g.warmup) times[r - g.warmup] = cli_now() - t0;
+    }
+    if (rc == 0) {
+        qsort(times, (size_t)g.reps, sizeof *times, cmp_double);
+        double med = times[g.reps / 2];
+        argen_info(m, &info);
+        printf("| %-5d | %10.2f | %10.2f | %9.1f | %s |\n", B, 1e3 * med, B / med,
+               (double)info.device_bytes_peak / (1 << 20), info.device);
+        fflush(stdout);
+    }
+    argen_free(m);
+    free(px);
+    free(tok);
+    free(cls);
+    free(ids);
+    free(times);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+    CliParsed parsed;
+    int rc;
+    if (!cli_parse_or_exit(&k_cmd, argc, argv, &parsed, &rc)) return rc;
+    ArgenLoadParams lp;
+    argen_load_params_init(&lp);
+    lp.device = g.device;
+    lp.dtype = g.dtype;
+    lp.patch_nums = g.patch_nums.v;
+    lp.n_patch_nums = g.patch_nums.n;
+    rc = 2;
+    if (g.arch) {
+        int depth = 0;
+        char tail;
+        if (sscanf(g.arch, "var-d%d%c", &depth, &tail) != 1 || depth < 1 || depth > 64) {
+            fprintf(stderr, "argen: --arch: expected var-dN (e.g. var-d16), got '%s'\n", g.arch);
+            goto done;
+        }
+        if (!g.random_init) {
+            fprintf(stderr, "argen: --arch %s needs --random-init (or pass --vae/--ckpt instead)\n", g.arch);
+            goto done;
+        }
+        lp.random_depth = depth;
+    } else if (!g.vae || (!g.ckpt && !g.decode_only)) {
+        fprintf(stderr, "argen: bench needs --arch var-dN --random-init, or --vae and --ckpt\n");
+        goto done;
+    } else {
+        lp.vae_path = g.vae;
+        lp.ckpt_path = g.decode_only ? NULL : g.ckpt;
+    }
+    printf("argen bench: %s, %s, %s, cfg %g, top-k %d, top-p %g, %d warm-up + median of %d\n",
+           g.arch ? g.arch : g.ckpt ? g.ckpt : g.vae, g.decode_only ? "VQVAE decode only" : "sampling + VQVAE decode",
+           g.dtype, (double)g.cfg, g.top_k, (double)g.top_p, g.warmup, g.reps);
+    printf("| batch | ms / batch |    img / s | peak MiB  | device |\n|---|---|---|---|---|\n");
+    rc = 0;
+    for (int i = 0; rc == 0 && i < g.batch.n; i++) rc = bench_batch(&lp, g.batch.v[i]);
+done:
+    cli_parsed_free(&parsed);
+    return rc;
+}

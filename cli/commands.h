@@ -1,0 +1,19 @@
+// The argen subcommands and helpers they share. Each command returns the process exit code
+// (0 ok, 1 runtime error, 2 usage error) and prints errors as "argen: <what>".
+#pragma once
+
+#include "argen.h"
+#include "options.h"
+
+int cmd_sample(int argc, char **argv);
+int cmd_recon(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+// Parses argv with `cmd`; prints help (returns 0 via *exit_code) or a usage error (2). Returns true when the
+// command should go on.
+bool cli_parse_or_exit(const CliCommand *cmd, int argc, char **argv, CliParsed *parsed, int *exit_code);
+// Prints "argen: <kt_last_error()>" and returns 1.
+int cli_fail(void);
+// Seconds since an arbitrary start (monotonic clock).
+double cli_now(void);

@@ -1,0 +1,205 @@
+// The public API (argen.h) over the backend, the VAR VQVAE and the VAR transformer.
+#include "argen.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ops.h"
+#include "var.h"
+
+struct ArgenModel {
+    KtBackend be;
+    VarVqvae vq;
+    VarModel var;
+    VarWorkspace ws;
+    bool has_var;
+    int max_batch;
+};
+
+static const int k_official_patch_nums[] = {1, 2, 3, 4, 5, 6, 8, 10, 13, 16};
+
+void argen_load_params_init(ArgenLoadParams *p) {
+    memset(p, 0, sizeof *p);
+    p->device = "auto";
+    p->dtype = "fp32";
+    p->max_batch = 1;
+}
+
+void argen_sample_params_init(ArgenSampleParams *p) {
+    memset(p, 0, sizeof *p);
+    p->cfg = 1.5f;
+    p->top_k = 900;
+    p->top_p = 0.96f;
+}
+
+const char *argen_last_error(void) { return kt_last_error(); }
+const char *argen_status_name(ArgenStatus s) { return kt_status_name((KtStatus)s); }
+const char *argen_version(void) { return "0.1.0"; }
+bool argen_cuda_available(void) { return kt_cuda_available(); }
+
+static KtStatus parse_dtype(const char *s, KtDType *dt) {
+    if (!s || !strcmp(s, "fp32")) *dt = KT_F32;
+    else if (!strcmp(s, "bf16")) *dt = KT_BF16;
+    else if (!strcmp(s, "fp16")) *dt = KT_F16;
+    else return KT_FAIL(KT_ERR_ARG, "--dtype: expected fp32, bf16 or fp16, got '%s'", s);
+    return KT_OK;
+}
+
+static KtStatus load_vq(ArgenModel *m, const ArgenLoadParams *p, const int *pns, int n_pns) {
+    VarVqConfig c;
+    if (p->random_depth > 0) {
+        KT_TRY(vq_var_config_default(&c, pns, n_pns));
+        return vq_var_init(&m->vq, &m->be, &c, NULL, p->random_seed + 1, m->max_batch);
+    }
+    if (!p->vae_path) return KT_FAIL(KT_ERR_ARG, "--vae: a VQVAE checkpoint is required");
+    KtCheckpoint ck = {0};
+    KT_TRY(kt_ckpt_open(&ck, p->vae_path));
+    KtStatus st = vq_var_config_from_ckpt(&c, &ck, pns, n_pns);
+    if (st == KT_OK) st = vq_var_init(&m->vq, &m->be, &c, &ck, 0, m->max_batch);
+    kt_ckpt_close(&ck);
+    return st;
+}
+
+static KtStatus load_var(ArgenModel *m, const ArgenLoadParams *p, const int *pns, int n_pns) {
+    VarConfig c;
+    if (p->random_depth > 0) {
+        KT_TRY(var_config_official(&c, p->random_depth, pns, n_pns));
+        KT_TRY(var_init(&m->var, &m->be, &c, NULL, p->random_seed));
+    } else {
+        KtCheckpoint ck = {0};
+        KT_TRY(kt_ckpt_open(&ck, p->ckpt_path));
+        KtStatus st = var_config_from_ckpt(&c, &ck, pns, n_pns);
+        if (st == KT_OK) st = var_init(&m->var, &m->be, &c, &ck, 0);
+        kt_ckpt_close(&ck);
+        KT_TRY(st);
+    }
+    m->has_var = true;
+    return var_workspace_init(&m->ws, &m->var, &m->vq, m->max_batch);
+}
+
+ArgenStatus argen_load(ArgenModel **out, const ArgenLoadParams *p) {
+    *out = NULL;
+    if (p->max_batch < 1 || p->max_batch > 4096)
+        return KT_FAIL(KT_ERR_ARG, "--batch: expected 1 to 4096, got %d", p->max_batch);
+    ArgenModel *m = calloc(1, sizeof *m);
+    if (!m) return KT_FAIL(KT_ERR_OOM, "out of memory");
+    m->max_batch = p->max_batch;
+    const int *pns = p->patch_nums ? p->patch_nums : k_official_patch_nums;
+    int n_pns = p->patch_nums ? p->n_patch_nums : (int)(sizeof k_official_patch_nums / sizeof *k_official_patch_nums);
+    KtDType dt = KT_F32;
+    KtStatus st = parse_dtype(p->dtype, &dt);
+    if (st == KT_OK) st = kt_backend_init_by_name(&m->be, p->device);
+    if (st == KT_OK) st = kt_backend_set_matmul_dtype(&m->be, dt);
+    if (st == KT_OK) st = load_vq(m, p, pns, n_pns);
+    if (st == KT_OK && (p->ckpt_path || p->random_depth > 0)) st = load_var(m, p, pns, n_pns);
+    if (st != KT_OK) {
+        argen_free(m);
+        return st;
+    }
+    *out = m;
+    return KT_OK;
+}
+
+void argen_free(ArgenModel *m) {
+    if (!m) return;
+    var_workspace_free(&m->ws);
+    var_free(&m->var);
+    vq_var_free(&m->vq);
+    kt_backend_free(&m->be);
+    free(m);
+}
+
+ArgenStatus argen_info(const ArgenModel *m, ArgenInfo *info) {
+    memset(info, 0, sizeof *info);
+    const VarVqConfig *q = &m->vq.config;
+    info->image_size = q->image_size;
+    info->num_tokens = vq_var_num_tokens(q);
+    info->vocab_size = q->V;
+    info->n_scales = q->n_scales;
+    memcpy(info->patch_nums, q->patch_nums, sizeof info->patch_nums);
+    info->max_batch = m->max_batch;
+    info->n_params_tokenizer = m->vq.table.n_params;
+    if (m->has_var) {
+        const VarConfig *c = &m->var.config;
+        info->num_classes = c->num_classes;
+        info->depth = c->depth;
+        info->width = c->C;
+        info->heads = c->n_heads;
+        info->n_params_generator = m->var.table.n_params;
+    }
+    info->device = m->be.name;
+    info->device_bytes_peak = m->be.peak_bytes;
+    return KT_OK;
+}
+
+ArgenStatus argen_sample(ArgenModel *m, const ArgenSampleParams *p, int n, const int *classes,
+                         const int64_t *image_ids, uint8_t *pixels, int32_t *tokens) {
+    if (!m->has_var) return KT_FAIL(KT_ERR_ARG, "sampling needs a transformer checkpoint (--ckpt)");
+    if (n < 0 || !classes || !image_ids || !pixels) return KT_FAIL(KT_ERR_ARG, "argen_sample: bad arguments");
+    if (!(p->cfg >= 0) || p->cfg > 1e4f) return KT_FAIL(KT_ERR_ARG, "--cfg: expected a number >= 0, got %g", p->cfg);
+    if (p->top_k < 0) return KT_FAIL(KT_ERR_ARG, "--top-k: expected >= 0, got %d", p->top_k);
+    if (!(p->top_p >= 0 && p->top_p <= 1)) return KT_FAIL(KT_ERR_ARG, "--top-p: expected 0 to 1, got %g", p->top_p);
+    VarSampleParams sp = {.cfg = p->cfg, .more_smooth = p->more_smooth, .smp = smp_params_default()};
+    sp.smp.seed = p->seed;
+    sp.smp.top_k = p->top_k;
+    sp.smp.top_p = p->top_p;
+    int64_t S = m->vq.config.image_size, L = m->var.config.L;
+    for (int i = 0; i < n; i += m->max_batch) {
+        int b = n - i < m->max_batch ? n - i : m->max_batch;
+        VarOutputs out = {.pixels = pixels + (size_t)i * (size_t)(S * S * 3), .tokens = tokens ? tokens + i * L : NULL};
+        KT_TRY(var_generate(&m->var, &m->vq, &m->ws, &sp, b, classes + i, image_ids + i, &out));
+    }
+    return KT_OK;
+}
+
+// u8 RGB -> [-1, 1] float as the official pipeline: x/255, then 2x - 1.
+static void pixels_to_unit(float *dst, const uint8_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = (float)src[i] / 255.0f;
+        dst[i] = v + v - 1.0f;
+    }
+}
+
+ArgenStatus argen_encode(ArgenModel *m, int n, const uint8_t *pixels, int32_t *tokens) {
+    int64_t S = m->vq.config.image_size, L = vq_var_num_tokens(&m->vq.config), per = S * S * 3;
+    int bmax = m->vq.max_batch;
+    KtBuffer buf = {0};
+    float *host = malloc((size_t)(bmax * per) * sizeof *host);
+    int64_t *tok = malloc((size_t)(bmax * L) * sizeof *tok);
+    KtStatus st = host && tok ? kt_buffer_alloc(&m->be, &buf, (size_t)(bmax * per) * 4) : KT_FAIL(KT_ERR_OOM, "out of memory");
+    for (int i = 0; st == KT_OK && i < n; i += bmax) {
+        int b = n - i < bmax ? n - i : bmax;
+        KtTensor img = kt_tensor4(buf.data, KT_F32, m->be.device, b, S, S, 3);
+        pixels_to_unit(host, pixels + (size_t)(i * per), (size_t)(b * per));
+        if ((st = kt_upload(&m->be, &img, host)) == KT_OK) st = vq_var_img_to_tokens(&m->vq, tok, &img);
+        for (int64_t j = 0; st == KT_OK && j < b * L; j++) tokens[i * L + j] = (int32_t)tok[j];
+    }
+    kt_buffer_free(&buf);
+    free(host);
+    free(tok);
+    return st;
+}
+
+ArgenStatus argen_decode(ArgenModel *m, int n, const int32_t *tokens, uint8_t *pixels) {
+    int64_t S = m->vq.config.image_size, L = vq_var_num_tokens(&m->vq.config), per = S * S * 3;
+    int bmax = m->vq.max_batch;
+    KtBuffer fbuf = {0}, ubuf = {0};
+    int64_t *tok = malloc((size_t)(bmax * L) * sizeof *tok);
+    KtStatus st = tok ? kt_buffer_alloc(&m->be, &fbuf, (size_t)(bmax * per) * 4) : KT_FAIL(KT_ERR_OOM, "out of memory");
+    if (st == KT_OK) st = kt_buffer_alloc(&m->be, &ubuf, (size_t)(bmax * per));
+    for (int i = 0; st == KT_OK && i < n; i += bmax) {
+        int b = n - i < bmax ? n - i : bmax;
+        KtTensor img = kt_tensor4(fbuf.data, KT_F32, m->be.device, b, S, S, 3);
+        KtTensor px = kt_tensor4(ubuf.data, KT_U8, m->be.device, b, S, S, 3);
+        for (int64_t j = 0; j < b * L; j++) tok[j] = tokens[i * L + j];
+        int64_t bad = 0;
+        if ((st = vq_var_tokens_to_image(&m->vq, &img, tok, b)) != KT_OK) break;
+        if ((st = kt_image_to_u8(&m->be, &px, &img, &bad)) != KT_OK) break;
+        if (bad) st = KT_FAIL(KT_ERR_NUMERIC, "VQVAE decoder: %lld non-finite pixel values", (long long)bad);
+        else st = kt_download(&m->be, pixels + (size_t)(i * per), &px);
+    }
+    kt_buffer_free(&fbuf);
+    kt_buffer_free(&ubuf);
+    free(tok);
+    return st;
+}

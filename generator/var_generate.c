@@ -1,0 +1,172 @@
+// VAR next-scale sampling with classifier-free guidance: autoregressive_infer_cfg.
+// ref: VAR models/var.py VAR.autoregressive_infer_cfg (spec: shared/spec/var.md §3)
+// Dims: B images, B2 = 2B rows (conditional rows first, then the null class), T tokens of the scale (pn*pn),
+//       L all tokens, C width, V vocabulary, Cv latent channels, Hl latent side, S image side.
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/ops.h"
+#include "var.h"
+#include "var_internal.h"
+
+static int64_t max_tokens_per_scale(const VarConfig *c) {
+    int64_t best = 0;
+    for (int i = 0; i < c->n_scales; i++)
+        if ((int64_t)c->patch_nums[i] * c->patch_nums[i] > best) best = (int64_t)c->patch_nums[i] * c->patch_nums[i];
+    return best;
+}
+
+static KtStatus check_pair(const VarModel *m, const VarVqvae *vq) {
+    const VarConfig *c = &m->config;
+    const VarVqConfig *q = &vq->config;
+    if (c->V != q->V || c->Cvae != q->Cvae)
+        return KT_FAIL(KT_ERR_SHAPE, "the VAR transformer (vocabulary %d, %d latent channels) does not match the "
+                       "VQVAE (codebook %d x %d): use the VQVAE the model was trained with", c->V, c->Cvae, q->V, q->Cvae);
+    if (c->n_scales != q->n_scales || memcmp(c->patch_nums, q->patch_nums, (size_t)c->n_scales * sizeof(int)))
+        return KT_FAIL(KT_ERR_ARG, "transformer and VQVAE were set up with different patch schedules");
+    return KT_OK;
+}
+
+KtStatus var_workspace_init(VarWorkspace *ws, const VarModel *m, const VarVqvae *vq, int max_batch) {
+    memset(ws, 0, sizeof *ws);
+    KT_TRY(check_pair(m, vq));
+    if (max_batch < 1 || max_batch > vq->max_batch)
+        return KT_FAIL(KT_ERR_ARG, "--batch %d: expected 1 to %d (the VQVAE workspace)", max_batch, vq->max_batch);
+    KtStatus st = var_ws_alloc(ws, m, vq, 2 * (int64_t)max_batch, max_tokens_per_scale(&m->config), max_batch);
+    if (st != KT_OK) var_workspace_free(ws);
+    return st;
+}
+
+// Step-0 tokens: x[r] = class_emb[label_r] + pos_start + lvl_pos[0] for all B2 rows.
+static KtStatus first_tokens(VarModel *m, VarWorkspace *ws, int64_t B2) {
+    int64_t C = m->config.C;
+    KtTensor x = kt_reshape2(&ws->x, B2, C), cond = kt_reshape2(&ws->cond, B2, C);  // (B2, C)
+    KtTensor pos0 = kt_reshape1(&m->pos_start, C), lvl0 = kt_slice0(&m->lvl_pos, 0, 1);  // (C), (1, C)
+    KtTensor lvl0v = kt_reshape1(&lvl0, C);
+    KT_TRY(kt_add(m->be, &x, &cond, &pos0));
+    return kt_add(m->be, &x, &x, &lvl0v);
+}
+
+// Next scale's tokens from the cumulative latent: word_embed(AREA(f_hat -> pn')) + lvl_pos, duplicated for the
+// null-class rows.
+static KtStatus next_tokens(VarModel *m, VarVqvae *vq, VarWorkspace *ws, int64_t B, int si) {
+    const VarConfig *c = &m->config;
+    int64_t pn = c->patch_nums[si + 1], T = pn * pn, C = c->C;
+    KtTensor nx = kt_reshape4(&ws->next_in, B, pn, pn, c->Cvae);  // (B, pn', pn', Cv)
+    KtTensor f_hat = kt_slice0(&ws->f_hat, 0, B);
+    KT_TRY(kt_resize_area(m->be, &nx, &f_hat));
+    KtTensor x = kt_reshape3(&ws->x, 2 * B, T, C);  // (B2, T', C)
+    KtTensor xc = kt_slice0(&x, 0, B), xu = kt_slice0(&x, B, B);
+    KtTensor nx3 = kt_reshape3(&nx, B, T, c->Cvae);
+    KtTensor lvl = kt_slice0(&m->lvl_pos, c->begin[si + 1], T);  // (T', C)
+    KT_TRY(kt_linear(m->be, &xc, &nx3, &m->word_embed_w, &m->word_embed_b));
+    KT_TRY(kt_add(m->be, &xc, &xc, &lvl));
+    (void)vq;
+    return kt_copy(m->be, &xu, &xc);
+}
+
+static KtStatus check_finite(KtBackend *be, const KtTensor *t, const char *what, int si) {
+    int64_t bad = 0;
+    KT_TRY(kt_count_nonfinite(be, t, &bad));
+    if (bad)
+        return KT_FAIL(KT_ERR_NUMERIC, "scale %d: %lld non-finite values in the %s (broken weights, or a reduced "
+                       "precision overflow: try --dtype fp32)", si, (long long)bad, what);
+    return KT_OK;
+}
+
+// Host copy of the CFG logits of one scale into logits_out (B, L, V).
+static KtStatus save_logits(VarModel *m, const KtTensor *lc, int64_t B, int si, float *out) {
+    const VarConfig *c = &m->config;
+    int64_t T = lc->shape[1], V = c->V;
+    float *tmp = malloc((size_t)kt_numel(lc) * sizeof *tmp);
+    if (!tmp) return KT_FAIL(KT_ERR_OOM, "out of memory");
+    KtStatus st = kt_download(m->be, tmp, lc);
+    for (int64_t b = 0; st == KT_OK && b < B; b++)
+        memcpy(out + (b * c->L + c->begin[si]) * V, tmp + b * T * V, (size_t)(T * V) * sizeof *tmp);
+    free(tmp);
+    return st;
+}
+
+static KtStatus download_tokens(VarModel *m, VarWorkspace *ws, int64_t B, int32_t *out) {
+    const VarConfig *c = &m->config;
+    int32_t *tmp = malloc((size_t)(c->L * B) * sizeof *tmp);
+    if (!tmp) return KT_FAIL(KT_ERR_OOM, "out of memory");
+    KtTensor all = kt_slice0(&ws->tokens, 0, c->L * B);
+    KtStatus st = kt_download(m->be, tmp, &all);
+    for (int si = 0; st == KT_OK && si < c->n_scales; si++) {  // scale-major (B*begin offsets) -> (B, L)
+        int64_t T = c->begin[si + 1] - c->begin[si];
+        for (int64_t b = 0; b < B; b++)
+            memcpy(out + b * c->L + c->begin[si], tmp + B * c->begin[si] + b * T, (size_t)T * sizeof *tmp);
+    }
+    free(tmp);
+    return st;
+}
+
+// One scale: blocks over the new tokens, head, CFG mix, sampling, and the latent update.
+static KtStatus run_scale(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const VarSampleParams *p, int64_t B, int si,
+                          float *logits_out) {
+    KtBackend *be = m->be;
+    const VarConfig *c = &m->config;
+    int64_t pn = c->patch_nums[si], T = pn * pn, t0 = c->begin[si], B2 = 2 * B;
+    float ratio = (float)si / (float)(c->n_scales - 1);
+    for (int i = 0; i < c->depth; i++) KT_TRY(var_block_forward(m, ws, i, B2, T, t0, NULL));
+    KtTensor logits, lc = kt_reshape3(&ws->logits_cfg, B, T, c->V);  // (B2, T, V) -> (B, T, V)
+    KT_TRY(var_head_forward(m, ws, B2, T, &logits));
+    KT_TRY(kt_cfg_combine(be, &lc, &logits, p->cfg * ratio));
+    KT_TRY(check_finite(be, &lc, "logits", si));
+    if (logits_out) KT_TRY(save_logits(m, &lc, B, si, logits_out));
+
+    KtTensor tok = kt_reshape2(&ws->tokens, B, T), ids = kt_slice0(&ws->image_ids, 0, B);
+    tok.data = (int32_t *)ws->tokens.data + B * t0;  // scale-major token storage
+    KT_TRY(kt_sample_top_k_top_p(be, &tok, &lc, &ids, t0, p->smp));
+    KtTensor f_hat = kt_slice0(&ws->f_hat, 0, B);
+    if (p->more_smooth) {  // Gumbel-softmax latents from the masked logits; the sampled tokens are not used
+        KtTensor hs = kt_reshape3(&ws->h_smooth, B, T, c->Cvae);
+        KT_TRY(kt_smooth_embed(be, &hs, &lc, &vq->codebook, ratio, &ids, t0, p->smp.seed));
+        KtTensor h4 = kt_reshape4(&hs, B, pn, pn, c->Cvae);
+        KT_TRY(vq_var_add_scale_latent(vq, &f_hat, &h4, si));
+    } else {
+        KtTensor idx = kt_reshape1(&tok, B * T);
+        KT_TRY(vq_var_add_scale(vq, &f_hat, &idx, si, (int)B));
+    }
+    return si + 1 < c->n_scales ? next_tokens(m, vq, ws, B, si) : KT_OK;
+}
+
+KtStatus var_generate(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const VarSampleParams *p, int B,
+                      const int32_t *labels, const int64_t *image_ids, const VarOutputs *out) {
+    KtBackend *be = m->be;
+    const VarConfig *c = &m->config;
+    if (B < 1 || B > ws->max_batch)
+        return KT_FAIL(KT_ERR_ARG, "batch %d outside [1, %d] (the workspace size)", B, ws->max_batch);
+    KT_TRY(var_check_labels(c, B, labels));
+    int64_t B2 = 2 * (int64_t)B;
+
+    int32_t *lab2 = malloc((size_t)B2 * sizeof *lab2);
+    if (!lab2) return KT_FAIL(KT_ERR_OOM, "out of memory");
+    for (int b = 0; b < B; b++) {
+        lab2[b] = labels[b];
+        lab2[B + b] = c->num_classes;  // the null class row of CFG
+    }
+    KtTensor lab = kt_slice0(&ws->labels, 0, B2), ids = kt_slice0(&ws->image_ids, 0, B);
+    KtStatus st = kt_upload(be, &lab, lab2);
+    free(lab2);
+    KT_TRY(st);
+    KT_TRY(kt_upload(be, &ids, image_ids));
+    KT_TRY(var_cond_prepare(m, ws, B2));
+    KT_TRY(first_tokens(m, ws, B2));
+    KtTensor f_hat = kt_slice0(&ws->f_hat, 0, B);
+    KT_TRY(kt_zero(be, &f_hat));
+    for (int si = 0; si < c->n_scales; si++) KT_TRY(run_scale(m, vq, ws, p, B, si, out ? out->logits : NULL));
+
+    KtTensor img = kt_slice0(&ws->img, 0, B), px = kt_slice0(&ws->pixels, 0, B);
+    KT_TRY(vq_var_decode(vq, &img, &f_hat));
+    int64_t bad = 0;
+    KT_TRY(kt_image_to_u8(be, &px, &img, &bad));
+    if (bad)
+        return KT_FAIL(KT_ERR_NUMERIC, "VQVAE decoder: %lld non-finite pixel values (broken VQVAE weights, or a "
+                       "reduced precision overflow: try --dtype fp32)", (long long)bad);
+    if (out && out->pixels) KT_TRY(kt_download(be, out->pixels, &px));
+    if (out && out->image) KT_TRY(kt_download(be, out->image, &img));
+    if (out && out->tokens) KT_TRY(download_tokens(m, ws, B, out->tokens));
+    return KT_OK;
+}

@@ -1,0 +1,131 @@
+// Spatial resampling on NHWC maps: nearest 2x, PyTorch's bicubic (A = -0.75, align_corners=False, no antialias)
+// and area (= adaptive average pooling). Both resizes reproduce torch's CPU kernels operation by operation on NCHW
+// float32 (spec/var.md §1.5), only with channels innermost.
+// ref: F.interpolate(mode='nearest' / 'bicubic' / 'area'); aten UpSampleKernel.cpp, AdaptiveAvgPoolKernel.cpp
+// Dims: B batch, H/W input size, Ho/Wo output size, C channels.
+#include <math.h>
+#include <string.h>
+
+#include "cpu_ops.h"
+
+// x: (B, H, W, C); y: (B, 2H, 2W, C).
+KtStatus cpu_upsample_nearest2x(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    (void)be;
+    int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
+    const float *xd = x->data;
+    float *yd = y->data;
+    size_t px = (size_t)C * sizeof(float);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < B * 2 * H; r++) {
+        int64_t b = r / (2 * H), oy = r % (2 * H);
+        const float *src = xd + (b * H + oy / 2) * W * C;
+        float *dst = yd + r * 2 * W * C;
+        for (int64_t ox = 0; ox < 2 * W; ox++) memcpy(dst + ox * C, src + (ox / 2) * C, px);
+    }
+    return KT_OK;
+}
+
+// ------------------------------------------------------------------------------------------------------ bicubic
+typedef struct {
+    int64_t idx[4];
+    float w[4];
+} CubicTaps;
+
+static float cubic1(float x, float A) { return ((A + 2) * x - (A + 3)) * x * x + 1; }
+static float cubic2(float x, float A) { return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A; }
+
+// Taps of output coordinate o for input size n: scale = (float)n / out in float32; the source coordinate is
+// formed in double and rounded to float (scale * (o + 0.5) - 0.5, as aten's area_pixel_compute_source_index);
+// taps i0-1..i0+2 are clamped to the border.
+static CubicTaps cubic_taps(int64_t n, int64_t out, int64_t o) {
+    const float A = -0.75f;
+    float scale = (float)n / (float)out;
+    float src = (float)((double)scale * ((double)o + 0.5) - 0.5);
+    float fl = floorf(src);
+    float t = src - fl;
+    int64_t i0 = (int64_t)fl;
+    CubicTaps c;
+    c.w[0] = cubic2((float)((double)t + 1.0), A);
+    c.w[1] = cubic1(t, A);
+    float t2 = (float)(1.0 - (double)t);
+    c.w[2] = cubic1(t2, A);
+    c.w[3] = cubic2((float)((double)t2 + 1.0), A);
+    for (int j = 0; j < 4; j++) {
+        int64_t i = i0 - 1 + j;
+        c.idx[j] = i < 0 ? 0 : i > n - 1 ? n - 1 : i;
+    }
+    return c;
+}
+
+// x: (B, H, W, C); y: (B, Ho, Wo, C). For each of the 4 tap rows interpolate along x, then combine along y, each
+// sum accumulated left to right (aten's Interpolate<2>::eval order).
+KtStatus cpu_resize_bicubic(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    (void)be;
+    int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
+    int64_t Ho = y->shape[1], Wo = y->shape[2];
+    const float *xd = x->data;
+    float *yd = y->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < B * Ho; r++) {
+        int64_t b = r / Ho, oy = r % Ho;
+        CubicTaps ty = cubic_taps(H, Ho, oy);
+        for (int64_t ox = 0; ox < Wo; ox++) {
+            CubicTaps tx = cubic_taps(W, Wo, ox);
+            const float *p[4][4];
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) p[i][j] = xd + ((b * H + ty.idx[i]) * W + tx.idx[j]) * C;
+            float *dst = yd + (r * Wo + ox) * C;
+            for (int64_t c = 0; c < C; c++) {
+                float out = 0;
+                for (int i = 0; i < 4; i++) {
+                    float t = p[i][0][c] * tx.w[0];
+                    t += p[i][1][c] * tx.w[1];
+                    t += p[i][2][c] * tx.w[2];
+                    t += p[i][3][c] * tx.w[3];
+                    if (i == 0)
+                        out = t * ty.w[0];
+                    else
+                        out += t * ty.w[i];
+                }
+                dst[c] = out;
+            }
+        }
+    }
+    return KT_OK;
+}
+
+// --------------------------------------------------------------------------------------------------------- area
+// Window of output index a for input size n -> out: [floor(a*n/out), ceil((a+1)*n/out)).
+static void area_window(int64_t n, int64_t out, int64_t a, int64_t *s, int64_t *e) {
+    *s = (a * n) / out;
+    *e = ((a + 1) * n + out - 1) / out;
+}
+
+// x: (B, H, W, C); y: (B, Ho, Wo, C). Per output pixel: float sum in (iy, ix) row-major order, then / kh / kw
+// (aten's cpu_adaptive_avg_pool).
+KtStatus cpu_resize_area(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    (void)be;
+    int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], C = x->shape[3];
+    int64_t Ho = y->shape[1], Wo = y->shape[2];
+    const float *xd = x->data;
+    float *yd = y->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < B * Ho; r++) {
+        int64_t b = r / Ho, oy = r % Ho, y0, y1;
+        area_window(H, Ho, oy, &y0, &y1);
+        for (int64_t ox = 0; ox < Wo; ox++) {
+            int64_t x0, x1;
+            area_window(W, Wo, ox, &x0, &x1);
+            float *dst = yd + (r * Wo + ox) * C;
+            for (int64_t c = 0; c < C; c++) dst[c] = 0;
+            for (int64_t iy = y0; iy < y1; iy++)
+                for (int64_t ix = x0; ix < x1; ix++) {
+                    const float *src = xd + ((b * H + iy) * W + ix) * C;
+                    for (int64_t c = 0; c < C; c++) dst[c] += src[c];
+                }
+            float kh = (float)(y1 - y0), kw = (float)(x1 - x0);
+            for (int64_t c = 0; c < C; c++) dst[c] = dst[c] / kh / kw;
+        }
+    }
+    return KT_OK;
+}

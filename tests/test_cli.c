@@ -1,0 +1,198 @@
+// The argen command line end to end on the var_tiny fixture: greedy sampling reproduces the official tokens and
+// image, runs resume and regenerate single images, and bad input gets a clear message and a non-zero exit.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/image_io.h"
+#include "testutil.h"
+
+static char g_err[16384];
+
+static int cli(const char *const *args) { return run_cli(args, g_err, sizeof g_err); }
+
+static char vae[1024], var[1024];
+static void paths(void) {
+    snprintf(vae, sizeof vae, "%s", fixture_path("var_tiny/vae.pth"));
+    snprintf(var, sizeof var, "%s", fixture_path("var_tiny/var.pth"));
+}
+
+static void sample_greedy(const char *dir, const char *extra) {
+    char tok[1100];
+    snprintf(tok, sizeof tok, "%s/tokens.json", dir);
+    const char *args[] = {"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--class", "3,7",
+                          "--cfg", "2.5", "--top-k", "1", "--out", dir, "--tokens-out", tok, "--device", "cpu", "-q",
+                          extra, NULL};
+    int rc = cli(args);
+    cr_assert_eq(rc, 0, "argen sample failed (%d): %s", rc, g_err);
+}
+
+Test(cli, greedy_sample_reproduces_official_tokens_and_image) {
+    paths();
+    const char *dir = test_tmpdir();
+    sample_greedy(dir, NULL);
+    float *ref = read_f32(fixture_path("var_tiny/ref.safetensors"), "greedy_image", NULL, NULL, NULL);
+    int64_t *ref_tok = read_i64(fixture_path("var_tiny/ref.safetensors"), "greedy_tokens", NULL);
+    const char *names[2] = {"000000_c3.png", "000001_c7.png"};
+    for (int b = 0; b < 2; b++) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s", dir, names[b]);
+        uint8_t *rgb = NULL;
+        int w = 0, h = 0;
+        cr_assert(read_image_rgb8(path, &rgb, &w, &h) == KT_OK, "%s", kt_last_error());
+        cr_assert(w == 64 && h == 64);
+        int worst = 0;
+        for (int i = 0; i < 64 * 64; i++)
+            for (int c = 0; c < 3; c++) {
+                int want = (int)(ref[(b * 3 + c) * 64 * 64 + i] * 255.0f), d = abs(want - rgb[i * 3 + c]);
+                if (d > worst) worst = d;
+            }
+        cr_expect(worst <= 1, "%s differs from the official greedy_image by %d levels", names[b], worst);
+        free(rgb);
+    }
+    // tokens.json: {"tokens": [[30 ids], [30 ids]]}
+    char path[1100];
+    snprintf(path, sizeof path, "%s/tokens.json", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert(f != NULL);
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    cr_assert(strncmp(buf, "{\"tokens\": [", 12) == 0, "%s", buf);
+    int64_t got[60];
+    int k = 0;
+    for (char *p = buf + 12; *p && k < 60; p++)
+        if (*p >= '0' && *p <= '9') got[k++] = strtol(p, &p, 10);
+    cr_assert_eq(k, 60);
+    expect_equal_i64("tokens.json", got, ref_tok, 60);
+    free(ref);
+    free(ref_tok);
+}
+
+static long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+Test(cli, rerun_skips_existing_index_regenerates_and_settings_are_guarded) {
+    paths();
+    const char *d = test_tmpdir();
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", d);
+    const char *args[] = {"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--class", "1,2",
+                          "--n", "2", "--seed", "9", "--out", dir, "--device", "cpu", NULL};
+    cr_assert_eq(cli(args), 0, "%s", g_err);
+    char p1[1100], p2[1100];
+    snprintf(p1, sizeof p1, "%s/000003_c2.png", dir);
+    cr_assert(file_size(p1) > 0);
+    FILE *f = fopen(p1, "rb");
+    static unsigned char a[1 << 16], b[1 << 16];
+    size_t na = fread(a, 1, sizeof a, f);
+    fclose(f);
+    remove(p1);
+    cr_assert_eq(cli(args), 0, "%s", g_err);  // resumes: only the missing image is made
+    cr_expect(strstr(g_err, "3 of 4 images already"), "%s", g_err);
+    f = fopen(p1, "rb");
+    size_t nb = fread(b, 1, sizeof b, f);
+    fclose(f);
+    cr_expect(na == nb && memcmp(a, b, na) == 0, "the regenerated image differs");
+
+    // --index 3 alone into another directory gives the same file
+    char dir2[600];
+    snprintf(dir2, sizeof dir2, "%s/single", dir);
+    const char *one[] = {"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--class", "1,2", "--n", "2",
+                         "--seed", "9", "--index", "3", "--out", dir2, "--device", "cpu", NULL};
+    cr_assert_eq(cli(one), 0, "%s", g_err);
+    snprintf(p2, sizeof p2, "%s/000003_c2.png", dir2);
+    f = fopen(p2, "rb");
+    cr_assert(f != NULL);
+    nb = fread(b, 1, sizeof b, f);
+    fclose(f);
+    cr_expect(na == nb && memcmp(a, b, na) == 0, "--index 3 differs from image 3 of the full run");
+
+    // other settings into the same directory are refused
+    const char *other[] = {"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--class", "1,2",
+                           "--n", "2", "--seed", "10", "--out", dir, "--device", "cpu", NULL};
+    cr_expect_eq(cli(other), 1);
+    cr_expect(strstr(g_err, "other settings"), "%s", g_err);
+}
+
+static void expect_fail(int want_rc, const char *needle, const char *const *args) {
+    int rc = cli(args);
+    cr_expect_eq(rc, want_rc, "exit %d (want %d) for %s ...: %s", rc, want_rc, args[0], g_err);
+    cr_expect(strstr(g_err, "argen: ") != NULL, "no 'argen:' prefix: %s", g_err);
+    cr_expect(strstr(g_err, needle) != NULL, "message lacks '%s': %s", needle, g_err);
+}
+
+static void write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f != NULL);
+    fwrite(data, 1, n, f);
+    fclose(f);
+}
+
+Test(cli, bad_input_gets_a_clear_error_and_nonzero_exit) {
+    paths();
+    const char *d = test_tmpdir();
+    char dir[512], out[600], trunc[600], html[600], lfs[600], file[600], blocked[700];
+    snprintf(dir, sizeof dir, "%s", d);
+    snprintf(out, sizeof out, "%s/out", dir);
+    // a truncated copy of var.pth
+    FILE *f = fopen(var, "rb");
+    cr_assert(f != NULL);
+    static unsigned char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    snprintf(trunc, sizeof trunc, "%s/var_truncated.pth", dir);
+    write_file(trunc, buf, n / 2);
+    snprintf(html, sizeof html, "%s/var_html.pth", dir);
+    const char *page = "<!DOCTYPE html><html><head><title>Sign in</title></head><body>...</body></html>\n";
+    write_file(html, page, strlen(page));
+    snprintf(lfs, sizeof lfs, "%s/var_lfs.pth", dir);
+    const char *ptr = "version https://git-lfs.github.com/spec/v1\noid sha256:4d7a2143\nsize 1234567\n";
+    write_file(lfs, ptr, strlen(ptr));
+    snprintf(file, sizeof file, "%s/plainfile", dir);
+    write_file(file, "x", 1);
+    snprintf(blocked, sizeof blocked, "%s/sub", file);  // a directory below a regular file cannot exist
+
+#define BASE "sample", "--vae", vae, "--patch-nums", "1,2,3,4", "--class", "3", "--device", "cpu"
+    expect_fail(1, "var_truncated.pth", (const char *[]){BASE, "--ckpt", trunc, "--out", out, NULL});
+    expect_fail(1, "HTML", (const char *[]){BASE, "--ckpt", html, "--out", out, NULL});
+    expect_fail(1, "LFS", (const char *[]){BASE, "--ckpt", lfs, "--out", out, NULL});
+    expect_fail(1, "--vae", (const char *[]){BASE, "--ckpt", vae, "--out", out, NULL});  // a VQVAE as transformer
+    expect_fail(1, "--patch-nums", (const char *[]){"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,5",
+                                                    "--class", "3", "--device", "cpu", "--out", out, NULL});
+    expect_fail(1, "no_such_file.pth", (const char *[]){BASE, "--ckpt", "no_such_file.pth", "--out", out, NULL});
+    expect_fail(2, "class 12", (const char *[]){"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4",
+                                                "--class", "12", "--device", "cpu", "--out", out, NULL});
+    expect_fail(1, "plainfile", (const char *[]){BASE, "--ckpt", var, "--out", blocked, NULL});
+    expect_fail(2, "--out", (const char *[]){BASE, "--ckpt", var, NULL});
+    expect_fail(2, "--top-kk", (const char *[]){BASE, "--ckpt", var, "--out", out, "--top-kk", "3", NULL});
+    expect_fail(2, "--cfg", (const char *[]){BASE, "--ckpt", var, "--out", out, "--cfg", "lots", NULL});
+    expect_fail(2, "unknown command", (const char *[]){"smaple", NULL});
+#undef BASE
+}
+
+Test(cli, help_info_and_recon) {
+    paths();
+    const char *cmds[] = {"sample", "recon", "info", "bench"};
+    for (int i = 0; i < 4; i++) cr_expect_eq(cli((const char *[]){cmds[i], "--help", NULL}), 0, "%s --help", cmds[i]);
+    cr_expect_eq(cli((const char *[]){"--help", NULL}), 0);
+    cr_expect_eq(cli((const char *[]){"info", var, "--patch-nums", "1,2,3,4", NULL}), 0, "%s", g_err);
+    // recon of the fixture's input image, written as a PNG first
+    float *img = read_f32(fixture_path("var_tiny/ref.safetensors"), "input_image", NULL, NULL, NULL);
+    uint8_t rgb[64 * 64 * 3];
+    for (int i = 0; i < 64 * 64; i++)
+        for (int c = 0; c < 3; c++) rgb[i * 3 + c] = (uint8_t)((img[c * 64 * 64 + i] + 1.0f) * 127.5f);
+    const char *d = test_tmpdir();
+    char in[600], out[600];
+    snprintf(in, sizeof in, "%s/in.png", d);
+    snprintf(out, sizeof out, "%s/out.png", d);
+    cr_assert(write_png_rgb8(in, rgb, 64, 64, NULL, NULL, 0) == KT_OK, "%s", kt_last_error());
+    int rc = cli((const char *[]){"recon", "--vae", vae, "--patch-nums", "1,2,3,4", "--device", "cpu", in, out, NULL});
+    cr_expect_eq(rc, 0, "%s", g_err);
+    cr_expect(file_exists(out));
+    free(img);
+}

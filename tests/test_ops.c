@@ -1,0 +1,585 @@
+// Every op of kernels/ops.h against torch (tests/fixtures/ops.tar.xz, made by scripts/make_op_fixtures.py), on the CPU
+// backend and, with the same fixture and helpers, on CUDA (skipped without a GPU). Also: shape validation messages,
+// no allocation after warm-up, results independent of the thread count, im2col chunking against a direct conv.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "testutil.h"
+
+#define FX "ops/ops.safetensors"
+#define OK(e)                                                                  \
+    do {                                                                       \
+        KtStatus s_ = (e);                                                     \
+        cr_assert(s_ == KT_OK, "%s -> %s: %s", #e, kt_status_name(s_), kt_last_error()); \
+    } while (0)
+
+// ------------------------------------------------------------------------------------------- shared helpers
+// One test's backend plus everything it allocated, freed together by ctx_close.
+#define CTX_MAX 256
+typedef struct {
+    KtBackend be;
+    KtBuffer buf[CTX_MAX];
+    void *host[CTX_MAX];
+    int nbuf, nhost;
+} Ctx;
+
+static void ctx_open(Ctx *c, KtDevice dev) {
+    memset(c, 0, sizeof *c);
+    test_backend_init(&c->be, dev);
+}
+
+static void ctx_close(Ctx *c) {
+    for (int i = 0; i < c->nbuf; i++) kt_buffer_free(&c->buf[i]);
+    for (int i = 0; i < c->nhost; i++) free(c->host[i]);
+    kt_backend_free(&c->be);
+}
+
+static void *ctx_keep(Ctx *c, void *p) {
+    cr_assert(c->nhost < CTX_MAX);
+    return c->host[c->nhost++] = p;
+}
+
+// A device tensor; filled from `host` when given, else with 0xff bytes (NaN floats) so unwritten outputs show.
+static KtTensor dev_new(Ctx *c, KtDType dt, int ndim, const int64_t *shape, const void *host) {
+    cr_assert(c->nbuf < CTX_MAX);
+    KtTensor t = kt_tensor(NULL, dt, c->be.device, ndim, shape);
+    KtBuffer *b = &c->buf[c->nbuf++];
+    OK(kt_buffer_alloc(&c->be, b, kt_nbytes(&t)));
+    t.data = b->data;
+    if (host) {
+        OK(kt_upload(&c->be, &t, host));
+    } else {
+        void *fill = ctx_keep(c, malloc(kt_nbytes(&t) + 1));
+        memset(fill, 0xff, kt_nbytes(&t));
+        OK(kt_upload(&c->be, &t, fill));
+    }
+    return t;
+}
+
+// Fixture tensor `name` converted to `dt` (F32, I32, I64 or U8) on the device, or (upload = false) an unfilled
+// output of the same shape.
+static KtTensor fx_tensor(Ctx *c, const char *name, KtDType dt, bool upload) {
+    int64_t n, shape[KT_MAX_DIMS];
+    int ndim;
+    float *v = ctx_keep(c, read_f32(fixture_path(FX), name, &n, shape, &ndim));
+    if (!upload) return dev_new(c, dt, ndim, shape, NULL);
+    void *h = ctx_keep(c, malloc((size_t)(n ? n : 1) * 8));
+    for (int64_t i = 0; i < n; i++) {
+        if (dt == KT_F32) ((float *)h)[i] = v[i];
+        else if (dt == KT_I32) ((int32_t *)h)[i] = (int32_t)v[i];
+        else if (dt == KT_I64) ((int64_t *)h)[i] = (int64_t)v[i];
+        else ((uint8_t *)h)[i] = (uint8_t)v[i];
+    }
+    return dev_new(c, dt, ndim, shape, h);
+}
+#define IN(name) fx_tensor(&c, name, KT_F32, true)
+#define OUT(name) fx_tensor(&c, name, KT_F32, false)
+
+static double fx_scalar(const char *name) {
+    float *v = read_f32(fixture_path(FX), name, NULL, NULL, NULL);
+    double r = v[0];
+    free(v);
+    return r;
+}
+
+static float *download_f32(Ctx *c, const KtTensor *t) {
+    float *h = ctx_keep(c, malloc(kt_nbytes(t) + 1));
+    OK(kt_download(&c->be, h, t));
+    return h;
+}
+
+// Compares a float32 device tensor with fixture `ref` (same numel).
+static void expect_fx(Ctx *c, const KtTensor *t, const char *ref, double atol, double rtol) {
+    int64_t n;
+    float *r = ctx_keep(c, read_f32(fixture_path(FX), ref, &n, NULL, NULL));
+    cr_assert_eq(n, kt_numel(t), "%s: %lld values, op output has %lld", ref, (long long)n, (long long)kt_numel(t));
+    char what[160];
+    snprintf(what, sizeof what, "%s (%s)", ref, kt_device_name(c->be.device));
+    expect_close(what, download_f32(c, t), r, n, atol, rtol);
+}
+
+// Compares an integer device tensor (I32 or U8) with fixture `ref` exactly.
+static void expect_fx_int(Ctx *c, const KtTensor *t, const char *ref) {
+    int64_t n, nt = kt_numel(t);
+    int64_t *r = ctx_keep(c, read_i64(fixture_path(FX), ref, &n));
+    cr_assert_eq(n, nt, "%s: size mismatch", ref);
+    void *h = download_f32(c, t);
+    int64_t *g = ctx_keep(c, malloc((size_t)(n ? n : 1) * 8));
+    for (int64_t i = 0; i < n; i++) g[i] = t->dtype == KT_I32 ? ((int32_t *)h)[i] : ((uint8_t *)h)[i];
+    expect_equal_i64(ref, g, r, n);
+}
+
+#define TWIN(suite, name)                                  \
+    static void name(KtDevice dev);                        \
+    Test(suite, name##_cpu) { name(KT_CPU); }              \
+    Test(suite, name##_cuda) { name(KT_CUDA); }            \
+    static void name(KtDevice dev)
+
+// ------------------------------------------------------------------------------------------------ dense ops
+TWIN(dense, linear) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = IN("linear.x"), w = IN("linear.w"), b = IN("linear.b"), y = OUT("linear.y");
+    OK(kt_linear(&c.be, &y, &x, &w, &b));
+    expect_fx(&c, &y, "linear.y", TOL_REDUCE_F32);
+    OK(kt_linear(&c.be, &y, &x, &w, NULL));
+    expect_fx(&c, &y, "linear_nobias.y", TOL_REDUCE_F32);
+    KtTensor x1 = IN("linear_t1.x"), y1 = OUT("linear_t1.y");
+    OK(kt_linear(&c.be, &y1, &x1, &w, &b));
+    expect_fx(&c, &y1, "linear_t1.y", TOL_REDUCE_F32);
+    ctx_close(&c);
+}
+
+TWIN(dense, embedding) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor t = IN("embedding.table"), idx = fx_tensor(&c, "embedding.idx", KT_I32, true), y = OUT("embedding.y");
+    OK(kt_embedding(&c.be, &y, &t, &idx));
+    expect_fx(&c, &y, "embedding.y", 0, 0);
+    int32_t bad[2] = {3, 37};
+    KtTensor bi = dev_new(&c, KT_I32, 1, (int64_t[]){2}, bad), yb = kt_slice0(&y, 0, 2);
+    cr_expect_eq(kt_embedding(&c.be, &yb, &t, &bi), KT_ERR_ARG, "index 37 of a 37-row table must be rejected");
+    ctx_close(&c);
+}
+
+TWIN(dense, split_chunks_and_cfg) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = IN("split_chunks.x"), y = OUT("split_chunks.y");
+    OK(kt_split_chunks(&c.be, &y, &x));
+    expect_fx(&c, &y, "split_chunks.y", 0, 0);
+    KtTensor l = IN("cfg_combine.logits"), yc = OUT("cfg_combine.y");
+    OK(kt_cfg_combine(&c.be, &yc, &l, (float)fx_scalar("cfg_combine.t")));
+    expect_fx(&c, &yc, "cfg_combine.y", TOL_ELEMWISE_F32);
+    ctx_close(&c);
+}
+
+TWIN(dense, codebook_argmin) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor z = IN("codebook_argmin.z"), cb = IN("codebook_argmin.codebook");
+    KtTensor idx = fx_tensor(&c, "codebook_argmin.idx", KT_I32, false);
+    OK(kt_codebook_argmin(&c.be, &idx, &z, &cb));
+    expect_fx_int(&c, &idx, "codebook_argmin.idx");
+    float tcb[6] = {0, 1, 1, 0, 0, 1}, tz[2] = {0.1f, 1};  // rows 0 and 2 are equally near: the first wins
+    int32_t got = -1;
+    KtTensor cbt = dev_new(&c, KT_F32, 2, (int64_t[]){3, 2}, tcb), zt = dev_new(&c, KT_F32, 2, (int64_t[]){1, 2}, tz);
+    KtTensor it = dev_new(&c, KT_I32, 1, (int64_t[]){1}, NULL);
+    OK(kt_codebook_argmin(&c.be, &it, &zt, &cbt));
+    OK(kt_download(&c.be, &got, &it));
+    cr_expect_eq(got, 0, "tie broken towards index %d", got);
+    ctx_close(&c);
+}
+
+// ------------------------------------------------------------------------------------------------------ norms
+TWIN(norm, layernorm) {
+    Ctx c;
+    ctx_open(&c, dev);
+    static const char *names[2][2] = {{"layernorm.x", "layernorm.y"}, {"layernorm_t1.x", "layernorm_t1.y"}};
+    for (int i = 0; i < 2; i++) {
+        KtTensor x = IN(names[i][0]), y = OUT(names[i][1]);
+        OK(kt_layernorm(&c.be, &y, &x, 1e-6f));
+        expect_fx(&c, &y, names[i][1], TOL_REDUCE_F32);
+        OK(kt_layernorm(&c.be, &x, &x, 1e-6f));  // in place
+        expect_fx(&c, &x, names[i][1], TOL_REDUCE_F32);
+    }
+    ctx_close(&c);
+}
+
+TWIN(norm, adaln) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = IN("adaln.x"), h = IN("adaln.h"), sc = IN("adaln.scale"), sh = IN("adaln.shift");
+    KtTensor g = IN("adaln.gate"), y = OUT("adaln_modulate.y");
+    OK(kt_adaln_modulate(&c.be, &y, &x, &sc, &sh));
+    expect_fx(&c, &y, "adaln_modulate.y", TOL_ELEMWISE_F32);
+    OK(kt_layernorm_adaln(&c.be, &y, &x, &sc, &sh, 1e-6f));
+    expect_fx(&c, &y, "layernorm_adaln.y", TOL_REDUCE_F32);
+    OK(kt_gated_residual(&c.be, &x, &h, &g));
+    expect_fx(&c, &x, "gated_residual.y", TOL_ELEMWISE_F32);
+    ctx_close(&c);
+}
+
+TWIN(norm, group_norm) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = IN("group_norm.x"), w = IN("group_norm.w"), b = IN("group_norm.b"), y = OUT("group_norm.y");
+    OK(kt_group_norm(&c.be, &y, &x, &w, &b, 32, 1e-6f));
+    expect_fx(&c, &y, "group_norm.y", TOL_REDUCE_F32);
+    OK(kt_group_norm_silu(&c.be, &y, &x, &w, &b, 32, 1e-6f));
+    expect_fx(&c, &y, "group_norm_silu.y", TOL_REDUCE_F32);
+    ctx_close(&c);
+}
+
+// ----------------------------------------------------------------------------------------------- elementwise
+TWIN(elementwise, activations) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = IN("act.x"), y = OUT("gelu_tanh.y");
+    OK(kt_gelu_tanh(&c.be, &y, &x));
+    expect_fx(&c, &y, "gelu_tanh.y", TOL_ELEMWISE_F32);
+    OK(kt_silu(&c.be, &y, &x));
+    expect_fx(&c, &y, "silu.y", TOL_ELEMWISE_F32);
+    OK(kt_silu(&c.be, &x, &x));
+    expect_fx(&c, &x, "silu.y", TOL_ELEMWISE_F32);
+    ctx_close(&c);
+}
+
+TWIN(elementwise, add_axpby) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor a = IN("add.a"), b2 = IN("add.b2"), b1 = IN("add.b1"), bb = IN("axpby.b"), y = OUT("add.y2");
+    OK(kt_add(&c.be, &y, &a, &b2));
+    expect_fx(&c, &y, "add.y2", TOL_ELEMWISE_F32);
+    OK(kt_add(&c.be, &y, &a, &b1));
+    expect_fx(&c, &y, "add.y1", TOL_ELEMWISE_F32);
+    OK(kt_axpby(&c.be, &y, (float)fx_scalar("axpby.alpha"), &a, (float)fx_scalar("axpby.beta"), &bb));
+    expect_fx(&c, &y, "axpby.y", TOL_ELEMWISE_F32);
+    ctx_close(&c);
+}
+
+TWIN(elementwise, softmax) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = IN("softmax.x"), y = OUT("softmax.y");
+    OK(kt_softmax(&c.be, &y, &x));
+    expect_fx(&c, &y, "softmax.y", TOL_REDUCE_F32);
+    // fully masked rows (softmax row, attention query) give zeros, not NaN
+    float r[6] = {-INFINITY, -INFINITY, -INFINITY, 1, 2, 3}, got[8];
+    KtTensor xr = dev_new(&c, KT_F32, 2, (int64_t[]){2, 3}, r);
+    OK(kt_softmax(&c.be, &xr, &xr));
+    OK(kt_download(&c.be, got, &xr));
+    cr_expect(got[0] == 0 && got[1] == 0 && got[2] == 0 && fabsf(got[3] + got[4] + got[5] - 1) < 1e-6f);
+    float qk[12] = {1, 0, 0, 1, 0, 1, 1, 0, 0.5f, 0.5f, 1, 1};
+    float bias[6] = {-INFINITY, -INFINITY, -INFINITY, 0, -INFINITY, 0};  // query 0 sees no key
+    KtTensor q = dev_new(&c, KT_F32, 4, (int64_t[]){1, 1, 2, 4}, qk);
+    KtTensor k = dev_new(&c, KT_F32, 4, (int64_t[]){1, 1, 3, 4}, qk);
+    KtTensor bt = dev_new(&c, KT_F32, 2, (int64_t[]){2, 3}, bias);
+    KtTensor o = dev_new(&c, KT_F32, 3, (int64_t[]){1, 2, 4}, NULL);
+    OK(kt_attention(&c.be, &o, &q, &k, &k, 3, &bt, 1.0f));
+    OK(kt_download(&c.be, got, &o));
+    for (int i = 0; i < 8; i++) cr_expect(i < 4 ? got[i] == 0 : isfinite(got[i]), "attention out[%d] = %g", i, got[i]);
+    ctx_close(&c);
+}
+
+TWIN(elementwise, image_to_u8) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = IN("image_to_u8.x"), y = fx_tensor(&c, "image_to_u8.y", KT_U8, false);
+    int64_t bad = -1;
+    OK(kt_image_to_u8(&c.be, &y, &x, &bad));
+    expect_fx_int(&c, &y, "image_to_u8.y");
+    cr_expect_eq(bad, 0);
+    float v[6] = {NAN, INFINITY, -INFINITY, 0.999f, -2.0f, 2.0f};
+    uint8_t got[6];
+    KtTensor xs = dev_new(&c, KT_F32, 4, (int64_t[]){1, 1, 2, 3}, v), ys = dev_new(&c, KT_U8, 4, xs.shape, NULL);
+    OK(kt_image_to_u8(&c.be, &ys, &xs, &bad));
+    OK(kt_download(&c.be, got, &ys));
+    cr_expect_eq(bad, 3);
+    uint8_t want[6] = {0, 0, 0, 254, 0, 255};
+    cr_expect_arr_eq(got, want, 6);
+    int64_t cnt = -1;
+    OK(kt_count_nonfinite(&c.be, &xs, &cnt));
+    cr_expect_eq(cnt, 3);
+    ctx_close(&c);
+}
+
+// ------------------------------------------------------------------------------------------------------ convs
+TWIN(conv, conv2d) {
+    static const char *cases[] = {"conv_s1", "conv_s2", "conv_1x1", "conv_in", "conv_k13"};
+    Ctx c;
+    ctx_open(&c, dev);
+    for (int i = 0; i < 5; i++) {
+        char n[4][64];
+        const char *suf[4] = {"x", "w", "b", "y"};
+        for (int j = 0; j < 4; j++) snprintf(n[j], sizeof n[j], "%s.%s", cases[i], suf[j]);
+        KtTensor x = IN(n[0]), w = IN(n[1]), y = OUT(n[3]), b = {0};
+        if (strcmp(cases[i], "conv_in")) b = IN(n[2]);
+        char pn[64];
+        snprintf(pn, sizeof pn, "%s.pad", cases[i]);
+        float *pv = ctx_keep(&c, read_f32(fixture_path(FX), pn, NULL, NULL, NULL));
+        int pad[4] = {(int)pv[0], (int)pv[1], (int)pv[2], (int)pv[3]};
+        snprintf(pn, sizeof pn, "%s.stride", cases[i]);
+        OK(kt_conv2d(&c.be, &y, &x, &w, b.data ? &b : NULL, (int)fx_scalar(pn), pad));
+        expect_fx(&c, &y, n[3], TOL_CONV_F32);
+    }
+    ctx_close(&c);
+}
+
+static float lcg_uniform(uint64_t *s) {  // deterministic test data in [-1, 1)
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*s >> 40) * (1.0 / 8388608.0)) - 1.0f;
+}
+
+// A 3x3 conv large enough that im2col runs in several chunks, against a direct float64 conv.
+TWIN(conv, conv2d_chunked) {
+    const int64_t B = 1, H = 48, W = 70, Ci = 160, Co = 24, K = 3 * 3 * Ci;
+    Ctx c;
+    ctx_open(&c, dev);
+    float *x = ctx_keep(&c, malloc(sizeof(float) * B * H * W * Ci)), *w = ctx_keep(&c, malloc(sizeof(float) * Co * K));
+    float *ref = ctx_keep(&c, malloc(sizeof(float) * B * H * W * Co)), bias[24];
+    uint64_t s = 42;
+    for (int64_t i = 0; i < B * H * W * Ci; i++) x[i] = lcg_uniform(&s);
+    for (int64_t i = 0; i < Co * K; i++) w[i] = lcg_uniform(&s) * 0.03f;
+    for (int64_t i = 0; i < Co; i++) bias[i] = lcg_uniform(&s);
+    for (int64_t oy = 0; oy < H; oy++)
+        for (int64_t ox = 0; ox < W; ox++)
+            for (int64_t co = 0; co < Co; co++) {
+                double acc = bias[co];
+                for (int64_t ky = 0; ky < 3; ky++)
+                    for (int64_t kx = 0; kx < 3; kx++) {
+                        int64_t iy = oy + ky - 1, ix = ox + kx - 1;
+                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                        for (int64_t ci = 0; ci < Ci; ci++)
+                            acc += (double)x[(iy * W + ix) * Ci + ci] * w[((co * 3 + ky) * 3 + kx) * Ci + ci];
+                    }
+                ref[(oy * W + ox) * Co + co] = (float)acc;
+            }
+    KtTensor xt = dev_new(&c, KT_F32, 4, (int64_t[]){B, H, W, Ci}, x);
+    KtTensor wt = dev_new(&c, KT_F32, 4, (int64_t[]){Co, 3, 3, Ci}, w);
+    KtTensor bt = dev_new(&c, KT_F32, 1, (int64_t[]){Co}, bias);
+    KtTensor yt = dev_new(&c, KT_F32, 4, (int64_t[]){B, H, W, Co}, NULL);
+    OK(kt_conv2d(&c.be, &yt, &xt, &wt, &bt, 1, (int[]){1, 1, 1, 1}));
+    expect_close("conv2d_chunked", download_f32(&c, &yt), ref, B * H * W * Co, TOL_CONV_F32);
+    ctx_close(&c);
+}
+
+// --------------------------------------------------------------------------------------------------- resample
+TWIN(resample, upsample_nearest2x) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = IN("upsample_nearest2x.x"), y = OUT("upsample_nearest2x.y");
+    OK(kt_upsample_nearest2x(&c.be, &y, &x));
+    expect_fx(&c, &y, "upsample_nearest2x.y", 0, 0);
+    ctx_close(&c);
+}
+
+// Every 16 -> pn and pn -> 16 of VAR's schedule plus odd non-square sizes, bicubic and area.
+TWIN(resample, resize) {
+    static const int pns[] = {1, 2, 3, 4, 5, 6, 8, 10, 13};
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x16 = IN("resize.x16"), xo = IN("resize.x7x11");
+    for (int i = 0; i < 11; i++) {
+        for (int dir = 0; dir < 2; dir++) {
+            char xn[64], tag[32], yn[2][64];
+            KtTensor x = x16;
+            if (i < 9 && dir == 1) {
+                snprintf(xn, sizeof xn, "resize.x%d", pns[i]);
+                x = IN(xn);
+                snprintf(tag, sizeof tag, "%d_16", pns[i]);
+            } else if (i < 9) {
+                snprintf(tag, sizeof tag, "16_%d", pns[i]);
+            } else if (dir == 0) {
+                x = xo;
+                snprintf(tag, sizeof tag, i == 9 ? "7x11_13x5" : "7x11_4x6");
+            } else {
+                continue;
+            }
+            snprintf(yn[0], sizeof yn[0], "bicubic_%s.y", tag);
+            snprintf(yn[1], sizeof yn[1], "area_%s.y", tag);
+            KtTensor yb = OUT(yn[0]), ya = OUT(yn[1]);
+            OK(kt_resize_bicubic(&c.be, &yb, &x));
+            expect_fx(&c, &yb, yn[0], TOL_CONV_F32);
+            OK(kt_resize_area(&c.be, &ya, &x));
+            expect_fx(&c, &ya, yn[1], TOL_CONV_F32);
+        }
+    }
+    ctx_close(&c);
+}
+
+// -------------------------------------------------------------------------------------------------- attention
+TWIN(attention, split_and_prep) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor qkv = IN("qkv.qkv"), hsl = IN("qkv.head_scale_log");
+    KtTensor q = OUT("split_qkv_heads.q"), k = OUT("split_qkv_heads.k"), v = OUT("split_qkv_heads.v");
+    OK(kt_split_qkv_heads(&c.be, &q, &k, &v, &qkv));
+    expect_fx(&c, &q, "split_qkv_heads.q", 0, 0);
+    expect_fx(&c, &k, "split_qkv_heads.k", 0, 0);
+    expect_fx(&c, &v, "split_qkv_heads.v", 0, 0);
+    int64_t B = q.shape[0], NH = q.shape[1], T = q.shape[2], HS = q.shape[3];
+    int64_t t0 = (int64_t)fx_scalar("qkv.t0"), cap = (int64_t)fx_scalar("qkv.tcap"), n = B * NH * cap * HS;
+    float *sentinel = ctx_keep(&c, malloc(sizeof(float) * n));
+    for (int64_t i = 0; i < n; i++) sentinel[i] = 7.0f;
+    int64_t cs[4] = {B, NH, cap, HS};
+    KtTensor kc = dev_new(&c, KT_F32, 4, cs, sentinel), vc = dev_new(&c, KT_F32, 4, cs, sentinel);
+    OK(kt_var_attn_prep(&c.be, &q, &kc, &vc, &qkv, &hsl, t0));
+    expect_fx(&c, &q, "var_attn_prep.q", TOL_ELEMWISE_F32);
+    float *kh = download_f32(&c, &kc), *vh = download_f32(&c, &vc), *vref = download_f32(&c, &v);
+    float *kref = ctx_keep(&c, read_f32(fixture_path(FX), "var_attn_prep.k", NULL, NULL, NULL));
+    float *kw = ctx_keep(&c, malloc(sizeof(float) * B * NH * T * HS));  // cache positions [t0, t0 + T)
+    float *vw = ctx_keep(&c, malloc(sizeof(float) * B * NH * T * HS));
+    int64_t untouched_bad = 0;
+    for (int64_t bh = 0; bh < B * NH; bh++)
+        for (int64_t t = 0; t < cap; t++)
+            for (int64_t d = 0; d < HS; d++) {
+                int64_t ci = (bh * cap + t) * HS + d;
+                if (t >= t0 && t < t0 + T) {
+                    kw[(bh * T + t - t0) * HS + d] = kh[ci];
+                    vw[(bh * T + t - t0) * HS + d] = vh[ci];
+                } else {
+                    untouched_bad += kh[ci] != 7.0f || vh[ci] != 7.0f;
+                }
+            }
+    expect_close("var_attn_prep.k (cache)", kw, kref, B * NH * T * HS, TOL_ELEMWISE_F32);
+    expect_close("var_attn_prep.v (cache)", vw, vref, B * NH * T * HS, 0, 0);
+    cr_expect_eq(untouched_bad, 0, "kt_var_attn_prep wrote outside [t0, t0 + T)");
+    ctx_close(&c);
+}
+
+TWIN(attention, attention) {
+    static const char *cases[] = {"attention", "attention_t1", "attention_1head"};
+    Ctx c;
+    ctx_open(&c, dev);
+    for (int i = 0; i < 3; i++) {
+        char n[6][64];
+        const char *suf[6] = {"q", "k", "v", "bias", "out", "kv_len"};
+        for (int j = 0; j < 6; j++) snprintf(n[j], sizeof n[j], "%s.%s", cases[i], suf[j]);
+        KtTensor q = IN(n[0]), k = IN(n[1]), v = IN(n[2]), out = OUT(n[4]), bias = {0};
+        if (i == 0) bias = IN(n[3]);
+        char sn[64];
+        snprintf(sn, sizeof sn, "%s.scale", cases[i]);
+        OK(kt_attention(&c.be, &out, &q, &k, &v, (int64_t)fx_scalar(n[5]), i == 0 ? &bias : NULL,
+                        (float)fx_scalar(sn)));
+        expect_fx(&c, &out, n[4], TOL_REDUCE_F32);
+    }
+    ctx_close(&c);
+}
+
+// -------------------------------------------------------------------------------------------- shape checks
+static float g_host[4096];
+static KtTensor host_t(int ndim, const int64_t *shape) { return kt_tensor(g_host, KT_F32, KT_CPU, ndim, shape); }
+
+static void expect_shape_err(KtStatus s, KtStatus want, const char *op, const char *arg) {
+    const char *msg = kt_last_error();
+    cr_expect_eq(s, want, "%s: expected %s, got %s (%s)", op, kt_status_name(want), kt_status_name(s), msg);
+    cr_expect(strstr(msg, op) != NULL, "message does not name the op %s: '%s'", op, msg);
+    cr_expect(strstr(msg, arg) != NULL, "message does not name the argument %s: '%s'", arg, msg);
+}
+
+Test(validation, wrong_shapes) {
+    KtBackend be;
+    test_backend_init(&be, KT_CPU);
+    KtTensor x = host_t(2, (int64_t[]){3, 64}), w = host_t(2, (int64_t[]){33, 65}), y = host_t(2, (int64_t[]){3, 33});
+    expect_shape_err(kt_linear(&be, &y, &x, &w, NULL), KT_ERR_SHAPE, "kt_linear", "'x'");
+    KtTensor x4 = host_t(4, (int64_t[]){1, 8, 10, 4}), w4 = host_t(4, (int64_t[]){5, 3, 3, 4});
+    KtTensor y4 = host_t(4, (int64_t[]){1, 8, 10, 5});
+    expect_shape_err(kt_conv2d(&be, &y4, &x4, &w4, NULL, 2, (int[]){0, 1, 0, 1}), KT_ERR_SHAPE, "kt_conv2d", "'y'");
+    KtTensor q = host_t(4, (int64_t[]){1, 2, 3, 8}), k = host_t(4, (int64_t[]){1, 2, 6, 8});
+    KtTensor out = host_t(3, (int64_t[]){1, 3, 16}), bias = host_t(2, (int64_t[]){3, 6});
+    expect_shape_err(kt_attention(&be, &out, &q, &k, &k, 5, &bias, 1.0f), KT_ERR_SHAPE, "kt_attention", "'bias'");
+    KtTensor g = host_t(4, (int64_t[]){1, 2, 2, 48}), gw = host_t(1, (int64_t[]){48});
+    expect_shape_err(kt_group_norm(&be, &g, &g, &gw, &gw, 32, 1e-6f), KT_ERR_SHAPE, "kt_group_norm", "groups");
+    KtTensor xi = kt_tensor(g_host, KT_I32, KT_CPU, 2, (int64_t[]){3, 64});
+    expect_shape_err(kt_layernorm(&be, &xi, &xi, 1e-6f), KT_ERR_SHAPE, "kt_layernorm", "'y'");
+    KtTensor a = host_t(3, (int64_t[]){2, 5, 65}), bb = host_t(1, (int64_t[]){5});
+    expect_shape_err(kt_add(&be, &a, &a, &bb), KT_ERR_SHAPE, "kt_add", "'b'");
+    KtTensor qkv = host_t(3, (int64_t[]){1, 3, 48}), kc = host_t(4, (int64_t[]){1, 2, 4, 8});
+    KtTensor hs = host_t(1, (int64_t[]){2});
+    expect_shape_err(kt_var_attn_prep(&be, &q, &kc, &kc, &qkv, &hs, 2), KT_ERR_ARG, "kt_var_attn_prep", "capacity");
+    KtTensor ys = host_t(4, (int64_t[]){1, 4, 5, 3}), xs = host_t(4, (int64_t[]){1, 4, 5, 4});
+    expect_shape_err(kt_resize_area(&be, &ys, &xs), KT_ERR_SHAPE, "kt_resize", "'y'");
+    // empty contraction (in = 0): y = bias, and BLAS is not handed lda = 0
+    float b3[3] = {1, 2, 3}, y6[6] = {0};
+    KtTensor x0 = host_t(2, (int64_t[]){2, 0}), w0 = host_t(2, (int64_t[]){3, 0});
+    KtTensor bt = kt_tensor1(b3, KT_F32, KT_CPU, 3), yt = kt_tensor2(y6, KT_F32, KT_CPU, 2, 3);
+    cr_expect_eq(kt_linear(&be, &yt, &x0, &w0, &bt), KT_OK, "%s", kt_last_error());
+    cr_expect(y6[0] == 1 && y6[2] == 3 && y6[3] == 1 && y6[5] == 3);
+    kt_backend_free(&be);
+}
+
+// ------------------------------------------------------------------------- allocation and thread invariance
+// Runs the scratch-using ops on the CPU backend with deterministic data; outputs appended to `out` (if non-NULL).
+#define SUITE_FLOATS (64 * 40 * 48 + 300 * 256 + 2 * 2 * 64 * 64 + 16 * 16 * 32 * 2 + 64)
+static void run_suite(KtBackend *be, float *out) {
+    static float x[2 * 32 * 40 * 64], w[64 * 9 * 64], wl[256 * 384], xl[300 * 384], q[2 * 2 * 64 * 64];
+    static float kv[2 * 2 * 100 * 64], gn_w[64], gn_b[64], cb[512 * 32], logits[2 * 3 * 512];
+    static float y[2 * 32 * 40 * 64], yl[300 * 256], att[2 * 64 * 128], h[2 * 3 * 32], r16[2 * 16 * 16 * 32];
+    static int32_t idx[300], tok[6];
+    uint64_t s = 7;
+    for (size_t i = 0; i < sizeof x / 4; i++) x[i] = lcg_uniform(&s);
+    for (size_t i = 0; i < sizeof w / 4; i++) w[i] = lcg_uniform(&s) * 0.05f;
+    for (size_t i = 0; i < sizeof wl / 4; i++) wl[i] = lcg_uniform(&s) * 0.05f;
+    for (size_t i = 0; i < sizeof xl / 4; i++) xl[i] = lcg_uniform(&s);
+    for (size_t i = 0; i < sizeof q / 4; i++) q[i] = lcg_uniform(&s);
+    for (size_t i = 0; i < sizeof kv / 4; i++) kv[i] = lcg_uniform(&s);
+    for (int i = 0; i < 64; i++) gn_w[i] = 1 + lcg_uniform(&s), gn_b[i] = lcg_uniform(&s);
+    for (size_t i = 0; i < sizeof cb / 4; i++) cb[i] = lcg_uniform(&s);
+    for (size_t i = 0; i < sizeof logits / 4; i++) logits[i] = 3 * lcg_uniform(&s);
+    int64_t ids[2] = {4, 9};
+    KtTensor xt = kt_tensor4(x, KT_F32, KT_CPU, 2, 32, 40, 64), yt = kt_tensor4(y, KT_F32, KT_CPU, 2, 32, 40, 64);
+    KtTensor wt = kt_tensor4(w, KT_F32, KT_CPU, 64, 3, 3, 64), gw = kt_tensor1(gn_w, KT_F32, KT_CPU, 64);
+    KtTensor gb = kt_tensor1(gn_b, KT_F32, KT_CPU, 64);
+    KtTensor xlt = kt_tensor2(xl, KT_F32, KT_CPU, 300, 384), wlt = kt_tensor2(wl, KT_F32, KT_CPU, 256, 384);
+    KtTensor ylt = kt_tensor2(yl, KT_F32, KT_CPU, 300, 256);
+    KtTensor qt = kt_tensor4(q, KT_F32, KT_CPU, 2, 2, 64, 64), kt = kt_tensor4(kv, KT_F32, KT_CPU, 2, 2, 100, 64);
+    KtTensor at = kt_tensor3(att, KT_F32, KT_CPU, 2, 64, 128), r16t = kt_tensor4(r16, KT_F32, KT_CPU, 2, 16, 16, 32);
+    KtTensor zt = kt_tensor2(xl, KT_F32, KT_CPU, 300, 32), cbt = kt_tensor2(cb, KT_F32, KT_CPU, 512, 32);
+    KtTensor it = kt_tensor1(idx, KT_I32, KT_CPU, 300), lt = kt_tensor3(logits, KT_F32, KT_CPU, 2, 3, 512);
+    KtTensor tt = kt_tensor2(tok, KT_I32, KT_CPU, 2, 3), idt = kt_tensor1(ids, KT_I64, KT_CPU, 2);
+    KtTensor ht = kt_tensor3(h, KT_F32, KT_CPU, 2, 3, 32);
+    KtTensor x13 = kt_tensor4(x, KT_F32, KT_CPU, 2, 13, 13, 32);
+    SmpParams sp = smp_params_default();
+    sp.seed = 3, sp.top_k = 100, sp.top_p = 0.9f;
+    OK(kt_conv2d(be, &yt, &xt, &wt, &gb, 1, (int[]){1, 1, 1, 1}));
+    OK(kt_group_norm_silu(be, &xt, &yt, &gw, &gb, 32, 1e-6f));
+    OK(kt_linear(be, &ylt, &xlt, &wlt, NULL));
+    OK(kt_attention(be, &at, &qt, &kt, &kt, 77, NULL, 0.125f));
+    OK(kt_resize_bicubic(be, &r16t, &x13));
+    OK(kt_codebook_argmin(be, &it, &zt, &cbt));
+    OK(kt_smooth_embed(be, &ht, &lt, &cbt, 0.5f, &idt, 10, 5));
+    OK(kt_sample_top_k_top_p(be, &tt, &lt, &idt, 10, sp));
+    if (!out) return;
+    size_t n = 0;
+#define APPEND(p, cnt) (memcpy(out + n, (p), (size_t)(cnt) * 4), n += (size_t)(cnt))
+    APPEND(x, 64 * 40 * 48);  // a slice of the group-norm output
+    APPEND(yl, 300 * 256);
+    APPEND(att, 2 * 64 * 128);
+    APPEND(r16, 16 * 16 * 32 * 2);
+    APPEND(idx, 32), APPEND(tok, 6), APPEND(h, 26);
+    cr_assert(n <= SUITE_FLOATS);
+}
+
+Test(backend, no_allocation_after_warmup) {
+    KtBackend be;
+    test_backend_init(&be, KT_CPU);
+    run_suite(&be, NULL);
+    int64_t n = be.n_allocs;
+    size_t bytes = be.bytes_in_use;
+    for (int i = 0; i < 3; i++) run_suite(&be, NULL);
+    cr_expect_eq(be.n_allocs, n, "steady-state calls allocated (%lld -> %lld)", (long long)n, (long long)be.n_allocs);
+    cr_expect_eq(be.bytes_in_use, bytes);
+    kt_backend_free(&be);
+}
+
+Test(backend, thread_count_invariance) {
+    static float a[SUITE_FLOATS], b[SUITE_FLOATS];
+    KtBackend be;
+    cr_assert(kt_backend_cpu_init(&be, 1) == KT_OK);
+#ifdef _OPENMP
+    omp_set_num_threads(1);
+#endif
+    run_suite(&be, a);
+    kt_backend_free(&be);
+    cr_assert(kt_backend_cpu_init(&be, 2) == KT_OK);
+#ifdef _OPENMP
+    omp_set_num_threads(2);
+#endif
+    run_suite(&be, b);
+    kt_backend_free(&be);
+    static const char *parts[] = {"group_norm_silu(conv2d)", "linear", "attention", "resize_bicubic",
+                                  "codebook_argmin", "sample_top_k_top_p", "smooth_embed"};
+    static const size_t ends[] = {64 * 40 * 48, 64 * 40 * 48 + 300 * 256, 64 * 40 * 48 + 300 * 256 + 16384,
+                                  64 * 40 * 48 + 300 * 256 + 2 * 16384, 64 * 40 * 48 + 300 * 256 + 2 * 16384 + 32,
+                                  64 * 40 * 48 + 300 * 256 + 2 * 16384 + 38, SUITE_FLOATS};
+    for (size_t i = 0, s = 0; i < 7; s = ends[i++])
+        cr_expect(memcmp(a + s, b + s, (ends[i] - s) * sizeof(float)) == 0, "%s differs between 1 and 2 threads",
+                  parts[i]);
+}

@@ -1,0 +1,40 @@
+// Tensor views and 16-bit float conversions.
+#include <math.h>
+#include <string.h>
+
+#include "testutil.h"
+
+Test(tensor, views_slices_and_shape_strings) {
+    float data[2 * 3 * 4];
+    KtTensor t = kt_tensor3(data, KT_F32, KT_CPU, 2, 3, 4);
+    cr_expect_eq(kt_numel(&t), 24);
+    cr_expect_eq(kt_nbytes(&t), 96u);
+    cr_expect_eq(kt_rows(&t), 6);
+    cr_expect_eq(kt_cols(&t), 4);
+    KtTensor s = kt_slice0(&t, 1, 1);
+    cr_expect_eq((float *)s.data, data + 12);
+    KtTensor i = kt_index0(&t, 1);
+    cr_expect_eq(i.ndim, 2);
+    cr_expect_eq(i.shape[0], 3);
+    char buf[64];
+    cr_expect_str_eq(kt_shape_str(&t, buf, sizeof buf), "(2, 3, 4)");
+    KtTensor one = kt_tensor1(data, KT_F32, KT_CPU, 5);
+    cr_expect_str_eq(kt_shape_str(&one, buf, sizeof buf), "(5,)");
+}
+
+Test(tensor, half_and_bfloat16_round_trip) {
+    // every finite half value survives f16 -> f32 -> f16
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) == 0x7c00) continue;
+        float f = kt_f16_to_f32((uint16_t)h);
+        cr_assert_eq(kt_f32_to_f16(f), (uint16_t)h, "half 0x%04x -> %g -> 0x%04x", h, f, kt_f32_to_f16(f));
+    }
+    cr_expect_eq(kt_f32_to_f16(1.0f), 0x3c00);
+    cr_expect_eq(kt_f32_to_f16(65520.0f), 0x7c00);       // rounds to inf
+    cr_expect_eq(kt_f32_to_f16(1.0f + 1.0f / 2048), 0x3c00);  // ties to even
+    cr_expect(isnan(kt_f16_to_f32(kt_f32_to_f16(NAN))));
+    cr_expect_eq(kt_f32_to_bf16(1.0f), 0x3f80);
+    cr_expect_eq(kt_bf16_to_f32(0x4049), 3.140625f);
+    cr_expect_eq(kt_f32_to_bf16(1.00390625f), 0x3f80);    // 1 + 2^-8: tie, stays even
+    cr_expect(isnan(kt_bf16_to_f32(kt_f32_to_bf16(NAN))));
+}
