@@ -1,0 +1,352 @@
+// The CUDA backend: device selection, one stream, cuBLAS/cuBLASLt/cuDNN handles, memory accounting, private scratch
+// that grows only on demand (so nothing allocates after a warm-up pass and graphs can be captured), graph capture,
+// and the KtBackendOps table. The ops themselves live in dense/norm/elementwise/conv/resample/attention/sample.cu.
+#include "cuda_common.cuh"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CUDA_BLAS_WORKSPACE (32u << 20)  // cuBLASLt wants >= 32 MiB on Hopper for its best kernels
+
+// ----------------------------------------------------------------------------------------------------- memory
+KtStatus cuda_alloc_raw(KtBackend *be, void **ptr, size_t nbytes) {
+    CudaImpl *c = cuda_impl(be);
+    *ptr = NULL;
+    if (c->capturing)
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "cuda: allocation of %zu bytes during graph capture (allocate buffers and "
+                                           "warm up before kt_graph_begin)", nbytes);
+    if (c->n_allocs == c->cap_allocs) {
+        int cap = c->cap_allocs ? 2 * c->cap_allocs : 64;
+        CudaAllocRec *r = (CudaAllocRec *)realloc(c->allocs, (size_t)cap * sizeof *r);
+        if (!r) return KT_FAIL(KT_ERR_OOM, "cuda: out of host memory for the allocation table");
+        c->allocs = r;
+        c->cap_allocs = cap;
+    }
+    cudaError_t e = cudaMalloc(ptr, nbytes ? nbytes : 1);
+    if (e == cudaErrorMemoryAllocation) {
+        cudaGetLastError();
+        size_t fr = 0, tot = 0;
+        cudaMemGetInfo(&fr, &tot);
+        *ptr = NULL;
+        return KT_FAIL(KT_ERR_OOM, "cuda: cannot allocate %.1f MiB (%.1f of %.1f MiB free; %.1f MiB held by argen): "
+                       "use a smaller batch", nbytes / 1048576.0, fr / 1048576.0, tot / 1048576.0,
+                       be->bytes_in_use / 1048576.0);
+    }
+    KT_CUDA_TRY(e);
+    c->allocs[c->n_allocs].ptr = *ptr;
+    c->allocs[c->n_allocs].nbytes = nbytes;
+    c->n_allocs++;
+    be->n_allocs++;
+    be->bytes_in_use += nbytes;
+    if (be->bytes_in_use > be->peak_bytes) be->peak_bytes = be->bytes_in_use;
+    return KT_OK;
+}
+
+void cuda_release_raw(KtBackend *be, void *ptr) {
+    CudaImpl *c = cuda_impl(be);
+    if (!ptr) return;
+    for (int i = 0; i < c->n_allocs; i++) {
+        if (c->allocs[i].ptr != ptr) continue;
+        be->bytes_in_use -= c->allocs[i].nbytes;
+        c->allocs[i] = c->allocs[--c->n_allocs];
+        break;
+    }
+    cudaFree(ptr);
+}
+
+KtStatus cuda_scratch(KtBackend *be, size_t nbytes, void **ptr) {
+    CudaImpl *c = cuda_impl(be);
+    if (nbytes <= c->scratch_cap) {
+        *ptr = c->scratch;
+        return KT_OK;
+    }
+    if (c->capturing)
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "cuda: an op needs %zu bytes of scratch but only %zu exist during graph "
+                       "capture: run the same ops once eagerly before kt_graph_begin", nbytes, c->scratch_cap);
+    KT_CUDA_TRY(cudaStreamSynchronize(c->stream));  // the old scratch may still be in use by queued work
+    size_t grown = c->scratch_cap / 4 * 5;             // grow geometrically: shapes vary from call to call
+    size_t want = nbytes > grown ? nbytes : grown;
+    cuda_release_raw(be, c->scratch);
+    c->scratch = NULL;
+    c->scratch_cap = 0;
+    want = (want + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+    KT_TRY(cuda_alloc_raw(be, &c->scratch, want));
+    c->scratch_cap = want;
+    *ptr = c->scratch;
+    return KT_OK;
+}
+
+KtStatus cuda_read_counter(KtBackend *be, const char *op, int64_t *out) {
+    CudaImpl *c = cuda_impl(be);
+    if (c->capturing)
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "%s reads a result back to the host and cannot run inside a graph", op);
+    KT_CUDA_TRY(cudaMemcpyAsync(c->host_small, (char *)c->dev_small + CUDA_SMALL_COUNT, 8, cudaMemcpyDeviceToHost,
+                                c->stream));
+    KT_CUDA_TRY(cudaStreamSynchronize(c->stream));
+    memcpy(out, c->host_small, 8);
+    return KT_OK;
+}
+
+// Reports (and clears) the error flags device kernels raise on bad data: bit 0 an embedding index outside [0, V)
+// (the row is zero), bit 1 a sampled row without any finite logit (its token is -1).
+static KtStatus check_flag(KtBackend *be) {
+    CudaImpl *c = cuda_impl(be);
+    int32_t flag;
+    KT_CUDA_TRY(cudaMemcpyAsync(c->host_small, (char *)c->dev_small + CUDA_SMALL_FLAG, 4, cudaMemcpyDeviceToHost,
+                                c->stream));
+    KT_CUDA_TRY(cudaStreamSynchronize(c->stream));
+    memcpy(&flag, c->host_small, 4);
+    if (!flag) return KT_OK;
+    KT_CUDA_TRY(cudaMemsetAsync((char *)c->dev_small + CUDA_SMALL_FLAG, 0, 4, c->stream));
+    if (flag & 1) return KT_FAIL(KT_ERR_ARG, "kt_embedding: an index was outside [0, V) (its rows were set to zero)");
+    return KT_FAIL(KT_ERR_NUMERIC, "sampling: a row had no finite logit (its token was set to -1)");
+}
+
+static KtStatus be_alloc(KtBackend *be, void **ptr, size_t nbytes) { return cuda_alloc_raw(be, ptr, nbytes); }
+static void be_release(KtBackend *be, void *ptr) { cuda_release_raw(be, ptr); }
+
+static KtStatus be_upload(KtBackend *be, void *dst, const void *src, size_t n) {
+    KT_CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, cuda_stream(be)));
+    KT_CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)));  // the host buffer may be reused on return
+    return KT_OK;
+}
+static KtStatus be_download(KtBackend *be, void *dst, const void *src, size_t n) {
+    KT_CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, cuda_stream(be)));
+    KT_CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)));
+    return KT_OK;
+}
+static KtStatus be_copy(KtBackend *be, void *dst, const void *src, size_t n) {
+    if (n) KT_CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, cuda_stream(be)));
+    return KT_OK;
+}
+static KtStatus be_zero(KtBackend *be, void *dst, size_t n) {
+    if (n) KT_CUDA_TRY(cudaMemsetAsync(dst, 0, n, cuda_stream(be)));
+    return KT_OK;
+}
+static KtStatus be_sync(KtBackend *be) {
+    if (cuda_impl(be)->capturing) return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_sync inside graph capture");
+    KT_CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)));
+    return check_flag(be);
+}
+
+// Embedding with the synchronous range check (skipped while capturing: the flag is then reported at kt_sync).
+static KtStatus be_embedding(KtBackend *be, KtTensor *y, const KtTensor *table, const KtTensor *idx) {
+    KT_TRY(cuda_embedding(be, y, table, idx));
+    if (cuda_impl(be)->capturing) return KT_OK;
+    return check_flag(be);
+}
+
+// ------------------------------------------------------------------------------------------ dtype, name, graphs
+static void set_name(KtBackend *be) {
+    CudaImpl *c = cuda_impl(be);
+    cudaDeviceProp p;
+    const char *dev = cudaGetDeviceProperties(&p, c->device) == cudaSuccess ? p.name : "?";
+    const char *dt = be->matmul_dtype == KT_BF16 ? "bf16" : be->matmul_dtype == KT_F16 ? "fp16" : "fp32";
+    snprintf(c->name, sizeof c->name,
+             "cuda (%s, sm_%d%d; GEMM cublasLt %s + small-M kernel, conv cuDNN NHWC %s, attention fused %s)", dev,
+             c->cc_major, c->cc_minor, dt, dt, be->matmul_dtype == KT_F32 ? "fp32" : "fp16 tensor-core");
+    be->name = c->name;
+}
+
+static KtStatus be_set_matmul_dtype(KtBackend *be, KtDType dt) {
+    if (dt != KT_F32 && dt != KT_BF16 && dt != KT_F16)
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "--dtype %s: the CUDA backend supports float32, bfloat16 and float16",
+                       kt_dtype_name(dt));
+    be->matmul_dtype = dt;
+    set_name(be);
+    return KT_OK;
+}
+
+typedef struct {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+} CudaGraph;
+
+static KtStatus be_graph_begin(KtBackend *be) {
+    CudaImpl *c = cuda_impl(be);
+    if (c->capturing) return KT_FAIL(KT_ERR_ARG, "kt_graph_begin: a capture is already in progress");
+    KT_CUDA_TRY(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal));
+    c->capturing = true;
+    return KT_OK;
+}
+
+static KtStatus be_graph_end(KtBackend *be, void **out) {
+    CudaImpl *c = cuda_impl(be);
+    *out = NULL;
+    if (!c->capturing) return KT_FAIL(KT_ERR_ARG, "kt_graph_end without kt_graph_begin");
+    c->capturing = false;
+    cudaGraph_t g = NULL;
+    cudaError_t e = cudaStreamEndCapture(c->stream, &g);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        if (g) cudaGraphDestroy(g);
+        return KT_FAIL(KT_ERR_CUDA, "kt_graph_end: capture failed (%s): an op inside it synchronised, allocated or "
+                       "failed", cudaGetErrorString(e));
+    }
+    CudaGraph *cg = (CudaGraph *)calloc(1, sizeof *cg);
+    if (!cg) {
+        cudaGraphDestroy(g);
+        return KT_FAIL(KT_ERR_OOM, "kt_graph_end: out of host memory");
+    }
+    cg->graph = g;
+    e = cudaGraphInstantiate(&cg->exec, g, 0);
+    if (e != cudaSuccess) {
+        cudaGraphDestroy(g);
+        free(cg);
+        KT_CUDA_TRY(e);
+    }
+    *out = cg;
+    return KT_OK;
+}
+
+static KtStatus be_graph_launch(KtBackend *be, void *graph) {
+    CudaGraph *cg = (CudaGraph *)graph;
+    KT_CUDA_TRY(cudaGraphLaunch(cg->exec, cuda_stream(be)));
+    return KT_OK;
+}
+
+static void be_graph_free(KtBackend *be, void *graph) {
+    (void)be;
+    CudaGraph *cg = (CudaGraph *)graph;
+    if (!cg) return;
+    if (cg->exec) cudaGraphExecDestroy(cg->exec);
+    if (cg->graph) cudaGraphDestroy(cg->graph);
+    free(cg);
+}
+
+// --------------------------------------------------------------------------------------------------- lifecycle
+static void be_destroy(KtBackend *be) {
+    CudaImpl *c = cuda_impl(be);
+    if (!c) return;
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    cuda_plans_free(c);
+    cuda_convs_free(c);
+    if (c->dnn) cudnnDestroy(c->dnn);
+    if (c->lt) cublasLtDestroy(c->lt);
+    if (c->blas) cublasDestroy(c->blas);
+    if (c->scratch) cuda_release_raw(be, c->scratch);
+    if (c->blas_ws) cuda_release_raw(be, c->blas_ws);
+    if (c->dev_small) cuda_release_raw(be, c->dev_small);
+    if (c->host_small) cudaFreeHost(c->host_small);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c->allocs);
+    free(c);
+    be->impl = NULL;
+}
+
+static const KtBackendOps *cuda_ops(void) {
+    static KtBackendOps o;
+    static bool done = false;
+    if (done) return &o;
+    o.destroy = be_destroy;
+    o.alloc = be_alloc;
+    o.release = be_release;
+    o.upload = be_upload;
+    o.download = be_download;
+    o.copy = be_copy;
+    o.zero = be_zero;
+    o.sync = be_sync;
+    o.linear = cuda_linear;
+    o.layernorm = cuda_layernorm;
+    o.adaln_modulate = cuda_adaln_modulate;
+    o.layernorm_adaln = cuda_layernorm_adaln;
+    o.gated_residual = cuda_gated_residual;
+    o.gelu_tanh = cuda_gelu_tanh;
+    o.silu = cuda_silu;
+    o.add = cuda_add;
+    o.axpby = cuda_axpby;
+    o.softmax = cuda_softmax;
+    o.embedding = be_embedding;
+    o.split_chunks = cuda_split_chunks;
+    o.conv2d = cuda_conv2d;
+    o.group_norm = cuda_group_norm;
+    o.group_norm_silu = cuda_group_norm_silu;
+    o.upsample_nearest2x = cuda_upsample_nearest2x;
+    o.resize_bicubic = cuda_resize_bicubic;
+    o.resize_area = cuda_resize_area;
+    o.codebook_argmin = cuda_codebook_argmin;
+    o.split_qkv_heads = cuda_split_qkv_heads;
+    o.var_attn_prep = cuda_var_attn_prep;
+    o.attention = cuda_attention;
+    o.cfg_combine = cuda_cfg_combine;
+    o.sample_top_k_top_p = cuda_sample_top_k_top_p;
+    o.smooth_embed = cuda_smooth_embed;
+    o.image_to_u8 = cuda_image_to_u8;
+    o.count_nonfinite = cuda_count_nonfinite;
+    o.set_matmul_dtype = be_set_matmul_dtype;
+    o.graph_begin = be_graph_begin;
+    o.graph_end = be_graph_end;
+    o.graph_launch = be_graph_launch;
+    o.graph_free = be_graph_free;
+    done = true;
+    return &o;
+}
+
+extern "C" bool kt_cuda_available(void) {
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError();  // clear the sticky-free error so later calls start clean
+        return false;
+    }
+    return n > 0;
+}
+
+extern "C" KtStatus kt_backend_cuda_init(KtBackend *be, int device_index) {
+    memset(be, 0, sizeof *be);
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n == 0) {
+        cudaGetLastError();
+        return KT_FAIL(KT_ERR_CUDA, "--device cuda: no usable CUDA device (%s)",
+                       e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+    }
+    if (device_index < 0 || device_index >= n)
+        return KT_FAIL(KT_ERR_ARG, "--device cuda: device %d requested, %d present", device_index, n);
+    CudaImpl *c = (CudaImpl *)calloc(1, sizeof *c);
+    if (!c) return KT_FAIL(KT_ERR_OOM, "cuda: out of host memory");
+    be->impl = c;
+    be->ops = cuda_ops();
+    be->device = KT_CUDA;
+    be->matmul_dtype = KT_F32;
+    c->device = device_index;
+    c->small_m_max = 2;  // rows up to which streaming the weights beats cuBLASLt (dense.cu)
+    const char *env = getenv("ARGEN_CUDA_SMALL_M");  // tuning knob for benchmarks: 0 disables the kernel
+    if (env && env[0]) c->small_m_max = atoi(env) < 0 ? 0 : atoi(env) > 16 ? 16 : atoi(env);
+    KtStatus s = KT_OK;
+    cudaDeviceProp p;
+#define INIT_TRY(call)                                                  \
+    do {                                                                \
+        s = kt_cuda_check((call), #call, __FILE__, __LINE__);           \
+        if (s != KT_OK) goto cleanup;                                   \
+    } while (0)
+    INIT_TRY(cudaSetDevice(device_index));
+    INIT_TRY(cudaGetDeviceProperties(&p, device_index));
+    c->sm_count = p.multiProcessorCount;
+    c->cc_major = p.major;
+    c->cc_minor = p.minor;
+    c->smem_optin = p.sharedMemPerBlockOptin;
+    INIT_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
+    INIT_TRY(cublasCreate(&c->blas));
+    INIT_TRY(cublasSetStream(c->blas, c->stream));
+    INIT_TRY(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));  // no TF32 unless a call asks for it
+    INIT_TRY(cublasLtCreate(&c->lt));
+    INIT_TRY(cudnnCreate(&c->dnn));
+    INIT_TRY(cudnnSetStream(c->dnn, c->stream));
+    s = cuda_alloc_raw(be, &c->blas_ws, CUDA_BLAS_WORKSPACE);
+    if (s != KT_OK) goto cleanup;
+    c->blas_ws_size = CUDA_BLAS_WORKSPACE;
+    INIT_TRY(cublasSetWorkspace(c->blas, c->blas_ws, c->blas_ws_size));
+    s = cuda_alloc_raw(be, &c->dev_small, 256);
+    if (s != KT_OK) goto cleanup;
+    INIT_TRY(cudaMemsetAsync(c->dev_small, 0, 256, c->stream));
+    INIT_TRY(cudaMallocHost(&c->host_small, 256));
+    INIT_TRY(cudaStreamSynchronize(c->stream));
+#undef INIT_TRY
+    set_name(be);
+    return KT_OK;
+cleanup:
+    be_destroy(be);
+    memset(be, 0, sizeof *be);
+    return s;
+}

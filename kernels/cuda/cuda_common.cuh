@@ -1,0 +1,230 @@
+// Shared state and helpers of the CUDA backend: the private backend struct (stream, cuBLAS/cuBLASLt/cuDNN handles,
+// scratch, plan caches), the KT_CUDA_TRY error wrappers, and the op entry points each kernels/cuda/*.cu defines.
+// Only kernels/cuda/ includes CUDA headers. Dims: B batch, T tokens, C channels, NH heads, HS head size, V vocab.
+#pragma once
+
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#include <stdint.h>
+
+extern "C" {
+#include "kernels/ops.h"
+}
+
+// ------------------------------------------------------------------------------------------------------ errors
+static inline KtStatus kt_cuda_check(cudaError_t e, const char *expr, const char *file, int line) {
+    if (e == cudaSuccess) return KT_OK;
+    return kt_fail(KT_ERR_CUDA, file, line, "%s:%d: %s failed: %s (%s)", file, line, expr, cudaGetErrorString(e),
+                   cudaGetErrorName(e));
+}
+static inline KtStatus kt_cuda_check(cublasStatus_t e, const char *expr, const char *file, int line) {
+    if (e == CUBLAS_STATUS_SUCCESS) return KT_OK;
+    return kt_fail(KT_ERR_CUDA, file, line, "%s:%d: %s failed: cuBLAS %s", file, line, expr,
+                   cublasGetStatusString(e));
+}
+static inline KtStatus kt_cuda_check(cudnnStatus_t e, const char *expr, const char *file, int line) {
+    if (e == CUDNN_STATUS_SUCCESS) return KT_OK;
+    return kt_fail(KT_ERR_CUDA, file, line, "%s:%d: %s failed: cuDNN %s", file, line, expr, cudnnGetErrorString(e));
+}
+// Every CUDA runtime / cuBLAS / cuDNN call goes through this; a failure becomes KT_ERR_CUDA with the call's text.
+#define KT_CUDA_TRY(call) KT_TRY(kt_cuda_check((call), #call, __FILE__, __LINE__))
+// After each kernel launch.
+#define KT_CUDA_LAUNCHED() KT_CUDA_TRY(cudaGetLastError())
+
+// ------------------------------------------------------------------------------------------------------- state
+typedef struct CudaLtPlan CudaLtPlan;     // dense.cu: cached cublasLt descriptors + algorithm per GEMM shape
+typedef struct CudaConvPlan CudaConvPlan; // conv.cu: cached cuDNN descriptors + algorithm per conv shape
+
+typedef struct {
+    void *ptr;
+    size_t nbytes;
+} CudaAllocRec;
+
+typedef struct {
+    int device;
+    int sm_count;
+    int cc_major, cc_minor;
+    size_t smem_optin;          // max dynamic shared memory per block
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    cublasLtHandle_t lt;
+    cudnnHandle_t dnn;
+    void *blas_ws;              // fixed cuBLAS/cuBLASLt workspace (graph capture needs a fixed one)
+    size_t blas_ws_size;
+    void *scratch;              // private scratch: grows on demand, never during graph capture
+    size_t scratch_cap;
+    void *dev_small;            // 256 bytes of device memory: counters and error flags
+    void *host_small;           // 256 bytes of pinned host memory for their read-back
+    bool capturing;
+    int small_m_max;            // kt_linear rows up to which the weight-streaming kernel is used (<= 16)
+    CudaAllocRec *allocs;       // live allocations (for bytes_in_use on release)
+    int n_allocs, cap_allocs;
+    CudaLtPlan *plans;          // owned: GEMM plan cache
+    int n_plans, cap_plans;
+    CudaConvPlan *convs;        // owned: conv plan cache
+    int n_convs, cap_convs;
+    char name[512];
+} CudaImpl;
+
+static inline CudaImpl *cuda_impl(KtBackend *be) { return (CudaImpl *)be->impl; }
+static inline cudaStream_t cuda_stream(KtBackend *be) { return cuda_impl(be)->stream; }
+
+// Byte offsets inside dev_small.
+enum { CUDA_SMALL_COUNT = 0, CUDA_SMALL_FLAG = 64 };
+
+// backend_cuda.cu
+KtStatus cuda_alloc_raw(KtBackend *be, void **ptr, size_t nbytes);
+void cuda_release_raw(KtBackend *be, void *ptr);
+// Returns at least `nbytes` of private scratch (256-byte aligned). Grows (synchronising first) when too small;
+// fails with KT_ERR_UNSUPPORTED if it would have to grow during graph capture.
+KtStatus cuda_scratch(KtBackend *be, size_t nbytes, void **ptr);
+// Reads back the int64 counter at dev_small + CUDA_SMALL_COUNT (a sync point; not allowed while capturing).
+KtStatus cuda_read_counter(KtBackend *be, const char *op, int64_t *out);
+void cuda_plans_free(CudaImpl *c);   // dense.cu
+void cuda_convs_free(CudaImpl *c);   // conv.cu
+
+// Carves consecutive 256-byte-aligned pieces out of one scratch request.
+typedef struct {
+    size_t off;
+} CudaCarve;
+static inline size_t cuda_carve(CudaCarve *c, size_t nbytes) {
+    size_t at = c->off;
+    c->off += (nbytes + 255) / 256 * 256;
+    return at;
+}
+
+// ----------------------------------------------------------------------------------------------------- helpers
+static inline unsigned cuda_blocks(int64_t n, int threads) {
+    int64_t b = (n + threads - 1) / threads;
+    if (b < 1) b = 1;
+    if (b > 0x7fffffff) b = 0x7fffffff;
+    return (unsigned)b;
+}
+// Grid for a grid-stride loop: at most `cap` blocks.
+static inline unsigned cuda_blocks_capped(int64_t n, int threads, int64_t cap) {
+    int64_t b = (n + threads - 1) / threads;
+    if (b < 1) b = 1;
+    if (b > cap) b = cap;
+    return (unsigned)b;
+}
+static inline bool cuda_aligned(const void *p, size_t a) { return ((uintptr_t)p % a) == 0; }
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ double warp_sum_d(double v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+// Block-wide sum; `sh` holds 32 floats. All threads get the result. blockDim.x must be a multiple of 32.
+__device__ __forceinline__ float block_sum(float v, float *sh) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : 0.f;
+    return warp_sum(v);
+}
+__device__ __forceinline__ double block_sum_d(double v, double *sh) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_sum_d(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : 0.0;
+    return warp_sum_d(v);
+}
+__device__ __forceinline__ float block_max(float v, float *sh) {
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    v = warp_max(v);
+    __syncthreads();
+    if (lane == 0) sh[w] = v;
+    __syncthreads();
+    v = lane < nw ? sh[lane] : -INFINITY;
+    return warp_max(v);
+}
+
+// Max that propagates NaN (a NaN anywhere in a softmax row makes the row NaN, as on the CPU).
+__device__ __forceinline__ float nan_max(float a, float b) { return (b > a || b != b) ? b : a; }
+__device__ __forceinline__ float warp_nan_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = nan_max(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+// Loads of 16-bit or 32-bit floats as float.
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
+
+// ------------------------------------------------------------------------------------------- op entry points
+// dense.cu
+KtStatus cuda_linear(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
+KtStatus cuda_codebook_argmin(KtBackend *, KtTensor *idx, const KtTensor *z, const KtTensor *codebook);
+KtStatus cuda_embedding(KtBackend *, KtTensor *y, const KtTensor *table, const KtTensor *idx);
+KtStatus cuda_split_chunks(KtBackend *, KtTensor *y, const KtTensor *x);
+// Converts n float32 values to `dt` (KT_BF16 / KT_F16) in dst.
+KtStatus cuda_convert_f32(KtBackend *be, void *dst, KtDType dt, const float *src, int64_t n);
+// Row-major fp32 batched GEMM on cuBLAS: C_i = alpha * A_i (M,K) . op(B_i) + beta * C_i, op(B) = B^T when
+// b_trans (B_i (N,K)) else B (K,N). Leading dims lda/ldb/ldc are row strides. TF32 only when be->matmul_dtype != F32.
+KtStatus cuda_gemm_f32_batched(KtBackend *be, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                               int64_t lda, int64_t sa, const float *Bm, int64_t ldb, int64_t sb, bool b_trans,
+                               float beta, float *C, int64_t ldc, int64_t sc, int64_t batch);
+// norm.cu
+KtStatus cuda_layernorm(KtBackend *, KtTensor *y, const KtTensor *x, float eps);
+KtStatus cuda_adaln_modulate(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                             const KtTensor *shift);
+KtStatus cuda_layernorm_adaln(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                              const KtTensor *shift, float eps);
+KtStatus cuda_softmax(KtBackend *, KtTensor *y, const KtTensor *x);
+KtStatus cuda_group_norm(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                         int groups, float eps);
+KtStatus cuda_group_norm_silu(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                              int groups, float eps);
+// Row softmax of rows (n_rows, n) in place with row stride `ld`, plus an optional additive bias (n_rows_bias, n)
+// indexed by row % n_rows_bias (attention fallback).
+KtStatus cuda_softmax_rows(KtBackend *be, float *x, int64_t n_rows, int64_t n, int64_t ld, const float *bias,
+                           int64_t n_rows_bias);
+// elementwise.cu
+KtStatus cuda_gated_residual(KtBackend *, KtTensor *x, const KtTensor *h, const KtTensor *gate);
+KtStatus cuda_gelu_tanh(KtBackend *, KtTensor *y, const KtTensor *x);
+KtStatus cuda_silu(KtBackend *, KtTensor *y, const KtTensor *x);
+KtStatus cuda_add(KtBackend *, KtTensor *y, const KtTensor *a, const KtTensor *b);
+KtStatus cuda_axpby(KtBackend *, KtTensor *y, float alpha, const KtTensor *a, float beta, const KtTensor *b);
+KtStatus cuda_cfg_combine(KtBackend *, KtTensor *y, const KtTensor *logits, float t);
+KtStatus cuda_image_to_u8(KtBackend *, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite);
+KtStatus cuda_count_nonfinite(KtBackend *, const KtTensor *x, int64_t *count);
+// conv.cu
+KtStatus cuda_conv2d(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b, int stride,
+                     const int pad[4]);
+// resample.cu
+KtStatus cuda_upsample_nearest2x(KtBackend *, KtTensor *y, const KtTensor *x);
+KtStatus cuda_resize_bicubic(KtBackend *, KtTensor *y, const KtTensor *x);
+KtStatus cuda_resize_area(KtBackend *, KtTensor *y, const KtTensor *x);
+// attention.cu
+KtStatus cuda_split_qkv_heads(KtBackend *, KtTensor *q, KtTensor *k, KtTensor *v, const KtTensor *qkv);
+KtStatus cuda_var_attn_prep(KtBackend *, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
+                            const KtTensor *head_scale_log, int64_t t0);
+KtStatus cuda_attention(KtBackend *, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                        int64_t kv_len, const KtTensor *bias, float scale);
+// attention_flash.cu: fused kernels; return KT_ERR_UNSUPPORTED (without a message) for shapes they do not cover.
+KtStatus cuda_attention_flash_f32(KtBackend *be, float *out, const float *q, const float *k, const float *v,
+                                  int64_t B, int64_t NH, int64_t Tq, int64_t Tcap, int64_t HS, int64_t kv_len,
+                                  const float *bias, float scale);
+KtStatus cuda_attention_flash_f16(KtBackend *be, float *out, const float *q, const float *k, const float *v,
+                                  int64_t B, int64_t NH, int64_t Tq, int64_t Tcap, int64_t HS, int64_t kv_len,
+                                  const float *bias, float scale);
+// sample.cu
+KtStatus cuda_sample_top_k_top_p(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                                 int64_t pos0, SmpParams params);
+KtStatus cuda_smooth_embed(KtBackend *, KtTensor *h, const KtTensor *logits, const KtTensor *codebook, float ratio,
+                           const KtTensor *image_ids, int64_t pos0, uint64_t seed);

@@ -1,0 +1,448 @@
+// Dense ops: kt_linear (cuBLASLt GEMM with a fused bias epilogue; a weight-streaming kernel for M <= 8 rows; a plain
+// tiled kernel for shapes cuBLASLt refuses), codebook_argmin (GEMM + first-index argmin), embedding, split_chunks.
+// ref: torch.nn.functional.linear. Row-major y (M, N) = x (M, K) . w^T (w: (N, K)) + b (N).
+// In column-major terms that is y^T (N x M) = op_T(w) . x^T: cuBLAS "TN" with m = N, n = M, k = K.
+// Dims: M rows (B*T), K in-features, N out-features, V codebook size, D code dim.
+#include "cuda_common.cuh"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+// --------------------------------------------------------------------------------------------- conversions
+template <typename T> __device__ __forceinline__ T from_f32(float v);
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
+
+template <typename T>
+__global__ void convert_kernel(T *__restrict__ dst, const float *__restrict__ src, int64_t n) {
+    int64_t stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) dst[i] = from_f32<T>(src[i]);
+}
+
+// src (n) float32 -> dst (n) bf16/fp16.
+KtStatus cuda_convert_f32(KtBackend *be, void *dst, KtDType dt, const float *src, int64_t n) {
+    if (n <= 0) return KT_OK;
+    unsigned g = cuda_blocks_capped(n, 256, 8 * cuda_impl(be)->sm_count * 8);
+    if (dt == KT_BF16)
+        convert_kernel<<<g, 256, 0, cuda_stream(be)>>>((__nv_bfloat16 *)dst, src, n);
+    else
+        convert_kernel<<<g, 256, 0, cuda_stream(be)>>>((__half *)dst, src, n);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+// ------------------------------------------------------------------------------------ small-M weight streaming
+// Eight consecutive weights as floats (16-byte loads for 16-bit weights, two for fp32).
+__device__ __forceinline__ void load8(const float *p, float *o) {
+    float4 a = __ldg((const float4 *)p), b = __ldg((const float4 *)p + 1);
+    o[0] = a.x; o[1] = a.y; o[2] = a.z; o[3] = a.w; o[4] = b.x; o[5] = b.y; o[6] = b.z; o[7] = b.w;
+}
+__device__ __forceinline__ void load8(const __nv_bfloat16 *p, float *o) {
+    uint4 u = __ldg((const uint4 *)p);
+    const __nv_bfloat162 *h = (const __nv_bfloat162 *)&u;
+    for (int i = 0; i < 4; i++) {
+        float2 f = __bfloat1622float2(h[i]);
+        o[2 * i] = f.x;
+        o[2 * i + 1] = f.y;
+    }
+}
+__device__ __forceinline__ void load8(const __half *p, float *o) {
+    uint4 u = __ldg((const uint4 *)p);
+    const __half2 *h = (const __half2 *)&u;
+    for (int i = 0; i < 4; i++) {
+        float2 f = __half22float2(h[i]);
+        o[2 * i] = f.x;
+        o[2 * i + 1] = f.y;
+    }
+}
+
+// One warp per output feature n: lanes stream w[n, :] in 8-wide chunks (UNROLL chunks in flight), each chunk is
+// dotted with the (few) x rows, then a warp reduction. x: (M, K); w: (N, K); y: (M, N). K % 8 == 0, M <= MT.
+template <typename WT, int MT, int UNROLL>
+__global__ void __launch_bounds__(256) linear_small_m_kernel(float *__restrict__ y, const float *__restrict__ x,
+                                                             const WT *__restrict__ w, const float *__restrict__ b,
+                                                             int M, int N, int K) {
+    int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
+    if (warp >= N) return;
+    const WT *wr = w + (int64_t)warp * K;
+    float acc[MT];
+#pragma unroll
+    for (int m = 0; m < MT; m++) acc[m] = 0.f;
+    int nchunk = K / 8;
+    for (int c0 = lane; c0 < nchunk; c0 += 32 * UNROLL) {
+        float wv[UNROLL][8];
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            int c = c0 + u * 32;
+            if (c < nchunk) {
+                load8(wr + (int64_t)c * 8, wv[u]);
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; i++) wv[u][i] = 0.f;
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < UNROLL; u++) {
+            int c = c0 + u * 32;
+            if (c >= nchunk) break;
+#pragma unroll
+            for (int m = 0; m < MT; m++) {
+                if (m >= M) break;
+                const float4 *xp = (const float4 *)(x + (int64_t)m * K + (int64_t)c * 8);
+                float4 a = __ldg(xp), bb = __ldg(xp + 1);
+                acc[m] += a.x * wv[u][0] + a.y * wv[u][1] + a.z * wv[u][2] + a.w * wv[u][3] + bb.x * wv[u][4] +
+                          bb.y * wv[u][5] + bb.z * wv[u][6] + bb.w * wv[u][7];
+            }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < MT; m++) {
+        if (m >= M) break;
+        float s = warp_sum(acc[m]);
+        if (lane == 0) y[(int64_t)m * N + warp] = s + (b ? b[warp] : 0.f);
+    }
+}
+
+template <typename WT>
+static KtStatus launch_small_m(KtBackend *be, float *y, const float *x, const WT *w, const float *b, int M, int N,
+                               int K) {
+    unsigned g = cuda_blocks((int64_t)N * 32, 256);
+    cudaStream_t st = cuda_stream(be);
+    if (M <= 1) linear_small_m_kernel<WT, 1, 4><<<g, 256, 0, st>>>(y, x, w, b, M, N, K);
+    else if (M <= 2) linear_small_m_kernel<WT, 2, 4><<<g, 256, 0, st>>>(y, x, w, b, M, N, K);
+    else if (M <= 4) linear_small_m_kernel<WT, 4, 4><<<g, 256, 0, st>>>(y, x, w, b, M, N, K);
+    else if (M <= 8) linear_small_m_kernel<WT, 8, 2><<<g, 256, 0, st>>>(y, x, w, b, M, N, K);
+    else linear_small_m_kernel<WT, 16, 1><<<g, 256, 0, st>>>(y, x, w, b, M, N, K);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+// ------------------------------------------------------------------------------------------ generic fallback
+// 16x16 output tile per block through shared memory; any K, any alignment. x: (M, K); w: (N, K); y: (M, N).
+template <typename WT>
+__global__ void linear_generic_kernel(float *__restrict__ y, const float *__restrict__ x, const WT *__restrict__ w,
+                                      const float *__restrict__ b, int64_t M, int64_t N, int64_t K) {
+    __shared__ float xs[16][17], ws[16][17];
+    int tx = threadIdx.x, ty = threadIdx.y;
+    int64_t m = (int64_t)blockIdx.y * 16 + ty, n = (int64_t)blockIdx.x * 16 + tx;
+    int64_t wn = (int64_t)blockIdx.x * 16 + ty;  // the w row this thread loads
+    float acc = 0.f;
+    for (int64_t k0 = 0; k0 < K; k0 += 16) {
+        xs[ty][tx] = (m < M && k0 + tx < K) ? x[m * K + k0 + tx] : 0.f;
+        ws[ty][tx] = (wn < N && k0 + tx < K) ? to_f32(w[wn * K + k0 + tx]) : 0.f;
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < 16; k++) acc += xs[ty][k] * ws[tx][k];
+        __syncthreads();
+    }
+    if (m < M && n < N) y[m * N + n] = acc + (b ? b[n] : 0.f);
+}
+
+template <typename WT>
+static KtStatus launch_generic(KtBackend *be, float *y, const float *x, const WT *w, const float *b, int64_t M,
+                               int64_t N, int64_t K) {
+    dim3 grid((unsigned)((N + 15) / 16), (unsigned)((M + 15) / 16)), block(16, 16);
+    if (grid.y > 65535) return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_linear: %lld rows exceed the fallback kernel's grid",
+                                       (long long)M);
+    linear_generic_kernel<WT><<<grid, block, 0, cuda_stream(be)>>>(y, x, w, b, M, N, K);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+// ------------------------------------------------------------------------------------------------- cuBLASLt
+struct CudaLtPlan {
+    int64_t M, N, K;
+    int wdt;
+    bool bias;
+    int align[4];  // x, w, y, bias pointer alignment classes
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t la, lb, lc;
+    cublasLtMatmulAlgo_t algo;
+    bool ok;       // false: cuBLASLt has no algorithm for this shape (use the fallback)
+};
+
+static int align_class(const void *p) {
+    uintptr_t a = (uintptr_t)p;
+    int c = 256;
+    while (c > 1 && a % c) c /= 2;
+    return c;
+}
+
+void cuda_plans_free(CudaImpl *c) {
+    for (int i = 0; i < c->n_plans; i++) {
+        CudaLtPlan *p = &c->plans[i];
+        if (p->desc) cublasLtMatmulDescDestroy(p->desc);
+        if (p->la) cublasLtMatrixLayoutDestroy(p->la);
+        if (p->lb) cublasLtMatrixLayoutDestroy(p->lb);
+        if (p->lc) cublasLtMatrixLayoutDestroy(p->lc);
+    }
+    free(c->plans);
+    c->plans = NULL;
+    c->n_plans = c->cap_plans = 0;
+}
+
+static cudaDataType_t cuda_dt(KtDType d) {
+    return d == KT_BF16 ? CUDA_R_16BF : d == KT_F16 ? CUDA_R_16F : CUDA_R_32F;
+}
+
+// Builds the descriptors and asks the heuristic for the best algorithm; p->ok is false when there is none.
+static KtStatus plan_build(KtBackend *be, CudaLtPlan *p, const float *b) {
+    CudaImpl *c = cuda_impl(be);
+    cudaDataType_t dt = cuda_dt((KtDType)p->wdt);
+    KT_CUDA_TRY(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));  // never TF32
+    cublasOperation_t tA = CUBLAS_OP_T, tB = CUBLAS_OP_N;
+    KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof tA));
+    KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof tB));
+    if (p->bias) {
+        cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+        cudaDataType_t bt = CUDA_R_32F;
+        KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
+        KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+        KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
+    }
+    KT_CUDA_TRY(cublasLtMatrixLayoutCreate(&p->la, dt, (uint64_t)p->K, (uint64_t)p->N, p->K));   // w: K x N col
+    KT_CUDA_TRY(cublasLtMatrixLayoutCreate(&p->lb, dt, (uint64_t)p->K, (uint64_t)p->M, p->K));   // x: K x M col
+    KT_CUDA_TRY(cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_32F, (uint64_t)p->N, (uint64_t)p->M, p->N));
+    cublasLtMatmulPreference_t pref;
+    KT_CUDA_TRY(cublasLtMatmulPreferenceCreate(&pref));
+    uint64_t ws = c->blas_ws_size;
+    uint32_t al[4] = {(uint32_t)p->align[1], (uint32_t)p->align[0], (uint32_t)p->align[2], (uint32_t)p->align[2]};
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al[0], 4);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al[1], 4);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al[2], 4);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[3], 4);
+    cublasLtMatmulHeuristicResult_t res;
+    int n = 0;
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(c->lt, p->desc, p->la, p->lb, p->lc, p->lc, pref, 1, &res, &n);
+    cublasLtMatmulPreferenceDestroy(pref);
+    p->ok = st == CUBLAS_STATUS_SUCCESS && n > 0 && res.state == CUBLAS_STATUS_SUCCESS;
+    if (p->ok) p->algo = res.algo;
+    if (getenv("ARGEN_CUDA_VERBOSE"))
+        fprintf(stderr, "argen cuda: gemm M=%lld N=%lld K=%lld %s bias=%d: %s\n", (long long)p->M, (long long)p->N,
+                (long long)p->K, kt_dtype_name((KtDType)p->wdt), p->bias, p->ok ? "cublasLt" : "fallback kernel");
+    return KT_OK;
+}
+
+static KtStatus plan_get(KtBackend *be, CudaLtPlan **out, int64_t M, int64_t N, int64_t K, KtDType wdt,
+                         const void *xin, const void *w, float *y, const float *b) {
+    CudaImpl *c = cuda_impl(be);
+    int al[4] = {align_class(xin), align_class(w), align_class(y), b ? align_class(b) : 256};
+    for (int i = 0; i < c->n_plans; i++) {
+        CudaLtPlan *p = &c->plans[i];
+        if (p->M == M && p->N == N && p->K == K && p->wdt == (int)wdt && p->bias == (b != NULL) &&
+            !memcmp(p->align, al, sizeof al)) {
+            *out = p;
+            return KT_OK;
+        }
+    }
+    if (c->n_plans == c->cap_plans) {
+        int cap = c->cap_plans ? 2 * c->cap_plans : 64;
+        CudaLtPlan *np = (CudaLtPlan *)realloc(c->plans, (size_t)cap * sizeof *np);
+        if (!np) return KT_FAIL(KT_ERR_OOM, "kt_linear: out of host memory for GEMM plans");
+        c->plans = np;
+        c->cap_plans = cap;
+    }
+    CudaLtPlan *p = &c->plans[c->n_plans];
+    memset(p, 0, sizeof *p);
+    p->M = M; p->N = N; p->K = K; p->wdt = (int)wdt; p->bias = b != NULL;
+    memcpy(p->align, al, sizeof al);
+    c->n_plans++;  // kept even on failure so its descriptors are freed with the cache
+    KT_TRY(plan_build(be, p, b));
+    *out = p;
+    return KT_OK;
+}
+
+// y (M, N) = xin (M, K, weight dtype) . w^T + b through a cached cublasLt plan. *done = false: no algorithm.
+static KtStatus lt_matmul(KtBackend *be, bool *done, float *y, const void *xin, const void *w, const float *b,
+                          int64_t M, int64_t N, int64_t K, KtDType wdt) {
+    CudaImpl *c = cuda_impl(be);
+    CudaLtPlan *p = NULL;
+    KT_TRY(plan_get(be, &p, M, N, K, wdt, xin, w, y, b));
+    *done = p->ok;
+    if (!p->ok) return KT_OK;
+    if (b) KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
+    float one = 1.f, zero = 0.f;
+    KT_CUDA_TRY(cublasLtMatmul(c->lt, p->desc, &one, w, p->la, xin, p->lb, &zero, y, p->lc, y, p->lc, &p->algo,
+                               c->blas_ws, c->blas_ws_size, c->stream));
+    return KT_OK;
+}
+
+// ------------------------------------------------------------------------------------------------- kt_linear
+// x: (..., K) fp32; w: (N, K) fp32 / bf16 / fp16; b: (N) or NULL; y: (..., N).
+KtStatus cuda_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
+    int64_t M = kt_rows(x), K = kt_cols(x), N = w->shape[0];
+    float *yp = (float *)y->data;
+    const float *xp = (const float *)x->data, *bp = b ? (const float *)b->data : NULL;
+    KtDType wdt = w->dtype;
+    if (M == 0 || N == 0) return KT_OK;
+    bool vec_ok = K % 8 == 0 && cuda_aligned(xp, 16) && cuda_aligned(w->data, 16) && N < (1 << 26) && K < (1 << 30);
+    // Measured on H100 (bf16, graph replay): streaming wins at M <= 2 up to ~4M weights (3.2 vs 5.2 us at 1024x1024,
+    // 4.2 vs 5.1 us at 3072x1024); cuBLASLt wins from M = 8 and for 6144x1024.
+    if (M <= cuda_impl(be)->small_m_max && vec_ok && N * K <= (4ll << 20)) {
+        if (wdt == KT_BF16) return launch_small_m(be, yp, xp, (const __nv_bfloat16 *)w->data, bp, (int)M, (int)N, (int)K);
+        if (wdt == KT_F16) return launch_small_m(be, yp, xp, (const __half *)w->data, bp, (int)M, (int)N, (int)K);
+        return launch_small_m(be, yp, xp, (const float *)w->data, bp, (int)M, (int)N, (int)K);
+    }
+    bool done = false;
+    if (K > 0) {
+        const void *xin = xp;
+        if (wdt != KT_F32) {
+            void *s;
+            KT_TRY(cuda_scratch(be, (size_t)(M * K) * 2, &s));
+            KT_TRY(cuda_convert_f32(be, s, wdt, xp, M * K));
+            xin = s;
+        }
+        KT_TRY(lt_matmul(be, &done, yp, xin, w->data, bp, M, N, K, wdt));
+    }
+    if (done) return KT_OK;
+    if (wdt == KT_BF16) return launch_generic(be, yp, xp, (const __nv_bfloat16 *)w->data, bp, M, N, K);
+    if (wdt == KT_F16) return launch_generic(be, yp, xp, (const __half *)w->data, bp, M, N, K);
+    return launch_generic(be, yp, xp, (const float *)w->data, bp, M, N, K);
+}
+
+// ------------------------------------------------------------------------------------------- batched fp32 GEMM
+KtStatus cuda_gemm_f32_batched(KtBackend *be, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                               int64_t lda, int64_t sa, const float *Bm, int64_t ldb, int64_t sb, bool b_trans,
+                               float beta, float *C, int64_t ldc, int64_t sc, int64_t batch) {
+    CudaImpl *c = cuda_impl(be);
+    if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || batch > INT32_MAX)
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "cuda GEMM: dimensions exceed 32 bits");
+    cublasComputeType_t ct = be->matmul_dtype == KT_F32 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+    KT_CUDA_TRY(cublasGemmStridedBatchedEx(c->blas, b_trans ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, (int)N, (int)M,
+                                           (int)K, &alpha, Bm, CUDA_R_32F, (int)ldb, sb, A, CUDA_R_32F, (int)lda, sa,
+                                           &beta, C, CUDA_R_32F, (int)ldc, sc, (int)batch, ct, CUBLAS_GEMM_DEFAULT));
+    return KT_OK;
+}
+
+// ------------------------------------------------------------------------------------------- codebook argmin
+// ee[v] = |e_v|^2. codebook: (V, D).
+__global__ void row_sqnorm_kernel(float *__restrict__ ee, const float *__restrict__ e, int64_t V, int64_t D) {
+    int64_t v = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (v >= V) return;
+    float s = 0.f;
+    for (int64_t d = threadIdx.x & 31; d < D; d += 32) s += e[v * D + d] * e[v * D + d];
+    s = warp_sum(s);
+    if ((threadIdx.x & 31) == 0) ee[v] = s;
+}
+
+// One block per row: d_v = (|z|^2 + |e_v|^2) - 2 z.e_v; idx = first argmin. dot: (rows, V); z: (rows, D).
+__global__ void argmin_kernel(int32_t *__restrict__ idx, const float *__restrict__ dot, const float *__restrict__ ee,
+                              const float *__restrict__ z, int64_t V, int64_t D) {
+    __shared__ float sh[32];
+    __shared__ float bv[32];
+    __shared__ int64_t bi[32];
+    int64_t r = blockIdx.x;
+    float zz = 0.f;
+    for (int64_t d = threadIdx.x; d < D; d += blockDim.x) zz += z[r * D + d] * z[r * D + d];
+    zz = block_sum(zz, sh);
+    float best = INFINITY;
+    int64_t bidx = INT64_MAX;
+    for (int64_t v = threadIdx.x; v < V; v += blockDim.x) {
+        float dv = (zz + ee[v]) - 2.f * dot[r * V + v];
+        if (dv < best) { best = dv; bidx = v; }  // v increases per thread: first index kept on ties
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        int64_t oi = __shfl_xor_sync(0xffffffffu, bidx, o);
+        if (ov < best || (ov == best && oi < bidx)) { best = ov; bidx = oi; }
+    }
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    if (lane == 0) { bv[w] = best; bi[w] = bidx; }
+    __syncthreads();
+    if (w == 0) {
+        int nw = blockDim.x >> 5;
+        best = lane < nw ? bv[lane] : INFINITY;
+        bidx = lane < nw ? bi[lane] : INT64_MAX;
+        for (int o = 16; o > 0; o >>= 1) {
+            float ov = __shfl_xor_sync(0xffffffffu, best, o);
+            int64_t oi = __shfl_xor_sync(0xffffffffu, bidx, o);
+            if (ov < best || (ov == best && oi < bidx)) { best = ov; bidx = oi; }
+        }
+        if (lane == 0) idx[r] = bidx == INT64_MAX ? 0 : (int32_t)bidx;  // all-NaN row: 0 like torch.argmin's NaN
+    }
+}
+
+// z: (N, D); codebook: (V, D); idx: (N) int32.
+KtStatus cuda_codebook_argmin(KtBackend *be, KtTensor *idx, const KtTensor *z, const KtTensor *codebook) {
+    int64_t N = z->shape[0], D = z->shape[1], V = codebook->shape[0];
+    if (N == 0) return KT_OK;
+    if (V == 0) return KT_FAIL(KT_ERR_SHAPE, "kt_codebook_argmin: empty codebook");
+    int64_t rows = (64ll << 20) / (V * 4);  // rows per chunk: <= 64 MiB of distances
+    if (rows < 1) rows = 1;
+    if (rows > N) rows = N;
+    CudaCarve cv = {0};
+    size_t o_ee = cuda_carve(&cv, (size_t)V * 4), o_dot = cuda_carve(&cv, (size_t)(rows * V) * 4);
+    void *s;
+    KT_TRY(cuda_scratch(be, cv.off, &s));
+    float *ee = (float *)((char *)s + o_ee), *dot = (float *)((char *)s + o_dot);
+    const float *zp = (const float *)z->data, *ep = (const float *)codebook->data;
+    row_sqnorm_kernel<<<cuda_blocks(V * 32, 256), 256, 0, cuda_stream(be)>>>(ee, ep, V, D);
+    KT_CUDA_LAUNCHED();
+    for (int64_t r0 = 0; r0 < N; r0 += rows) {
+        int64_t nr = N - r0 < rows ? N - r0 : rows;
+        if (D > 0) {
+            // dot (nr, V) = z (nr, D) . codebook^T; fp32 without TF32 regardless of matmul dtype: exact ties matter.
+            KtDType saved = be->matmul_dtype;
+            be->matmul_dtype = KT_F32;
+            KtStatus st = cuda_gemm_f32_batched(be, nr, V, D, 1.f, zp + r0 * D, D, 0, ep, D, 0, true, 0.f, dot, V, 0, 1);
+            be->matmul_dtype = saved;
+            KT_TRY(st);
+        } else {
+            KT_CUDA_TRY(cudaMemsetAsync(dot, 0, (size_t)(nr * V) * 4, cuda_stream(be)));
+        }
+        argmin_kernel<<<(unsigned)nr, 256, 0, cuda_stream(be)>>>((int32_t *)idx->data + r0, dot, ee, zp + r0 * D, V, D);
+        KT_CUDA_LAUNCHED();
+    }
+    return KT_OK;
+}
+
+// ------------------------------------------------------------------------------------ embedding, split_chunks
+// y[i, :] = table[idx[i], :]; an index outside [0, V) gives a zero row and raises the backend's error flag.
+__global__ void embedding_kernel(float *__restrict__ y, const float *__restrict__ table,
+                                 const int32_t *__restrict__ idx, int64_t N, int64_t C, int64_t V,
+                                 int32_t *__restrict__ flag) {
+    int64_t total = N * C, stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+        int64_t r = i / C, c = i - r * C;
+        int32_t t = idx[r];
+        if (t < 0 || t >= V) {
+            y[i] = 0.f;
+            atomicOr(flag, 1);
+        } else {
+            y[i] = table[(int64_t)t * C + c];
+        }
+    }
+}
+
+// y: (N, C); table: (V, C); idx: (N) int32.
+KtStatus cuda_embedding(KtBackend *be, KtTensor *y, const KtTensor *table, const KtTensor *idx) {
+    int64_t N = y->shape[0], C = y->shape[1], V = table->shape[0];
+    if (N * C == 0) return KT_OK;
+    int32_t *flag = (int32_t *)((char *)cuda_impl(be)->dev_small + CUDA_SMALL_FLAG);
+    embedding_kernel<<<cuda_blocks_capped(N * C, 256, 65536), 256, 0, cuda_stream(be)>>>(
+        (float *)y->data, (const float *)table->data, (const int32_t *)idx->data, N, C, V, flag);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+// y[k, b, c] = x[b, k*C + c]. y: (K, B, C); x: (B, K*C).
+__global__ void split_chunks_kernel(float *__restrict__ y, const float *__restrict__ x, int64_t K, int64_t B,
+                                    int64_t C) {
+    int64_t total = K * B * C, stride = (int64_t)gridDim.x * blockDim.x;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+        int64_t c = i % C, kb = i / C, b = kb % B, k = kb / B;
+        y[i] = x[b * K * C + k * C + c];
+    }
+}
+
+KtStatus cuda_split_chunks(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    int64_t K = y->shape[0], B = y->shape[1], C = y->shape[2];
+    if (K * B * C == 0) return KT_OK;
+    split_chunks_kernel<<<cuda_blocks_capped(K * B * C, 256, 65536), 256, 0, cuda_stream(be)>>>(
+        (float *)y->data, (const float *)x->data, K, B, C);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}

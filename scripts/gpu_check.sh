@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The CUDA check we run on the GPU machine: every Criterion test binary (the CUDA twins run there instead of
+# skipping), compute-sanitizer memcheck on the CUDA backend test, and the op benchmark. Logs and a summary go to $OUT.
+#
+# Here (no GPU needed):
+#   cmake -B build-cuda -DARGEN_CUDA=ON && cmake --build build-cuda -j2
+#   scripts/gpu_check.sh --pack        # test binaries + bundled libraries (Criterion, ...) into build-cuda/gpu
+# On the GPU machine (the `run` tool, carry ["build-cuda/gpu"], from the repository root):
+#   scripts/gpu_check.sh [--quick]     # --quick: only test_cuda_backend and the benchmark
+# The build bakes absolute paths in (fixtures, the CLI): when the checkout sits elsewhere there, the original source
+# path is linked to it, and the fixture archives (tracked in tests/fixtures) are unpacked into build-cuda/tests.
+set -uo pipefail
+BUILD=build-cuda
+G=$BUILD/gpu
+
+if [ "${1:-}" = "--pack" ]; then
+  rm -rf "$G" && mkdir -p "$G/bin"
+  for src in tests/test_*.c; do  # only the tests with CUDA twins: the carried tree is limited to 64 MiB
+    n=$(basename "$src" .c)
+    if grep -q KT_CUDA "$src" && [ -x "$BUILD/tests/$n" ]; then cp "$BUILD/tests/$n" "$G/bin/"; fi
+  done
+  strip "$G"/bin/* 2>/dev/null
+  /work/shared/tools/gpu-bundle.sh "$G" "$G"/bin/*
+  pwd > "$G/source_dir"
+  du -sh "$G"
+  exit 0
+fi
+
+OUT=${OUT:-$PWD/gpu-check-out}
+mkdir -p "$OUT"
+export LD_LIBRARY_PATH="$PWD/$G/lib:${LD_LIBRARY_PATH:-}"
+src=$(cat "$G/source_dir" 2>/dev/null || echo "$PWD")
+if [ "$src" != "$PWD" ] && [ ! -e "$src" ]; then
+  mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"
+fi
+mkdir -p "$BUILD/tests/fixtures"
+for a in tests/fixtures/*.tar.xz; do tar xJf "$a" -C "$BUILD/tests/fixtures"; done
+
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv; uname -r; } > "$OUT/gpu.txt" 2>&1
+cat "$OUT/gpu.txt"
+summary=()
+run() {  # name timeout command...
+  local name=$1 t=$2; shift 2
+  local t0=$SECONDS
+  (cd "$BUILD/tests" && timeout "$t" "$@") > "$OUT/$name.log" 2>&1
+  local rc=$?
+  local syn
+  syn=$(grep -a "Synthesis" "$OUT/$name.log" | tail -1)
+  summary+=("$(printf '%-24s rc=%-3s %4ss  %s' "$name" "$rc" $((SECONDS - t0)) "$syn")")
+  if [ $rc -ne 0 ]; then grep -a -E "\[FAIL\]|failed|Assertion|error" "$OUT/$name.log" | head -40; fi
+}
+
+bin=$PWD/$G/bin
+run cuda_backend 300 env ARGEN_CUDA_BENCH=1 ARGEN_CUDA_VERBOSE=1 "$bin/test_cuda_backend" --jobs 1 --verbose
+grep -a -E "^bench|^linear|^    \(|^attention|^sample|^conv|^group_norm|^add|^layernorm" "$OUT/cuda_backend.log" > "$OUT/bench.txt"
+if [ "${1:-}" != "--quick" ]; then
+  for t in "$bin"/test_*; do
+    n=$(basename "$t")
+    [ "$n" = test_cuda_backend ] && continue
+    run "${n#test_}" 120 "$t" --jobs 8
+  done
+  run memcheck 200 compute-sanitizer --tool memcheck --target-processes all --print-limit 20 \
+    "$bin/test_cuda_backend" --jobs 1
+  grep -a -E "ERROR SUMMARY|Invalid|========= [A-Z]" "$OUT/memcheck.log" | sort | uniq -c | head -20
+fi
+echo "---- benchmark"
+cat "$OUT/bench.txt"
+echo "---- summary"
+printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"

@@ -1,0 +1,758 @@
+// The CUDA backend against the CPU reference backend on random inputs with odd shapes, op by op; the sampler's
+// tokens (identical on both backends for the same seed); attention with a bias and kv_len < capacity on every
+// kernel path; graph capture + replay equal to eager runs; no allocation after a warm-up pass; the 16-bit matmul
+// modes with loose tolerances. Every test skips itself without a GPU (nothing touches CUDA in the runner process).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define OK(e)                                                                               \
+    do {                                                                                    \
+        KtStatus s_ = (e);                                                                  \
+        cr_assert(s_ == KT_OK, "%s -> %s: %s", #e, kt_status_name(s_), kt_last_error());    \
+    } while (0)
+
+// ------------------------------------------------------------------------------------------------ harness
+#define MAXT 512
+typedef struct {
+    KtBackend cpu, gpu;
+    KtBuffer buf[2 * MAXT];
+    void *host[MAXT];
+    int nbuf, nhost;
+    uint64_t rng;
+} Pair;
+
+typedef struct {
+    KtTensor c, g;  // the same values on the CPU and the GPU backend
+} Twin;
+
+static void pair_open(Pair *p, uint64_t seed) {
+    memset(p, 0, sizeof *p);
+    test_backend_init(&p->gpu, KT_CUDA);  // skips without a GPU
+    test_backend_init(&p->cpu, KT_CPU);
+    p->rng = seed * 0x9E3779B97F4A7C15ull + 1;
+}
+
+static void pair_close(Pair *p) {
+    for (int i = 0; i < p->nbuf; i++) kt_buffer_free(&p->buf[i]);
+    for (int i = 0; i < p->nhost; i++) free(p->host[i]);
+    kt_backend_free(&p->gpu);
+    kt_backend_free(&p->cpu);
+}
+
+static void *keep(Pair *p, void *h) {
+    cr_assert(h && p->nhost < MAXT);
+    return p->host[p->nhost++] = h;
+}
+
+static float frand(Pair *p) {  // uniform [-1, 1)
+    p->rng ^= p->rng << 13;
+    p->rng ^= p->rng >> 7;
+    p->rng ^= p->rng << 17;
+    return (float)((p->rng >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+}
+
+static float *rnd(Pair *p, int64_t n, float scale) {
+    float *h = keep(p, malloc((size_t)(n ? n : 1) * sizeof(float)));
+    for (int64_t i = 0; i < n; i++) h[i] = scale * frand(p);
+    return h;
+}
+
+// Twin tensors filled from `host` (NULL: 0xff bytes, NaN floats, so unwritten outputs show).
+static Twin twin(Pair *p, KtDType dt, int ndim, const int64_t *shape, const void *host) {
+    Twin t;
+    KtBackend *be[2] = {&p->cpu, &p->gpu};
+    KtTensor *dst[2] = {&t.c, &t.g};
+    for (int i = 0; i < 2; i++) {
+        cr_assert(p->nbuf < 2 * MAXT);
+        *dst[i] = kt_tensor(NULL, dt, be[i]->device, ndim, shape);
+        KtBuffer *b = &p->buf[p->nbuf++];
+        OK(kt_buffer_alloc(be[i], b, kt_nbytes(dst[i])));
+        dst[i]->data = b->data;
+        const void *src = host;
+        if (!src) {
+            void *fill = keep(p, malloc(kt_nbytes(dst[i]) + 1));
+            memset(fill, 0xff, kt_nbytes(dst[i]));
+            src = fill;
+        }
+        OK(kt_upload(be[i], dst[i], src));
+    }
+    return t;
+}
+#define TW(host, ...) twin(p, KT_F32, sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t), (const int64_t[]){__VA_ARGS__}, host)
+#define TWT(dt, host, ...) twin(p, dt, sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t), (const int64_t[]){__VA_ARGS__}, host)
+
+static void *gpu_host(Pair *p, const KtTensor *g) {
+    void *h = keep(p, malloc(kt_nbytes(g) + 1));
+    OK(kt_download(&p->gpu, h, g));
+    return h;
+}
+
+static void expect_twin(Pair *p, const char *what, const Twin *t, double atol, double rtol) {
+    expect_close(what, gpu_host(p, &t->g), t->c.data, kt_numel(&t->c), atol, rtol);
+}
+
+static void expect_twin_exact(Pair *p, const char *what, const Twin *t) {
+    size_t n = kt_nbytes(&t->c);
+    const unsigned char *g = gpu_host(p, &t->g), *c = t->c.data;
+    size_t bad = 0, first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (g[i] != c[i] && !bad++) first = i;
+    cr_expect(bad == 0, "%s: %zu of %zu bytes differ (first at byte %zu)", what, bad, n, first);
+}
+
+// Runs `call` on both backends: CALL(op, args...) with args written with C(x) / G(x) picking a twin's half.
+#define BOTH(fn, ...)                                                                                              \
+    do {                                                                                                           \
+        KtBackend *be_ = &p->cpu;                                                                                  \
+        int side_ = 0;                                                                                             \
+        OK(fn(be_, __VA_ARGS__));                                                                                  \
+        be_ = &p->gpu;                                                                                             \
+        side_ = 1;                                                                                                 \
+        OK(fn(be_, __VA_ARGS__));                                                                                  \
+        (void)side_;                                                                                               \
+    } while (0)
+#define S(t) (side_ ? &(t).g : &(t).c)
+
+// ------------------------------------------------------------------------------------------------ dense
+static void check_linear(Pair *p, int64_t M, int64_t K, int64_t N, bool bias) {
+    Twin x = TW(rnd(p, M * K, 1.f), M, K), w = TW(rnd(p, N * K, 0.5f), N, K), b = TW(rnd(p, N, 1.f), N);
+    Twin y = TW(NULL, M, N);
+    BOTH(kt_linear, S(y), S(x), S(w), bias ? S(b) : NULL);
+    char what[96];
+    snprintf(what, sizeof what, "linear M=%lld K=%lld N=%lld bias=%d", (long long)M, (long long)K, (long long)N, bias);
+    expect_twin(p, what, &y, TOL_REDUCE_F32);
+}
+
+Test(cuda_dense, linear) {
+    Pair pp, *p = &pp;
+    pair_open(p, 1);
+    int64_t shapes[][3] = {{1, 64, 96}, {2, 1024, 40}, {3, 40, 33}, {8, 16, 7}, {5, 33, 17}, {37, 64, 130},
+                           {300, 256, 96}, {9, 3, 5}};
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
+        check_linear(p, shapes[i][0], shapes[i][1], shapes[i][2], true);
+        check_linear(p, shapes[i][0], shapes[i][1], shapes[i][2], false);
+    }
+    Twin x = TW(rnd(p, 2 * 5 * 64, 1.f), 2, 5, 64), w = TW(rnd(p, 48 * 64, 1.f), 48, 64), y = TW(NULL, 2, 5, 48);
+    BOTH(kt_linear, S(y), S(x), S(w), NULL);
+    expect_twin(p, "linear 3-d", &y, TOL_REDUCE_F32);
+    pair_close(p);
+}
+
+Test(cuda_dense, embedding_split_chunks_cfg) {
+    Pair pp, *p = &pp;
+    pair_open(p, 2);
+    int32_t idx[7] = {3, 0, 19, 19, 7, 1, 12};
+    Twin table = TW(rnd(p, 20 * 33, 1.f), 20, 33), id = TWT(KT_I32, idx, 7), y = TW(NULL, 7, 33);
+    BOTH(kt_embedding, S(y), S(table), S(id));
+    expect_twin_exact(p, "embedding", &y);
+    int32_t bad[2] = {1, 20};
+    Twin idb = TWT(KT_I32, bad, 2), yb = TW(NULL, 2, 33);
+    cr_expect_eq(kt_embedding(&p->gpu, &yb.g, &table.g, &idb.g), KT_ERR_ARG, "out-of-range index not reported");
+    OK(kt_sync(&p->gpu));  // the flag was consumed by the failing call
+    Twin x = TW(rnd(p, 3 * 4 * 5, 1.f), 3, 20), ch = TW(NULL, 4, 3, 5);
+    BOTH(kt_split_chunks, S(ch), S(x));
+    expect_twin_exact(p, "split_chunks", &ch);
+    Twin lg = TW(rnd(p, 2 * 2 * 3 * 50, 5.f), 4, 3, 50), cfg = TW(NULL, 2, 3, 50);
+    BOTH(kt_cfg_combine, S(cfg), S(lg), 2.7f);
+    expect_twin_exact(p, "cfg_combine", &cfg);
+    pair_close(p);
+}
+
+Test(cuda_dense, codebook_argmin) {
+    Pair pp, *p = &pp;
+    pair_open(p, 3);
+    int64_t N = 70, D = 32, V = 300;
+    float *cb = rnd(p, V * D, 1.f), *z = keep(p, malloc((size_t)(N * D) * sizeof(float)));
+    for (int64_t i = 0; i < N; i++)  // near a codeword with a clear margin
+        for (int64_t d = 0; d < D; d++) z[i * D + d] = cb[((i * 37) % V) * D + d] + 0.05f * frand(p);
+    Twin zt = TW(z, N, D), ct = TW(cb, V, D), idx = TWT(KT_I32, NULL, N);
+    BOTH(kt_codebook_argmin, S(idx), S(zt), S(ct));
+    expect_twin_exact(p, "codebook_argmin", &idx);
+    pair_close(p);
+}
+
+// ------------------------------------------------------------------------------------------------ norms
+Test(cuda_norm, layernorm_adaln) {
+    Pair pp, *p = &pp;
+    pair_open(p, 4);
+    int64_t cols[] = {65, 1024, 3000};
+    for (int i = 0; i < 3; i++) {
+        int64_t B = 2, T = 3, C = cols[i];
+        float *xh = rnd(p, B * T * C, 2.f);
+        for (int64_t j = 0; j < B * T * C; j++) xh[j] += 0.5f;
+        Twin x = TW(xh, B, T, C), sc = TW(rnd(p, B * C, 1.f), B, C), sh = TW(rnd(p, B * C, 1.f), B, C);
+        Twin y = TW(NULL, B, T, C), y2 = TW(NULL, B, T, C), y3 = TW(NULL, B, T, C);
+        BOTH(kt_layernorm, S(y), S(x), 1e-6f);
+        expect_twin(p, "layernorm", &y, TOL_ELEMWISE_F32);
+        BOTH(kt_layernorm_adaln, S(y2), S(x), S(sc), S(sh), 1e-6f);
+        expect_twin(p, "layernorm_adaln", &y2, TOL_ELEMWISE_F32);
+        BOTH(kt_adaln_modulate, S(y3), S(x), S(sc), S(sh));
+        expect_twin_exact(p, "adaln_modulate", &y3);
+        BOTH(kt_layernorm, S(x), S(x), 1e-5f);  // in place
+        expect_twin(p, "layernorm in place", &x, TOL_ELEMWISE_F32);
+    }
+    pair_close(p);
+}
+
+Test(cuda_norm, group_norm) {
+    Pair pp, *p = &pp;
+    pair_open(p, 5);
+    int64_t cfg[][5] = {{2, 5, 3, 12, 4}, {1, 16, 16, 160, 32}, {2, 7, 9, 10, 5}, {1, 3, 4, 1280, 32}};
+    for (int i = 0; i < 4; i++) {
+        int64_t B = cfg[i][0], H = cfg[i][1], W = cfg[i][2], C = cfg[i][3];
+        int G = (int)cfg[i][4];
+        float *xh = rnd(p, B * H * W * C, 3.f);
+        for (int64_t j = 0; j < B * H * W * C; j++) xh[j] += 1.f;
+        Twin x = TW(xh, B, H, W, C), w = TW(rnd(p, C, 1.f), C), b = TW(rnd(p, C, 1.f), C);
+        Twin y = TW(NULL, B, H, W, C), y2 = TW(NULL, B, H, W, C);
+        BOTH(kt_group_norm, S(y), S(x), S(w), S(b), G, 1e-6f);
+        expect_twin(p, "group_norm", &y, TOL_ELEMWISE_F32);
+        BOTH(kt_group_norm_silu, S(y2), S(x), S(w), S(b), G, 1e-6f);
+        expect_twin(p, "group_norm_silu", &y2, TOL_ELEMWISE_F32);
+    }
+    pair_close(p);
+}
+
+Test(cuda_norm, softmax) {
+    Pair pp, *p = &pp;
+    pair_open(p, 6);
+    float *xh = rnd(p, 6 * 33, 8.f);
+    for (int j = 0; j < 33; j++) xh[4 * 33 + j] = -INFINITY;  // an all-masked row gives zeros
+    xh[5] = xh[40] = -INFINITY;
+    Twin x = TW(xh, 2, 3, 33), y = TW(NULL, 2, 3, 33);
+    BOTH(kt_softmax, S(y), S(x));
+    expect_twin(p, "softmax", &y, TOL_ELEMWISE_F32);
+    Twin x2 = TW(rnd(p, 3 * 5000, 10.f), 3, 5000), y2 = TW(NULL, 3, 5000);
+    BOTH(kt_softmax, S(y2), S(x2));
+    expect_twin(p, "softmax wide", &y2, TOL_ELEMWISE_F32);
+    pair_close(p);
+}
+
+// ------------------------------------------------------------------------------------------- elementwise
+Test(cuda_elementwise, all) {
+    Pair pp, *p = &pp;
+    pair_open(p, 7);
+    Twin x = TW(rnd(p, 2 * 3 * 33, 1.f), 2, 3, 33), h = TW(rnd(p, 2 * 3 * 33, 1.f), 2, 3, 33);
+    Twin g = TW(rnd(p, 2 * 33, 1.f), 2, 33);
+    BOTH(kt_gated_residual, S(x), S(h), S(g));
+    expect_twin_exact(p, "gated_residual", &x);
+    Twin a = TW(rnd(p, 1001, 6.f), 7, 11, 13), y = TW(NULL, 7, 11, 13), y2 = TW(NULL, 7, 11, 13);
+    BOTH(kt_gelu_tanh, S(y), S(a));
+    expect_twin(p, "gelu_tanh", &y, TOL_ELEMWISE_F32);
+    BOTH(kt_silu, S(y2), S(a));
+    expect_twin(p, "silu", &y2, TOL_ELEMWISE_F32);
+    Twin b1 = TW(rnd(p, 11 * 13, 1.f), 11, 13), b2 = TW(rnd(p, 13, 1.f), 13), s1 = TW(NULL, 7, 11, 13);
+    BOTH(kt_add, S(s1), S(a), S(b1));
+    expect_twin_exact(p, "add (T, C)", &s1);
+    BOTH(kt_add, S(s1), S(s1), S(b2));
+    expect_twin_exact(p, "add (C) in place", &s1);
+    Twin a4 = TW(rnd(p, 2 * 8 * 8 * 16, 1.f), 2, 8, 8, 16), b4 = TW(rnd(p, 2 * 8 * 8 * 16, 1.f), 2, 8, 8, 16);
+    Twin s4 = TW(NULL, 2, 8, 8, 16);
+    BOTH(kt_add, S(s4), S(a4), S(b4));
+    expect_twin_exact(p, "add same shape", &s4);
+    BOTH(kt_axpby, S(s4), 0.3f, S(a4), -1.7f, S(b4));
+    expect_twin_exact(p, "axpby", &s4);
+    float *im = rnd(p, 2 * 5 * 7 * 3, 1.3f);
+    im[3] = NAN, im[10] = INFINITY, im[11] = -INFINITY, im[12] = 1.f, im[13] = -1.f;
+    Twin xi = TW(im, 2, 5, 7, 3), u8 = TWT(KT_U8, NULL, 2, 5, 7, 3);
+    int64_t nc = -1, ng = -2, cc = -1, cg = -2;
+    OK(kt_image_to_u8(&p->cpu, &u8.c, &xi.c, &nc));
+    OK(kt_image_to_u8(&p->gpu, &u8.g, &xi.g, &ng));
+    expect_twin_exact(p, "image_to_u8", &u8);
+    cr_expect(nc == 3 && ng == 3, "image_to_u8 non-finite count: cpu %lld, cuda %lld", (long long)nc, (long long)ng);
+    OK(kt_count_nonfinite(&p->cpu, &xi.c, &cc));
+    OK(kt_count_nonfinite(&p->gpu, &xi.g, &cg));
+    cr_expect(cc == 3 && cg == 3, "count_nonfinite: cpu %lld, cuda %lld", (long long)cc, (long long)cg);
+    pair_close(p);
+}
+
+// ------------------------------------------------------------------------------------------ conv, resample
+static void check_conv(Pair *p, int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t Co, int64_t k, int stride,
+                       const int pad[4], bool bias) {
+    int64_t Ho = (H + pad[0] + pad[1] - k) / stride + 1, Wo = (W + pad[2] + pad[3] - k) / stride + 1;
+    Twin x = TW(rnd(p, B * H * W * Ci, 1.f), B, H, W, Ci), w = TW(rnd(p, Co * k * k * Ci, 0.3f), Co, k, k, Ci);
+    Twin b = TW(rnd(p, Co, 1.f), Co), y = TW(NULL, B, Ho, Wo, Co);
+    BOTH(kt_conv2d, S(y), S(x), S(w), bias ? S(b) : NULL, stride, pad);
+    char what[128];
+    snprintf(what, sizeof what, "conv2d %lldx%lldx%lldx%lld -> %lld k%lld s%d pad %d,%d,%d,%d", (long long)B,
+             (long long)H, (long long)W, (long long)Ci, (long long)Co, (long long)k, stride, pad[0], pad[1], pad[2],
+             pad[3]);
+    expect_twin(p, what, &y, TOL_CONV_F32);
+}
+
+Test(cuda_image, conv2d) {
+    Pair pp, *p = &pp;
+    pair_open(p, 8);
+    const int p1[4] = {1, 1, 1, 1}, p0[4] = {0, 0, 0, 0}, down[4] = {0, 1, 0, 1}, odd[4] = {2, 0, 1, 3};
+    check_conv(p, 2, 9, 7, 5, 6, 3, 1, p1, true);
+    check_conv(p, 1, 16, 16, 32, 32, 3, 1, p1, true);
+    check_conv(p, 2, 8, 10, 8, 8, 3, 2, down, true);  // Co <= 8: the small-Co kernel
+    check_conv(p, 2, 8, 10, 16, 16, 3, 2, down, true); // cuDNN on an explicitly padded copy
+    check_conv(p, 1, 12, 10, 160, 3, 3, 1, p1, true);  // the decoder's conv_out shape
+    check_conv(p, 1, 6, 6, 16, 12, 1, 1, p0, true);
+    check_conv(p, 1, 5, 9, 3, 7, 3, 1, p1, false);
+    check_conv(p, 1, 7, 6, 4, 5, 3, 2, odd, true);
+    pair_close(p);
+}
+
+Test(cuda_image, resample) {
+    Pair pp, *p = &pp;
+    pair_open(p, 9);
+    int64_t sizes[][4] = {{1, 1, 16, 16}, {3, 3, 16, 16}, {13, 13, 16, 16}, {16, 16, 3, 3}, {16, 16, 13, 13},
+                          {16, 16, 10, 10}, {5, 7, 16, 9}, {16, 16, 1, 1}};
+    for (int i = 0; i < 8; i++) {
+        int64_t H = sizes[i][0], W = sizes[i][1], Ho = sizes[i][2], Wo = sizes[i][3], B = 2, C = 5;
+        Twin x = TW(rnd(p, B * H * W * C, 1.f), B, H, W, C), y = TW(NULL, B, Ho, Wo, C), y2 = TW(NULL, B, Ho, Wo, C);
+        BOTH(kt_resize_bicubic, S(y), S(x));
+        expect_twin_exact(p, "resize_bicubic", &y);
+        BOTH(kt_resize_area, S(y2), S(x));
+        expect_twin_exact(p, "resize_area", &y2);
+    }
+    Twin x = TW(rnd(p, 2 * 3 * 5 * 12, 1.f), 2, 3, 5, 12), u = TW(NULL, 2, 6, 10, 12);
+    BOTH(kt_upsample_nearest2x, S(u), S(x));
+    expect_twin_exact(p, "upsample_nearest2x", &u);
+    Twin x3 = TW(rnd(p, 3 * 2 * 3, 1.f), 1, 3, 2, 3), u3 = TW(NULL, 1, 6, 4, 3);
+    BOTH(kt_upsample_nearest2x, S(u3), S(x3));
+    expect_twin_exact(p, "upsample_nearest2x C=3", &u3);
+    pair_close(p);
+}
+
+// ------------------------------------------------------------------------------------------------ attention
+static void check_attention(Pair *p, int64_t B, int64_t NH, int64_t Tq, int64_t Tcap, int64_t HS, int64_t kv,
+                            bool bias, double atol, double rtol) {
+    float *bh = NULL;
+    if (bias) {
+        bh = rnd(p, Tq * kv, 2.f);
+        for (int64_t i = 0; i < Tq; i++)
+            for (int64_t j = 0; j < kv; j++)
+                if ((i * 7 + j * 3) % 5 == 0 || i == Tq / 2) bh[i * kv + j] = -INFINITY;  // row Tq/2 fully masked
+    }
+    Twin q = TW(rnd(p, B * NH * Tq * HS, 1.f), B, NH, Tq, HS), k = TW(rnd(p, B * NH * Tcap * HS, 1.f), B, NH, Tcap, HS);
+    Twin v = TW(rnd(p, B * NH * Tcap * HS, 2.f), B, NH, Tcap, HS), o = TW(NULL, B, Tq, NH * HS);
+    Twin bt = bias ? TW(bh, Tq, kv) : (Twin){{0}, {0}};
+    float scale = 1.f / sqrtf((float)HS) * 3.f;
+    BOTH(kt_attention, S(o), S(q), S(k), S(v), kv, bias ? S(bt) : NULL, scale);
+    char what[128];
+    snprintf(what, sizeof what, "attention B=%lld NH=%lld Tq=%lld kv=%lld/%lld HS=%lld bias=%d (%s)", (long long)B,
+             (long long)NH, (long long)Tq, (long long)kv, (long long)Tcap, (long long)HS, bias,
+             kt_dtype_name(p->gpu.matmul_dtype));
+    expect_twin(p, what, &o, atol, rtol);
+}
+
+static void attention_shapes(Pair *p, double atol, double rtol) {
+    int64_t s[][6] = {{2, 3, 37, 100, 64, 70}, {1, 2, 5, 20, 64, 20}, {2, 2, 70, 80, 128, 77}, {1, 3, 33, 40, 32, 17},
+                      {2, 2, 9, 30, 40, 25}, {2, 1, 20, 24, 80, 24}, {1, 2, 11, 13, 48, 13}, {1, 1, 1, 1, 64, 1},
+                      {2, 132, 130, 150, 64, 140}};  // the last: enough 128-query tiles for 8-warp blocks
+    for (int i = 0; i < 9; i++)
+        for (int bias = 0; bias < 2; bias++) check_attention(p, s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], bias, atol, rtol);
+}
+
+Test(cuda_attention, fp32) {
+    Pair pp, *p = &pp;
+    pair_open(p, 10);
+    attention_shapes(p, TOL_REDUCE_F32);
+    pair_close(p);
+}
+
+Test(cuda_attention, fp16_tensor_cores) {
+    Pair pp, *p = &pp;
+    pair_open(p, 11);
+    OK(kt_backend_set_matmul_dtype(&p->gpu, KT_BF16));
+    attention_shapes(p, TOL_ATTN_F16);
+    pair_close(p);
+}
+
+Test(cuda_attention, var_prep_split) {
+    Pair pp, *p = &pp;
+    pair_open(p, 12);
+    int64_t B = 2, T = 5, NH = 3, HS = 64, C = NH * HS, Tcap = 12, t0 = 4;
+    float hsl[3] = {0.3f, 5.0f, -1.2f};  // the middle one is clamped at ln 100
+    Twin qkv = TW(rnd(p, B * T * 3 * C, 2.f), B, T, 3 * C), hs = TW(hsl, NH), q = TW(NULL, B, NH, T, HS);
+    Twin kc = TW(rnd(p, B * NH * Tcap * HS, 1.f), B, NH, Tcap, HS), vc = TW(rnd(p, B * NH * Tcap * HS, 1.f), B, NH, Tcap, HS);
+    BOTH(kt_var_attn_prep, S(q), S(kc), S(vc), S(qkv), S(hs), t0);
+    expect_twin(p, "var_attn_prep q", &q, TOL_ELEMWISE_F32);
+    expect_twin(p, "var_attn_prep kcache", &kc, TOL_ELEMWISE_F32);
+    expect_twin_exact(p, "var_attn_prep vcache", &vc);
+    Twin q2 = TW(NULL, B, NH, T, HS), k2 = TW(NULL, B, NH, T, HS), v2 = TW(NULL, B, NH, T, HS);
+    BOTH(kt_split_qkv_heads, S(q2), S(k2), S(v2), S(qkv));
+    expect_twin_exact(p, "split_qkv q", &q2);
+    expect_twin_exact(p, "split_qkv v", &v2);
+    pair_close(p);
+}
+
+// ------------------------------------------------------------------------------------------------- sampling
+static void check_sampling(Pair *p, int64_t B, int64_t T, int64_t V, SmpParams sp, int64_t pos0) {
+    float *lh = rnd(p, B * T * V, 4.f);
+    for (int64_t i = 0; i < B * T * V; i += 97) lh[i] = lh[(i * 31) % (B * T * V)];  // some exact ties
+    int64_t ids[4] = {7, 123456789012ll, 0, 42};
+    Twin lg = TW(lh, B, T, V), id = TWT(KT_I64, ids, B), tok = TWT(KT_I32, NULL, B, T);
+    BOTH(kt_sample_top_k_top_p, S(tok), S(lg), S(id), pos0, sp);
+    char what[128];
+    snprintf(what, sizeof what, "tokens V=%lld top_k=%d top_p=%g temp=%g", (long long)V, sp.top_k, sp.top_p,
+             sp.temperature);
+    expect_twin_exact(p, what, &tok);
+    snprintf(what, sizeof what, "masked logits V=%lld top_k=%d top_p=%g", (long long)V, sp.top_k, sp.top_p);
+    expect_twin_exact(p, what, &lg);
+    Twin cb = TW(rnd(p, V * 8, 1.f), V, 8), h = TW(NULL, B, T, 8);
+    BOTH(kt_smooth_embed, S(h), S(lg), S(cb), 0.4f, S(id), pos0, sp.seed);
+    expect_twin(p, "smooth_embed", &h, TOL_SMOOTH_F32);
+}
+
+Test(cuda_sampling, tokens_match_cpu) {
+    Pair pp, *p = &pp;
+    pair_open(p, 13);
+    SmpParams sp = smp_params_default();
+    sp.seed = 2024;
+    sp.top_k = 900, sp.top_p = 0.95f;
+    check_sampling(p, 3, 60, 4096, sp, 424);
+    sp.top_k = 0, sp.top_p = 0.8f, sp.temperature = 0.7f;
+    check_sampling(p, 2, 40, 1000, sp, 0);
+    sp.top_k = 5, sp.top_p = 0, sp.temperature = 1.3f;
+    check_sampling(p, 4, 30, 37, sp, 9);
+    sp.top_k = 0, sp.top_p = 0, sp.temperature = 1;
+    check_sampling(p, 2, 50, 4096, sp, 100);
+    sp.top_k = 2000, sp.top_p = 0.9f;
+    check_sampling(p, 1, 20, 16384, sp, 5);
+    pair_close(p);
+}
+
+// -------------------------------------------------------------------------------- 16-bit matmul dtypes
+static uint16_t *to16(Pair *p, const float *f, int64_t n, KtDType dt, float *rounded) {
+    uint16_t *h = keep(p, malloc((size_t)(n ? n : 1) * 2));
+    for (int64_t i = 0; i < n; i++) {
+        h[i] = dt == KT_BF16 ? kt_f32_to_bf16(f[i]) : kt_f32_to_f16(f[i]);
+        rounded[i] = dt == KT_BF16 ? kt_bf16_to_f32(h[i]) : kt_f16_to_f32(h[i]);
+    }
+    return h;
+}
+
+static void check_16bit(KtDType dt) {
+    Pair pp, *p = &pp;
+    pair_open(p, 14);
+    OK(kt_backend_set_matmul_dtype(&p->gpu, dt));
+    int64_t shapes[][3] = {{2, 1024, 96}, {7, 64, 33}, {100, 256, 160}, {9, 20, 12}};
+    for (int i = 0; i < 4; i++) {
+        int64_t M = shapes[i][0], K = shapes[i][1], N = shapes[i][2];
+        float *wr = keep(p, malloc((size_t)(N * K) * 4));
+        uint16_t *w16 = to16(p, rnd(p, N * K, 0.5f), N * K, dt, wr);
+        Twin x = TW(rnd(p, M * K, 1.f), M, K), b = TW(rnd(p, N, 1.f), N), y = TW(NULL, M, N);
+        Twin w = TW(wr, N, K);
+        KtTensor wg = kt_tensor2(NULL, dt, KT_CUDA, N, K);
+        cr_assert(p->nbuf < 2 * MAXT);
+        OK(kt_buffer_alloc(&p->gpu, &p->buf[p->nbuf], kt_nbytes(&wg)));
+        wg.data = p->buf[p->nbuf++].data;
+        OK(kt_upload(&p->gpu, &wg, w16));
+        OK(kt_linear(&p->cpu, &y.c, &x.c, &w.c, &b.c));
+        OK(kt_linear(&p->gpu, &y.g, &x.g, &wg, &b.g));
+        expect_twin(p, dt == KT_BF16 ? "linear bf16" : "linear fp16", &y, TOL_GEMM_BF16);
+    }
+    // cuDNN; cuDNN with input channels padded to 8; cuDNN on an explicitly padded copy with Co padded to 16; small Co
+    int64_t cc[][4] = {{16, 16, 32, 32}, {9, 8, 3, 160}, {8, 8, 64, 12}, {10, 9, 160, 3}};
+    const int p1[4] = {1, 1, 1, 1}, down[4] = {0, 1, 0, 1};
+    for (int i = 0; i < 4; i++) {
+        int64_t H = cc[i][0], W = cc[i][1], Ci = cc[i][2], Co = cc[i][3], B = 2;
+        const int *pad = i == 2 ? down : p1;
+        int stride = i == 2 ? 2 : 1;
+        int64_t Ho = (H + pad[0] + pad[1] - 3) / stride + 1, Wo = (W + pad[2] + pad[3] - 3) / stride + 1;
+        float *wr = keep(p, malloc((size_t)(Co * 9 * Ci) * 4));
+        uint16_t *w16 = to16(p, rnd(p, Co * 9 * Ci, 0.2f), Co * 9 * Ci, dt, wr);
+        Twin x = TW(rnd(p, B * H * W * Ci, 1.f), B, H, W, Ci), b = TW(rnd(p, Co, 1.f), Co), w = TW(wr, Co, 3, 3, Ci);
+        Twin y = TW(NULL, B, Ho, Wo, Co);
+        KtTensor wg = kt_tensor4(NULL, dt, KT_CUDA, Co, 3, 3, Ci);
+        OK(kt_buffer_alloc(&p->gpu, &p->buf[p->nbuf], kt_nbytes(&wg)));
+        wg.data = p->buf[p->nbuf++].data;
+        OK(kt_upload(&p->gpu, &wg, w16));
+        OK(kt_conv2d(&p->cpu, &y.c, &x.c, &w.c, &b.c, stride, pad));
+        OK(kt_conv2d(&p->gpu, &y.g, &x.g, &wg, &b.g, stride, pad));
+        expect_twin(p, dt == KT_BF16 ? "conv2d bf16" : "conv2d fp16", &y, TOL_GEMM_BF16);
+    }
+    pair_close(p);
+}
+
+Test(cuda_matmul16, bf16) { check_16bit(KT_BF16); }
+Test(cuda_matmul16, fp16) { check_16bit(KT_F16); }
+
+// ------------------------------------------------------------------------------------ graphs, allocation
+// A transformer-ish step: linear -> layernorm_adaln -> prep -> attention -> linear -> sample (2 rows x 16 tokens).
+typedef struct {
+    Twin x, w1, qkv, sc, sh, hsl, q, kc, vc, att, wo, lg, ids, tok, ln;
+} Step;
+
+static void step_init(Pair *p, Step *s) {
+    int64_t B = 2, T = 16, C = 128, NH = 2, HS = 64, V = 500;
+    s->x = TW(rnd(p, B * T * C, 1.f), B, T, C);
+    s->w1 = TW(rnd(p, 3 * C * C, 0.2f), 3 * C, C);
+    s->qkv = TW(NULL, B, T, 3 * C);
+    s->ln = TW(NULL, B, T, C);
+    s->sc = TW(rnd(p, B * C, 0.5f), B, C), s->sh = TW(rnd(p, B * C, 0.5f), B, C);
+    float hs[2] = {1.f, 2.f};
+    s->hsl = TW(hs, NH);
+    s->q = TW(NULL, B, NH, T, HS);
+    s->kc = TW(rnd(p, B * NH * 40 * HS, 1.f), B, NH, 40, HS), s->vc = TW(rnd(p, B * NH * 40 * HS, 1.f), B, NH, 40, HS);
+    s->att = TW(NULL, B, T, C);
+    s->wo = TW(rnd(p, V * C, 0.3f), V, C);
+    s->lg = TW(NULL, B, T, V);
+    int64_t ids[2] = {5, 6};
+    s->ids = TWT(KT_I64, ids, B);
+    s->tok = TWT(KT_I32, NULL, B, T);
+}
+
+static void step_run(KtBackend *be, Step *s, int side_) {
+    SmpParams sp = smp_params_default();
+    sp.seed = 77, sp.top_k = 100, sp.top_p = 0.9f;
+    OK(kt_layernorm_adaln(be, S(s->ln), S(s->x), S(s->sc), S(s->sh), 1e-6f));
+    OK(kt_linear(be, S(s->qkv), S(s->ln), S(s->w1), NULL));
+    OK(kt_var_attn_prep(be, S(s->q), S(s->kc), S(s->vc), S(s->qkv), S(s->hsl), 20));
+    OK(kt_attention(be, S(s->att), S(s->q), S(s->kc), S(s->vc), 36, NULL, 1.f));
+    OK(kt_linear(be, S(s->lg), S(s->att), S(s->wo), NULL));
+    OK(kt_sample_top_k_top_p(be, S(s->tok), S(s->lg), S(s->ids), 100, sp));
+}
+
+Test(cuda_graph, capture_replay_matches_eager) {
+    Pair pp, *p = &pp;
+    pair_open(p, 15);
+    Step s;
+    step_init(p, &s);
+    step_run(&p->cpu, &s, 0);
+    step_run(&p->gpu, &s, 1);  // warm-up: scratch and plans reach their final size
+    expect_twin_exact(p, "eager tokens vs cpu", &s.tok);
+    int64_t n_allocs = p->gpu.n_allocs;
+    OK(kt_zero(&p->gpu, &s.tok.g));
+    OK(kt_zero(&p->gpu, &s.lg.g));
+    KtGraph g;
+    OK(kt_graph_begin(&p->gpu));
+    step_run(&p->gpu, &s, 1);
+    OK(kt_graph_end(&p->gpu, &g));
+    OK(kt_graph_launch(&p->gpu, &g));
+    OK(kt_graph_launch(&p->gpu, &g));
+    OK(kt_sync(&p->gpu));
+    expect_twin_exact(p, "graph tokens vs cpu", &s.tok);
+    expect_twin(p, "graph logits vs cpu", &s.lg, TOL_REDUCE_F32);
+    float *eager = gpu_host(p, &s.lg.g);
+    float *x2 = rnd(p, kt_numel(&s.x.c), 1.f);  // new inputs in place: the replay must see them
+    OK(kt_upload(&p->gpu, &s.x.g, x2));
+    memcpy(s.x.c.data, x2, kt_nbytes(&s.x.c));
+    step_run(&p->cpu, &s, 0);
+    OK(kt_graph_launch(&p->gpu, &g));
+    OK(kt_sync(&p->gpu));
+    expect_twin_exact(p, "replay on new inputs: tokens", &s.tok);
+    cr_expect(memcmp(eager, gpu_host(p, &s.lg.g), kt_nbytes(&s.lg.c)) != 0, "replay ignored the new input");
+    cr_expect_eq(p->gpu.n_allocs, n_allocs, "allocations during capture/replay: %lld -> %lld", (long long)n_allocs,
+                 (long long)p->gpu.n_allocs);
+    kt_graph_free(&g);
+    pair_close(p);
+}
+
+Test(cuda_graph, no_allocation_after_warmup) {
+    Pair pp, *p = &pp;
+    pair_open(p, 16);
+    OK(kt_backend_set_matmul_dtype(&p->gpu, KT_BF16));  // exercises the conversion scratch too
+    Step s;
+    step_init(p, &s);
+    step_run(&p->gpu, &s, 1);
+    int64_t n = p->gpu.n_allocs;
+    size_t bytes = p->gpu.bytes_in_use;
+    for (int i = 0; i < 3; i++) step_run(&p->gpu, &s, 1);
+    OK(kt_sync(&p->gpu));
+    cr_expect_eq(p->gpu.n_allocs, n, "steady-state steps allocated (%lld -> %lld)", (long long)n, (long long)p->gpu.n_allocs);
+    cr_expect_eq(p->gpu.bytes_in_use, bytes);
+    cr_expect(p->gpu.peak_bytes >= bytes);
+    pair_close(p);
+}
+
+Test(cuda_backend, name_and_dtype) {
+    Pair pp, *p = &pp;
+    pair_open(p, 17);
+    cr_expect(strstr(p->gpu.name, "cuda (") == p->gpu.name, "name: %s", p->gpu.name);
+    cr_expect_eq(kt_backend_set_matmul_dtype(&p->gpu, KT_I32), KT_ERR_UNSUPPORTED);
+    OK(kt_backend_set_matmul_dtype(&p->gpu, KT_F16));
+    cr_expect(strstr(p->gpu.name, "fp16") != NULL, "name: %s", p->gpu.name);
+    pair_close(p);
+}
+
+// ------------------------------------------------------------------------------------------------ benchmark
+// Op timings at VAR shapes, only with ARGEN_CUDA_BENCH=1 (scripts/gpu_check.sh sets it): each op is captured
+// `reps` times into one graph and replayed, so launch overhead is excluded. Prints one line per case.
+#include <time.h>
+
+typedef enum { B_LINEAR, B_ATTN, B_SAMPLE, B_CONV, B_GNSILU, B_LNADA, B_ADD } BenchKind;
+typedef struct {
+    BenchKind kind;
+    KtTensor a, b, c, d, e;
+    int64_t kv;
+    SmpParams sp;
+} BenchOp;
+
+static void bench_call(KtBackend *be, BenchOp *o) {
+    static const int p1[4] = {1, 1, 1, 1};
+    switch (o->kind) {
+    case B_LINEAR: OK(kt_linear(be, &o->c, &o->a, &o->b, &o->d)); break;
+    case B_ATTN: OK(kt_attention(be, &o->d, &o->a, &o->b, &o->c, o->kv, NULL, 1.f)); break;
+    case B_SAMPLE: OK(kt_sample_top_k_top_p(be, &o->c, &o->a, &o->b, 0, o->sp)); break;
+    case B_CONV: OK(kt_conv2d(be, &o->c, &o->a, &o->b, &o->d, 1, p1)); break;
+    case B_GNSILU: OK(kt_group_norm_silu(be, &o->c, &o->a, &o->b, &o->d, 32, 1e-6f)); break;
+    case B_LNADA: OK(kt_layernorm_adaln(be, &o->c, &o->a, &o->b, &o->d, 1e-6f)); break;
+    case B_ADD: OK(kt_add(be, &o->c, &o->a, &o->b)); break;
+    }
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double bench_us(KtBackend *be, BenchOp *o, int reps) {
+    bench_call(be, o);
+    OK(kt_sync(be));
+    KtGraph g;
+    OK(kt_graph_begin(be));
+    for (int i = 0; i < reps; i++) bench_call(be, o);
+    OK(kt_graph_end(be, &g));
+    OK(kt_graph_launch(be, &g));
+    OK(kt_sync(be));
+    double best = 1e30;
+    for (int k = 0; k < 5; k++) {
+        double t0 = now_s();
+        OK(kt_graph_launch(be, &g));
+        OK(kt_sync(be));
+        double t = (now_s() - t0) / reps * 1e6;
+        if (t < best) best = t;
+    }
+    kt_graph_free(&g);
+    return best;
+}
+
+static KtTensor bt(Pair *p, KtDType dt, int nd, const int64_t *shape, float scale) {
+    KtTensor t = kt_tensor(NULL, dt, KT_CUDA, nd, shape);
+    cr_assert(p->nbuf < 2 * MAXT);
+    OK(kt_buffer_alloc(&p->gpu, &p->buf[p->nbuf], kt_nbytes(&t)));
+    t.data = p->buf[p->nbuf++].data;
+    size_t n = (size_t)kt_numel(&t);
+    void *h = malloc(kt_nbytes(&t) + 1);
+    for (size_t i = 0; i < n; i++) {
+        float f = scale * frand(p);
+        if (dt == KT_F32) ((float *)h)[i] = f;
+        else if (dt == KT_BF16) ((uint16_t *)h)[i] = kt_f32_to_bf16(f);
+        else if (dt == KT_F16) ((uint16_t *)h)[i] = kt_f32_to_f16(f);
+        else if (dt == KT_I64) ((int64_t *)h)[i] = (int64_t)i;
+        else ((int32_t *)h)[i] = 0;
+    }
+    OK(kt_upload(&p->gpu, &t, h));
+    free(h);
+    return t;
+}
+#define BT(dt, scale, ...) bt(p, dt, sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t), (const int64_t[]){__VA_ARGS__}, scale)
+
+static void bench_release(Pair *p, int from) {
+    while (p->nbuf > from) kt_buffer_free(&p->buf[--p->nbuf]);
+}
+
+Test(cuda_bench, ops, .timeout = 600) {
+    if (!getenv("ARGEN_CUDA_BENCH")) cr_skip_test("set ARGEN_CUDA_BENCH=1 to time the CUDA ops");
+    Pair pp, *p = &pp;
+    pair_open(p, 99);
+    KtBackend *be = &p->gpu;
+    fprintf(stderr, "bench on %s\n", be->name);
+    KtBackend lt_only, small_16;  // same device, other kernel choices for small-M GEMMs (ARGEN_CUDA_SMALL_M)
+    setenv("ARGEN_CUDA_SMALL_M", "0", 1);
+    OK(kt_backend_cuda_init(&lt_only, 0));
+    setenv("ARGEN_CUDA_SMALL_M", "16", 1);
+    OK(kt_backend_cuda_init(&small_16, 0));
+    unsetenv("ARGEN_CUDA_SMALL_M");
+    OK(kt_backend_set_matmul_dtype(&lt_only, KT_BF16));
+    OK(kt_backend_set_matmul_dtype(&small_16, KT_BF16));
+    // GEMMs of VAR-d16 (C = 1024): qkv, fc1, fc2, proj, head; rows 2 (CFG, batch 1) .. 512 (2 x 256 tokens) .. 32768.
+    int64_t kn[][2] = {{1024, 3072}, {1024, 4096}, {4096, 1024}, {1024, 1024}, {1024, 6144}};
+    int64_t ms[] = {2, 8, 16, 32, 128, 512, 8192, 32768};
+    for (int dti = 0; dti < 2; dti++) {
+        KtDType dt = dti ? KT_BF16 : KT_F32;
+        OK(kt_backend_set_matmul_dtype(be, dt));
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 8; j++) {
+                if (dt == KT_F32 && ms[j] > 512) continue;
+                int base = p->nbuf;
+                int64_t K = kn[i][0], N = kn[i][1], M = ms[j];
+                BenchOp o = {.kind = B_LINEAR};
+                o.a = BT(KT_F32, 1.f, M, K), o.b = BT(dt, 0.03f, N, K), o.c = BT(KT_F32, 0, M, N), o.d = BT(KT_F32, 1.f, N);
+                double us = bench_us(be, &o, M >= 8192 ? 5 : 50);
+                fprintf(stderr, "linear %-5s M=%-6lld K=%-5lld N=%-5lld %9.2f us  %7.1f TFLOP/s  %7.1f GB/s(weights)\n",
+                        kt_dtype_name(dt), (long long)M, (long long)K, (long long)N, us, 2.0 * M * K * N / us * 1e-6,
+                        (double)N * K * kt_dtype_size(dt) / us * 1e-3);
+                if (M <= 16 && dt == KT_BF16) {  // the same shape with the other kernel choice
+                    double other = bench_us(M <= 8 ? &lt_only : &small_16, &o, 50);
+                    fprintf(stderr, "    (%s for the same: %.2f us)\n", M <= 8 ? "cublasLt" : "small-M", other);
+                }
+                bench_release(p, base);
+            }
+    }
+    // Attention at VAR-d16's last scale (Tq 256, kv 680, 16 heads of 64) for CFG batch 1 and 64.
+    int64_t ab[][3] = {{2, 256, 680}, {2, 169, 424}, {128, 256, 680}, {2, 680, 680}};
+    for (int dti = 0; dti < 2; dti++) {
+        OK(kt_backend_set_matmul_dtype(be, dti ? KT_BF16 : KT_F32));
+        for (int i = 0; i < 4; i++) {
+            int base = p->nbuf;
+            int64_t B = ab[i][0], Tq = ab[i][1], kv = ab[i][2];
+            BenchOp o = {.kind = B_ATTN, .kv = kv};
+            o.a = BT(KT_F32, 0.2f, B, 16, Tq, 64), o.b = BT(KT_F32, 0.2f, B, 16, 680, 64);
+            o.c = BT(KT_F32, 1.f, B, 16, 680, 64), o.d = BT(KT_F32, 0, B, Tq, 1024);
+            double us = bench_us(be, &o, B > 8 ? 5 : 20);
+            fprintf(stderr, "attention %s B=%-4lld Tq=%-4lld kv=%-4lld %9.2f us  %7.1f TFLOP/s\n", dti ? "fp16" : "fp32",
+                    (long long)B, (long long)Tq, (long long)kv, us, 4.0 * B * 16 * Tq * kv * 64 / us * 1e-6);
+            bench_release(p, base);
+        }
+    }
+    int64_t rows[][2] = {{1, 256}, {64, 256}};
+    for (int i = 0; i < 2; i++) {
+        int base = p->nbuf;
+        BenchOp o = {.kind = B_SAMPLE};
+        o.sp = smp_params_default();
+        o.sp.top_k = 900, o.sp.top_p = 0.95f;
+        o.a = BT(KT_F32, 5.f, rows[i][0], rows[i][1], 4096), o.b = BT(KT_I64, 0, rows[i][0]);
+        o.c = BT(KT_I32, 0, rows[i][0], rows[i][1]);
+        double us = bench_us(be, &o, 5);
+        fprintf(stderr, "sample top_k 900 top_p 0.95 rows=%-6lld V=4096 %9.2f us\n", (long long)(rows[i][0] * rows[i][1]), us);
+        bench_release(p, base);
+    }
+    // VQVAE decoder shapes at batch 8: 3x3 convs at 256^2 x 160 and 128^2 x 320, GroupNorm+SiLU, residual add.
+    OK(kt_backend_set_matmul_dtype(be, KT_BF16));
+    int64_t cv[][3] = {{256, 160, 160}, {128, 320, 320}, {16, 640, 640}, {256, 160, 3}};
+    for (int i = 0; i < 4; i++) {
+        int base = p->nbuf;
+        int64_t S = cv[i][0], Ci = cv[i][1], Co = cv[i][2], B = 8;
+        BenchOp o = {.kind = B_CONV};
+        o.a = BT(KT_F32, 1.f, B, S, S, Ci), o.b = BT(KT_BF16, 0.03f, Co, 3, 3, Ci), o.c = BT(KT_F32, 0, B, S, S, Co);
+        o.d = BT(KT_F32, 1.f, Co);
+        double us = bench_us(be, &o, 3);
+        fprintf(stderr, "conv3x3 bf16 B=8 %lldx%lld %lld->%lld %9.2f us  %7.1f TFLOP/s\n", (long long)S, (long long)S,
+                (long long)Ci, (long long)Co, us, 2.0 * B * S * S * Ci * Co * 9 / us * 1e-6);
+        bench_release(p, base);
+    }
+    {
+        int base = p->nbuf;
+        BenchOp o = {.kind = B_GNSILU};
+        o.a = BT(KT_F32, 1.f, 8, 256, 256, 160), o.b = BT(KT_F32, 1.f, 160), o.c = BT(KT_F32, 0, 8, 256, 256, 160);
+        o.d = BT(KT_F32, 1.f, 160);
+        double us = bench_us(be, &o, 3);
+        fprintf(stderr, "group_norm_silu (8,256,256,160) %9.2f us  %7.1f GB/s\n", us, 3.0 * kt_nbytes(&o.a) / us * 1e-3);
+        BenchOp a = {.kind = B_ADD, .a = o.a, .b = o.c, .c = o.c};
+        us = bench_us(be, &a, 3);
+        fprintf(stderr, "add (8,256,256,160) %9.2f us  %7.1f GB/s\n", us, 3.0 * kt_nbytes(&o.a) / us * 1e-3);
+        bench_release(p, base);
+    }
+    {
+        int base = p->nbuf;
+        BenchOp o = {.kind = B_LNADA};
+        o.a = BT(KT_F32, 1.f, 2, 256, 1024), o.b = BT(KT_F32, 1.f, 2, 1024), o.c = BT(KT_F32, 0, 2, 256, 1024);
+        o.d = BT(KT_F32, 1.f, 2, 1024);
+        fprintf(stderr, "layernorm_adaln (2,256,1024) %9.2f us\n", bench_us(be, &o, 50));
+        bench_release(p, base);
+    }
+    kt_backend_free(&lt_only);
+    kt_backend_free(&small_16);
+    pair_close(p);
+}
