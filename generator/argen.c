@@ -186,15 +186,18 @@ ArgenStatus argen_decode(ArgenModel *m, int n, const int32_t *tokens, uint8_t *p
     KtBuffer fbuf = {0}, ubuf = {0};
     int64_t *tok = malloc((size_t)(bmax * L) * sizeof *tok);
     KtStatus st = tok ? kt_buffer_alloc(&m->be, &fbuf, (size_t)(bmax * per) * 4) : KT_FAIL(KT_ERR_OOM, "out of memory");
-    if (st == KT_OK) st = kt_buffer_alloc(&m->be, &ubuf, (size_t)(bmax * per));
+    if (st == KT_OK) st = kt_buffer_alloc(&m->be, &ubuf, kt_arena_size((size_t)(bmax * per)) + 8);  // pixels + counter
     for (int i = 0; st == KT_OK && i < n; i += bmax) {
         int b = n - i < bmax ? n - i : bmax;
         KtTensor img = kt_tensor4(fbuf.data, KT_F32, m->be.device, b, S, S, 3);
         KtTensor px = kt_tensor4(ubuf.data, KT_U8, m->be.device, b, S, S, 3);
         for (int64_t j = 0; j < b * L; j++) tok[j] = tokens[i * L + j];
+        KtTensor counter = kt_tensor1((char *)ubuf.data + kt_arena_size((size_t)(bmax * per)), KT_I64, m->be.device, 1);
         int64_t bad = 0;
+        if ((st = kt_zero(&m->be, &counter)) != KT_OK) break;
         if ((st = vq_var_tokens_to_image(&m->vq, &img, tok, b)) != KT_OK) break;
-        if ((st = kt_image_to_u8(&m->be, &px, &img, &bad)) != KT_OK) break;
+        if ((st = kt_image_to_u8(&m->be, &px, &img, &counter)) != KT_OK) break;
+        if ((st = kt_download(&m->be, &bad, &counter)) != KT_OK) break;
         if (bad) st = KT_FAIL(KT_ERR_NUMERIC, "VQVAE decoder: %lld non-finite pixel values", (long long)bad);
         else st = kt_download(&m->be, pixels + (size_t)(i * per), &px);
     }

@@ -38,6 +38,7 @@ static KtStatus ws_carve(VarWorkspace *ws, KtArena *a, const VarConfig *c, const
     KT_TRY(kt_arena_tensor(a, &ws->labels, KT_I32, 1, (int64_t[]){B2}, "labels"));
     KT_TRY(kt_arena_tensor(a, &ws->tokens, KT_I32, 1, (int64_t[]){L * B}, "tokens"));
     KT_TRY(kt_arena_tensor(a, &ws->image_ids, KT_I64, 1, (int64_t[]){B}, "image ids"));
+    KT_TRY(kt_arena_tensor(a, &ws->nonfinite, KT_I64, 1, (int64_t[]){(int64_t)c->n_scales * (D + 1) + 1}, "checks"));
     if (vq) {
         int64_t S = vq->config.image_size, hl = vq->config.latent_size;
         KT_TRY(kt_arena_tensor(a, &ws->f_hat, KT_F32, 4, (int64_t[]){B, hl, hl, c->Cvae}, "f_hat"));
@@ -63,6 +64,7 @@ KtStatus var_ws_alloc(VarWorkspace *ws, const VarModel *m, const VarVqvae *vq, i
 
 void var_workspace_free(VarWorkspace *ws) {
     if (!ws) return;
+    kt_graph_free(&ws->graph);
     kt_arena_free(&ws->arena);
     memset(ws, 0, sizeof *ws);
 }

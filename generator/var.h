@@ -88,6 +88,13 @@ typedef struct {
     KtTensor tokens;                      // (L * B) int32, scale-major: scale si at offset B*begin[si]
     KtTensor f_hat, h_smooth, next_in, img;  // latents, more_smooth latents, next-scale input, decoded image
     KtTensor pixels;                      // (B, S, S, 3) uint8
+    KtTensor nonfinite;                   // int64 counters: per scale (depth block outputs, logits), then pixels
+    // CUDA graph of one whole var_generate (all scales + decode) for the last batch size and settings
+    KtGraph graph;
+    int graph_batch;
+    VarSampleParams graph_params;
+    bool graphs_unsupported;              // the backend has no graph capture: always run eagerly
+    bool diagnose;                        // also count non-finite values after every block (set on failure)
 } VarWorkspace;
 
 KtStatus var_workspace_init(VarWorkspace *ws, const VarModel *m, const VarVqvae *vq, int max_batch);

@@ -65,13 +65,11 @@ static KtStatus next_tokens(VarModel *m, VarVqvae *vq, VarWorkspace *ws, int64_t
     return kt_copy(m->be, &xu, &xc);
 }
 
-static KtStatus check_finite(KtBackend *be, const KtTensor *t, const char *what, int si) {
-    int64_t bad = 0;
-    KT_TRY(kt_count_nonfinite(be, t, &bad));
-    if (bad)
-        return KT_FAIL(KT_ERR_NUMERIC, "scale %d: %lld non-finite values in the %s (broken weights, or a reduced "
-                       "precision overflow: try --dtype fp32)", si, (long long)bad, what);
-    return KT_OK;
+// Non-finite counters: slot si*(D+1)+i counts block i's output at scale si (only when diagnosing), slot
+// si*(D+1)+D the CFG logits of scale si, the last slot the decoded pixels.
+static KtTensor check_slot(VarWorkspace *ws, const VarConfig *c, int si, int i) {
+    int64_t idx = si < 0 ? (int64_t)c->n_scales * (c->depth + 1) : (int64_t)si * (c->depth + 1) + i;
+    return kt_slice0(&ws->nonfinite, idx, 1);
 }
 
 // Host copy of the CFG logits of one scale into logits_out (B, L, V).
@@ -109,11 +107,19 @@ static KtStatus run_scale(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const Var
     const VarConfig *c = &m->config;
     int64_t pn = c->patch_nums[si], T = pn * pn, t0 = c->begin[si], B2 = 2 * B;
     float ratio = (float)si / (float)(c->n_scales - 1);
-    for (int i = 0; i < c->depth; i++) KT_TRY(var_block_forward(m, ws, i, B2, T, t0, NULL));
+    KtTensor x = kt_reshape3(&ws->x, B2, T, c->C);
+    for (int i = 0; i < c->depth; i++) {
+        KT_TRY(var_block_forward(m, ws, i, B2, T, t0, NULL));
+        if (ws->diagnose) {
+            KtTensor slot = check_slot(ws, c, si, i);
+            KT_TRY(kt_count_nonfinite(be, &slot, &x));
+        }
+    }
     KtTensor logits, lc = kt_reshape3(&ws->logits_cfg, B, T, c->V);  // (B2, T, V) -> (B, T, V)
     KT_TRY(var_head_forward(m, ws, B2, T, &logits));
     KT_TRY(kt_cfg_combine(be, &lc, &logits, p->cfg * ratio));
-    KT_TRY(check_finite(be, &lc, "logits", si));
+    KtTensor slot = check_slot(ws, c, si, c->depth);
+    KT_TRY(kt_count_nonfinite(be, &slot, &lc));
     if (logits_out) KT_TRY(save_logits(m, &lc, B, si, logits_out));
 
     KtTensor tok = kt_reshape2(&ws->tokens, B, T), ids = kt_slice0(&ws->image_ids, 0, B);
@@ -132,6 +138,92 @@ static KtStatus run_scale(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const Var
     return si + 1 < c->n_scales ? next_tokens(m, vq, ws, B, si) : KT_OK;
 }
 
+// Everything between the uploads and the downloads: device work only, so it can be captured as one graph.
+static KtStatus run_all(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const VarSampleParams *p, int64_t B,
+                        float *logits_out) {
+    KtBackend *be = m->be;
+    const VarConfig *c = &m->config;
+    KT_TRY(kt_zero(be, &ws->nonfinite));
+    KT_TRY(var_cond_prepare(m, ws, 2 * B));
+    KT_TRY(first_tokens(m, ws, 2 * B));
+    KtTensor f_hat = kt_slice0(&ws->f_hat, 0, B);
+    KT_TRY(kt_zero(be, &f_hat));
+    for (int si = 0; si < c->n_scales; si++) KT_TRY(run_scale(m, vq, ws, p, B, si, logits_out));
+    KtTensor img = kt_slice0(&ws->img, 0, B), px = kt_slice0(&ws->pixels, 0, B), slot = check_slot(ws, c, -1, 0);
+    KT_TRY(vq_var_decode(vq, &img, &f_hat));
+    return kt_image_to_u8(be, &px, &img, &slot);
+}
+
+static bool same_params(const VarSampleParams *a, const VarSampleParams *b) {
+    return a->cfg == b->cfg && a->more_smooth == b->more_smooth && a->smp.seed == b->smp.seed &&
+           a->smp.top_k == b->smp.top_k && a->smp.top_p == b->smp.top_p && a->smp.temperature == b->smp.temperature;
+}
+
+// Replays the captured graph when batch and settings match; otherwise runs eagerly (which also sizes every scratch
+// buffer) and captures the graph for the next call. Backends without graphs always run eagerly.
+static KtStatus run_graphed(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const VarSampleParams *p, int64_t B) {
+    KtBackend *be = m->be;
+    if (ws->graph.handle && ws->graph_batch == B && same_params(&ws->graph_params, p))
+        return kt_graph_launch(be, &ws->graph);
+    kt_graph_free(&ws->graph);
+    KT_TRY(run_all(m, vq, ws, p, B, NULL));
+    if (ws->graphs_unsupported) return KT_OK;
+    KtStatus st = kt_graph_begin(be);
+    if (st == KT_ERR_UNSUPPORTED) {
+        ws->graphs_unsupported = true;
+        return KT_OK;
+    }
+    KT_TRY(st);
+    st = run_all(m, vq, ws, p, B, NULL);
+    KtStatus end = kt_graph_end(be, &ws->graph);  // always end the capture, even after a failed op
+    KT_TRY(st);
+    KT_TRY(end);
+    ws->graph_batch = (int)B;
+    ws->graph_params = *p;
+    return KT_OK;
+}
+
+// Downloads the counters. A sampler that met a row without finite logits reports KT_ERR_NUMERIC at its next sync
+// point (CUDA) or on return (CPU); the counters then say where the values broke, so read past that report once.
+static KtStatus read_counters(VarModel *m, VarWorkspace *ws, int64_t *cnt) {
+    KtStatus st = kt_download(m->be, cnt, &ws->nonfinite);
+    return st == KT_ERR_NUMERIC ? kt_download(m->be, cnt, &ws->nonfinite) : st;
+}
+
+// Reads the non-finite counters; on trouble re-runs eagerly with per-block checks to name the first bad layer.
+static KtStatus check_counters(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const VarSampleParams *p, int64_t B) {
+    const VarConfig *c = &m->config;
+    int64_t n = kt_numel(&ws->nonfinite), *cnt = malloc((size_t)n * sizeof *cnt), first = -1;
+    if (!cnt) return KT_FAIL(KT_ERR_OOM, "out of memory");
+    KtStatus st = read_counters(m, ws, cnt);
+    for (int64_t i = 0; st == KT_OK && i < n && first < 0; i++)
+        if (cnt[i]) first = i;
+    if (st == KT_OK && first >= 0) {  // find the layer: same inputs, per-block counters
+        ws->diagnose = true;
+        st = run_all(m, vq, ws, p, B, NULL);
+        ws->diagnose = false;
+        if (st == KT_OK || st == KT_ERR_NUMERIC) st = read_counters(m, ws, cnt);
+        for (int64_t i = 0; st == KT_OK && i < n; i++)
+            if (cnt[i]) {
+                first = i;
+                break;
+            }
+    }
+    if (st == KT_OK && first >= 0) {
+        int64_t per = c->depth + 1, si = first / per, i = first % per;
+        const char *hint = "broken weights, or a reduced-precision overflow: try --dtype fp32";
+        if (first == n - 1)
+            st = KT_FAIL(KT_ERR_NUMERIC, "VQVAE decoder: %lld non-finite pixel values (%s)", (long long)cnt[first], hint);
+        else if (i == c->depth)
+            st = KT_FAIL(KT_ERR_NUMERIC, "scale %lld: %lld non-finite logits (%s)", (long long)si, (long long)cnt[first], hint);
+        else
+            st = KT_FAIL(KT_ERR_NUMERIC, "scale %lld, block %lld: %lld non-finite activations (%s)", (long long)si,
+                         (long long)i, (long long)cnt[first], hint);
+    }
+    free(cnt);
+    return st;
+}
+
 KtStatus var_generate(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const VarSampleParams *p, int B,
                       const int32_t *labels, const int64_t *image_ids, const VarOutputs *out) {
     KtBackend *be = m->be;
@@ -139,32 +231,23 @@ KtStatus var_generate(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const VarSamp
     if (B < 1 || B > ws->max_batch)
         return KT_FAIL(KT_ERR_ARG, "batch %d outside [1, %d] (the workspace size)", B, ws->max_batch);
     KT_TRY(var_check_labels(c, B, labels));
-    int64_t B2 = 2 * (int64_t)B;
-
-    int32_t *lab2 = malloc((size_t)B2 * sizeof *lab2);
+    int32_t *lab2 = malloc((size_t)(2 * B) * sizeof *lab2);
     if (!lab2) return KT_FAIL(KT_ERR_OOM, "out of memory");
     for (int b = 0; b < B; b++) {
         lab2[b] = labels[b];
         lab2[B + b] = c->num_classes;  // the null class row of CFG
     }
-    KtTensor lab = kt_slice0(&ws->labels, 0, B2), ids = kt_slice0(&ws->image_ids, 0, B);
+    KtTensor lab = kt_slice0(&ws->labels, 0, 2 * (int64_t)B), ids = kt_slice0(&ws->image_ids, 0, B);
     KtStatus st = kt_upload(be, &lab, lab2);
     free(lab2);
     KT_TRY(st);
     KT_TRY(kt_upload(be, &ids, image_ids));
-    KT_TRY(var_cond_prepare(m, ws, B2));
-    KT_TRY(first_tokens(m, ws, B2));
-    KtTensor f_hat = kt_slice0(&ws->f_hat, 0, B);
-    KT_TRY(kt_zero(be, &f_hat));
-    for (int si = 0; si < c->n_scales; si++) KT_TRY(run_scale(m, vq, ws, p, B, si, out ? out->logits : NULL));
-
+    // host copies of the logits per scale need the eager path; otherwise replay (or capture) the graph
+    st = out && out->logits ? run_all(m, vq, ws, p, B, out->logits) : run_graphed(m, vq, ws, p, B);
+    if (st != KT_OK && st != KT_ERR_NUMERIC) return st;
+    KT_TRY(check_counters(m, vq, ws, p, B));  // names the scale and block when values went non-finite
+    KT_TRY(st);
     KtTensor img = kt_slice0(&ws->img, 0, B), px = kt_slice0(&ws->pixels, 0, B);
-    KT_TRY(vq_var_decode(vq, &img, &f_hat));
-    int64_t bad = 0;
-    KT_TRY(kt_image_to_u8(be, &px, &img, &bad));
-    if (bad)
-        return KT_FAIL(KT_ERR_NUMERIC, "VQVAE decoder: %lld non-finite pixel values (broken VQVAE weights, or a "
-                       "reduced precision overflow: try --dtype fp32)", (long long)bad);
     if (out && out->pixels) KT_TRY(kt_download(be, out->pixels, &px));
     if (out && out->image) KT_TRY(kt_download(be, out->image, &img));
     if (out && out->tokens) KT_TRY(download_tokens(m, ws, B, out->tokens));

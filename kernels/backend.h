@@ -67,8 +67,8 @@ typedef struct {
                                    int64_t pos0, SmpParams params);
     KtStatus (*smooth_embed)(KtBackend *, KtTensor *h, const KtTensor *logits, const KtTensor *codebook,
                              float ratio, const KtTensor *image_ids, int64_t pos0, uint64_t seed);
-    KtStatus (*image_to_u8)(KtBackend *, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite);
-    KtStatus (*count_nonfinite)(KtBackend *, const KtTensor *x, int64_t *count);
+    KtStatus (*image_to_u8)(KtBackend *, KtTensor *y, const KtTensor *x, KtTensor *nonfinite);
+    KtStatus (*count_nonfinite)(KtBackend *, KtTensor *count, const KtTensor *x);
 
     // optional (NULL on backends without them)
     KtStatus (*set_matmul_dtype)(KtBackend *, KtDType dt);

@@ -18,7 +18,7 @@ typedef enum { KT_CKPT_SAFETENSORS = 0, KT_CKPT_TORCH_ZIP, KT_CKPT_TORCH_LEGACY 
 
 typedef struct {
     char *name;                      // owned: state-dict key, verbatim
-    KtDType dtype;                   // F32, F16, BF16, F64, I64, I32, U8 (others: KT_ERR_UNSUPPORTED at open)
+    KtDType dtype;                   // F32, F16, BF16, F64, I64, I32, U8 (bool: U8 0/1; others: KT_ERR_UNSUPPORTED)
     int ndim;                        // 0..KT_MAX_DIMS
     int64_t shape[KT_MAX_DIMS];
     int64_t stride[KT_MAX_DIMS];     // in elements (safetensors: contiguous)
@@ -36,6 +36,7 @@ typedef struct {
     // private
     void *map;
     size_t map_size;
+    int map_is_mmap;                 // 1: `map` is an mmap of the file (kt_ckpt_open); 0: borrowed (open_memory)
     void **owned;                    // inflated (deflate-compressed) zip members
     int n_owned;
 } KtCheckpoint;

@@ -346,16 +346,20 @@ KtStatus kt_smooth_embed(KtBackend *be, KtTensor *h, const KtTensor *logits, con
     return be->ops->smooth_embed(be, h, logits, codebook, ratio, image_ids, pos0, seed);
 }
 
-KtStatus kt_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite) {
+KtStatus kt_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, KtTensor *nonfinite) {
     NEED(y, KT_U8, 4);
     NEED_F32(x, 4);
     SAME(y, x);
-    if (!n_nonfinite) return KT_FAIL(KT_ERR_ARG, "kt_image_to_u8: n_nonfinite is NULL");
-    return be->ops->image_to_u8(be, y, x, n_nonfinite);
+    if (nonfinite) {
+        NEED(nonfinite, KT_I64, 1);
+        DIMS1(nonfinite, 1);
+    }
+    return be->ops->image_to_u8(be, y, x, nonfinite);
 }
 
-KtStatus kt_count_nonfinite(KtBackend *be, const KtTensor *x, int64_t *count) {
+KtStatus kt_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x) {
+    NEED(count, KT_I64, 1);
+    DIMS1(count, 1);
     NEED_F32(x, -1);
-    if (!count) return KT_FAIL(KT_ERR_ARG, "kt_count_nonfinite: count is NULL");
-    return be->ops->count_nonfinite(be, x, count);
+    return be->ops->count_nonfinite(be, count, x);
 }

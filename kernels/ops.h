@@ -118,8 +118,10 @@ KtStatus kt_smooth_embed(KtBackend *be, KtTensor *h, const KtTensor *logits, con
                          float ratio, const KtTensor *image_ids, int64_t pos0, uint64_t seed);
 
 // Decoder output to 8-bit pixels: y = (uint8)(255 * (clamp(x, -1, 1) + 1) / 2), truncating like the VAR demo.
-// x: (B, H, W, C) float32; y: same shape uint8. *n_nonfinite receives the number of NaN/Inf inputs (mapped to 0).
-KtStatus kt_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite);
+// x: (B, H, W, C) float32; y: same shape uint8. NaN/Inf inputs map to 0 and are added to `nonfinite`, a (1) int64
+// counter on the backend's device (or NULL). No sync: safe inside a captured graph.
+KtStatus kt_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, KtTensor *nonfinite);
 
-// Counts NaN/Inf entries of a float32 tensor (a sync point).
-KtStatus kt_count_nonfinite(KtBackend *be, const KtTensor *x, int64_t *count);
+// Adds the number of NaN/Inf entries of the float32 tensor x to `count`, a (1) int64 counter on the backend's
+// device. No sync: read the counter with kt_download after the work that matters.
+KtStatus kt_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x);

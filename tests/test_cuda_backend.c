@@ -259,14 +259,19 @@ Test(cuda_elementwise, all) {
     float *im = rnd(p, 2 * 5 * 7 * 3, 1.3f);
     im[3] = NAN, im[10] = INFINITY, im[11] = -INFINITY, im[12] = 1.f, im[13] = -1.f;
     Twin xi = TW(im, 2, 5, 7, 3), u8 = TWT(KT_U8, NULL, 2, 5, 7, 3);
-    int64_t nc = -1, ng = -2, cc = -1, cg = -2;
-    OK(kt_image_to_u8(&p->cpu, &u8.c, &xi.c, &nc));
-    OK(kt_image_to_u8(&p->gpu, &u8.g, &xi.g, &ng));
+    int64_t nc = -1, ng = -2, zero = 0;
+    Twin cnt = TWT(KT_I64, &zero, 1);
+    OK(kt_image_to_u8(&p->cpu, &u8.c, &xi.c, &cnt.c));
+    OK(kt_image_to_u8(&p->gpu, &u8.g, &xi.g, &cnt.g));
     expect_twin_exact(p, "image_to_u8", &u8);
+    OK(kt_download(&p->cpu, &nc, &cnt.c));
+    OK(kt_download(&p->gpu, &ng, &cnt.g));
     cr_expect(nc == 3 && ng == 3, "image_to_u8 non-finite count: cpu %lld, cuda %lld", (long long)nc, (long long)ng);
-    OK(kt_count_nonfinite(&p->cpu, &xi.c, &cc));
-    OK(kt_count_nonfinite(&p->gpu, &xi.g, &cg));
-    cr_expect(cc == 3 && cg == 3, "count_nonfinite: cpu %lld, cuda %lld", (long long)cc, (long long)cg);
+    OK(kt_count_nonfinite(&p->cpu, &cnt.c, &xi.c));
+    OK(kt_count_nonfinite(&p->gpu, &cnt.g, &xi.g));
+    OK(kt_download(&p->cpu, &nc, &cnt.c));
+    OK(kt_download(&p->gpu, &ng, &cnt.g));
+    cr_expect(nc == 6 && ng == 6, "count_nonfinite (accumulating): cpu %lld, cuda %lld", (long long)nc, (long long)ng);
     pair_close(p);
 }
 

@@ -272,21 +272,25 @@ TWIN(elementwise, image_to_u8) {
     Ctx c;
     ctx_open(&c, dev);
     KtTensor x = IN("image_to_u8.x"), y = fx_tensor(&c, "image_to_u8.y", KT_U8, false);
-    int64_t bad = -1;
-    OK(kt_image_to_u8(&c.be, &y, &x, &bad));
+    int64_t bad = -1, zero = 0;
+    KtTensor counter = dev_new(&c, KT_I64, 1, (int64_t[]){1}, &zero);
+    OK(kt_image_to_u8(&c.be, &y, &x, &counter));
     expect_fx_int(&c, &y, "image_to_u8.y");
+    OK(kt_download(&c.be, &bad, &counter));
     cr_expect_eq(bad, 0);
     float v[6] = {NAN, INFINITY, -INFINITY, 0.999f, -2.0f, 2.0f};
     uint8_t got[6];
     KtTensor xs = dev_new(&c, KT_F32, 4, (int64_t[]){1, 1, 2, 3}, v), ys = dev_new(&c, KT_U8, 4, xs.shape, NULL);
-    OK(kt_image_to_u8(&c.be, &ys, &xs, &bad));
+    OK(kt_image_to_u8(&c.be, &ys, &xs, &counter));
     OK(kt_download(&c.be, got, &ys));
+    OK(kt_download(&c.be, &bad, &counter));
     cr_expect_eq(bad, 3);
     uint8_t want[6] = {0, 0, 0, 254, 0, 255};
     cr_expect_arr_eq(got, want, 6);
     int64_t cnt = -1;
-    OK(kt_count_nonfinite(&c.be, &xs, &cnt));
-    cr_expect_eq(cnt, 3);
+    OK(kt_count_nonfinite(&c.be, &counter, &xs));  // accumulates: 3 + 3
+    OK(kt_download(&c.be, &cnt, &counter));
+    cr_expect_eq(cnt, 6);
     ctx_close(&c);
 }
 

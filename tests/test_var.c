@@ -241,3 +241,24 @@ static void check_other_config(KtDevice dev) {
 
 Test(var, cpu_other_configuration_cache_matches_teacher) { check_other_config(KT_CPU); }
 Test(var, cuda_other_configuration_cache_matches_teacher) { check_other_config(KT_CUDA); }
+
+// A NaN in one block's weights is reported with the scale and block where it first appears, never as a PNG.
+static void check_nonfinite(KtDevice dev) {
+    Tiny t;
+    tiny_load(&t, dev, "var_tiny/var.pth", 1);
+    float bias[128];
+    cr_assert(kt_download(&t.be, bias, &t.var.blocks[1].fc2_b) == KT_OK);
+    bias[5] = NAN;
+    cr_assert(kt_upload(&t.be, &t.var.blocks[1].fc2_b, bias) == KT_OK);
+    VarSampleParams p = {.cfg = 1.5f, .smp = smp_params_default()};
+    int32_t label = 3;
+    int64_t id = 0;
+    uint8_t px[64 * 64 * 3];
+    VarOutputs out = {.pixels = px};
+    cr_expect_eq(var_generate(&t.var, &t.vq, &t.ws, &p, 1, &label, &id, &out), KT_ERR_NUMERIC);
+    cr_expect(strstr(kt_last_error(), "scale 0, block 1"), "%s", kt_last_error());
+    tiny_free(&t);
+}
+
+Test(var, cpu_nonfinite_values_name_scale_and_block) { check_nonfinite(KT_CPU); }
+Test(var, cuda_nonfinite_values_name_scale_and_block) { check_nonfinite(KT_CUDA); }

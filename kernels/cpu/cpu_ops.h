@@ -77,8 +77,8 @@ KtStatus cpu_silu(KtBackend *be, KtTensor *y, const KtTensor *x);
 KtStatus cpu_add(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b);
 KtStatus cpu_axpby(KtBackend *be, KtTensor *y, float alpha, const KtTensor *a, float beta, const KtTensor *b);
 KtStatus cpu_softmax(KtBackend *be, KtTensor *y, const KtTensor *x);
-KtStatus cpu_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite);
-KtStatus cpu_count_nonfinite(KtBackend *be, const KtTensor *x, int64_t *count);
+KtStatus cpu_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, KtTensor *nonfinite);
+KtStatus cpu_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x);
 // Softmax of one row in place (max subtracted; an all -inf row becomes all zeros). Shared with attention.c.
 void cpu_softmax_row(float *row, int64_t n);
 

@@ -88,7 +88,7 @@ KtStatus cpu_softmax(KtBackend *be, KtTensor *y, const KtTensor *x) {
 
 // ((clamp(x, -1, 1) + 1) * 0.5) * 255, truncated toward zero (the VAR demo's img.add_(1).mul_(0.5), mul_(255),
 // astype(uint8)). Non-finite inputs map to 0 and are counted.
-KtStatus cpu_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite) {
+KtStatus cpu_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, KtTensor *nonfinite) {
     (void)be;
     int64_t n = kt_numel(x), bad = 0;
     const float *xd = x->data;
@@ -104,16 +104,16 @@ KtStatus cpu_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, int64_t 
         v = v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
         yd[i] = (uint8_t)((v + 1.0f) * 0.5f * 255.0f);
     }
-    *n_nonfinite = bad;
+    if (nonfinite) *(int64_t *)nonfinite->data += bad;
     return KT_OK;
 }
 
-KtStatus cpu_count_nonfinite(KtBackend *be, const KtTensor *x, int64_t *count) {
+KtStatus cpu_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x) {
     (void)be;
     int64_t n = kt_numel(x), bad = 0;
     const float *xd = x->data;
 #pragma omp parallel for schedule(static) reduction(+ : bad)
     for (int64_t i = 0; i < n; i++) bad += !isfinite(xd[i]);
-    *count = bad;
+    *(int64_t *)count->data += bad;
     return KT_OK;
 }

@@ -77,17 +77,6 @@ KtStatus cuda_scratch(KtBackend *be, size_t nbytes, void **ptr) {
     return KT_OK;
 }
 
-KtStatus cuda_read_counter(KtBackend *be, const char *op, int64_t *out) {
-    CudaImpl *c = cuda_impl(be);
-    if (c->capturing)
-        return KT_FAIL(KT_ERR_UNSUPPORTED, "%s reads a result back to the host and cannot run inside a graph", op);
-    KT_CUDA_TRY(cudaMemcpyAsync(c->host_small, (char *)c->dev_small + CUDA_SMALL_COUNT, 8, cudaMemcpyDeviceToHost,
-                                c->stream));
-    KT_CUDA_TRY(cudaStreamSynchronize(c->stream));
-    memcpy(out, c->host_small, 8);
-    return KT_OK;
-}
-
 // Reports (and clears) the error flags device kernels raise on bad data: bit 0 an embedding index outside [0, V)
 // (the row is zero), bit 1 a sampled row without any finite logit (its token is -1).
 static KtStatus check_flag(KtBackend *be) {

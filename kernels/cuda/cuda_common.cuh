@@ -82,8 +82,6 @@ void cuda_release_raw(KtBackend *be, void *ptr);
 // Returns at least `nbytes` of private scratch (256-byte aligned). Grows (synchronising first) when too small;
 // fails with KT_ERR_UNSUPPORTED if it would have to grow during graph capture.
 KtStatus cuda_scratch(KtBackend *be, size_t nbytes, void **ptr);
-// Reads back the int64 counter at dev_small + CUDA_SMALL_COUNT (a sync point; not allowed while capturing).
-KtStatus cuda_read_counter(KtBackend *be, const char *op, int64_t *out);
 void cuda_plans_free(CudaImpl *c);   // dense.cu
 void cuda_convs_free(CudaImpl *c);   // conv.cu
 
@@ -201,8 +199,8 @@ KtStatus cuda_silu(KtBackend *, KtTensor *y, const KtTensor *x);
 KtStatus cuda_add(KtBackend *, KtTensor *y, const KtTensor *a, const KtTensor *b);
 KtStatus cuda_axpby(KtBackend *, KtTensor *y, float alpha, const KtTensor *a, float beta, const KtTensor *b);
 KtStatus cuda_cfg_combine(KtBackend *, KtTensor *y, const KtTensor *logits, float t);
-KtStatus cuda_image_to_u8(KtBackend *, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite);
-KtStatus cuda_count_nonfinite(KtBackend *, const KtTensor *x, int64_t *count);
+KtStatus cuda_image_to_u8(KtBackend *, KtTensor *y, const KtTensor *x, KtTensor *nonfinite);
+KtStatus cuda_count_nonfinite(KtBackend *, KtTensor *count, const KtTensor *x);
 // conv.cu
 KtStatus cuda_conv2d(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b, int stride,
                      const int pad[4]);

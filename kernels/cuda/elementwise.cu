@@ -162,31 +162,27 @@ __global__ void count_nonfinite_kernel(const float *__restrict__ x, int64_t n, u
     add_count(count, bad);
 }
 
-// x: (B, H, W, C) float32; y: same shape uint8.
-KtStatus cuda_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, int64_t *n_nonfinite) {
+// x: (B, H, W, C) float32; y: same shape uint8; nonfinite: (1) int64 device counter or NULL.
+KtStatus cuda_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, KtTensor *nonfinite) {
     CudaImpl *c = cuda_impl(be);
     int64_t n = kt_numel(x);
-    unsigned long long *cnt = (unsigned long long *)((char *)c->dev_small + CUDA_SMALL_COUNT);
-    if (c->capturing)
-        return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_image_to_u8 returns a count to the host and cannot run inside a graph");
-    KT_CUDA_TRY(cudaMemsetAsync(cnt, 0, 8, c->stream));
+    unsigned long long *cnt = nonfinite ? (unsigned long long *)nonfinite->data
+                                        : (unsigned long long *)((char *)c->dev_small + CUDA_SMALL_COUNT);
     if (n > 0) {
         image_u8_kernel<<<ew_grid(be, n), EW_THREADS, 0, c->stream>>>((uint8_t *)y->data, (const float *)x->data, n, cnt);
         KT_CUDA_LAUNCHED();
     }
-    return cuda_read_counter(be, "kt_image_to_u8", n_nonfinite);
+    return KT_OK;
 }
 
-KtStatus cuda_count_nonfinite(KtBackend *be, const KtTensor *x, int64_t *count) {
+// count: (1) int64 device counter, incremented.
+KtStatus cuda_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x) {
     CudaImpl *c = cuda_impl(be);
     int64_t n = kt_numel(x);
-    unsigned long long *cnt = (unsigned long long *)((char *)c->dev_small + CUDA_SMALL_COUNT);
-    if (c->capturing)
-        return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_count_nonfinite is a sync point and cannot run inside a graph");
-    KT_CUDA_TRY(cudaMemsetAsync(cnt, 0, 8, c->stream));
     if (n > 0) {
-        count_nonfinite_kernel<<<ew_grid(be, n), EW_THREADS, 0, c->stream>>>((const float *)x->data, n, cnt);
+        count_nonfinite_kernel<<<ew_grid(be, n), EW_THREADS, 0, c->stream>>>((const float *)x->data, n,
+                                                                             (unsigned long long *)count->data);
         KT_CUDA_LAUNCHED();
     }
-    return cuda_read_counter(be, "kt_count_nonfinite", count);
+    return KT_OK;
 }
