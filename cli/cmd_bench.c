@@ -33,7 +33,8 @@ static const CliOption k_opts[] = {
 
 static const CliCommand k_cmd = {
     "argen bench",
-    "Times VAR sampling (all scales + VQVAE decode) per batch size: latency per batch and images per second.",
+    "Times VAR sampling (all scales + VQVAE decode) per batch size: latency per batch and images per second.\n"
+    "The model is loaded once for the largest batch; peak MiB is the device memory allocated so far.",
     k_opts, CLI_COUNT(k_opts), NULL, 0, 0,
     "examples:\n  argen bench --arch var-d16 --random-init --batch 1,8,32,64 --device cuda --dtype bf16\n"
     "  argen bench --arch var-d16 --random-init --decode-only --batch 32",
@@ -51,11 +52,8 @@ static ArgenStatus run_once(ArgenModel *m, const ArgenSampleParams *sp, int B, i
     return argen_sample(m, sp, B, cls, ids, px, tok);
 }
 
-static int bench_batch(const ArgenLoadParams *base, int B) {
-    ArgenLoadParams lp = *base;
-    lp.max_batch = B;
-    ArgenModel *m = NULL;
-    if (argen_load(&m, &lp) != ARGEN_OK) return cli_fail();
+// Times batch size B on a model loaded once for the largest batch of the list.
+static int bench_batch(ArgenModel *m, int B) {
     ArgenInfo info;
     argen_info(m, &info);
     size_t S = (size_t)info.image_size;
@@ -88,7 +86,6 @@ static int bench_batch(const ArgenLoadParams *base, int B) {
                (double)info.device_bytes_peak / (1 << 20), info.device);
         fflush(stdout);
     }
-    argen_free(m);
     free(px);
     free(tok);
     free(cls);
@@ -131,8 +128,17 @@ int cmd_bench(int argc, char **argv) {
            g.arch ? g.arch : g.ckpt ? g.ckpt : g.vae, g.decode_only ? "VQVAE decode only" : "sampling + VQVAE decode",
            g.dtype, (double)g.cfg, g.top_k, (double)g.top_p, g.warmup, g.reps);
     printf("| batch | ms / batch |    img / s | peak MiB  | device |\n|---|---|---|---|---|\n");
+    for (int i = 0; i < g.batch.n; i++) lp.max_batch = g.batch.v[i] > lp.max_batch ? g.batch.v[i] : lp.max_batch;
+    ArgenModel *m = NULL;
+    double t0 = cli_now();
+    if (argen_load(&m, &lp) != ARGEN_OK) {
+        rc = cli_fail();
+        goto done;
+    }
+    fprintf(stderr, "bench: model ready in %.1f s (max batch %d)\n", cli_now() - t0, lp.max_batch);
     rc = 0;
-    for (int i = 0; rc == 0 && i < g.batch.n; i++) rc = bench_batch(&lp, g.batch.v[i]);
+    for (int i = 0; rc == 0 && i < g.batch.n; i++) rc = bench_batch(m, g.batch.v[i]);
+    argen_free(m);
 done:
     cli_parsed_free(&parsed);
     return rc;

@@ -249,6 +249,7 @@ static KtStatus fill_random(void *ctx, const KtWeightSpec *s, float *dst) {
     if (s->kind != KT_W_PLAIN) a = 1.0f / sqrtf((float)(n / s->shape[0]));
     size_t len = strlen(s->name);
     bool gn_weight = s->ndim == 1 && strstr(s->name, "norm") && len > 7 && !strcmp(s->name + len - 7, ".weight");
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i += 4) {
         SmpPhilox4 r = smp_rng_block(rc->seed, (uint64_t)rc->index, (uint32_t)(i / 4), 0x7fffffffu);
         for (int j = 0; j < 4 && i + j < n; j++)

@@ -3,10 +3,10 @@
 # skipping), compute-sanitizer memcheck on the CUDA backend test, and the op benchmark. Logs and a summary go to $OUT.
 #
 # Here (no GPU needed):
-#   cmake -B build-cuda -DARGEN_CUDA=ON && cmake --build build-cuda -j2
+#   cmake -B build-cuda -DARGEN_CUDA=ON -DARGEN_SHARED=ON && cmake --build build-cuda -j2
 #   scripts/gpu_check.sh --pack        # test binaries + bundled libraries (Criterion, ...) into build-cuda/gpu
 # On the GPU machine (the `run` tool, carry ["build-cuda/gpu"], from the repository root):
-#   scripts/gpu_check.sh [--quick]     # --quick: only test_cuda_backend and the benchmark
+#   scripts/gpu_check.sh [--quick|--no-memcheck]   # --quick: only test_cuda_backend and the op benchmark
 # The build bakes absolute paths in (fixtures, the CLI): when the checkout sits elsewhere there, the original source
 # path is linked to it, and the fixture archives (tracked in tests/fixtures) are unpacked into build-cuda/tests.
 set -uo pipefail
@@ -19,8 +19,9 @@ if [ "${1:-}" = "--pack" ]; then
     n=$(basename "$src" .c)
     if grep -q KT_CUDA "$src" && [ -x "$BUILD/tests/$n" ]; then cp "$BUILD/tests/$n" "$G/bin/"; fi
   done
+  cp "$BUILD/argen" "$G/bin/"
   strip "$G"/bin/* 2>/dev/null
-  /work/shared/tools/gpu-bundle.sh "$G" "$G"/bin/*
+  "$(dirname "$0")/../../shared/tools/gpu-bundle.sh" "$G" "$G"/bin/*
   pwd > "$G/source_dir"
   du -sh "$G"
   exit 0
@@ -59,9 +60,9 @@ if [ "${1:-}" != "--quick" ]; then
     [ "$n" = test_cuda_backend ] && continue
     run "${n#test_}" 120 "$t" --jobs 8
   done
-  run memcheck 200 compute-sanitizer --tool memcheck --target-processes all --print-limit 20 \
+  [ "${1:-}" = "--no-memcheck" ] || run memcheck 200 compute-sanitizer --tool memcheck --target-processes all --print-limit 20 \
     "$bin/test_cuda_backend" --jobs 1
-  grep -a -E "ERROR SUMMARY|Invalid|========= [A-Z]" "$OUT/memcheck.log" | sort | uniq -c | head -20
+  [ -f "$OUT/memcheck.log" ] && grep -a -E "ERROR SUMMARY|Invalid|========= [A-Z]" "$OUT/memcheck.log" | sort | uniq -c | head -20
 fi
 echo "---- benchmark"
 cat "$OUT/bench.txt"

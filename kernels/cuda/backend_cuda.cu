@@ -78,7 +78,7 @@ KtStatus cuda_scratch(KtBackend *be, size_t nbytes, void **ptr) {
 }
 
 // Reports (and clears) the error flags device kernels raise on bad data: bit 0 an embedding index outside [0, V)
-// (the row is zero), bit 1 a sampled row without any finite logit (its token is -1).
+// (the row is zero), bit 1 a sampled row without any finite logit (its token is 0).
 static KtStatus check_flag(KtBackend *be) {
     CudaImpl *c = cuda_impl(be);
     int32_t flag;
@@ -89,7 +89,7 @@ static KtStatus check_flag(KtBackend *be) {
     if (!flag) return KT_OK;
     KT_CUDA_TRY(cudaMemsetAsync((char *)c->dev_small + CUDA_SMALL_FLAG, 0, 4, c->stream));
     if (flag & 1) return KT_FAIL(KT_ERR_ARG, "kt_embedding: an index was outside [0, V) (its rows were set to zero)");
-    return KT_FAIL(KT_ERR_NUMERIC, "sampling: a row had no finite logit (its token was set to -1)");
+    return KT_FAIL(KT_ERR_NUMERIC, "sampling: a row had no finite logit (its token was set to 0)");
 }
 
 static KtStatus be_alloc(KtBackend *be, void **ptr, size_t nbytes) { return cuda_alloc_raw(be, ptr, nbytes); }

@@ -142,7 +142,8 @@ sample_kernel(int32_t *__restrict__ tokens, float *__restrict__ logits, const in
     __syncthreads();
     if (tid == 0) {
         int tok = mx == -INFINITY ? -1 : sm.first != INT_MAX ? sm.first : sm.last;
-        tokens[r] = tok;
+        // an empty row is reported at the next sync; token 0 keeps later kernels (embedding) in range meanwhile
+        tokens[r] = tok < 0 ? 0 : tok;
         if (tok < 0) atomicOr(flag, SMP_FLAG_EMPTY);
     }
 }
