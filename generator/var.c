@@ -14,12 +14,14 @@ enum { GAMMA1 = 0, GAMMA2, SCALE1, SCALE2, SHIFT1, SHIFT2 };  // ada_lin chunk o
 
 // ------------------------------------------------------------------------------------------------- workspace
 // Carves every workspace tensor from `a` (a measuring arena only counts the bytes).
+// hdt: dtype of the GEMM input hn (the blocks' weight dtype).
 static KtStatus ws_carve(VarWorkspace *ws, KtArena *a, const VarConfig *c, const VarVqvae *vq, int64_t B2,
-                         int64_t Tmax, int64_t B) {
+                         int64_t Tmax, int64_t B, KtDType hdt) {
     int64_t R = B2 * Tmax, C = c->C, L = c->L, D = c->depth;
 #define F32(t, n, what) KT_TRY(kt_arena_tensor(a, (t), KT_F32, 1, (int64_t[]){(n)}, (what)))
     F32(&ws->x, R * C, "x");
     F32(&ws->h, R * C, "h");
+    KT_TRY(kt_arena_tensor(a, &ws->hn, hdt, 1, (int64_t[]){R * C}, "normed h"));
     F32(&ws->qkv, R * 3 * C, "qkv");
     F32(&ws->q, R * C, "q");
     F32(&ws->att, R * C, "att");
@@ -57,9 +59,10 @@ KtStatus var_ws_alloc(VarWorkspace *ws, const VarModel *m, const VarVqvae *vq, i
     ws->rows_max = B2 * Tmax;
     KtArena sizing;
     kt_arena_measure(&sizing);
-    KT_TRY(ws_carve(ws, &sizing, &m->config, vq, B2, Tmax, max_batch));
+    KtDType hdt = m->blocks[0].qkv_w.dtype;  // the matmul dtype: LN+AdaLN writes the GEMM input directly
+    KT_TRY(ws_carve(ws, &sizing, &m->config, vq, B2, Tmax, max_batch, hdt));
     KT_TRY(kt_arena_init(&ws->arena, m->be, sizing.used));
-    return ws_carve(ws, &ws->arena, &m->config, vq, B2, Tmax, max_batch);
+    return ws_carve(ws, &ws->arena, &m->config, vq, B2, Tmax, max_batch, hdt);
 }
 
 void var_workspace_free(VarWorkspace *ws) {
@@ -105,6 +108,7 @@ KtStatus var_block_forward(VarModel *m, VarWorkspace *ws, int i, int64_t B2, int
     KtTensor sh1 = kt_index0(&mod, SHIFT1), sh2 = kt_index0(&mod, SHIFT2);
     KtTensor x = kt_reshape3(&ws->x, B2, T, C);              // (B2, T, C)
     KtTensor h = kt_reshape3(&ws->h, B2, T, C);              // (B2, T, C)
+    KtTensor hn = kt_reshape3(&ws->hn, B2, T, C);            // (B2, T, C) in the matmul dtype
     KtTensor qkv = kt_reshape3(&ws->qkv, B2, T, 3 * C);      // (B2, T, 3C)
     KtTensor q = kt_reshape4(&ws->q, B2, NH, T, HS);         // (B2, NH, T, HS)
     KtTensor att = kt_reshape3(&ws->att, B2, T, C);          // (B2, T, C)
@@ -112,17 +116,16 @@ KtStatus var_block_forward(VarModel *m, VarWorkspace *ws, int i, int64_t B2, int
     KtTensor kc = kt_slice0(&ws->kcache[i], 0, B2), vc = kt_slice0(&ws->vcache[i], 0, B2);  // (B2, NH, L, HS)
 
     // x = x + gamma1 * proj(attn(LN(x) * (1 + scale1) + shift1))
-    KT_TRY(kt_layernorm_adaln(be, &h, &x, &s1, &sh1, LN_EPS));
-    KT_TRY(kt_linear(be, &qkv, &h, &b->qkv_w, &m->qkv_bias[i]));
+    KT_TRY(kt_layernorm_adaln(be, &hn, &x, &s1, &sh1, LN_EPS));
+    KT_TRY(kt_linear(be, &qkv, &hn, &b->qkv_w, &m->qkv_bias[i]));
     KtTensor head_scale = kt_reshape(&b->scale_mul, 1, (int64_t[]){NH});  // (NH)
     KT_TRY(kt_var_attn_prep(be, &q, &kc, &vc, &qkv, &head_scale, t0));
     KT_TRY(kt_attention(be, &att, &q, &kc, &vc, t0 + T, bias, 1.0f));  // softmax scale 1: q, k are l2-normalised
     KT_TRY(kt_linear(be, &h, &att, &b->proj_w, &b->proj_b));
     KT_TRY(kt_gated_residual(be, &x, &h, &g1));
     // x = x + gamma2 * fc2(gelu_tanh(fc1(LN(x) * (1 + scale2) + shift2)))
-    KT_TRY(kt_layernorm_adaln(be, &h, &x, &s2, &sh2, LN_EPS));
-    KT_TRY(kt_linear(be, &mlp, &h, &b->fc1_w, &b->fc1_b));
-    KT_TRY(kt_gelu_tanh(be, &mlp, &mlp));
+    KT_TRY(kt_layernorm_adaln(be, &hn, &x, &s2, &sh2, LN_EPS));
+    KT_TRY(kt_linear_gelu_tanh(be, &mlp, &hn, &b->fc1_w, &b->fc1_b));
     KT_TRY(kt_linear(be, &h, &mlp, &b->fc2_w, &b->fc2_b));
     return kt_gated_residual(be, &x, &h, &g2);
 }
@@ -134,7 +137,8 @@ KtStatus var_head_forward(VarModel *m, VarWorkspace *ws, int64_t B2, int64_t T, 
     int64_t C = c->C;
     KtTensor mod = kt_reshape3(&ws->head_chunks, 2, B2, C);
     KtTensor scale = kt_index0(&mod, 0), shift = kt_index0(&mod, 1);  // (B2, C)
-    KtTensor x = kt_reshape3(&ws->x, B2, T, C), h = kt_reshape3(&ws->h, B2, T, C);
+    KtTensor x = kt_reshape3(&ws->x, B2, T, C);
+    KtTensor h = kt_reshape3(m->head_w.dtype == ws->hn.dtype ? &ws->hn : &ws->h, B2, T, C);  // the GEMM's input
     *logits = kt_reshape3(&ws->logits, B2, T, c->V);  // (B2, T, V)
     KT_TRY(kt_layernorm_adaln(be, &h, &x, &scale, &shift, LN_EPS));
     return kt_linear(be, logits, &h, &m->head_w, &m->head_b);

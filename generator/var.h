@@ -82,6 +82,7 @@ typedef struct {
     KtArena arena;
     int64_t rows_max;                     // B2 * Tmax
     KtTensor x, h, qkv, q, att, mlp, logits, logits_cfg;  // per-step activations (2B * Tmax rows)
+    KtTensor hn;        // LN+AdaLN output, the next GEMM's input: in the backend's matmul dtype (2B * Tmax rows)
     KtTensor kcache[VAR_MAX_DEPTH], vcache[VAR_MAX_DEPTH]; // (2B, NH, L, HS)
     KtTensor cond, cond_silu, ada, ada_chunks[VAR_MAX_DEPTH], head_chunks;  // AdaLN inputs/modulation
     KtTensor labels, image_ids;           // (2B) int32 labels, (B) int64 image ids on the device

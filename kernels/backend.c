@@ -108,7 +108,7 @@ void kt_arena_free(KtArena *a) {
 // ---------------------------------------------------------------------------------------------- dtype, graphs
 KtStatus kt_backend_set_matmul_dtype(KtBackend *be, KtDType dt) {
     if (dt == KT_F32 && !be->ops->set_matmul_dtype) {
-        be->matmul_dtype = KT_F32;
+        be->matmul_dtype = be->map_dtype = KT_F32;
         return KT_OK;
     }
     if (!be->ops->set_matmul_dtype)

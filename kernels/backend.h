@@ -34,6 +34,7 @@ typedef struct {
 
     // ops: see ops.h for shapes and semantics
     KtStatus (*linear)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
+    KtStatus (*linear_gelu_tanh)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
     KtStatus (*layernorm)(KtBackend *, KtTensor *y, const KtTensor *x, float eps);
     KtStatus (*adaln_modulate)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,
                                const KtTensor *shift);
@@ -69,6 +70,7 @@ typedef struct {
                              float ratio, const KtTensor *image_ids, int64_t pos0, uint64_t seed);
     KtStatus (*image_to_u8)(KtBackend *, KtTensor *y, const KtTensor *x, KtTensor *nonfinite);
     KtStatus (*count_nonfinite)(KtBackend *, KtTensor *count, const KtTensor *x);
+    KtStatus (*convert)(KtBackend *, KtTensor *y, const KtTensor *x);
 
     // optional (NULL on backends without them)
     KtStatus (*set_matmul_dtype)(KtBackend *, KtDType dt);
@@ -83,7 +85,9 @@ struct KtBackend {
     KtDevice device;
     const char *name;     // "cpu (OpenBLAS)", "cuda (NVIDIA H100 ...)"
     KtDType matmul_dtype; // storage dtype of GEMM/conv weights on this backend (F32 on the CPU; F32/BF16/F16 on
-                          // CUDA per --dtype). Activations stay float32 at the interface.
+                          // CUDA per --dtype). Transformer activations stay float32 at the interface.
+    KtDType map_dtype;    // storage dtype of VQVAE feature maps (ops.h "map ops"): F32 on the CPU; on CUDA the
+                          // matmul dtype (set together by kt_backend_set_matmul_dtype)
     void *impl;           // owned: backend-private state
     int64_t n_allocs;     // number of alloc calls so far (tests check the sampling loop adds none)
     size_t bytes_in_use;  // bytes currently allocated through this backend (incl. private scratch)

@@ -25,7 +25,23 @@ static KtStatus need_weight(KtBackend *be, const char *op, const char *arg, cons
     KtDType dt = (t && t->dtype == be->matmul_dtype) ? be->matmul_dtype : KT_F32;
     return need(be, op, arg, t, dt, ndim);
 }
+// Feature maps of the map ops may be float32 or the backend's map dtype.
+static KtStatus need_map(KtBackend *be, const char *op, const char *arg, const KtTensor *t, int ndim) {
+    KtDType dt = (t && t->dtype == be->map_dtype) ? be->map_dtype : KT_F32;
+    return need(be, op, arg, t, dt, ndim);
+}
+// Same as need_map, and with the dtype of `like`.
+static KtStatus need_map_as(KtBackend *be, const char *op, const char *arg, const KtTensor *t, int ndim,
+                            const KtTensor *like) {
+    KT_TRY(need_map(be, op, arg, t, ndim));
+    if (t->dtype != like->dtype)
+        return KT_FAIL(KT_ERR_SHAPE, "%s: '%s' has dtype %s, expected %s like the other feature maps", op, arg,
+                       kt_dtype_name(t->dtype), kt_dtype_name(like->dtype));
+    return KT_OK;
+}
 #define NEED(t, dt, nd) KT_TRY(need(be, __func__, #t, (t), (dt), (nd)))
+#define NEED_MAP(t, nd) KT_TRY(need_map(be, __func__, #t, (t), (nd)))
+#define NEED_MAP_AS(t, nd, like) KT_TRY(need_map_as(be, __func__, #t, (t), (nd), (like)))
 #define NEED_F32(t, nd) NEED(t, KT_F32, nd)
 
 static KtStatus shape_err(const char *op, const char *arg, const KtTensor *t, const char *expected) {
@@ -60,21 +76,33 @@ static KtStatus dims(const char *op, const char *arg, const KtTensor *t, int n, 
 #define DIMS4(t, a, b, c, d) KT_TRY(dims(__func__, #t, (t), 4, (a), (b), (c), (d)))
 
 // ----------------------------------------------------------------------------------------------------- dense ops
-KtStatus kt_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
-    NEED_F32(y, -1);
-    NEED_F32(x, -1);
-    KT_TRY(need_weight(be, __func__, "w", w, 2));
+static KtStatus check_linear(KtBackend *be, const char *op, KtTensor *y, const KtTensor *x, const KtTensor *w,
+                             const KtTensor *b) {
+    KT_TRY(need(be, op, "y", y, KT_F32, -1));
+    KT_TRY(need_weight(be, op, "w", w, 2));
+    // a 16-bit GEMM input only together with weights of its dtype
+    KT_TRY(need(be, op, "x", x, x && w->dtype != KT_F32 && x->dtype == w->dtype ? w->dtype : KT_F32, -1));
     int64_t out = w->shape[0], in = w->shape[1];
-    if (kt_cols(x) != in) return shape_err(__func__, "x", x, "(..., in) with in = w.shape[1]");
+    if (kt_cols(x) != in) return shape_err(op, "x", x, "(..., in) with in = w.shape[1]");
     if (b) {
-        NEED_F32(b, 1);
-        DIMS1(b, out);
+        KT_TRY(need(be, op, "b", b, KT_F32, 1));
+        KT_TRY(dims(op, "b", b, 1, out, 0, 0, 0));
     }
     bool lead_ok = y->ndim == x->ndim && kt_cols(y) == out;
     for (int i = 0; lead_ok && i < x->ndim - 1; i++) lead_ok = y->shape[i] == x->shape[i];
-    if (!lead_ok) return shape_err(__func__, "y", y, "x's leading dims and out = w.shape[0]");
-    if (y->data == x->data) return KT_FAIL(KT_ERR_ARG, "kt_linear: y must not alias x");
+    if (!lead_ok) return shape_err(op, "y", y, "x's leading dims and out = w.shape[0]");
+    if (y->data == x->data) return KT_FAIL(KT_ERR_ARG, "%s: y must not alias x", op);
+    return KT_OK;
+}
+
+KtStatus kt_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
+    KT_TRY(check_linear(be, __func__, y, x, w, b));
     return be->ops->linear(be, y, x, w, b);
+}
+
+KtStatus kt_linear_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
+    KT_TRY(check_linear(be, __func__, y, x, w, b));
+    return be->ops->linear_gelu_tanh(be, y, x, w, b);
 }
 
 KtStatus kt_layernorm(KtBackend *be, KtTensor *y, const KtTensor *x, float eps) {
@@ -85,8 +113,8 @@ KtStatus kt_layernorm(KtBackend *be, KtTensor *y, const KtTensor *x, float eps) 
 }
 
 static KtStatus check_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
-                            const KtTensor *shift) {
-    NEED_F32(y, 3);
+                            const KtTensor *shift, KtDType ydt) {
+    NEED(y, ydt, 3);
     NEED_F32(x, 3);
     NEED_F32(scale, 2);
     NEED_F32(shift, 2);
@@ -98,13 +126,15 @@ static KtStatus check_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const
 
 KtStatus kt_adaln_modulate(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
                            const KtTensor *shift) {
-    KT_TRY(check_adaln(be, y, x, scale, shift));
+    KT_TRY(check_adaln(be, y, x, scale, shift, KT_F32));
     return be->ops->adaln_modulate(be, y, x, scale, shift);
 }
 
 KtStatus kt_layernorm_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
                             const KtTensor *shift, float eps) {
-    KT_TRY(check_adaln(be, y, x, scale, shift));
+    KT_TRY(check_adaln(be, y, x, scale, shift, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32));
+    if (y->dtype != KT_F32 && y->data == x->data)
+        return KT_FAIL(KT_ERR_ARG, "kt_layernorm_adaln: a 16-bit y must not alias x");
     return be->ops->layernorm_adaln(be, y, x, scale, shift, eps);
 }
 
@@ -132,9 +162,9 @@ KtStatus kt_silu(KtBackend *be, KtTensor *y, const KtTensor *x) {
 }
 
 KtStatus kt_add(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b) {
-    NEED_F32(y, -1);
-    NEED_F32(a, -1);
-    NEED_F32(b, -1);
+    NEED_MAP(a, -1);
+    NEED_MAP_AS(y, -1, a);
+    NEED_MAP_AS(b, -1, a);
     SAME(y, a);
     bool ok = b->ndim <= a->ndim;
     for (int i = 0; ok && i < b->ndim; i++) ok = b->shape[b->ndim - 1 - i] == a->shape[a->ndim - 1 - i];
@@ -176,8 +206,8 @@ KtStatus kt_split_chunks(KtBackend *be, KtTensor *y, const KtTensor *x) {
 // -------------------------------------------------------------------------------------------------- image ops
 KtStatus kt_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                    int stride, const int pad[4]) {
-    NEED_F32(y, 4);
-    NEED_F32(x, 4);
+    NEED_MAP(y, 4);
+    NEED_MAP(x, 4);
     KT_TRY(need_weight(be, __func__, "w", w, 4));
     if (stride < 1) return KT_FAIL(KT_ERR_ARG, "kt_conv2d: stride %d < 1", stride);
     for (int i = 0; i < 4; i++)
@@ -185,6 +215,9 @@ KtStatus kt_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor
     int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], Ci = x->shape[3];
     int64_t Co = w->shape[0], kh = w->shape[1], kw = w->shape[2];
     if (w->shape[3] != Ci) return shape_err(__func__, "w", w, "(Co, kh, kw, Ci) with Ci = x.shape[3]");
+    if ((x->dtype != KT_F32 || y->dtype != KT_F32) && w->dtype != be->map_dtype)
+        return KT_FAIL(KT_ERR_SHAPE, "kt_conv2d: %s feature maps need %s weights, got %s", kt_dtype_name(be->map_dtype),
+                       kt_dtype_name(be->map_dtype), kt_dtype_name(w->dtype));
     if (b) {
         NEED_F32(b, 1);
         DIMS1(b, Co);
@@ -198,8 +231,8 @@ KtStatus kt_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor
 
 static KtStatus check_gn(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                          int groups) {
-    NEED_F32(y, 4);
-    NEED_F32(x, 4);
+    NEED_MAP(x, 4);
+    NEED_MAP_AS(y, 4, x);
     NEED_F32(w, 1);
     NEED_F32(b, 1);
     SAME(y, x);
@@ -224,8 +257,8 @@ KtStatus kt_group_norm_silu(KtBackend *be, KtTensor *y, const KtTensor *x, const
 }
 
 KtStatus kt_upsample_nearest2x(KtBackend *be, KtTensor *y, const KtTensor *x) {
-    NEED_F32(y, 4);
-    NEED_F32(x, 4);
+    NEED_MAP(x, 4);
+    NEED_MAP_AS(y, 4, x);
     DIMS4(y, x->shape[0], 2 * x->shape[1], 2 * x->shape[2], x->shape[3]);
     return be->ops->upsample_nearest2x(be, y, x);
 }
@@ -362,4 +395,13 @@ KtStatus kt_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x) {
     DIMS1(count, 1);
     NEED_F32(x, -1);
     return be->ops->count_nonfinite(be, count, x);
+}
+
+KtStatus kt_convert(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    NEED_MAP(y, -1);
+    NEED_MAP(x, -1);
+    SAME(y, x);
+    if (y->data == x->data && y->dtype != x->dtype)
+        return KT_FAIL(KT_ERR_ARG, "kt_convert: y must not alias x when the dtypes differ");
+    return be->ops->convert(be, y, x);
 }

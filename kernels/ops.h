@@ -3,6 +3,9 @@
 // expected and got), then calls the backend (be->ops->...). Outputs come first. All float tensors are float32 unless
 // a backend documents reduced-precision variants. Index tensors are int32 unless stated.
 // GEMM and conv weights (kt_linear w, kt_conv2d w) may also be in the backend's matmul_dtype (bf16/fp16 on CUDA).
+// Map ops (kt_conv2d x and y, kt_group_norm[_silu], kt_add, kt_upsample_nearest2x, kt_convert) also take feature maps
+// in the backend's map_dtype (bf16/fp16 on CUDA with a 16-bit matmul dtype; always float32 on the CPU); they compute
+// in float32 and round once on store. Where an op lists "same dtype", all its float tensors share one.
 // Layout: images and feature maps are NHWC (B, H, W, C); conv weights are (Cout, kh, kw, Cin) (loaders permute
 // PyTorch's OIHW once at load time). "y may alias x" means y->data == x->data is allowed.
 #pragma once
@@ -11,7 +14,13 @@
 
 // y = x @ w^T + b.  ref: torch.nn.functional.linear
 // x: (..., in)  w: (out, in)  b: (out) or NULL  y: (..., out) with the same leading dims. y must not alias x.
+// x may also be in the backend's matmul dtype when w is (a 16-bit GEMM input written by kt_layernorm_adaln).
 KtStatus kt_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
+
+// Fused kt_linear + kt_gelu_tanh: y = gelu_tanh(x @ w^T + b). Shapes and dtypes as kt_linear. With 16-bit weights
+// the GELU may run in the GEMM's epilogue (cuBLASLt's own tanh-GELU, within bf16 rounding of the reference).
+// ref: F.gelu(F.linear(x, w, b), approximate='tanh') (VAR FFN fc1 + act)
+KtStatus kt_linear_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
 
 // Non-affine LayerNorm over the last dim, biased variance.  ref: F.layer_norm(x, (C,), None, None, eps)
 // y, x: (..., C). y may alias x.
@@ -23,6 +32,7 @@ KtStatus kt_adaln_modulate(KtBackend *be, KtTensor *y, const KtTensor *x, const 
                            const KtTensor *shift);
 
 // Fused kt_layernorm + kt_adaln_modulate (VAR's AdaLNSelfAttn and AdaLNBeforeHead). Shapes as kt_adaln_modulate.
+// y may be in the backend's matmul dtype (rounded once on store: the next GEMM's input); then it must not alias x.
 KtStatus kt_layernorm_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
                             const KtTensor *shift, float eps);
 
@@ -36,7 +46,7 @@ KtStatus kt_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x);
 KtStatus kt_silu(KtBackend *be, KtTensor *y, const KtTensor *x);
 
 // y = a + b, where b's shape equals a trailing part of a's shape (b broadcast over a's leading dims,
-// e.g. a (B, T, C) + b (T, C) or b (C)). y has a's shape; y may alias a.
+// e.g. a (B, T, C) + b (T, C) or b (C)). y has a's shape; y may alias a. y, a, b: same dtype (a map op).
 KtStatus kt_add(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b);
 
 // y = alpha * a + beta * b; y, a, b same shape; y may alias a or b.
@@ -58,11 +68,12 @@ KtStatus kt_split_chunks(KtBackend *be, KtTensor *y, const KtTensor *x);
 // 2-D cross-correlation, NHWC.  ref: F.conv2d(F.pad(x, (left, right, top, bottom)), w, b, stride)
 // x: (B, H, W, Ci); w: (Co, kh, kw, Ci); b: (Co) or NULL; pad = {top, bottom, left, right} zero padding;
 // y: (B, Ho, Wo, Co) with Ho = (H + top + bottom - kh) / stride + 1 (same for W). y must not alias x.
+// x and y are each float32 or the map dtype (a map op; b stays float32).
 KtStatus kt_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                    int stride, const int pad[4]);
 
 // GroupNorm over (C/groups channels x H x W) per sample, affine.  ref: F.group_norm(x, groups, w, b, eps)
-// y, x: (B, H, W, C); w, b: (C); C % groups == 0. y may alias x.
+// y, x: (B, H, W, C), same dtype (a map op); w, b: (C) float32; C % groups == 0. y may alias x.
 KtStatus kt_group_norm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                        int groups, float eps);
 // Fused kt_group_norm followed by SiLU. Same shapes.
@@ -70,7 +81,7 @@ KtStatus kt_group_norm_silu(KtBackend *be, KtTensor *y, const KtTensor *x, const
                             const KtTensor *b, int groups, float eps);
 
 // Nearest-neighbour 2x upsampling: y[b, y, x, c] = x[b, y/2, x/2, c].  ref: F.interpolate(scale_factor=2)
-// x: (B, H, W, C); y: (B, 2H, 2W, C).
+// x: (B, H, W, C); y: (B, 2H, 2W, C); same dtype (a map op).
 KtStatus kt_upsample_nearest2x(KtBackend *be, KtTensor *y, const KtTensor *x);
 
 // Bicubic resize, A = -0.75, align_corners=False, border-clamped taps, no antialias.
@@ -125,3 +136,7 @@ KtStatus kt_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, KtTensor 
 // Adds the number of NaN/Inf entries of the float32 tensor x to `count`, a (1) int64 counter on the backend's
 // device. No sync: read the counter with kt_download after the work that matters.
 KtStatus kt_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x);
+
+// Dtype conversion with round-to-nearest-even: y = (dtype of y) x. y, x: same shape, each float32 or the map dtype
+// (a map op; float32 to float32 is a copy). y must not alias x unless both have the same dtype.
+KtStatus kt_convert(KtBackend *be, KtTensor *y, const KtTensor *x);

@@ -723,30 +723,33 @@ Test(cuda_bench, ops, .timeout = 600) {
         fprintf(stderr, "sample top_k 900 top_p 0.95 rows=%-6lld V=4096 %9.2f us\n", (long long)(rows[i][0] * rows[i][1]), us);
         bench_release(p, base);
     }
-    // VQVAE decoder shapes at batch 8: 3x3 convs at 256^2 x 160 and 128^2 x 320, GroupNorm+SiLU, residual add.
+    // VQVAE decoder shapes at batch 8: 3x3 convs at 256^2 x 160 and 128^2 x 320, GroupNorm+SiLU, residual add; with
+    // float32 maps and with bf16 maps (the backend's map dtype).
     OK(kt_backend_set_matmul_dtype(be, KT_BF16));
     int64_t cv[][3] = {{256, 160, 160}, {128, 320, 320}, {16, 640, 640}, {256, 160, 3}};
-    for (int i = 0; i < 4; i++) {
-        int base = p->nbuf;
-        int64_t S = cv[i][0], Ci = cv[i][1], Co = cv[i][2], B = 8;
-        BenchOp o = {.kind = B_CONV};
-        o.a = BT(KT_F32, 1.f, B, S, S, Ci), o.b = BT(KT_BF16, 0.03f, Co, 3, 3, Ci), o.c = BT(KT_F32, 0, B, S, S, Co);
-        o.d = BT(KT_F32, 1.f, Co);
-        double us = bench_us(be, &o, 3);
-        fprintf(stderr, "conv3x3 bf16 B=8 %lldx%lld %lld->%lld %9.2f us  %7.1f TFLOP/s\n", (long long)S, (long long)S,
-                (long long)Ci, (long long)Co, us, 2.0 * B * S * S * Ci * Co * 9 / us * 1e-6);
-        bench_release(p, base);
-    }
-    {
+    for (int mi = 0; mi < 2; mi++) {
+        KtDType md = mi ? KT_BF16 : KT_F32;
+        for (int i = 0; i < 4; i++) {
+            int base = p->nbuf;
+            int64_t S = cv[i][0], Ci = cv[i][1], Co = cv[i][2], B = 8;
+            BenchOp o = {.kind = B_CONV};
+            o.a = BT(md, 1.f, B, S, S, Ci), o.b = BT(KT_BF16, 0.03f, Co, 3, 3, Ci), o.c = BT(Co < 8 ? KT_F32 : md, 0, B, S, S, Co);
+            o.d = BT(KT_F32, 1.f, Co);
+            double us = bench_us(be, &o, 3);
+            fprintf(stderr, "conv3x3 bf16 %s maps B=8 %lldx%lld %lld->%lld %9.2f us  %7.1f TFLOP/s\n", kt_dtype_name(md),
+                    (long long)S, (long long)S, (long long)Ci, (long long)Co, us, 2.0 * B * S * S * Ci * Co * 9 / us * 1e-6);
+            bench_release(p, base);
+        }
         int base = p->nbuf;
         BenchOp o = {.kind = B_GNSILU};
-        o.a = BT(KT_F32, 1.f, 8, 256, 256, 160), o.b = BT(KT_F32, 1.f, 160), o.c = BT(KT_F32, 0, 8, 256, 256, 160);
+        o.a = BT(md, 1.f, 8, 256, 256, 160), o.b = BT(KT_F32, 1.f, 160), o.c = BT(md, 0, 8, 256, 256, 160);
         o.d = BT(KT_F32, 1.f, 160);
         double us = bench_us(be, &o, 3);
-        fprintf(stderr, "group_norm_silu (8,256,256,160) %9.2f us  %7.1f GB/s\n", us, 3.0 * kt_nbytes(&o.a) / us * 1e-3);
+        fprintf(stderr, "group_norm_silu %s (8,256,256,160) %9.2f us  %7.1f GB/s\n", kt_dtype_name(md), us,
+                3.0 * kt_nbytes(&o.a) / us * 1e-3);
         BenchOp a = {.kind = B_ADD, .a = o.a, .b = o.c, .c = o.c};
         us = bench_us(be, &a, 3);
-        fprintf(stderr, "add (8,256,256,160) %9.2f us  %7.1f GB/s\n", us, 3.0 * kt_nbytes(&o.a) / us * 1e-3);
+        fprintf(stderr, "add %s (8,256,256,160) %9.2f us  %7.1f GB/s\n", kt_dtype_name(md), us, 3.0 * kt_nbytes(&o.a) / us * 1e-3);
         bench_release(p, base);
     }
     {

@@ -490,6 +490,28 @@ Test(validation, wrong_shapes) {
     expect_shape_err(kt_var_attn_prep(&be, &q, &kc, &kc, &qkv, &hs, 2), KT_ERR_ARG, "kt_var_attn_prep", "capacity");
     KtTensor ys = host_t(4, (int64_t[]){1, 4, 5, 3}), xs = host_t(4, (int64_t[]){1, 4, 5, 4});
     expect_shape_err(kt_resize_area(&be, &ys, &xs), KT_ERR_SHAPE, "kt_resize", "'y'");
+    // the CPU's map dtype is float32: 16-bit feature maps are refused; kt_convert float32 -> float32 copies
+    cr_expect_eq(be.map_dtype, KT_F32);
+    KtTensor x16 = kt_tensor(g_host, KT_BF16, KT_CPU, 4, (int64_t[]){1, 8, 10, 4});
+    expect_shape_err(kt_conv2d(&be, &y4, &x16, &w4, NULL, 1, (int[]){1, 1, 1, 1}), KT_ERR_SHAPE, "kt_conv2d", "'x'");
+    expect_shape_err(kt_upsample_nearest2x(&be, &y4, &x16), KT_ERR_SHAPE, "kt_upsample_nearest2x", "'x'");
+    static float src[6] = {1.5f, -2, 3, NAN, 0, 7}, dst[6];
+    KtTensor cs = kt_tensor2(src, KT_F32, KT_CPU, 2, 3), cd = kt_tensor2(dst, KT_F32, KT_CPU, 2, 3);
+    cr_expect_eq(kt_convert(&be, &cd, &cs), KT_OK, "%s", kt_last_error());
+    cr_expect(memcmp(src, dst, sizeof dst) == 0, "kt_convert float32 -> float32 is not a copy");
+    // kt_linear_gelu_tanh is kt_linear followed by kt_gelu_tanh, bit for bit
+    static float lx[2 * 8], lw[5 * 8], lb[5], ly1[2 * 5], ly2[2 * 5];
+    for (int i = 0; i < 16; i++) lx[i] = (float)(i % 7) * 0.4f - 1.1f;
+    for (int i = 0; i < 40; i++) lw[i] = (float)(i % 5) * 0.3f - 0.5f;
+    for (int i = 0; i < 5; i++) lb[i] = 0.1f * (float)i - 0.2f;
+    KtTensor tx = kt_tensor2(lx, KT_F32, KT_CPU, 2, 8), tw = kt_tensor2(lw, KT_F32, KT_CPU, 5, 8);
+    KtTensor tb = kt_tensor1(lb, KT_F32, KT_CPU, 5), ty1 = kt_tensor2(ly1, KT_F32, KT_CPU, 2, 5);
+    KtTensor ty2 = kt_tensor2(ly2, KT_F32, KT_CPU, 2, 5);
+    cr_expect_eq(kt_linear_gelu_tanh(&be, &ty1, &tx, &tw, &tb), KT_OK, "%s", kt_last_error());
+    cr_expect_eq(kt_linear(&be, &ty2, &tx, &tw, &tb), KT_OK);
+    cr_expect_eq(kt_gelu_tanh(&be, &ty2, &ty2), KT_OK);
+    cr_expect(memcmp(ly1, ly2, sizeof ly1) == 0, "kt_linear_gelu_tanh != kt_linear + kt_gelu_tanh");
+    expect_shape_err(kt_linear_gelu_tanh(&be, &y, &x, &w, NULL), KT_ERR_SHAPE, "kt_linear_gelu_tanh", "'x'");
     // empty contraction (in = 0): y = bias, and BLAS is not handed lda = 0
     float b3[3] = {1, 2, 3}, y6[6] = {0};
     KtTensor x0 = host_t(2, (int64_t[]){2, 0}), w0 = host_t(2, (int64_t[]){3, 0});

@@ -1,6 +1,7 @@
 // VAR VQVAE encoder and decoder forward passes (NHWC).
 // ref: VAR models/basic_vae.py Encoder.forward, Decoder.forward, ResnetBlock, AttnBlock, Downsample2x, Upsample2x
-// Dims: B batch, H/W spatial, C channels. Feature maps live in four ping-pong buffers m->act[0..3].
+// Dims: B batch, H/W spatial, C channels. Feature maps live in four ping-pong buffers m->act[0..3], in the backend's
+// map dtype (bf16/fp16 on CUDA with a 16-bit --dtype); the latents and the output image stay float32.
 #include <math.h>
 
 #include "kernels/ops.h"
@@ -45,8 +46,13 @@ static KtStatus resblock(VarVqvae *m, const VqResBlock *r, int64_t B, Fmap *f) {
     KtTensor t2 = view(m, o[0], B, f->H, f->W, r->cout);
     KT_TRY(kt_group_norm_silu(be, &t2, &h, &r->norm2_w, &r->norm2_b, GN_GROUPS, GN_EPS));
     KT_TRY(conv(m, &y, &t2, &r->conv2_w, &r->conv2_b, 3));
-    if (r->nin_w.data) {  // 1x1 shortcut conv == Linear over channels
-        KT_TRY(kt_linear(be, &h, &x, &r->nin_w, &r->nin_b));  // (B, H, W, cout)
+    if (r->nin_w.data) {  // 1x1 shortcut conv: a Linear over channels (float32 maps) or a 1x1 kt_conv2d (16-bit)
+        if (x.dtype == KT_F32) {
+            KT_TRY(kt_linear(be, &h, &x, &r->nin_w, &r->nin_b));  // (B, H, W, cout)
+        } else {
+            KtTensor w = kt_reshape4(&r->nin_w, r->cout, 1, 1, r->cin);  // (cout, 1, 1, cin)
+            KT_TRY(kt_conv2d(be, &h, &x, &w, &r->nin_b, 1, (int[]){0, 0, 0, 0}));
+        }
         KT_TRY(kt_add(be, &y, &y, &h));
     } else {
         KT_TRY(kt_add(be, &y, &y, &x));
@@ -56,15 +62,19 @@ static KtStatus resblock(VarVqvae *m, const VqResBlock *r, int64_t B, Fmap *f) {
     return KT_OK;
 }
 
-// x += proj_out(attention(qkv(gn(x)))), single head over all H*W positions, scale C^-1/2. In place.
+// x += proj_out(attention(qkv(gn(x)))), single head over all H*W positions, scale C^-1/2. In place. Runs in
+// float32: 16-bit maps are converted into attn_x first and back at the end (small: the lowest resolution).
 static KtStatus attnblock(VarVqvae *m, const VqAttn *a, int64_t B, Fmap f) {
     KtBackend *be = m->be;
     int o[3];
     others(f.buf, o);
     int64_t T = f.H * f.W, C = f.C;
-    KtTensor x = kt_reshape3(&m->act[f.buf], B, T, C);  // (B, T, C)
-    KtTensor t = kt_reshape3(&m->act[o[0]], B, T, C);   // (B, T, C)
-    KtTensor x4 = fview(m, f, B), t4 = view(m, o[0], B, f.H, f.W, C);
+    KtTensor map = fview(m, f, B);                      // (B, H, W, C) in the map dtype
+    bool f32 = map.dtype == KT_F32;
+    KtTensor x = kt_reshape3(f32 ? &m->act[f.buf] : &m->attn_x, B, T, C);  // (B, T, C)
+    KtTensor t = kt_reshape3(f32 ? &m->act[o[0]] : &m->attn_t, B, T, C);   // (B, T, C)
+    KtTensor x4 = kt_reshape4(&x, B, f.H, f.W, C), t4 = kt_reshape4(&t, B, f.H, f.W, C);
+    if (!f32) KT_TRY(kt_convert(be, &x4, &map));
     KtTensor qkv = kt_reshape3(&m->qkv, B, T, 3 * C);   // (B, T, 3C)
     KtTensor q = kt_reshape4(&m->q, B, 1, T, C), k = kt_reshape4(&m->k, B, 1, T, C), v = kt_reshape4(&m->v, B, 1, T, C);
     KtTensor att = kt_reshape3(&m->att, B, T, C);      // (B, T, C)
@@ -73,7 +83,8 @@ static KtStatus attnblock(VarVqvae *m, const VqAttn *a, int64_t B, Fmap f) {
     KT_TRY(kt_split_qkv_heads(be, &q, &k, &v, &qkv));
     KT_TRY(kt_attention(be, &att, &q, &k, &v, T, NULL, 1.0f / sqrtf((float)C)));
     KT_TRY(kt_linear(be, &t, &att, &a->proj_w, &a->proj_b));
-    return kt_add(be, &x, &x, &t);
+    KT_TRY(kt_add(be, &x, &x, &t));
+    return f32 ? KT_OK : kt_convert(be, &map, &x4);
 }
 
 static KtStatus mid(VarVqvae *m, const VqCoder *cd, int64_t B, Fmap *f) {

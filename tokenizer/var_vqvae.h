@@ -68,8 +68,10 @@ typedef struct {
     // workspace for up to max_batch images, carved from one arena at init
     int max_batch;
     KtArena arena;
-    KtTensor act[4];    // ping-pong feature maps, each (max_batch, max H*W*C)
-    KtTensor qkv, q, k, v, att;  // attention at the lowest resolution
+    KtTensor act[4];    // ping-pong feature maps, each (max_batch, max H*W*C), in the backend's map dtype
+    KtTensor qkv, q, k, v, att;  // attention at the lowest resolution (float32)
+    KtTensor attn_x, attn_t;     // float32 copies of the attention block's input and output maps (B, Hl*Wl, C);
+                                 // only with 16-bit maps (data NULL otherwise)
     KtTensor lat[6];    // latent-resolution scratch (max_batch, Hl, Wl, Cv): 0-2 quantizer internals, 3 f_hat,
                         // 4 f_rest, 5 pooled
     KtTensor idx;       // (max_batch * Hl * Wl) int32 tokens of one scale

@@ -261,7 +261,12 @@ static KtStatus carve_workspace(VarVqvae *m, KtArena *a, int64_t B) {
     const VarVqConfig *c = &m->config;
     int64_t map = max_map(c), hl = c->latent_size, hw = hl * hl;
     int64_t ca = (int64_t)c->ch * c->ch_mult[c->n_levels - 1];  // attention channels (lowest resolution)
-    for (int i = 0; i < 4; i++) KT_TRY(kt_arena_tensor(a, &m->act[i], KT_F32, 2, (int64_t[]){B, map}, "vq act"));
+    KtDType mdt = m->be->map_dtype;  // feature maps: float32 on the CPU, the 16-bit matmul dtype on CUDA
+    for (int i = 0; i < 4; i++) KT_TRY(kt_arena_tensor(a, &m->act[i], mdt, 2, (int64_t[]){B, map}, "vq act"));
+    if (mdt != KT_F32) {
+        KT_TRY(kt_arena_tensor(a, &m->attn_x, KT_F32, 3, (int64_t[]){B, hw, ca}, "vq attn x"));
+        KT_TRY(kt_arena_tensor(a, &m->attn_t, KT_F32, 3, (int64_t[]){B, hw, ca}, "vq attn t"));
+    }
     KT_TRY(kt_arena_tensor(a, &m->qkv, KT_F32, 3, (int64_t[]){B, hw, 3 * ca}, "vq qkv"));
     KT_TRY(kt_arena_tensor(a, &m->q, KT_F32, 4, (int64_t[]){B, 1, hw, ca}, "vq q"));
     KT_TRY(kt_arena_tensor(a, &m->k, KT_F32, 4, (int64_t[]){B, 1, hw, ca}, "vq k"));

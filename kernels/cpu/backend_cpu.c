@@ -89,6 +89,7 @@ static const KtBackendOps cpu_ops = {
     .zero = cpu_zero,
     .sync = cpu_sync,
     .linear = cpu_linear,
+    .linear_gelu_tanh = cpu_linear_gelu_tanh,
     .layernorm = cpu_layernorm,
     .adaln_modulate = cpu_adaln_modulate,
     .layernorm_adaln = cpu_layernorm_adaln,
@@ -115,6 +116,7 @@ static const KtBackendOps cpu_ops = {
     .smooth_embed = cpu_smooth_embed,
     .image_to_u8 = cpu_image_to_u8,
     .count_nonfinite = cpu_count_nonfinite,
+    .convert = cpu_convert,
 };
 
 // "OpenBLAS 0.3.21" from openblas_get_config()'s "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." (first two words).
@@ -147,7 +149,7 @@ KtStatus kt_backend_cpu_init(KtBackend *be, int threads) {
     be->ops = &cpu_ops;
     be->device = KT_CPU;
     be->name = st->name;
-    be->matmul_dtype = KT_F32;
+    be->matmul_dtype = be->map_dtype = KT_F32;
     be->impl = st;
     return KT_OK;
 }

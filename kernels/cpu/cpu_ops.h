@@ -54,6 +54,7 @@ static inline KtStatus cpu_blas_dims(const char *op, int64_t a, int64_t b, int64
 void cpu_sgemm(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 KtStatus cpu_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
+KtStatus cpu_linear_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
 KtStatus cpu_embedding(KtBackend *be, KtTensor *y, const KtTensor *table, const KtTensor *idx);
 KtStatus cpu_split_chunks(KtBackend *be, KtTensor *y, const KtTensor *x);
 KtStatus cpu_cfg_combine(KtBackend *be, KtTensor *y, const KtTensor *logits, float t);
@@ -79,6 +80,7 @@ KtStatus cpu_axpby(KtBackend *be, KtTensor *y, float alpha, const KtTensor *a, f
 KtStatus cpu_softmax(KtBackend *be, KtTensor *y, const KtTensor *x);
 KtStatus cpu_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, KtTensor *nonfinite);
 KtStatus cpu_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x);
+KtStatus cpu_convert(KtBackend *be, KtTensor *y, const KtTensor *x);
 // Softmax of one row in place (max subtracted; an all -inf row becomes all zeros). Shared with attention.c.
 void cpu_softmax_row(float *row, int64_t n);
 

@@ -117,3 +117,21 @@ KtStatus cpu_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x) 
     *(int64_t *)count->data += bad;
     return KT_OK;
 }
+
+// The CPU's map dtype is float32, so the only conversion validated for it is float32 -> float32: a copy.
+KtStatus cpu_convert(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    (void)be;
+    int64_t n = kt_numel(x);
+    const float *xd = x->data;
+    float *yd = y->data;
+    if (yd == xd) return KT_OK;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) yd[i] = xd[i];
+    return KT_OK;
+}
+
+// The reference of the fused op is the two ops in sequence (the same float operations as kt_linear + kt_gelu_tanh).
+KtStatus cpu_linear_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
+    KT_TRY(cpu_linear(be, y, x, w, b));
+    return cpu_gelu_tanh(be, y, y);
+}

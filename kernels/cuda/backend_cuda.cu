@@ -142,7 +142,7 @@ static KtStatus be_set_matmul_dtype(KtBackend *be, KtDType dt) {
     if (dt != KT_F32 && dt != KT_BF16 && dt != KT_F16)
         return KT_FAIL(KT_ERR_UNSUPPORTED, "--dtype %s: the CUDA backend supports float32, bfloat16 and float16",
                        kt_dtype_name(dt));
-    be->matmul_dtype = dt;
+    be->matmul_dtype = be->map_dtype = dt;
     set_name(be);
     return KT_OK;
 }
@@ -237,6 +237,7 @@ static const KtBackendOps *cuda_ops(void) {
     o.zero = be_zero;
     o.sync = be_sync;
     o.linear = cuda_linear;
+    o.linear_gelu_tanh = cuda_linear_gelu_tanh;
     o.layernorm = cuda_layernorm;
     o.adaln_modulate = cuda_adaln_modulate;
     o.layernorm_adaln = cuda_layernorm_adaln;
@@ -263,6 +264,7 @@ static const KtBackendOps *cuda_ops(void) {
     o.smooth_embed = cuda_smooth_embed;
     o.image_to_u8 = cuda_image_to_u8;
     o.count_nonfinite = cuda_count_nonfinite;
+    o.convert = cuda_convert;
     o.set_matmul_dtype = be_set_matmul_dtype;
     o.graph_begin = be_graph_begin;
     o.graph_end = be_graph_end;
@@ -297,7 +299,7 @@ extern "C" KtStatus kt_backend_cuda_init(KtBackend *be, int device_index) {
     be->impl = c;
     be->ops = cuda_ops();
     be->device = KT_CUDA;
-    be->matmul_dtype = KT_F32;
+    be->matmul_dtype = be->map_dtype = KT_F32;
     c->device = device_index;
     c->small_m_max = 2;  // rows up to which streaming the weights beats cuBLASLt (dense.cu)
     const char *env = getenv("ARGEN_CUDA_SMALL_M");  // tuning knob for benchmarks: 0 disables the kernel

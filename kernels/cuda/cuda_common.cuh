@@ -163,10 +163,20 @@ __device__ __forceinline__ float warp_nan_max(float v) {
 __device__ __forceinline__ float to_f32(float x) { return x; }
 __device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
 __device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
+// Stores of float as 16-bit or 32-bit floats (round to nearest even).
+template <typename T> __device__ __forceinline__ T from_f32(float v);
+template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
+// N consecutive elements moved as one vector access (N * sizeof(T) bytes, that many aligned).
+template <typename T, int N> struct alignas(N * sizeof(T)) CudaPack {
+    T v[N];
+};
 
 // ------------------------------------------------------------------------------------------- op entry points
 // dense.cu
 KtStatus cuda_linear(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
+KtStatus cuda_linear_gelu_tanh(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
 KtStatus cuda_codebook_argmin(KtBackend *, KtTensor *idx, const KtTensor *z, const KtTensor *codebook);
 KtStatus cuda_embedding(KtBackend *, KtTensor *y, const KtTensor *table, const KtTensor *idx);
 KtStatus cuda_split_chunks(KtBackend *, KtTensor *y, const KtTensor *x);
@@ -201,6 +211,7 @@ KtStatus cuda_axpby(KtBackend *, KtTensor *y, float alpha, const KtTensor *a, fl
 KtStatus cuda_cfg_combine(KtBackend *, KtTensor *y, const KtTensor *logits, float t);
 KtStatus cuda_image_to_u8(KtBackend *, KtTensor *y, const KtTensor *x, KtTensor *nonfinite);
 KtStatus cuda_count_nonfinite(KtBackend *, KtTensor *count, const KtTensor *x);
+KtStatus cuda_convert(KtBackend *, KtTensor *y, const KtTensor *x);
 // conv.cu
 KtStatus cuda_conv2d(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b, int stride,
                      const int pad[4]);

@@ -11,10 +11,7 @@
 
 
 // --------------------------------------------------------------------------------------------- conversions
-template <typename T> __device__ __forceinline__ T from_f32(float v);
-template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
-
+// from_f32: cuda_common.cuh
 template <typename T>
 __global__ void convert_kernel(T *__restrict__ dst, const float *__restrict__ src, int64_t n) {
     int64_t stride = (int64_t)gridDim.x * blockDim.x;
@@ -155,7 +152,7 @@ static KtStatus launch_generic(KtBackend *be, float *y, const float *x, const WT
 struct CudaLtPlan {
     int64_t M, N, K;
     int wdt;
-    bool bias;
+    bool bias, gelu;
     int align[4];  // x, w, y, bias pointer alignment classes
     cublasLtMatmulDesc_t desc;
     cublasLtMatrixLayout_t la, lb, lc;
@@ -195,10 +192,13 @@ static KtStatus plan_build(KtBackend *be, CudaLtPlan *p, const float *b) {
     cublasOperation_t tA = CUBLAS_OP_T, tB = CUBLAS_OP_N;
     KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &tA, sizeof tA));
     KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &tB, sizeof tB));
-    if (p->bias) {
-        cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
-        cudaDataType_t bt = CUDA_R_32F;
+    if (p->bias || p->gelu) {
+        cublasLtEpilogue_t ep = p->gelu ? (p->bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU)
+                                        : CUBLASLT_EPILOGUE_BIAS;
         KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
+    }
+    if (p->bias) {
+        cudaDataType_t bt = CUDA_R_32F;
         KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
         KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
     }
@@ -221,18 +221,19 @@ static KtStatus plan_build(KtBackend *be, CudaLtPlan *p, const float *b) {
     p->ok = st == CUBLAS_STATUS_SUCCESS && n > 0 && res.state == CUBLAS_STATUS_SUCCESS;
     if (p->ok) p->algo = res.algo;
     if (getenv("ARGEN_CUDA_VERBOSE"))
-        fprintf(stderr, "argen cuda: gemm M=%lld N=%lld K=%lld %s bias=%d: %s\n", (long long)p->M, (long long)p->N,
-                (long long)p->K, kt_dtype_name((KtDType)p->wdt), p->bias, p->ok ? "cublasLt" : "fallback kernel");
+        fprintf(stderr, "argen cuda: gemm M=%lld N=%lld K=%lld %s bias=%d gelu=%d: %s\n", (long long)p->M,
+                (long long)p->N, (long long)p->K, kt_dtype_name((KtDType)p->wdt), p->bias, p->gelu,
+                p->ok ? "cublasLt" : "fallback kernel");
     return KT_OK;
 }
 
 static KtStatus plan_get(KtBackend *be, CudaLtPlan **out, int64_t M, int64_t N, int64_t K, KtDType wdt,
-                         const void *xin, const void *w, float *y, const float *b) {
+                         const void *xin, const void *w, float *y, const float *b, bool gelu) {
     CudaImpl *c = cuda_impl(be);
     int al[4] = {align_class(xin), align_class(w), align_class(y), b ? align_class(b) : 256};
     for (int i = 0; i < c->n_plans; i++) {
         CudaLtPlan *p = &c->plans[i];
-        if (p->M == M && p->N == N && p->K == K && p->wdt == (int)wdt && p->bias == (b != NULL) &&
+        if (p->M == M && p->N == N && p->K == K && p->wdt == (int)wdt && p->bias == (b != NULL) && p->gelu == gelu &&
             !memcmp(p->align, al, sizeof al)) {
             *out = p;
             return KT_OK;
@@ -247,7 +248,7 @@ static KtStatus plan_get(KtBackend *be, CudaLtPlan **out, int64_t M, int64_t N, 
     }
     CudaLtPlan *p = &c->plans[c->n_plans];
     memset(p, 0, sizeof *p);
-    p->M = M; p->N = N; p->K = K; p->wdt = (int)wdt; p->bias = b != NULL;
+    p->M = M; p->N = N; p->K = K; p->wdt = (int)wdt; p->bias = b != NULL; p->gelu = gelu;
     memcpy(p->align, al, sizeof al);
     c->n_plans++;  // kept even on failure so its descriptors are freed with the cache
     KT_TRY(plan_build(be, p, b));
@@ -255,12 +256,13 @@ static KtStatus plan_get(KtBackend *be, CudaLtPlan **out, int64_t M, int64_t N, 
     return KT_OK;
 }
 
-// y (M, N) = xin (M, K, weight dtype) . w^T + b through a cached cublasLt plan. *done = false: no algorithm.
+// y (M, N) = xin (M, K, weight dtype) . w^T + b [then GELU] through a cached cublasLt plan. *done = false: no
+// algorithm.
 static KtStatus lt_matmul(KtBackend *be, bool *done, float *y, const void *xin, const void *w, const float *b,
-                          int64_t M, int64_t N, int64_t K, KtDType wdt) {
+                          int64_t M, int64_t N, int64_t K, KtDType wdt, bool gelu) {
     CudaImpl *c = cuda_impl(be);
     CudaLtPlan *p = NULL;
-    KT_TRY(plan_get(be, &p, M, N, K, wdt, xin, w, y, b));
+    KT_TRY(plan_get(be, &p, M, N, K, wdt, xin, w, y, b, gelu));
     *done = p->ok;
     if (!p->ok) return KT_OK;
     if (b) KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
@@ -271,36 +273,64 @@ static KtStatus lt_matmul(KtBackend *be, bool *done, float *y, const void *xin, 
 }
 
 // ------------------------------------------------------------------------------------------------- kt_linear
-// x: (..., K) fp32; w: (N, K) fp32 / bf16 / fp16; b: (N) or NULL; y: (..., N).
-KtStatus cuda_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
+// y (M, K) float32 <- x (M, K) 16-bit, for the fallback kernels.
+template <typename T>
+__global__ void widen_kernel(float *__restrict__ y, const T *__restrict__ x, int64_t n) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = to_f32(x[i]);
+}
+
+// x: (..., K) fp32, or 16-bit in w's dtype; w: (N, K) fp32 / bf16 / fp16; b: (N) or NULL; y: (..., N) fp32.
+// gelu: y = gelu_tanh(x . w^T + b); in cuBLASLt's epilogue with 16-bit weights, a separate exact pass in fp32.
+static KtStatus linear_impl(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                            bool gelu) {
     int64_t M = kt_rows(x), K = kt_cols(x), N = w->shape[0];
     float *yp = (float *)y->data;
     const float *xp = (const float *)x->data, *bp = b ? (const float *)b->data : NULL;
     KtDType wdt = w->dtype;
+    bool x16 = x->dtype != KT_F32, fuse = gelu && wdt != KT_F32;
     if (M == 0 || N == 0) return KT_OK;
     bool vec_ok = K % 8 == 0 && cuda_aligned(xp, 16) && cuda_aligned(w->data, 16) && N < (1 << 26) && K < (1 << 30);
     // Measured on H100 (bf16, graph replay): streaming wins at M <= 2 up to ~4M weights (3.2 vs 5.2 us at 1024x1024,
     // 4.2 vs 5.1 us at 3072x1024); cuBLASLt wins from M = 8 and for 6144x1024.
-    if (M <= cuda_impl(be)->small_m_max && vec_ok && N * K <= (4ll << 20)) {
-        if (wdt == KT_BF16) return launch_small_m(be, yp, xp, (const __nv_bfloat16 *)w->data, bp, (int)M, (int)N, (int)K);
-        if (wdt == KT_F16) return launch_small_m(be, yp, xp, (const __half *)w->data, bp, (int)M, (int)N, (int)K);
-        return launch_small_m(be, yp, xp, (const float *)w->data, bp, (int)M, (int)N, (int)K);
-    }
+    bool small = !x16 && M <= cuda_impl(be)->small_m_max && vec_ok && N * K <= (4ll << 20);
     bool done = false;
-    if (K > 0) {
-        const void *xin = xp;
-        if (wdt != KT_F32) {
+    if (!small && K > 0) {
+        const void *xin = x->data;
+        if (wdt != KT_F32 && !x16) {
             void *s;
             KT_TRY(cuda_scratch(be, (size_t)(M * K) * 2, &s));
             KT_TRY(cuda_convert_f32(be, s, wdt, xp, M * K));
             xin = s;
         }
-        KT_TRY(lt_matmul(be, &done, yp, xin, w->data, bp, M, N, K, wdt));
+        KT_TRY(lt_matmul(be, &done, yp, xin, w->data, bp, M, N, K, wdt, fuse));
+        if (done) return gelu && !fuse ? cuda_gelu_tanh(be, y, y) : KT_OK;
     }
-    if (done) return KT_OK;
-    if (wdt == KT_BF16) return launch_generic(be, yp, xp, (const __nv_bfloat16 *)w->data, bp, M, N, K);
-    if (wdt == KT_F16) return launch_generic(be, yp, xp, (const __half *)w->data, bp, M, N, K);
-    return launch_generic(be, yp, xp, (const float *)w->data, bp, M, N, K);
+    if (x16 && M * K > 0) {  // the fallback kernels read float32
+        void *s;
+        KT_TRY(cuda_scratch(be, (size_t)(M * K) * 4, &s));
+        unsigned g = cuda_blocks_capped(M * K, 256, 16 * cuda_impl(be)->sm_count);
+        if (x->dtype == KT_BF16) widen_kernel<<<g, 256, 0, cuda_stream(be)>>>((float *)s, (const __nv_bfloat16 *)x->data, M * K);
+        else widen_kernel<<<g, 256, 0, cuda_stream(be)>>>((float *)s, (const __half *)x->data, M * K);
+        KT_CUDA_LAUNCHED();
+        xp = (const float *)s;
+    }
+    KtStatus st;
+    if (small && wdt == KT_BF16) st = launch_small_m(be, yp, xp, (const __nv_bfloat16 *)w->data, bp, (int)M, (int)N, (int)K);
+    else if (small && wdt == KT_F16) st = launch_small_m(be, yp, xp, (const __half *)w->data, bp, (int)M, (int)N, (int)K);
+    else if (small) st = launch_small_m(be, yp, xp, (const float *)w->data, bp, (int)M, (int)N, (int)K);
+    else if (wdt == KT_BF16) st = launch_generic(be, yp, xp, (const __nv_bfloat16 *)w->data, bp, M, N, K);
+    else if (wdt == KT_F16) st = launch_generic(be, yp, xp, (const __half *)w->data, bp, M, N, K);
+    else st = launch_generic(be, yp, xp, (const float *)w->data, bp, M, N, K);
+    KT_TRY(st);
+    return gelu ? cuda_gelu_tanh(be, y, y) : KT_OK;
+}
+
+KtStatus cuda_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
+    return linear_impl(be, y, x, w, b, false);
+}
+KtStatus cuda_linear_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
+    return linear_impl(be, y, x, w, b, true);
 }
 
 // ------------------------------------------------------------------------------------------- batched fp32 GEMM

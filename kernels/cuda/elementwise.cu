@@ -68,9 +68,10 @@ KtStatus cuda_silu(KtBackend *be, KtTensor *y, const KtTensor *x) {
     return KT_OK;
 }
 
-// y[i] = a[i] + b[i % nb].
-__global__ void add_kernel(float *y, const float *a, const float *__restrict__ b, int64_t nb, int64_t n) {
-    GRID_STRIDE(i, n) y[i] = __fadd_rn(a[i], b[i % nb]);
+// y[i] = a[i] + b[i % nb]; T: float32 or a 16-bit map dtype (added in float32, rounded once).
+template <typename T>
+__global__ void add_kernel(T *y, const T *a, const T *__restrict__ b, int64_t nb, int64_t n) {
+    GRID_STRIDE(i, n) y[i] = from_f32<T>(__fadd_rn(to_f32(a[i]), to_f32(b[i % nb])));
 }
 
 // Four lanes at a time when nb % 4 == 0 and everything is 16-byte aligned (residual adds on large feature maps).
@@ -81,17 +82,43 @@ __global__ void add4_kernel(float4 *y, const float4 *a, const float4 *__restrict
     }
 }
 
+// 16-bit maps, eight lanes (16 bytes) at a time.
+template <typename T>
+__global__ void add8_kernel(CudaPack<T, 8> *y, const CudaPack<T, 8> *a, const CudaPack<T, 8> *__restrict__ b,
+                            int64_t nb8, int64_t n8) {
+    GRID_STRIDE(i, n8) {
+        CudaPack<T, 8> u = a[i], v = b[nb8 == n8 ? i : i % nb8];
+#pragma unroll
+        for (int j = 0; j < 8; j++) u.v[j] = from_f32<T>(__fadd_rn(to_f32(u.v[j]), to_f32(v.v[j])));
+        y[i] = u;
+    }
+}
+
+template <typename T>
+static KtStatus add16(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b, int64_t n, int64_t nb) {
+    if (nb % 8 == 0 && cuda_aligned(y->data, 16) && cuda_aligned(a->data, 16) && cuda_aligned(b->data, 16))
+        add8_kernel<T><<<ew_grid(be, n / 8), EW_THREADS, 0, cuda_stream(be)>>>(
+            (CudaPack<T, 8> *)y->data, (const CudaPack<T, 8> *)a->data, (const CudaPack<T, 8> *)b->data, nb / 8, n / 8);
+    else
+        add_kernel<T><<<ew_grid(be, n), EW_THREADS, 0, cuda_stream(be)>>>((T *)y->data, (const T *)a->data,
+                                                                          (const T *)b->data, nb, n);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
 KtStatus cuda_add(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b) {
     int64_t n = kt_numel(a), nb = kt_numel(b);
     if (n == 0 || nb == 0) return KT_OK;
+    if (a->dtype == KT_BF16) return add16<__nv_bfloat16>(be, y, a, b, n, nb);
+    if (a->dtype == KT_F16) return add16<__half>(be, y, a, b, n, nb);
     if (nb % 4 == 0 && cuda_aligned(y->data, 16) && cuda_aligned(a->data, 16) && cuda_aligned(b->data, 16)) {
         add4_kernel<<<ew_grid(be, n / 4), EW_THREADS, 0, cuda_stream(be)>>>(
             (float4 *)y->data, (const float4 *)a->data, (const float4 *)b->data, nb / 4, n / 4);
         KT_CUDA_LAUNCHED();
         return KT_OK;
     }
-    add_kernel<<<ew_grid(be, n), EW_THREADS, 0, cuda_stream(be)>>>((float *)y->data, (const float *)a->data,
-                                                                    (const float *)b->data, nb, n);
+    add_kernel<float><<<ew_grid(be, n), EW_THREADS, 0, cuda_stream(be)>>>((float *)y->data, (const float *)a->data,
+                                                                           (const float *)b->data, nb, n);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
@@ -185,4 +212,34 @@ KtStatus cuda_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x)
         KT_CUDA_LAUNCHED();
     }
     return KT_OK;
+}
+
+// ----------------------------------------------------------------------------------------------- conversion
+template <typename TO, typename TI>
+__global__ void map_convert_kernel(TO *__restrict__ y, const TI *__restrict__ x, int64_t n) {
+    GRID_STRIDE(i, n) y[i] = from_f32<TO>(to_f32(x[i]));
+}
+
+template <typename TO>
+static KtStatus convert_to(KtBackend *be, KtTensor *y, const KtTensor *x, int64_t n) {
+    unsigned g = ew_grid(be, n);
+    cudaStream_t st = cuda_stream(be);
+    if (x->dtype == KT_BF16) map_convert_kernel<TO><<<g, EW_THREADS, 0, st>>>((TO *)y->data, (const __nv_bfloat16 *)x->data, n);
+    else if (x->dtype == KT_F16) map_convert_kernel<TO><<<g, EW_THREADS, 0, st>>>((TO *)y->data, (const __half *)x->data, n);
+    else map_convert_kernel<TO><<<g, EW_THREADS, 0, st>>>((TO *)y->data, (const float *)x->data, n);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+// y, x: same shape; float32 <-> the 16-bit map dtype (same dtypes: a copy).
+KtStatus cuda_convert(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    int64_t n = kt_numel(x);
+    if (n == 0 || y->data == x->data) return KT_OK;
+    if (y->dtype == x->dtype) {
+        KT_CUDA_TRY(cudaMemcpyAsync(y->data, x->data, kt_nbytes(x), cudaMemcpyDeviceToDevice, cuda_stream(be)));
+        return KT_OK;
+    }
+    if (y->dtype == KT_BF16) return convert_to<__nv_bfloat16>(be, y, x, n);
+    if (y->dtype == KT_F16) return convert_to<__half>(be, y, x, n);
+    return convert_to<float>(be, y, x, n);
 }

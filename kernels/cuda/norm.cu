@@ -14,14 +14,15 @@
 // Block per row, mirroring the CPU reference: mean and the variance of the deviations in double, then
 // y = x * (float)rstd + (float)(-mean * rstd) [then * (scale[b] + 1) + shift[b]], each op rounded separately.
 // The row stays in registers when C <= ROW_THREADS*ROW_VPT. rows_per_b: T (rows of one sample).
-template <bool ADALN>
+// YT: float, or the 16-bit matmul dtype when the output feeds a GEMM (rounded once on store).
+template <bool ADALN, typename YT>
 __global__ void __launch_bounds__(ROW_THREADS)
-layernorm_kernel(float *y, const float *x, const float *__restrict__ scale, const float *__restrict__ shift,
+layernorm_kernel(YT *y, const float *x, const float *__restrict__ scale, const float *__restrict__ shift,
                  int64_t C, int64_t rows_per_b, float eps) {
     __shared__ double sh[32];
     int64_t r = blockIdx.x;
     const float *xr = x + r * C;
-    float *yr = y + r * C;
+    YT *yr = y + r * C;
     float v[ROW_VPT];
     bool cached = C <= (int64_t)ROW_THREADS * ROW_VPT;
     double s = 0;
@@ -60,18 +61,20 @@ layernorm_kernel(float *y, const float *x, const float *__restrict__ scale, cons
                 if (j == i) xv = v[j];  // constant register index after unrolling
         }
         float n = __fadd_rn(__fmul_rn(xv, sc), bi);
-        yr[c] = ADALN ? __fadd_rn(__fmul_rn(n, __fadd_rn(ms[c], 1.f)), mh[c]) : n;
+        yr[c] = from_f32<YT>(ADALN ? __fadd_rn(__fmul_rn(n, __fadd_rn(ms[c], 1.f)), mh[c]) : n);
     }
 }
 
-static KtStatus launch_layernorm(KtBackend *be, bool adaln, float *y, const float *x, const float *scale,
+template <typename YT>
+static KtStatus launch_layernorm(KtBackend *be, bool adaln, YT *y, const float *x, const float *scale,
                                  const float *shift, int64_t rows, int64_t C, int64_t rows_per_b, float eps) {
     if (rows == 0 || C == 0) return KT_OK;
     if (rows > 0x7fffffff) return KT_FAIL(KT_ERR_UNSUPPORTED, "layernorm: %lld rows", (long long)rows);
     if (adaln)
-        layernorm_kernel<true><<<(unsigned)rows, ROW_THREADS, 0, cuda_stream(be)>>>(y, x, scale, shift, C, rows_per_b, eps);
+        layernorm_kernel<true, YT><<<(unsigned)rows, ROW_THREADS, 0, cuda_stream(be)>>>(y, x, scale, shift, C,
+                                                                                       rows_per_b, eps);
     else
-        layernorm_kernel<false><<<(unsigned)rows, ROW_THREADS, 0, cuda_stream(be)>>>(y, x, NULL, NULL, C, 1, eps);
+        layernorm_kernel<false, YT><<<(unsigned)rows, ROW_THREADS, 0, cuda_stream(be)>>>(y, x, NULL, NULL, C, 1, eps);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
@@ -82,12 +85,15 @@ KtStatus cuda_layernorm(KtBackend *be, KtTensor *y, const KtTensor *x, float eps
                             eps);
 }
 
-// y, x: (B, T, C); scale, shift: (B, C).
+// y, x: (B, T, C); scale, shift: (B, C). y: float32 or the 16-bit matmul dtype.
 KtStatus cuda_layernorm_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
                               const KtTensor *shift, float eps) {
     int64_t B = x->shape[0], T = x->shape[1], C = x->shape[2];
-    return launch_layernorm(be, true, (float *)y->data, (const float *)x->data, (const float *)scale->data,
-                            (const float *)shift->data, B * T, C, T, eps);
+    const float *xp = (const float *)x->data, *sc = (const float *)scale->data, *sh = (const float *)shift->data;
+    if (y->dtype == KT_BF16)
+        return launch_layernorm(be, true, (__nv_bfloat16 *)y->data, xp, sc, sh, B * T, C, T, eps);
+    if (y->dtype == KT_F16) return launch_layernorm(be, true, (__half *)y->data, xp, sc, sh, B * T, C, T, eps);
+    return launch_layernorm(be, true, (float *)y->data, xp, sc, sh, B * T, C, T, eps);
 }
 
 // y[b,t,c] = x[b,t,c] * (scale[b,c] + 1) + shift[b,c]. y, x: (B, T, C).
@@ -193,8 +199,21 @@ KtStatus cuda_softmax(KtBackend *be, KtTensor *y, const KtTensor *x) {
 // Pass 1: per-(b, group) sums of x and x^2 in fp64. Grid (row chunks, B, column chunks); block (TC, RPB): thread
 // (tx, ty) owns VEC consecutive channels of column tx and walks the pixel rows ty, ty+RPB, ... of its chunk.
 // acc: (B, G, 2) doubles, zeroed before.
-template <int VEC>
-__global__ void gn_stats_kernel(double *__restrict__ acc, const float *__restrict__ x, int64_t HW, int64_t C, int G,
+// VEC consecutive values of x[i..] as floats (one vector load: x is VEC-element aligned).
+template <typename T, int VEC> __device__ __forceinline__ void gn_load(float *f, const T *x) {
+    CudaPack<T, VEC> t = *(const CudaPack<T, VEC> *)x;
+#pragma unroll
+    for (int j = 0; j < VEC; j++) f[j] = to_f32(t.v[j]);
+}
+template <typename T, int VEC> __device__ __forceinline__ void gn_store(T *y, const float *f) {
+    CudaPack<T, VEC> t;
+#pragma unroll
+    for (int j = 0; j < VEC; j++) t.v[j] = from_f32<T>(f[j]);
+    *(CudaPack<T, VEC> *)y = t;
+}
+
+template <typename T, int VEC>
+__global__ void gn_stats_kernel(double *__restrict__ acc, const T *__restrict__ x, int64_t HW, int64_t C, int G,
                                 int64_t rows_per_chunk) {
     extern __shared__ double gsh[];  // (RPB, TC*VEC) sums, then sums of squares
     int TC = blockDim.x, RPB = blockDim.y, tx = threadIdx.x, ty = threadIdx.y;
@@ -204,15 +223,10 @@ __global__ void gn_stats_kernel(double *__restrict__ acc, const float *__restric
 #pragma unroll
     for (int j = 0; j < VEC; j++) s[j] = q[j] = 0.0;
     if (col < ncols) {
-        const float *xb = x + b * HW * C + col * VEC;
+        const T *xb = x + b * HW * C + col * VEC;
         for (int64_t r = r0 + ty; r < r1; r += RPB) {
             float f[VEC];
-            if (VEC == 4) {
-                float4 t = *(const float4 *)(xb + r * C);
-                f[0] = t.x; f[1 % VEC] = t.y; f[2 % VEC] = t.z; f[3 % VEC] = t.w;
-            } else {
-                f[0] = xb[r * C];
-            }
+            gn_load<T, VEC>(f, xb + r * C);
 #pragma unroll
             for (int j = 0; j < VEC; j++) {
                 s[j] += f[j];
@@ -269,22 +283,17 @@ __global__ void gn_finalize_kernel(float *__restrict__ sb, const double *__restr
 
 // Pass 3: y = x * sc[c] + bi[c] (then SiLU), VEC channels per thread. Grid (chunks, B); 32-bit indices inside one
 // sample (HW*C < 2^31, checked by the launcher). y may alias x. sb: (B, C, 2).
-template <bool SILU, int VEC>
-__global__ void gn_apply_kernel(float *y, const float *x, const float *__restrict__ sb, uint32_t per_b, uint32_t C) {
+template <bool SILU, typename T, int VEC>
+__global__ void gn_apply_kernel(T *y, const T *x, const float *__restrict__ sb, uint32_t per_b, uint32_t C) {
     int64_t b = blockIdx.y;
-    const float *xb = x + b * per_b;
-    float *yb = y + b * per_b;
+    const T *xb = x + b * per_b;
+    T *yb = y + b * per_b;
     const float2 *s2 = (const float2 *)(sb + b * C * 2);
     uint32_t nvec = per_b / VEC;
     for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < nvec; i += gridDim.x * blockDim.x) {
         uint32_t c = (i * VEC) % C;
         float f[VEC];
-        if (VEC == 4) {
-            float4 t = ((const float4 *)xb)[i];
-            f[0] = t.x; f[1 % VEC] = t.y; f[2 % VEC] = t.z; f[3 % VEC] = t.w;
-        } else {
-            f[0] = xb[i];
-        }
+        gn_load<T, VEC>(f, xb + (size_t)i * VEC);
 #pragma unroll
         for (int j = 0; j < VEC; j++) {
             float2 p = s2[c + j];
@@ -292,22 +301,23 @@ __global__ void gn_apply_kernel(float *y, const float *x, const float *__restric
             if (SILU) v = v / (1.f + expf(-v));
             f[j] = v;
         }
-        if (VEC == 4) ((float4 *)yb)[i] = make_float4(f[0], f[1 % VEC], f[2 % VEC], f[3 % VEC]);
-        else yb[i] = f[0];
+        gn_store<T, VEC>(yb + (size_t)i * VEC, f);
     }
 }
 
-template <bool SILU>
-static KtStatus launch_gn_apply(KtBackend *be, bool vec, float *y, const float *x, const float *sb, int64_t B,
+template <bool SILU, typename T>
+static KtStatus launch_gn_apply(KtBackend *be, bool vec, T *y, const T *x, const float *sb, int64_t B,
                                 int64_t per_b, int64_t C) {
     unsigned g = cuda_blocks_capped(per_b / (vec ? 4 : 1), 256, 8ll * cuda_impl(be)->sm_count * 8 / B + 1);
     dim3 grid(g, (unsigned)B);
-    if (vec) gn_apply_kernel<SILU, 4><<<grid, 256, 0, cuda_stream(be)>>>(y, x, sb, (uint32_t)per_b, (uint32_t)C);
-    else gn_apply_kernel<SILU, 1><<<grid, 256, 0, cuda_stream(be)>>>(y, x, sb, (uint32_t)per_b, (uint32_t)C);
+    if (vec) gn_apply_kernel<SILU, T, 4><<<grid, 256, 0, cuda_stream(be)>>>(y, x, sb, (uint32_t)per_b, (uint32_t)C);
+    else gn_apply_kernel<SILU, T, 1><<<grid, 256, 0, cuda_stream(be)>>>(y, x, sb, (uint32_t)per_b, (uint32_t)C);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
 
+// T: the dtype of x and y (float32 or the 16-bit map dtype); statistics and the affine map in float32/double.
+template <typename T>
 static KtStatus group_norm(KtBackend *be, bool silu, KtTensor *y, const KtTensor *x, const KtTensor *w,
                            const KtTensor *b, int G, float eps) {
     CudaImpl *ci = cuda_impl(be);
@@ -322,7 +332,7 @@ static KtStatus group_norm(KtBackend *be, bool silu, KtTensor *y, const KtTensor
     float *stats = (float *)((char *)s + o_st);
     KT_CUDA_TRY(cudaMemsetAsync(acc, 0, (size_t)(B * G) * 16, st));
 
-    bool vec = C % 4 == 0 && cuda_aligned(x->data, 16);
+    bool vec = C % 4 == 0 && cuda_aligned(x->data, 4 * sizeof(T));
     int VEC = vec ? 4 : 1;
     int64_t ncols = C / VEC;
     int TC = ncols < 256 ? (int)ncols : 256, RPB = 256 / TC;
@@ -335,24 +345,31 @@ static KtStatus group_norm(KtBackend *be, bool silu, KtTensor *y, const KtTensor
                        (long long)HW, (long long)C);
     dim3 grid((unsigned)chunks, (unsigned)B, (unsigned)col_chunks), block((unsigned)TC, (unsigned)RPB);
     size_t smem = (size_t)RPB * TC * VEC * 2 * sizeof(double);
-    if (vec) gn_stats_kernel<4><<<grid, block, smem, st>>>(acc, (const float *)x->data, HW, C, G, rows_per_chunk);
-    else gn_stats_kernel<1><<<grid, block, smem, st>>>(acc, (const float *)x->data, HW, C, G, rows_per_chunk);
+    if (vec) gn_stats_kernel<T, 4><<<grid, block, smem, st>>>(acc, (const T *)x->data, HW, C, G, rows_per_chunk);
+    else gn_stats_kernel<T, 1><<<grid, block, smem, st>>>(acc, (const T *)x->data, HW, C, G, rows_per_chunk);
     KT_CUDA_LAUNCHED();
     gn_finalize_kernel<<<cuda_blocks(B * C, 256), 256, 0, st>>>(stats, acc, (const float *)w->data,
                                                                 (const float *)b->data, B, C, C / G,
                                                                 (double)HW * (double)(C / G), eps);
     KT_CUDA_LAUNCHED();
-    bool vec_y = vec && cuda_aligned(y->data, 16);
-    if (silu) return launch_gn_apply<true>(be, vec_y, (float *)y->data, (const float *)x->data, stats, B, HW * C, C);
-    return launch_gn_apply<false>(be, vec_y, (float *)y->data, (const float *)x->data, stats, B, HW * C, C);
+    bool vec_y = vec && cuda_aligned(y->data, 4 * sizeof(T));
+    if (silu) return launch_gn_apply<true, T>(be, vec_y, (T *)y->data, (const T *)x->data, stats, B, HW * C, C);
+    return launch_gn_apply<false, T>(be, vec_y, (T *)y->data, (const T *)x->data, stats, B, HW * C, C);
+}
+
+static KtStatus group_norm_any(KtBackend *be, bool silu, KtTensor *y, const KtTensor *x, const KtTensor *w,
+                               const KtTensor *b, int G, float eps) {
+    if (x->dtype == KT_BF16) return group_norm<__nv_bfloat16>(be, silu, y, x, w, b, G, eps);
+    if (x->dtype == KT_F16) return group_norm<__half>(be, silu, y, x, w, b, G, eps);
+    return group_norm<float>(be, silu, y, x, w, b, G, eps);
 }
 
 // y, x: (B, H, W, C); w, b: (C).
 KtStatus cuda_group_norm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                          int groups, float eps) {
-    return group_norm(be, false, y, x, w, b, groups, eps);
+    return group_norm_any(be, false, y, x, w, b, groups, eps);
 }
 KtStatus cuda_group_norm_silu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                               int groups, float eps) {
-    return group_norm(be, true, y, x, w, b, groups, eps);
+    return group_norm_any(be, true, y, x, w, b, groups, eps);
 }

@@ -8,31 +8,33 @@
 
 #define RS_THREADS 256
 
-// y[b, oy, ox, c] = x[b, oy/2, ox/2, c]. x: (B, H, W, C); y: (B, 2H, 2W, C). VEC channels per thread.
-template <int VEC>
-__global__ void upsample2x_kernel(float *__restrict__ y, const float *__restrict__ x, int64_t H, int64_t W,
-                                  int64_t C, int64_t n) {
-    int64_t Cv = C / VEC;
+// y[b, oy, ox, c] = x[b, oy/2, ox/2, c]. x: (B, H, W, C); y: (B, 2H, 2W, C), any dtype: each pixel's channels are
+// moved as Cu units of type U (16, 4 or 2 bytes).
+template <typename U>
+__global__ void upsample2x_kernel(U *__restrict__ y, const U *__restrict__ x, int64_t H, int64_t W, int64_t Cu,
+                                  int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t c = i % Cv, p = i / Cv, ox = p % (2 * W), r = p / (2 * W), oy = r % (2 * H), b = r / (2 * H);
-        int64_t src = ((b * H + oy / 2) * W + ox / 2) * Cv + c;
-        if (VEC == 4) ((float4 *)y)[i] = ((const float4 *)x)[src];
-        else y[i] = x[src];
+        int64_t c = i % Cu, p = i / Cu, ox = p % (2 * W), r = p / (2 * W), oy = r % (2 * H), b = r / (2 * H);
+        y[i] = x[((b * H + oy / 2) * W + ox / 2) * Cu + c];
     }
 }
 
-KtStatus cuda_upsample_nearest2x(KtBackend *be, KtTensor *y, const KtTensor *x) {
-    int64_t H = x->shape[1], W = x->shape[2], C = x->shape[3], n = kt_numel(y);
-    if (n == 0) return KT_OK;
+template <typename U>
+static KtStatus upsample_units(KtBackend *be, KtTensor *y, const KtTensor *x, int64_t row_bytes) {
+    int64_t Cu = row_bytes / (int64_t)sizeof(U), n = kt_numel(y) / x->shape[3] * Cu;
     unsigned cap = 16 * cuda_impl(be)->sm_count;
-    if (C % 4 == 0 && cuda_aligned(x->data, 16) && cuda_aligned(y->data, 16))
-        upsample2x_kernel<4><<<cuda_blocks_capped(n / 4, RS_THREADS, cap), RS_THREADS, 0, cuda_stream(be)>>>(
-            (float *)y->data, (const float *)x->data, H, W, C, n / 4);
-    else
-        upsample2x_kernel<1><<<cuda_blocks_capped(n, RS_THREADS, cap), RS_THREADS, 0, cuda_stream(be)>>>(
-            (float *)y->data, (const float *)x->data, H, W, C, n);
+    upsample2x_kernel<U><<<cuda_blocks_capped(n, RS_THREADS, cap), RS_THREADS, 0, cuda_stream(be)>>>(
+        (U *)y->data, (const U *)x->data, x->shape[1], x->shape[2], Cu, n);
     KT_CUDA_LAUNCHED();
     return KT_OK;
+}
+
+KtStatus cuda_upsample_nearest2x(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    int64_t es = (int64_t)kt_dtype_size(x->dtype), row = x->shape[3] * es;
+    if (kt_numel(y) == 0) return KT_OK;
+    if (row % 16 == 0 && cuda_aligned(x->data, 16) && cuda_aligned(y->data, 16)) return upsample_units<uint4>(be, y, x, row);
+    if (es == 4) return upsample_units<uint32_t>(be, y, x, row);
+    return upsample_units<uint16_t>(be, y, x, row);
 }
 
 // ------------------------------------------------------------------------------------------------------ bicubic
