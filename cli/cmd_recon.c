@@ -8,7 +8,7 @@
 #include "image_io.h"
 
 static struct {
-    const char *vae, *device;
+    const char *vae, *device, *dtype;
     CliIntList patch_nums;
 } g;
 
@@ -16,6 +16,7 @@ static const CliOption k_opts[] = {
     {"vae", 0, CLI_STRING, NULL, "FILE", "VQVAE checkpoint (.pth/.safetensors)", &g.vae, .required = true},
     {"patch-nums", 0, CLI_INT_LIST, "1,2,3,4,5,6,8,10,13,16", "N,...", "token-map side of each scale", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
     {"device", 0, CLI_STRING, "auto", NULL, "compute device", &g.device, .choices = "auto|cpu|cuda"},
+    {"dtype", 0, CLI_STRING, "fp32", NULL, "conv weight/map precision (bf16/fp16: CUDA only)", &g.dtype, .choices = "fp32|bf16|fp16"},
 };
 
 static const CliCommand k_cmd = {
@@ -38,6 +39,7 @@ int cmd_recon(int argc, char **argv) {
     lp.patch_nums = g.patch_nums.v;
     lp.n_patch_nums = g.patch_nums.n;
     lp.device = g.device;
+    lp.dtype = g.dtype;
     rc = 1;
     if (read_image_rgb8(in, &rgb, &w, &h) != KT_OK || argen_load(&model, &lp) != ARGEN_OK) {
         rc = cli_fail();

@@ -19,8 +19,9 @@ typedef struct {
     VarWorkspace ws;
 } Tiny;
 
-static void tiny_load(Tiny *t, KtDevice dev, const char *var_file, int max_batch) {
+static void tiny_load_dtype(Tiny *t, KtDevice dev, KtDType dt, const char *var_file, int max_batch) {
     test_backend_init(&t->be, dev);
+    cr_assert(kt_backend_set_matmul_dtype(&t->be, dt) == KT_OK, "%s", kt_last_error());
     KtCheckpoint ck = {0};
     cr_assert(kt_ckpt_open(&ck, fixture_path("var_tiny/vae.safetensors")) == KT_OK, "%s", kt_last_error());
     VarVqConfig qc;
@@ -39,6 +40,10 @@ static void tiny_load(Tiny *t, KtDevice dev, const char *var_file, int max_batch
     cr_assert(var_init(&t->var, &t->be, &c, &ck, 0) == KT_OK, "%s", kt_last_error());
     kt_ckpt_close(&ck);
     cr_assert(var_workspace_init(&t->ws, &t->var, &t->vq, max_batch) == KT_OK, "%s", kt_last_error());
+}
+
+static void tiny_load(Tiny *t, KtDevice dev, const char *var_file, int max_batch) {
+    tiny_load_dtype(t, dev, KT_F32, var_file, max_batch);
 }
 
 static void tiny_free(Tiny *t) {
@@ -262,3 +267,58 @@ static void check_nonfinite(KtDevice dev) {
 
 Test(var, cpu_nonfinite_values_name_scale_and_block) { check_nonfinite(KT_CPU); }
 Test(var, cuda_nonfinite_values_name_scale_and_block) { check_nonfinite(KT_CUDA); }
+
+// bf16 weights (CUDA): teacher-forced logits agree with the official fp32 ones within a relative L2 error of
+// TOL_BF16_MODEL_L2, and the greedy image decoded with bf16 weights and feature maps stays within a few 8-bit levels.
+static double rel_l2(const float *a, const float *r, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += ((double)a[i] - r[i]) * ((double)a[i] - r[i]);
+        den += (double)r[i] * r[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+Test(var, cuda_bf16_logits_and_image_close_to_fp32) {
+    Tiny t;
+    tiny_load_dtype(&t, KT_CUDA, KT_BF16, "var_tiny/var.pth", 2);
+    float *vi = read_f32(fixture_path(REF), "var_input", NULL, NULL, NULL);
+    float *ref = read_f32(fixture_path(REF), "teacher_logits", NULL, NULL, NULL);
+    int32_t labels[2] = {3, 7};
+    float *logits = malloc(2 * 30 * 128 * sizeof *logits);
+    cr_assert(var_forward_teacher(&t.var, 2, labels, vi, logits) == KT_OK, "%s", kt_last_error());
+    double e = rel_l2(logits, ref, 2 * 30 * 128);
+    cr_expect(e < TOL_BF16_MODEL_L2, "bf16 teacher logits: relative L2 error %.3g", e);
+
+    // the official greedy tokens decoded with bf16 weights and maps vs the official fp32 image, in 8-bit levels
+    int64_t *tok = read_i64(fixture_path(REF), "greedy_tokens", NULL);
+    float *ref_img = read_f32(fixture_path(REF), "greedy_image", NULL, NULL, NULL);
+    KtBuffer buf;
+    cr_assert(kt_buffer_alloc(&t.be, &buf, 2 * 64 * 64 * 3 * 4) == KT_OK);
+    KtTensor img = kt_tensor4(buf.data, KT_F32, t.be.device, 2, 64, 64, 3);
+    cr_assert(vq_var_tokens_to_image(&t.vq, &img, tok, 2) == KT_OK, "%s", kt_last_error());
+    float *got = malloc(2 * 64 * 64 * 3 * sizeof *got);
+    cr_assert(kt_download(&t.be, got, &img) == KT_OK);
+    int worst = 0;
+    double sum = 0;
+    for (int b = 0; b < 2; b++)
+        for (int i = 0; i < 64 * 64; i++)
+            for (int c = 0; c < 3; c++) {
+                float v = (fminf(fmaxf(got[(b * 64 * 64 + i) * 3 + c], -1.0f), 1.0f) + 1.0f) * 0.5f;
+                int d = abs((int)(v * 255.0f) - (int)(ref_img[(b * 3 + c) * 64 * 64 + i] * 255.0f));
+                worst = d > worst ? d : worst;
+                sum += d;
+            }
+    double mean = sum / (2 * 64 * 64 * 3);
+    cr_expect(mean <= TOL_BF16_IMAGE_MEAN_LEVELS && worst <= TOL_BF16_IMAGE_MAX_LEVELS,
+              "bf16 image vs official fp32: mean %.2f levels, max %d levels", mean, worst);
+    cr_log_info("bf16: teacher logits rel L2 %.3g; image mean %.2f, max %d levels", e, mean, worst);
+    kt_buffer_free(&buf);
+    free(got);
+    free(ref_img);
+    free(tok);
+    free(vi);
+    free(ref);
+    free(logits);
+    tiny_free(&t);
+}

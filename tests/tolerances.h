@@ -17,3 +17,10 @@
 #define TOL_ATTN_F16 1e-2, 1e-2
 // more_smooth latents: CUDA's logf and glibc's differ by an ulp in the Gumbel noise, amplified by 1/tau (<= 200).
 #define TOL_SMOOTH_F32 1e-5, 1e-4
+// Whole tiny VAR with bf16 GEMM weights/inputs (fp32 accumulation) vs the official fp32 logits: bf16 keeps 8 bits of
+// mantissa (relative rounding 2^-9 ~ 2e-3 per operand), compounded over 2 blocks and the head (measured 2.1e-3).
+#define TOL_BF16_MODEL_L2 1e-2
+// VQVAE decode with bf16 weights and feature maps vs the official fp32 image, in 8-bit levels ("a few levels"):
+// ~30 conv/norm layers in bf16 at 64x64 (measured mean well under 1 level, max ~10).
+#define TOL_BF16_IMAGE_MEAN_LEVELS 2.0
+#define TOL_BF16_IMAGE_MAX_LEVELS 16
