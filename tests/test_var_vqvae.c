@@ -120,3 +120,25 @@ Test(var_vqvae, transformer_checkpoint_is_rejected_with_a_hint) {
     cr_expect(strstr(kt_last_error(), "not a VAR VQVAE") && strstr(kt_last_error(), "--ckpt"), "%s", kt_last_error());
     kt_ckpt_close(&ck);
 }
+
+// A checkpoint of another configuration: the loader lists every mis-shaped tensor in one error (not the first).
+Test(var_vqvae, loader_reports_all_mismatches_at_once) {
+    KtBackend be;
+    test_backend_init(&be, KT_CPU);
+    KtCheckpoint ck = {0};
+    cr_assert(kt_ckpt_open(&ck, fixture_path("var_tiny/vae.pth")) == KT_OK);
+    VarVqConfig c;
+    cr_assert(vq_var_config_from_ckpt(&c, &ck, k_tiny_pns, 4) == KT_OK);
+    c.V = 256;     // codebook rows
+    c.Cvae = 16;   // latent channels: quant_conv, post_quant_conv, conv_out, conv_in, Phi convs
+    VarVqvae vq;
+    KtStatus st = vq_var_init(&vq, &be, &c, &ck, 0, 1);
+    cr_expect_eq(st, KT_ERR_SHAPE);
+    const char *msg = kt_last_error();
+    cr_expect(strstr(msg, "'quantize.embedding.weight' is (128, 8), expected (256, 16)"), "%s", msg);
+    cr_expect(strstr(msg, "'quant_conv.weight'") && strstr(msg, "'post_quant_conv.weight'") &&
+              strstr(msg, "'decoder.conv_in.weight'") && strstr(msg, "'encoder.conv_out.weight'"), "%s", msg);
+    cr_expect(strstr(msg, "mis-shaped") && strstr(msg, "vae.pth"), "%s", msg);
+    kt_ckpt_close(&ck);
+    kt_backend_free(&be);
+}

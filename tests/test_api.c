@@ -1,0 +1,62 @@
+// The public C API (generator/argen.h) as an outside program uses it: load, info, greedy sample, encode/decode,
+// errors as status + message.
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "argen.h"
+
+#define FIX(rel) ARGEN_FIXTURE_DIR "/" rel
+
+Test(api, load_info_sample_encode_decode) {
+    static const int pns[] = {1, 2, 3, 4};
+    ArgenLoadParams lp;
+    argen_load_params_init(&lp);
+    lp.vae_path = FIX("var_tiny/vae.safetensors");
+    lp.ckpt_path = FIX("var_tiny/var.safetensors");
+    lp.patch_nums = pns;
+    lp.n_patch_nums = 4;
+    lp.device = "cpu";
+    lp.max_batch = 2;
+    ArgenModel *m = NULL;
+    cr_assert_eq(argen_load(&m, &lp), ARGEN_OK, "%s", argen_last_error());
+    ArgenInfo info;
+    cr_assert_eq(argen_info(m, &info), ARGEN_OK);
+    cr_expect(info.image_size == 64 && info.num_tokens == 30 && info.num_classes == 10 && info.depth == 2);
+    ArgenSampleParams sp;
+    argen_sample_params_init(&sp);
+    sp.cfg = 2.5f;
+    sp.top_k = 1;
+    int cls[3] = {3, 7, 3};
+    int64_t ids[3] = {0, 1, 2};
+    uint8_t *px = malloc(3 * 64 * 64 * 3);
+    int32_t tok[90], tok2[90];
+    cr_assert_eq(argen_sample(m, &sp, 3, cls, ids, px, tok), ARGEN_OK, "%s", argen_last_error());  // 2 batches
+    cr_expect(memcmp(tok, tok + 60, 30 * sizeof *tok) == 0, "greedy: same class, same tokens");
+    static const int greedy3[5] = {13, 66, 37, 52, 37};  // official greedy tokens of class 3 (fixture)
+    cr_expect(memcmp(tok, greedy3, sizeof greedy3) == 0);
+    cr_assert_eq(argen_encode(m, 1, px, tok2), ARGEN_OK, "%s", argen_last_error());
+    cr_assert_eq(argen_decode(m, 1, tok2, px), ARGEN_OK, "%s", argen_last_error());
+    int bad_cls = 10;
+    cr_expect_eq(argen_sample(m, &sp, 1, &bad_cls, ids, px, NULL), ARGEN_ERR_ARG);
+    cr_expect(strstr(argen_last_error(), "class 10") != NULL, "%s", argen_last_error());
+    free(px);
+    argen_free(m);
+    argen_free(NULL);
+}
+
+Test(api, load_errors_are_statuses_with_messages) {
+    ArgenLoadParams lp;
+    argen_load_params_init(&lp);
+    lp.vae_path = FIX("no_such_vae.pth");
+    lp.device = "cpu";
+    ArgenModel *m = (ArgenModel *)1;
+    cr_expect_eq(argen_load(&m, &lp), ARGEN_ERR_IO);
+    cr_expect_null(m);
+    cr_expect(strstr(argen_last_error(), "no_such_vae.pth") != NULL, "%s", argen_last_error());
+    lp.vae_path = FIX("var_tiny/vae.pth");
+    lp.device = "tpu";
+    cr_expect_eq(argen_load(&m, &lp), ARGEN_ERR_ARG);
+    cr_expect(strstr(argen_last_error(), "--device") != NULL, "%s", argen_last_error());
+}
