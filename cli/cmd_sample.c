@@ -57,11 +57,13 @@ static const CliCommand k_cmd = {
 // ------------------------------------------------------------------------------------------------ run manifest
 // DIR/argen_run.json records the settings that determine the pixels; a re-run into DIR must agree with it.
 static char *settings_json(void) {
-    char *buf = malloc(4096);
+    size_t cap = 8192, m = 0;
+    char *buf = malloc(cap), vae[1024], ckpt[1024];
     if (!buf) return NULL;
-    int m = snprintf(buf, 4096, "{\"vae\": \"%s\", \"ckpt\": \"%s\", \"patch_nums\": [", g.vae, g.ckpt);
-    for (int i = 0; i < g.patch_nums.n; i++) m += snprintf(buf + m, 4096 - (size_t)m, i ? ", %d" : "%d", g.patch_nums.v[i]);
-    snprintf(buf + m, 4096 - (size_t)m, "], \"cfg\": %g, \"top_k\": %d, \"top_p\": %g, \"more_smooth\": %s, \"seed\": %lld, "
+    m += (size_t)snprintf(buf + m, cap - m, "{\"vae\": %s, \"ckpt\": %s, \"patch_nums\": [",
+                          cli_json_str(vae, sizeof vae, g.vae), cli_json_str(ckpt, sizeof ckpt, g.ckpt));
+    for (int i = 0; i < g.patch_nums.n; i++) m += (size_t)snprintf(buf + m, cap - m, i ? ", %d" : "%d", g.patch_nums.v[i]);
+    snprintf(buf + m, cap - m, "], \"cfg\": %g, \"top_k\": %d, \"top_p\": %g, \"more_smooth\": %s, \"seed\": %lld, "
              "\"dtype\": \"%s\"}", (double)g.cfg, g.top_k, (double)g.top_p, g.more_smooth ? "true" : "false",
              (long long)g.seed, g.dtype);
     return buf;

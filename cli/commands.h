@@ -15,5 +15,7 @@ int cmd_bench(int argc, char **argv);
 bool cli_parse_or_exit(const CliCommand *cmd, int argc, char **argv, CliParsed *parsed, int *exit_code);
 // Prints "argen: <kt_last_error()>" and returns 1.
 int cli_fail(void);
+// Writes s as a JSON string literal (quotes included, escaped, truncated to fit) into dst[cap]; returns dst.
+const char *cli_json_str(char *dst, size_t cap, const char *s);
 // Seconds since an arbitrary start (monotonic clock).
 double cli_now(void);

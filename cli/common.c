@@ -30,3 +30,23 @@ double cli_now(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+const char *cli_json_str(char *dst, size_t cap, const char *s) {
+    size_t n = 0;
+    if (cap < 3) return cap ? (dst[0] = 0, dst) : dst;
+    dst[n++] = '"';
+    for (; s && *s && n + 8 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            dst[n++] = '\\';
+            dst[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(dst + n, cap - n, "\\u%04x", c);
+        } else {
+            dst[n++] = (char)c;
+        }
+    }
+    dst[n++] = '"';
+    dst[n] = 0;
+    return dst;
+}
