@@ -1,5 +1,6 @@
 // argen bench: times sampling (VQVAE decode included) or the VQVAE decode alone, for an official architecture
-// with random weights or for given checkpoints. Warm-up runs are excluded; the median of --reps runs is reported.
+// (VAR-dN, LlamaGen GPT-B/L/XL/XXL/3B with any --decode strategy) with random weights or for given checkpoints.
+// Warm-up runs are excluded; the median of --reps runs is reported.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,32 +13,42 @@ static struct {
     bool random_init, decode_only;
     int reps, warmup, top_k;
     float cfg, top_p;
+    const char *vq, *decode;  // LlamaGen
+    int image_size, heads, sjd_window, zipar_window;
 } g;
 
 static const CliOption k_opts[] = {
-    {"arch", 0, CLI_STRING, NULL, "var-dN", "official VAR architecture of depth N (var-d16, var-d20, var-d24, var-d30)", &g.arch, .required = false},
+    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), or llamagen with --vq/--ckpt", &g.arch, .required = false},
     {"random-init", 0, CLI_FLAG, NULL, NULL, "random weights for --arch (no checkpoint needed)", &g.random_init, .required = false},
     {"vae", 0, CLI_STRING, NULL, "FILE", "VQVAE checkpoint (instead of --arch)", &g.vae, .required = false},
-    {"ckpt", 0, CLI_STRING, NULL, "FILE", "VAR checkpoint (instead of --arch)", &g.ckpt, .required = false},
+    {"ckpt", 0, CLI_STRING, NULL, "FILE", "VAR checkpoint (instead of --arch), or the LlamaGen GPT with --arch llamagen", &g.ckpt, .required = false},
+    {"vq", 0, CLI_STRING, NULL, "FILE", "LlamaGen VQ tokenizer (with --arch llamagen)", &g.vq, .required = false},
+    {"image-size", 0, CLI_INT, "256", NULL, "LlamaGen: image side (token grid = image-size/16)", &g.image_size, .has_min = true, .min = 16, .has_max = true, .max = 4096},
+    {"heads", 0, CLI_INT, "0", NULL, "LlamaGen: attention heads (0: official)", &g.heads, .has_min = true, .min = 0, .has_max = true, .max = 1024},
+    {"decode", 0, CLI_STRING, "sequential", NULL, "decoding strategy (sjd, zipar: LlamaGen only)", &g.decode, .choices = "sequential|sjd|zipar"},
+    {"sjd-window", 0, CLI_INT, "16", NULL, "SJD tokens per forward", &g.sjd_window, .has_min = true, .min = 1, .has_max = true, .max = 1024},
+    {"zipar-window", 0, CLI_INT, "8", NULL, "ZipAR window", &g.zipar_window, .has_min = true, .min = 2, .has_max = true, .max = 255},
     {"patch-nums", 0, CLI_INT_LIST, "1,2,3,4,5,6,8,10,13,16", "N,...", "patch schedule", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
     {"batch", 'b', CLI_INT_LIST, "1", "N,...", "batch sizes to time", &g.batch, .has_min = true, .min = 1, .has_max = true, .max = 4096, .max_items = 16},
     {"decode-only", 0, CLI_FLAG, NULL, NULL, "time only the VQVAE decode (tokens -> pixels)", &g.decode_only, .required = false},
     {"reps", 0, CLI_INT, "3", NULL, "timed runs per batch size (median reported)", &g.reps, .has_min = true, .min = 1, .has_max = true, .max = 1000},
     {"warmup", 0, CLI_INT, "1", NULL, "untimed runs first", &g.warmup, .has_min = true, .min = 0, .has_max = true, .max = 100},
     {"cfg", 0, CLI_FLOAT, "4", NULL, "guidance (official demo setting)", &g.cfg, .has_min = true, .min = 0},
-    {"top-k", 0, CLI_INT, "900", NULL, "top-k (official demo setting)", &g.top_k, .has_min = true, .min = 0},
-    {"top-p", 0, CLI_FLOAT, "0.95", NULL, "top-p (official demo setting)", &g.top_p, .has_min = true, .min = 0, .has_max = true, .max = 1},
+    {"top-k", 0, CLI_INT, NULL, "N", "top-k (official demo setting: VAR 900, LlamaGen 2000)", &g.top_k, .has_min = true, .min = 0},
+    {"top-p", 0, CLI_FLOAT, NULL, "X", "top-p (official demo setting: VAR 0.95, LlamaGen 1.0 = off)", &g.top_p, .has_min = true, .min = 0, .has_max = true, .max = 1},
     {"device", 0, CLI_STRING, "auto", NULL, "compute device", &g.device, .choices = "auto|cpu|cuda"},
     {"dtype", 0, CLI_STRING, "fp32", NULL, "GEMM/conv precision (bf16/fp16: CUDA only)", &g.dtype, .choices = "fp32|bf16|fp16"},
 };
 
 static const CliCommand k_cmd = {
     "argen bench",
-    "Times VAR sampling (all scales + VQVAE decode) per batch size: latency per batch and images per second.\n"
+    "Times sampling (all scales / tokens + VQ decode) per batch size: latency per batch and images per second;\n"
+    "for LlamaGen also forward passes per image and tokens per forward (--decode sequential|sjd|zipar).\n"
     "The model is loaded once for the largest batch; peak MiB is the device memory allocated so far.",
     k_opts, CLI_COUNT(k_opts), NULL, 0, 0,
     "examples:\n  argen bench --arch var-d16 --random-init --batch 1,8,32,64 --device cuda --dtype bf16\n"
-    "  argen bench --arch var-d16 --random-init --decode-only --batch 32",
+    "  argen bench --arch var-d16 --random-init --decode-only --batch 32\n"
+    "  argen bench --arch llamagen-b --random-init --decode sjd --batch 1 --device cuda --dtype bf16",
 };
 
 static int cmp_double(const void *a, const void *b) {
@@ -46,6 +57,8 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 // Runs one timed call of the workload for batch B.
+static bool g_llamagen;
+
 static ArgenStatus run_once(ArgenModel *m, const ArgenSampleParams *sp, int B, int *cls, int64_t *ids, uint8_t *px,
                             int32_t *tok) {
     if (g.decode_only) return argen_decode(m, B, tok, px);
@@ -64,16 +77,21 @@ static int bench_batch(ArgenModel *m, int B) {
     double *times = malloc((size_t)g.reps * sizeof *times);
     int rc = px && tok && cls && ids && times ? 0 : (fprintf(stderr, "argen: out of memory\n"), 1);
     ArgenSampleParams sp;
-    argen_sample_params_init(&sp);
+    argen_sample_params_init_for(&sp, m);
     sp.cfg = g.cfg;
     sp.top_k = g.top_k;
     sp.top_p = g.top_p;
+    sp.decode = !strcmp(g.decode, "sjd") ? ARGEN_DECODE_SJD : !strcmp(g.decode, "zipar") ? ARGEN_DECODE_ZIPAR
+                                                                                      : ARGEN_DECODE_SEQUENTIAL;
+    sp.sjd_window = g.sjd_window;
+    sp.zipar_window = g.zipar_window;
     for (int i = 0; rc == 0 && i < B; i++) {
         cls[i] = info.num_classes ? (i * 97 + 1) % info.num_classes : 0;
         ids[i] = i;
         for (int t = 0; t < info.num_tokens; t++) tok[(size_t)i * (size_t)info.num_tokens + (size_t)t] = (i * 31 + t * 7) % info.vocab_size;
     }
     for (int r = 0; rc == 0 && r < g.warmup + g.reps; r++) {
+        if (r == g.warmup) argen_stats_reset(m);
         double t0 = cli_now();
         if (run_once(m, &sp, B, cls, ids, px, tok) != ARGEN_OK) rc = cli_fail();
         if (r >= g.warmup) times[r - g.warmup] = cli_now() - t0;
@@ -82,8 +100,15 @@ static int bench_batch(ArgenModel *m, int B) {
         qsort(times, (size_t)g.reps, sizeof *times, cmp_double);
         double med = times[g.reps / 2];
         argen_info(m, &info);
-        printf("| %-5d | %10.2f | %10.2f | %9.1f | %s |\n", B, 1e3 * med, B / med,
-               (double)info.device_bytes_peak / (1 << 20), info.device);
+        ArgenStats st;
+        argen_stats(m, &st);
+        double nfe = st.images ? (double)st.image_forwards / (double)st.images : 0;
+        if (g_llamagen && !g.decode_only)
+            printf("| %-5d | %10.2f | %10.2f | %9.1f | %7.1f | %6.2f | %s |\n", B, 1e3 * med, B / med,
+                   (double)info.device_bytes_peak / (1 << 20), nfe, nfe > 0 ? info.num_tokens / nfe : 0, info.device);
+        else
+            printf("| %-5d | %10.2f | %10.2f | %9.1f | %s |\n", B, 1e3 * med, B / med,
+                   (double)info.device_bytes_peak / (1 << 20), info.device);
         fflush(stdout);
     }
     free(px);
@@ -105,11 +130,36 @@ int cmd_bench(int argc, char **argv) {
     lp.patch_nums = g.patch_nums.v;
     lp.n_patch_nums = g.patch_nums.n;
     rc = 2;
-    if (g.arch) {
+    g_llamagen = g.arch && !strncmp(g.arch, "llamagen", 8);
+    if (!cli_opt_given(&k_cmd, &parsed, "top-k")) g.top_k = g_llamagen ? 2000 : 900;
+    if (!cli_opt_given(&k_cmd, &parsed, "top-p")) g.top_p = g_llamagen ? 1.0f : 0.95f;
+    if (!g_llamagen && strcmp(g.decode, "sequential")) {
+        fprintf(stderr, "argen: --decode %s: VAR (next-scale) models support sequential decoding only\n", g.decode);
+        goto done;
+    }
+    if (g_llamagen) {
+        lp.arch = ARGEN_ARCH_LLAMAGEN;
+        lp.image_size = g.image_size;
+        lp.heads = g.heads;
+        if (!strcmp(g.arch, "llamagen")) {
+            if (!g.vq || (!g.ckpt && !g.decode_only)) {
+                fprintf(stderr, "argen: --arch llamagen needs --vq and --ckpt (or --arch llamagen-b ... --random-init)\n");
+                goto done;
+            }
+            lp.vae_path = g.vq;
+            lp.ckpt_path = g.decode_only ? NULL : g.ckpt;
+        } else if (g.arch[8] != '-' || !g.random_init) {
+            fprintf(stderr, "argen: --arch %s: expected llamagen-b|l|xl|xxl|3b with --random-init, or llamagen with "
+                    "--vq/--ckpt\n", g.arch);
+            goto done;
+        } else {
+            lp.random_arch = g.arch + 9;
+        }
+    } else if (g.arch) {
         int depth = 0;
         char tail;
         if (sscanf(g.arch, "var-d%d%c", &depth, &tail) != 1 || depth < 1 || depth > 64) {
-            fprintf(stderr, "argen: --arch: expected var-dN (e.g. var-d16), got '%s'\n", g.arch);
+            fprintf(stderr, "argen: --arch: expected var-dN (e.g. var-d16) or llamagen-b|l|xl|xxl|3b, got '%s'\n", g.arch);
             goto done;
         }
         if (!g.random_init) {
@@ -127,7 +177,12 @@ int cmd_bench(int argc, char **argv) {
     printf("argen bench: %s, %s, %s, cfg %g, top-k %d, top-p %g, %d warm-up + median of %d\n",
            g.arch ? g.arch : g.ckpt ? g.ckpt : g.vae, g.decode_only ? "VQVAE decode only" : "sampling + VQVAE decode",
            g.dtype, (double)g.cfg, g.top_k, (double)g.top_p, g.warmup, g.reps);
-    printf("| batch | ms / batch |    img / s | peak MiB  | device |\n|---|---|---|---|---|\n");
+    if (g_llamagen && !g.decode_only) {
+        printf("decode %s (sjd window %d, zipar window %d), image %d\n", g.decode, g.sjd_window, g.zipar_window, g.image_size);
+        printf("| batch | ms / batch |    img / s | peak MiB  | NFE/img | tok/NFE | device |\n|---|---|---|---|---|---|---|\n");
+    } else {
+        printf("| batch | ms / batch |    img / s | peak MiB  | device |\n|---|---|---|---|---|\n");
+    }
     for (int i = 0; i < g.batch.n; i++) lp.max_batch = g.batch.v[i] > lp.max_batch ? g.batch.v[i] : lp.max_batch;
     ArgenModel *m = NULL;
     double t0 = cli_now();

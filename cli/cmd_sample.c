@@ -1,4 +1,5 @@
-// argen sample: class-conditional images into a directory, one file per image, resumable.
+// argen sample: class-conditional images into a directory, one file per image, resumable, for VAR (next-scale) and
+// LlamaGen (raster, with sequential / speculative Jacobi / ZipAR decoding) models.
 // Image k of a run has class classes[k / n] and the random stream k (samplers/philox.h), so any image can be
 // regenerated alone (--index k) and a re-run skips files that already exist.
 #include <errno.h>
@@ -17,20 +18,36 @@ typedef struct {
     float cfg, top_p;
     bool more_smooth, overwrite, verbose, quiet;
     int64_t seed, index;
+    // LlamaGen
+    const char *arch, *vq, *decode, *sjd_init;
+    int image_size, heads, sjd_window, zipar_window;
+    float cfg_interval, temperature;
+    bool stats;
 } SampleArgs;
 
 static SampleArgs g;  // the option table points into it; one command per process
 
 static const CliOption k_opts[] = {
-    {"vae", 0, CLI_STRING, NULL, "FILE", "VQVAE checkpoint (.pth/.safetensors), e.g. vae_ch160v4096z32.pth", &g.vae, .required = true},
-    {"ckpt", 0, CLI_STRING, NULL, "FILE", "VAR transformer checkpoint, e.g. var_d16.pth", &g.ckpt, .required = true},
-    {"patch-nums", 0, CLI_INT_LIST, "1,2,3,4,5,6,8,10,13,16", "N,...", "token-map side of each scale (the model's schedule)", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
+    {"arch", 0, CLI_STRING, "var", NULL, "model family: var (next-scale) or llamagen (raster)", &g.arch, .choices = "var|llamagen"},
+    {"vae", 0, CLI_STRING, NULL, "FILE", "VAR: VQVAE checkpoint (.pth/.safetensors), e.g. vae_ch160v4096z32.pth (required)", &g.vae, .required = false},
+    {"vq", 0, CLI_STRING, NULL, "FILE", "LlamaGen: VQ tokenizer checkpoint, e.g. vq_ds16_c2i.pt (required)", &g.vq, .required = false},
+    {"ckpt", 0, CLI_STRING, NULL, "FILE", "transformer checkpoint, e.g. var_d16.pth or c2i_B_256.pt", &g.ckpt, .required = true},
+    {"patch-nums", 0, CLI_INT_LIST, "1,2,3,4,5,6,8,10,13,16", "N,...", "VAR: token-map side of each scale (the model's schedule)", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
+    {"image-size", 0, CLI_INT, "256", NULL, "LlamaGen: image side; the token grid is image-size/16 (256 or 384 models)", &g.image_size, .has_min = true, .min = 16, .has_max = true, .max = 4096},
+    {"heads", 0, CLI_INT, "0", NULL, "LlamaGen: attention heads (0: the official count for the width, else head size 64)", &g.heads, .has_min = true, .min = 0, .has_max = true, .max = 1024},
     {"class", 'c', CLI_INT_LIST, NULL, "C,...", "class labels, e.g. 3,7 or 0-9", &g.classes, .required = true, .has_min = true, .min = 0},
     {"n", 'n', CLI_INT, "1", NULL, "images per class", &g.n, .has_min = true, .min = 1, .has_max = true, .max = 1000000},
-    {"cfg", 0, CLI_FLOAT, "1.5", NULL, "classifier-free guidance at the last scale (ramps up from 0)", &g.cfg, .has_min = true, .min = 0},
-    {"top-k", 'k', CLI_INT, "900", NULL, "keep the k most likely tokens (0: off; 1: greedy)", &g.top_k, .has_min = true, .min = 0},
-    {"top-p", 'p', CLI_FLOAT, "0.96", NULL, "nucleus filter (0: off)", &g.top_p, .has_min = true, .min = 0, .has_max = true, .max = 1},
-    {"more-smooth", 0, CLI_FLAG, NULL, NULL, "Gumbel-softmax latents (smoother pictures, not for FID)", &g.more_smooth, .required = false},
+    {"cfg", 0, CLI_FLOAT, NULL, "X", "classifier-free guidance (default: var 1.5 at the last scale, ramped up from 0; llamagen 4.0)", &g.cfg, .has_min = true, .min = 0},
+    {"cfg-interval", 0, CLI_FLOAT, "-1", NULL, "LlamaGen: decode steps after this one use the conditional logits only (-1: all)", &g.cfg_interval, .has_min = true, .min = -1},
+    {"top-k", 'k', CLI_INT, NULL, "N", "keep the k most likely tokens (0: off; 1: greedy; default: var 900, llamagen 2000)", &g.top_k, .has_min = true, .min = 0},
+    {"top-p", 'p', CLI_FLOAT, NULL, "X", "nucleus filter (default: var 0.96, 0 = off; llamagen 1.0 = off)", &g.top_p, .has_min = true, .min = 0, .has_max = true, .max = 1},
+    {"temperature", 't', CLI_FLOAT, "1", NULL, "LlamaGen: logits are divided by it before filtering", &g.temperature, .has_min = true, .min = 1e-5, .has_max = true, .max = 100},
+    {"decode", 0, CLI_STRING, "sequential", NULL, "decoding strategy: sequential (var, llamagen), sjd, zipar (llamagen only)", &g.decode, .choices = "sequential|sjd|zipar"},
+    {"sjd-window", 0, CLI_INT, "16", NULL, "SJD: tokens per forward (the accepted one + drafts)", &g.sjd_window, .has_min = true, .min = 1, .has_max = true, .max = 1024},
+    {"sjd-init", 0, CLI_STRING, "random", NULL, "SJD: draft initialisation", &g.sjd_init, .choices = "random|repeat-horizon|sample-horizon"},
+    {"zipar-window", 0, CLI_INT, "8", NULL, "ZipAR: tokens of a row before the next row starts (2 .. grid-1)", &g.zipar_window, .has_min = true, .min = 2, .has_max = true, .max = 255},
+    {"stats", 0, CLI_FLAG, NULL, NULL, "print forward passes, tokens accepted per forward and wall time", &g.stats, .required = false},
+    {"more-smooth", 0, CLI_FLAG, NULL, NULL, "VAR: Gumbel-softmax latents (smoother pictures, not for FID)", &g.more_smooth, .required = false},
     {"seed", 's', CLI_INT64, "0", NULL, "random seed (image k uses stream (seed, k))", &g.seed, .has_min = true, .min = 0},
     {"index", 0, CLI_INT64, "-1", "K", "generate only image K of the run (-1: all)", &g.index, .has_min = true, .min = -1},
     {"batch", 'b', CLI_INT, "0", NULL, "images per forward pass (0: 1 on the CPU, 32 on CUDA)", &g.batch, .has_min = true, .min = 0, .has_max = true, .max = 4096},
@@ -47,12 +64,59 @@ static const CliOption k_opts[] = {
 
 static const CliCommand k_cmd = {
     "argen sample",
-    "Samples class-conditional images with a VAR next-scale model (official autoregressive_infer_cfg).\n"
+    "Samples class-conditional images with a VAR next-scale model (official autoregressive_infer_cfg, --arch var) or a\n"
+    "LlamaGen raster model (official generate, --arch llamagen).\n"
+    "Decoding strategies (--decode): VAR supports sequential only (its scale-by-scale loop); LlamaGen supports\n"
+    "sequential (one token per forward), sjd (speculative Jacobi decoding: the same distribution, fewer forwards) and\n"
+    "zipar (the next row starts --zipar-window tokens behind the current one).\n"
     "Files are named <index>_c<class>.<format>; a re-run with the same settings skips existing files.",
     k_opts, CLI_COUNT(k_opts), NULL, 0, 0,
-    "example:\n  argen sample --vae vae_ch160v4096z32.pth --ckpt var_d16.pth --class 207,980 --n 4 --cfg 4 "
-    "--top-p 0.95 --out samples/",
+    "examples:\n  argen sample --vae vae_ch160v4096z32.pth --ckpt var_d16.pth --class 207,980 --n 4 --cfg 4 "
+    "--top-p 0.95 --out samples/\n"
+    "  argen sample --arch llamagen --vq vq_ds16_c2i.pt --ckpt c2i_B_256.pt --class 207,360 --decode sjd --stats "
+    "--out samples/",
 };
+
+static bool llamagen(void) { return !strcmp(g.arch, "llamagen"); }
+
+static ArgenDecode decode_of(const char *s) {
+    return !strcmp(s, "sjd") ? ARGEN_DECODE_SJD : !strcmp(s, "zipar") ? ARGEN_DECODE_ZIPAR : ARGEN_DECODE_SEQUENTIAL;
+}
+
+static ArgenSjdInit sjd_init_of(const char *s) {
+    return !strcmp(s, "repeat-horizon") ? ARGEN_SJD_INIT_REPEAT_HORIZON
+           : !strcmp(s, "sample-horizon") ? ARGEN_SJD_INIT_SAMPLE_HORIZON : ARGEN_SJD_INIT_RANDOM;
+}
+
+// Per-architecture defaults of options left out, and options that belong to the other architecture.
+static bool check_arch(const CliParsed *parsed) {
+    bool ll = llamagen();
+    if (!cli_opt_given(&k_cmd, parsed, "cfg")) g.cfg = ll ? 4.0f : 1.5f;
+    if (!cli_opt_given(&k_cmd, parsed, "top-k")) g.top_k = ll ? 2000 : 900;
+    if (!cli_opt_given(&k_cmd, parsed, "top-p")) g.top_p = ll ? 1.0f : 0.96f;
+    static const char *var_only[] = {"patch-nums", "more-smooth"};
+    static const char *ll_only[] = {"vq", "image-size", "heads", "cfg-interval", "temperature", "sjd-window",
+                                    "sjd-init", "zipar-window"};
+    const char **other = ll ? var_only : ll_only;
+    int n_other = ll ? 2 : 8;
+    for (int i = 0; i < n_other; i++)
+        if (cli_opt_given(&k_cmd, parsed, other[i])) {
+            fprintf(stderr, "argen: --%s applies to --arch %s models only\n", other[i], ll ? "var" : "llamagen");
+            return false;
+        }
+    if (!ll && strcmp(g.decode, "sequential")) {
+        fprintf(stderr, "argen: --decode %s: VAR (next-scale) models support sequential decoding only; sjd and zipar "
+                "are raster-model strategies (--arch llamagen)\n", g.decode);
+        return false;
+    }
+    if (ll && !g.vq) g.vq = g.vae;  // --vae is accepted for the tokenizer too
+    if (!(ll ? g.vq : g.vae)) {
+        fprintf(stderr, "argen: missing required option %s\n(see argen sample --help)\n", ll ? "--vq (the LlamaGen VQ "
+                "tokenizer, e.g. vq_ds16_c2i.pt)" : "--vae (the VAR VQVAE, e.g. vae_ch160v4096z32.pth)");
+        return false;
+    }
+    return true;
+}
 
 // ------------------------------------------------------------------------------------------------ run manifest
 // DIR/argen_run.json records the settings that determine the pixels; a re-run into DIR must agree with it.
@@ -60,6 +124,16 @@ static char *settings_json(void) {
     size_t cap = 8192, m = 0;
     char *buf = malloc(cap), vae[1024], ckpt[1024];
     if (!buf) return NULL;
+    if (llamagen()) {  // everything that changes the pixels (the decoding strategy changes the random draws)
+        snprintf(buf, cap, "{\"arch\": \"llamagen\", \"vq\": %s, \"ckpt\": %s, \"image_size\": %d, \"heads\": %d, "
+                 "\"cfg\": %g, \"cfg_interval\": %g, \"top_k\": %d, \"top_p\": %g, \"temperature\": %g, \"decode\": \"%s\", "
+                 "\"sjd_window\": %d, \"sjd_init\": \"%s\", \"zipar_window\": %d, \"seed\": %lld, \"dtype\": \"%s\"}",
+                 cli_json_str(vae, sizeof vae, g.vq), cli_json_str(ckpt, sizeof ckpt, g.ckpt), g.image_size, g.heads,
+                 (double)g.cfg, (double)g.cfg_interval, g.top_k, (double)g.top_p, (double)g.temperature, g.decode,
+                 strcmp(g.decode, "sjd") ? 0 : g.sjd_window, strcmp(g.decode, "sjd") ? "" : g.sjd_init,
+                 strcmp(g.decode, "zipar") ? 0 : g.zipar_window, (long long)g.seed, g.dtype);
+        return buf;
+    }
     m += (size_t)snprintf(buf + m, cap - m, "{\"vae\": %s, \"ckpt\": %s, \"patch_nums\": [",
                           cli_json_str(vae, sizeof vae, g.vae), cli_json_str(ckpt, sizeof ckpt, g.ckpt));
     for (int i = 0; i < g.patch_nums.n; i++) m += (size_t)snprintf(buf + m, cap - m, i ? ", %d" : "%d", g.patch_nums.v[i]);
@@ -167,6 +241,11 @@ static int run(ArgenModel *model, const char *settings) {
             return 2;
         }
     int64_t total = (int64_t)g.classes.n * g.n;
+    if (llamagen() && !strcmp(g.decode, "zipar") && g.zipar_window > info.grid - 1) {
+        fprintf(stderr, "argen: --zipar-window %d: expected 2 to %d for this %dx%d token grid (a window >= the grid is "
+                "plain sequential decoding: use --decode sequential)\n", g.zipar_window, info.grid - 1, info.grid, info.grid);
+        return 2;
+    }
     if (g.index >= total) {
         fprintf(stderr, "argen: --index: %lld is outside the run's %lld images\n", (long long)g.index, (long long)total);
         return 2;
@@ -188,12 +267,19 @@ static int run(ArgenModel *model, const char *settings) {
     int32_t *tokens = g.tokens_out ? malloc((size_t)(n_todo ? n_todo : 1) * (size_t)L * sizeof *tokens) : NULL;
     int *cls = malloc((size_t)B * sizeof *cls);
     ArgenSampleParams sp;
-    argen_sample_params_init(&sp);
+    argen_sample_params_init_for(&sp, model);
     sp.cfg = g.cfg;
     sp.top_k = g.top_k;
     sp.top_p = g.top_p;
     sp.more_smooth = g.more_smooth;
     sp.seed = (uint64_t)g.seed;
+    sp.cfg_interval = g.cfg_interval;
+    sp.temperature = g.temperature;
+    sp.decode = decode_of(g.decode);
+    sp.sjd_window = g.sjd_window;
+    sp.sjd_init = sjd_init_of(g.sjd_init);
+    sp.zipar_window = g.zipar_window;
+    argen_stats_reset(model);
     int rc = (px && cls && (tokens || !g.tokens_out)) ? 0 : (fprintf(stderr, "argen: out of memory\n"), 1);
     double t0 = cli_now();
     for (int64_t i = 0; rc == 0 && i < n_todo; i += B) {
@@ -212,6 +298,16 @@ static int run(ArgenModel *model, const char *settings) {
     if (rc == 0 && !g.quiet)
         fprintf(stderr, "sample: wrote %lld images to %s%s%s\n", (long long)n_todo, g.out, g.tokens_out ? ", tokens to " : "",
                 g.tokens_out ? g.tokens_out : "");
+    if (rc == 0 && g.stats) {
+        ArgenStats st;
+        argen_stats(model, &st);
+        double per = st.images ? (double)st.image_forwards / (double)st.images : 0;
+        fprintf(stderr, "stats: %s decoding, %lld images of %d tokens: %lld forward passes (%.2f per image, sequential "
+                "%d), %.2f tokens accepted per forward, %.3f s wall (%.1f ms per image)\n", g.decode,
+                (long long)st.images, L, (long long)st.forwards, per, llamagen() ? L : info.n_scales,
+                per > 0 ? (llamagen() ? L : info.n_scales) / per : 0, st.seconds,
+                st.images ? 1e3 * st.seconds / (double)st.images : 0);
+    }
     free(todo);
     free(px);
     free(tokens);
@@ -223,9 +319,14 @@ int cmd_sample(int argc, char **argv) {
     CliParsed parsed;
     int rc;
     if (!cli_parse_or_exit(&k_cmd, argc, argv, &parsed, &rc)) return rc;
-    rc = 1;
     ArgenModel *model = NULL;
-    char *settings = settings_json();
+    char *settings = NULL;
+    if (!check_arch(&parsed)) {
+        rc = 2;
+        goto cleanup;
+    }
+    rc = 1;
+    settings = settings_json();
     if (!settings) goto cleanup;
     if (ensure_dir(g.out) != KT_OK || check_manifest(settings, false) != KT_OK) {
         rc = cli_fail();
@@ -233,7 +334,10 @@ int cmd_sample(int argc, char **argv) {
     }
     ArgenLoadParams lp;
     argen_load_params_init(&lp);
-    lp.vae_path = g.vae;
+    lp.arch = llamagen() ? ARGEN_ARCH_LLAMAGEN : ARGEN_ARCH_VAR;
+    lp.image_size = g.image_size;
+    lp.heads = g.heads;
+    lp.vae_path = llamagen() ? g.vq : g.vae;
     lp.ckpt_path = g.ckpt;
     lp.patch_nums = g.patch_nums.v;
     lp.n_patch_nums = g.patch_nums.n;
@@ -251,9 +355,9 @@ int cmd_sample(int argc, char **argv) {
     if (g.verbose) {
         ArgenInfo info;
         argen_info(model, &info);
-        fprintf(stderr, "device: %s\nmodel: VAR depth %d, width %d, %d heads, %d classes; %dx%d images, %d tokens\n",
-                info.device, info.depth, info.width, info.heads, info.num_classes, info.image_size, info.image_size,
-                info.num_tokens);
+        fprintf(stderr, "device: %s\nmodel: %s depth %d, width %d, %d heads, %d classes; %dx%d images, %d tokens\n",
+                info.device, llamagen() ? "LlamaGen" : "VAR", info.depth, info.width, info.heads, info.num_classes,
+                info.image_size, info.image_size, info.num_tokens);
     }
     rc = run(model, settings);
 cleanup:

@@ -1,20 +1,12 @@
-// The public API (argen.h) over the backend, the VAR VQVAE and the VAR transformer.
+// The public API (argen.h) over the backend and the models: VAR (VQVAE + next-scale transformer) here, LlamaGen
+// (VQ-16 + raster GPT) in argen_llamagen.c.
 #include "argen.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "kernels/ops.h"
-#include "var.h"
-
-struct ArgenModel {
-    KtBackend be;
-    VarVqvae vq;
-    VarModel var;
-    VarWorkspace ws;
-    bool has_var;
-    int max_batch;
-};
+#include "argen_internal.h"
 
 static const int k_official_patch_nums[] = {1, 2, 3, 4, 5, 6, 8, 10, 13, 16};
 
@@ -30,6 +22,32 @@ void argen_sample_params_init(ArgenSampleParams *p) {
     p->cfg = 1.5f;
     p->top_k = 900;
     p->top_p = 0.96f;
+    p->cfg_interval = -1.0f;
+    p->temperature = 1.0f;
+    p->sjd_window = 16;
+    p->zipar_window = 8;
+}
+
+void argen_sample_params_init_for(ArgenSampleParams *p, const ArgenModel *m) {
+    argen_sample_params_init(p);
+    if (m && m->arch == ARGEN_ARCH_LLAMAGEN) {  // LlamaGen's sample_c2i.py demo
+        p->cfg = 4.0f;
+        p->top_k = 2000;
+        p->top_p = 1.0f;
+    }
+}
+
+ArgenStatus argen_stats(const ArgenModel *m, ArgenStats *s) {
+    *s = m->stats;
+    return ARGEN_OK;
+}
+
+void argen_stats_reset(ArgenModel *m) { memset(&m->stats, 0, sizeof m->stats); }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 const char *argen_last_error(void) { return kt_last_error(); }
@@ -54,7 +72,9 @@ static KtStatus load_vq(ArgenModel *m, const ArgenLoadParams *p, const int *pns,
     if (!p->vae_path) return KT_FAIL(KT_ERR_ARG, "--vae: a VQVAE checkpoint is required");
     KtCheckpoint ck = {0};
     KT_TRY(kt_ckpt_open(&ck, p->vae_path));
-    KtStatus st = vq_var_config_from_ckpt(&c, &ck, pns, n_pns);
+    KtStatus st = vq16_ckpt_is_vq16(&ck) ? KT_FAIL(KT_ERR_FORMAT, "%s: this is a LlamaGen VQ tokenizer, not a VAR "
+                                                   "VQVAE: use --arch llamagen --vq", p->vae_path)
+                                         : vq_var_config_from_ckpt(&c, &ck, pns, n_pns);
     if (st == KT_OK) st = vq_var_init(&m->vq, &m->be, &c, &ck, 0, m->max_batch);
     kt_ckpt_close(&ck);
     return st;
@@ -68,7 +88,9 @@ static KtStatus load_var(ArgenModel *m, const ArgenLoadParams *p, const int *pns
     } else {
         KtCheckpoint ck = {0};
         KT_TRY(kt_ckpt_open(&ck, p->ckpt_path));
-        KtStatus st = var_config_from_ckpt(&c, &ck, pns, n_pns);
+        KtStatus st = llamagen_ckpt_is_gpt(&ck) ? KT_FAIL(KT_ERR_FORMAT, "%s: this is a LlamaGen GPT, not a VAR "
+                                                          "transformer: use --arch llamagen", p->ckpt_path)
+                                                : var_config_from_ckpt(&c, &ck, pns, n_pns);
         if (st == KT_OK) st = var_init(&m->var, &m->be, &c, &ck, 0);
         kt_ckpt_close(&ck);
         KT_TRY(st);
@@ -84,14 +106,21 @@ ArgenStatus argen_load(ArgenModel **out, const ArgenLoadParams *p) {
     ArgenModel *m = calloc(1, sizeof *m);
     if (!m) return KT_FAIL(KT_ERR_OOM, "out of memory");
     m->max_batch = p->max_batch;
+    m->arch = p->arch;
     const int *pns = p->patch_nums ? p->patch_nums : k_official_patch_nums;
     int n_pns = p->patch_nums ? p->n_patch_nums : (int)(sizeof k_official_patch_nums / sizeof *k_official_patch_nums);
     KtDType dt = KT_F32;
     KtStatus st = parse_dtype(p->dtype, &dt);
     if (st == KT_OK) st = kt_backend_init_by_name(&m->be, p->device);
     if (st == KT_OK) st = kt_backend_set_matmul_dtype(&m->be, dt);
-    if (st == KT_OK) st = load_vq(m, p, pns, n_pns);
-    if (st == KT_OK && (p->ckpt_path || p->random_depth > 0)) st = load_var(m, p, pns, n_pns);
+    if (p->arch == ARGEN_ARCH_LLAMAGEN) {
+        if (st == KT_OK) st = argen_llamagen_load(m, p);
+    } else if (p->arch != ARGEN_ARCH_VAR) {
+        if (st == KT_OK) st = KT_FAIL(KT_ERR_ARG, "--arch: unknown architecture %d", (int)p->arch);
+    } else {
+        if (st == KT_OK) st = load_vq(m, p, pns, n_pns);
+        if (st == KT_OK && (p->ckpt_path || p->random_depth > 0)) st = load_var(m, p, pns, n_pns);
+    }
     if (st != KT_OK) {
         argen_free(m);
         return st;
@@ -102,6 +131,7 @@ ArgenStatus argen_load(ArgenModel **out, const ArgenLoadParams *p) {
 
 void argen_free(ArgenModel *m) {
     if (!m) return;
+    argen_llamagen_free(m);
     var_workspace_free(&m->ws);
     var_free(&m->var);
     vq_var_free(&m->vq);
@@ -111,6 +141,11 @@ void argen_free(ArgenModel *m) {
 
 ArgenStatus argen_info(const ArgenModel *m, ArgenInfo *info) {
     memset(info, 0, sizeof *info);
+    info->arch = m->arch;
+    if (m->arch == ARGEN_ARCH_LLAMAGEN) {
+        argen_llamagen_info(m, info);
+        return KT_OK;
+    }
     const VarVqConfig *q = &m->vq.config;
     info->image_size = q->image_size;
     info->num_tokens = vq_var_num_tokens(q);
@@ -132,8 +167,25 @@ ArgenStatus argen_info(const ArgenModel *m, ArgenInfo *info) {
     return KT_OK;
 }
 
+static KtStatus var_sample(ArgenModel *m, const ArgenSampleParams *p, int n, const int *classes,
+                           const int64_t *image_ids, uint8_t *pixels, int32_t *tokens);
+
 ArgenStatus argen_sample(ArgenModel *m, const ArgenSampleParams *p, int n, const int *classes,
                          const int64_t *image_ids, uint8_t *pixels, int32_t *tokens) {
+    if ((unsigned)p->decode > ARGEN_DECODE_ZIPAR)
+        return KT_FAIL(KT_ERR_ARG, "--decode: unknown strategy %d (sequential, sjd or zipar)", (int)p->decode);
+    if (m->arch != ARGEN_ARCH_LLAMAGEN && p->decode != ARGEN_DECODE_SEQUENTIAL)
+        return KT_FAIL(KT_ERR_ARG, "--decode %s: VAR (next-scale) models support sequential decoding only; sjd and "
+                       "zipar are raster-model strategies (--arch llamagen)", p->decode == ARGEN_DECODE_SJD ? "sjd" : "zipar");
+    double t0 = now_s();
+    KtStatus st = m->arch == ARGEN_ARCH_LLAMAGEN ? argen_llamagen_sample(m, p, n, classes, image_ids, pixels, tokens)
+                                                 : var_sample(m, p, n, classes, image_ids, pixels, tokens);
+    m->stats.seconds += now_s() - t0;
+    return st;
+}
+
+static KtStatus var_sample(ArgenModel *m, const ArgenSampleParams *p, int n, const int *classes,
+                           const int64_t *image_ids, uint8_t *pixels, int32_t *tokens) {
     if (!m->has_var) return KT_FAIL(KT_ERR_ARG, "sampling needs a transformer checkpoint (--ckpt)");
     if (n < 0 || !classes || !image_ids || !pixels) return KT_FAIL(KT_ERR_ARG, "argen_sample: bad arguments");
     if (!(p->cfg >= 0) || p->cfg > 1e4f) return KT_FAIL(KT_ERR_ARG, "--cfg: expected a number >= 0, got %g", p->cfg);
@@ -148,6 +200,10 @@ ArgenStatus argen_sample(ArgenModel *m, const ArgenSampleParams *p, int n, const
         int b = n - i < m->max_batch ? n - i : m->max_batch;
         VarOutputs out = {.pixels = pixels + (size_t)i * (size_t)(S * S * 3), .tokens = tokens ? tokens + i * L : NULL};
         KT_TRY(var_generate(&m->var, &m->vq, &m->ws, &sp, b, classes + i, image_ids + i, &out));
+        m->stats.forwards += m->var.config.n_scales;
+        m->stats.image_forwards += (int64_t)b * m->var.config.n_scales;
+        m->stats.images += b;
+        m->stats.tokens += (int64_t)b * L;
     }
     return KT_OK;
 }
@@ -161,6 +217,7 @@ static void pixels_to_unit(float *dst, const uint8_t *src, size_t n) {
 }
 
 ArgenStatus argen_encode(ArgenModel *m, int n, const uint8_t *pixels, int32_t *tokens) {
+    if (m->arch == ARGEN_ARCH_LLAMAGEN) return argen_llamagen_encode(m, n, pixels, tokens);
     int64_t S = m->vq.config.image_size, L = vq_var_num_tokens(&m->vq.config), per = S * S * 3;
     int bmax = m->vq.max_batch;
     KtBuffer buf = {0};
@@ -181,6 +238,7 @@ ArgenStatus argen_encode(ArgenModel *m, int n, const uint8_t *pixels, int32_t *t
 }
 
 ArgenStatus argen_decode(ArgenModel *m, int n, const int32_t *tokens, uint8_t *pixels) {
+    if (m->arch == ARGEN_ARCH_LLAMAGEN) return argen_llamagen_decode(m, n, tokens, pixels);
     int64_t S = m->vq.config.image_size, L = vq_var_num_tokens(&m->vq.config), per = S * S * 3;
     int bmax = m->vq.max_batch;
     KtBuffer fbuf = {0}, ubuf = {0};

@@ -2,6 +2,7 @@
 #include <inttypes.h>
 
 #include "argen.h"
+#include "argen_internal.h"
 #include "var.h"
 
 static void print_schedule(FILE *out, const int *pn, int n) {
@@ -57,9 +58,10 @@ ArgenStatus argen_describe_checkpoint(const char *path, const int *patch_nums, i
             n_float += kt_ckpt_numel(t);
     }
     fprintf(out, "floating-point values: %" PRId64 "\n", n_float);
-    if (kt_ckpt_find(&ck, "encoder.conv_in.weight")) describe_vq(out, &ck, patch_nums, n_patch_nums);
+    if (argen_llamagen_describe(&ck, out)) (void)0;  // LlamaGen VQ or GPT (its VQ also has encoder.conv_in)
+    else if (kt_ckpt_find(&ck, "encoder.conv_in.weight")) describe_vq(out, &ck, patch_nums, n_patch_nums);
     else if (kt_ckpt_find(&ck, "word_embed.weight")) describe_var(out, &ck, patch_nums, n_patch_nums);
-    else fprintf(out, "model: not recognised (argen reads VAR VQVAE and VAR transformer checkpoints)\n");
+    else fprintf(out, "model: not recognised (argen reads VAR VQVAE / transformer and LlamaGen VQ / GPT checkpoints)\n");
     kt_ckpt_close(&ck);
     return ARGEN_OK;
 }

@@ -24,8 +24,9 @@ static KtStatus ws_carve(VarWorkspace *ws, KtArena *a, const VarConfig *c, const
     KT_TRY(kt_arena_tensor(a, &ws->hn, hdt, 1, (int64_t[]){R * C}, "normed h"));
     F32(&ws->qkv, R * 3 * C, "qkv");
     F32(&ws->q, R * C, "q");
-    F32(&ws->att, R * C, "att");
-    F32(&ws->mlp, R * c->mlp_hidden, "mlp");
+    // attention output and FFN hidden state are GEMM inputs too: in the matmul dtype
+    KT_TRY(kt_arena_tensor(a, &ws->att, hdt, 1, (int64_t[]){R * C}, "att"));
+    KT_TRY(kt_arena_tensor(a, &ws->mlp, hdt, 1, (int64_t[]){R * c->mlp_hidden}, "mlp"));
     F32(&ws->logits, R * c->V, "logits");
     F32(&ws->logits_cfg, B * Tmax * c->V, "cfg logits");
     F32(&ws->cond, B2 * C, "cond");
@@ -94,8 +95,21 @@ KtStatus var_cond_prepare(VarModel *m, VarWorkspace *ws, int64_t B2) {
 }
 
 // --------------------------------------------------------------------------------------------------- forward
+// y (B2, T, C) = LN(x') * (1 + scale) + shift for the first LayerNorm of block i, or of the head when i == depth,
+// where x' = x + gamma2[i-1] * h completes block i-1 (its FFN output waits in ws->h; none before block 0).
+static KtStatus pending_residual_ln(VarModel *m, VarWorkspace *ws, int i, int64_t B2, int64_t T, KtTensor *y,
+                                    const KtTensor *scale, const KtTensor *shift) {
+    int64_t C = m->config.C;
+    KtTensor x = kt_reshape3(&ws->x, B2, T, C), h = kt_reshape3(&ws->h, B2, T, C);  // (B2, T, C)
+    if (i == 0) return kt_layernorm_adaln(m->be, y, &x, scale, shift, LN_EPS);
+    KtTensor mod = kt_reshape3(&ws->ada_chunks[i - 1], 6, B2, C);
+    KtTensor g2 = kt_index0(&mod, GAMMA2);  // (B2, C)
+    return kt_gated_residual_layernorm_adaln(m->be, y, &x, &h, &g2, scale, shift, LN_EPS);
+}
+
 // One AdaLNSelfAttn block on ws->x (B2, T, C) whose tokens sit at positions [t0, t0+T) of the KV cache; keys
-// [0, t0+T) are attended, with the additive `bias` (T, t0+T) or none.
+// [0, t0+T) are attended, with the additive `bias` (T, t0+T) or none. Blocks run in order from 0: block i first
+// completes block i-1's residual, and leaves its own FFN output in ws->h for the next block (or the head) to add.
 KtStatus var_block_forward(VarModel *m, VarWorkspace *ws, int i, int64_t B2, int64_t T, int64_t t0,
                            const KtTensor *bias) {
     KtBackend *be = m->be;
@@ -103,45 +117,42 @@ KtStatus var_block_forward(VarModel *m, VarWorkspace *ws, int i, int64_t B2, int
     const VarBlock *b = &m->blocks[i];
     int64_t C = c->C, NH = c->n_heads, HS = c->head_size;
     KtTensor mod = kt_reshape3(&ws->ada_chunks[i], 6, B2, C);
-    KtTensor g1 = kt_index0(&mod, GAMMA1), g2 = kt_index0(&mod, GAMMA2);  // (B2, C) each
-    KtTensor s1 = kt_index0(&mod, SCALE1), s2 = kt_index0(&mod, SCALE2);
+    KtTensor g1 = kt_index0(&mod, GAMMA1);  // (B2, C); GAMMA2 is applied by pending_residual_ln
+    KtTensor s1 = kt_index0(&mod, SCALE1), s2 = kt_index0(&mod, SCALE2);  // (B2, C) each
     KtTensor sh1 = kt_index0(&mod, SHIFT1), sh2 = kt_index0(&mod, SHIFT2);
     KtTensor x = kt_reshape3(&ws->x, B2, T, C);              // (B2, T, C)
     KtTensor h = kt_reshape3(&ws->h, B2, T, C);              // (B2, T, C)
     KtTensor hn = kt_reshape3(&ws->hn, B2, T, C);            // (B2, T, C) in the matmul dtype
     KtTensor qkv = kt_reshape3(&ws->qkv, B2, T, 3 * C);      // (B2, T, 3C)
     KtTensor q = kt_reshape4(&ws->q, B2, NH, T, HS);         // (B2, NH, T, HS)
-    KtTensor att = kt_reshape3(&ws->att, B2, T, C);          // (B2, T, C)
-    KtTensor mlp = kt_reshape3(&ws->mlp, B2, T, c->mlp_hidden);  // (B2, T, 4C)
+    KtTensor att = kt_reshape3(&ws->att, B2, T, C);          // (B2, T, C) in the matmul dtype
+    KtTensor mlp = kt_reshape3(&ws->mlp, B2, T, c->mlp_hidden);  // (B2, T, 4C) in the matmul dtype
     KtTensor kc = kt_slice0(&ws->kcache[i], 0, B2), vc = kt_slice0(&ws->vcache[i], 0, B2);  // (B2, NH, L, HS)
+    const KtTensor *fc1_b = mlp.dtype == KT_F32 ? &b->fc1_b : &m->fc1_b16[i];  // the bias follows the output dtype
 
-    // x = x + gamma1 * proj(attn(LN(x) * (1 + scale1) + shift1))
-    KT_TRY(kt_layernorm_adaln(be, &hn, &x, &s1, &sh1, LN_EPS));
+    // x = x + gamma1 * proj(attn(LN(x) * (1 + scale1) + shift1)), after block i-1's pending residual
+    KT_TRY(pending_residual_ln(m, ws, i, B2, T, &hn, &s1, &sh1));
     KT_TRY(kt_linear(be, &qkv, &hn, &b->qkv_w, &m->qkv_bias[i]));
     KtTensor head_scale = kt_reshape(&b->scale_mul, 1, (int64_t[]){NH});  // (NH)
-    KT_TRY(kt_var_attn_prep(be, &q, &kc, &vc, &qkv, &head_scale, t0));
-    KT_TRY(kt_attention(be, &att, &q, &kc, &vc, t0 + T, bias, 1.0f));  // softmax scale 1: q, k are l2-normalised
+    KT_TRY(kt_var_attention(be, &att, &q, &kc, &vc, &qkv, &head_scale, t0, bias));
     KT_TRY(kt_linear(be, &h, &att, &b->proj_w, &b->proj_b));
-    KT_TRY(kt_gated_residual(be, &x, &h, &g1));
-    // x = x + gamma2 * fc2(gelu_tanh(fc1(LN(x) * (1 + scale2) + shift2)))
-    KT_TRY(kt_layernorm_adaln(be, &hn, &x, &s2, &sh2, LN_EPS));
-    KT_TRY(kt_linear_gelu_tanh(be, &mlp, &hn, &b->fc1_w, &b->fc1_b));
-    KT_TRY(kt_linear(be, &h, &mlp, &b->fc2_w, &b->fc2_b));
-    return kt_gated_residual(be, &x, &h, &g2);
+    // x = x + gamma2 * fc2(gelu_tanh(fc1(LN(x) * (1 + scale2) + shift2))); the last residual waits for the next LN
+    KT_TRY(kt_gated_residual_layernorm_adaln(be, &hn, &x, &h, &g1, &s2, &sh2, LN_EPS));
+    KT_TRY(kt_linear_gelu_tanh(be, &mlp, &hn, &b->fc1_w, fc1_b));
+    return kt_linear(be, &h, &mlp, &b->fc2_w, &b->fc2_b);
 }
 
-// logits (B2, T, V) = head(LN(x) * (1 + scale) + shift).
+// logits (B2, T, V) = head(LN(x) * (1 + scale) + shift), after the last block's pending residual.
 KtStatus var_head_forward(VarModel *m, VarWorkspace *ws, int64_t B2, int64_t T, KtTensor *logits) {
-    KtBackend *be = m->be;
     const VarConfig *c = &m->config;
     int64_t C = c->C;
     KtTensor mod = kt_reshape3(&ws->head_chunks, 2, B2, C);
     KtTensor scale = kt_index0(&mod, 0), shift = kt_index0(&mod, 1);  // (B2, C)
-    KtTensor x = kt_reshape3(&ws->x, B2, T, C);
-    KtTensor h = kt_reshape3(m->head_w.dtype == ws->hn.dtype ? &ws->hn : &ws->h, B2, T, C);  // the GEMM's input
+    // the GEMM's input: hn when its dtype suits the head weights, else float32 in the (free) q buffer
+    KtTensor hn = kt_reshape3(m->head_w.dtype == ws->hn.dtype ? &ws->hn : &ws->q, B2, T, C);
     *logits = kt_reshape3(&ws->logits, B2, T, c->V);  // (B2, T, V)
-    KT_TRY(kt_layernorm_adaln(be, &h, &x, &scale, &shift, LN_EPS));
-    return kt_linear(be, logits, &h, &m->head_w, &m->head_b);
+    KT_TRY(pending_residual_ln(m, ws, c->depth, B2, T, &hn, &scale, &shift));
+    return kt_linear(m->be, logits, &hn, &m->head_w, &m->head_b);
 }
 
 KtStatus var_check_labels(const VarConfig *c, int B, const int32_t *labels) {
@@ -166,7 +177,7 @@ KtStatus var_forward_teacher(VarModel *m, int B, const int32_t *labels, const fl
     if ((st = var_cond_prepare(m, &ws, B)) != KT_OK) goto cleanup;
 
     // x[:, 0] = class_emb + pos_start; x[:, 1:] = word_embed(var_input); then x += lvl_pos
-    KtTensor vin = kt_reshape3(&ws.att, B, L - 1, c->Cvae);  // staging in the attention buffer: (B, L-1, Cv)
+    KtTensor vin = kt_reshape3(&ws.qkv, B, L - 1, c->Cvae);  // staging in the qkv buffer: (B, L-1, Cv)
     KtTensor we = kt_reshape3(&ws.h, B, L - 1, C);           // (B, L-1, C)
     KtTensor x = kt_reshape3(&ws.x, B, L, C);                // (B, L, C)
     KtTensor cond = kt_reshape2(&ws.cond, B, C), pos0 = kt_reshape1(&m->pos_start, C);

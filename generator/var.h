@@ -53,9 +53,10 @@ typedef struct {
     KtTensor head_w, head_b;              // (V, C), (V)
     KtWeightTable table;
     KtBuffer weights;
-    KtBuffer derived;                     // lvl_pos (L, C), qkv biases (D, 3C), teacher mask (L, L)
+    KtBuffer derived;                     // lvl_pos (L, C), qkv biases (D, 3C), teacher mask (L, L), fc1_b16
     KtTensor lvl_pos;                     // lvl_embed[scale(l)] + pos_1LC[l]: (L, C)
     KtTensor qkv_bias[VAR_MAX_DEPTH];     // [q_bias; k_bias; v_bias]: (3C)
+    KtTensor fc1_b16[VAR_MAX_DEPTH];      // fc1 bias in the 16-bit matmul dtype (fc1 then writes that dtype): (4C)
     KtTensor mask;                        // additive teacher-forcing mask (L, L)
     KtBackend *be;                        // borrowed
 } VarModel;

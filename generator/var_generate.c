@@ -107,12 +107,13 @@ static KtStatus run_scale(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const Var
     const VarConfig *c = &m->config;
     int64_t pn = c->patch_nums[si], T = pn * pn, t0 = c->begin[si], B2 = 2 * B;
     float ratio = (float)si / (float)(c->n_scales - 1);
-    KtTensor x = kt_reshape3(&ws->x, B2, T, c->C);
+    KtTensor x = kt_reshape3(&ws->x, B2, T, c->C), h = kt_reshape3(&ws->h, B2, T, c->C);
     for (int i = 0; i < c->depth; i++) {
         KT_TRY(var_block_forward(m, ws, i, B2, T, t0, NULL));
-        if (ws->diagnose) {
+        if (ws->diagnose) {  // block i's output is x + gamma2 * h (the residual is added by the next LayerNorm)
             KtTensor slot = check_slot(ws, c, si, i);
             KT_TRY(kt_count_nonfinite(be, &slot, &x));
+            KT_TRY(kt_count_nonfinite(be, &slot, &h));
         }
     }
     KtTensor logits, lc = kt_reshape3(&ws->logits_cfg, B, T, c->V);  // (B2, T, V) -> (B, T, V)

@@ -127,15 +127,19 @@ static KtStatus build_table(VarModel *m) {
 static KtStatus build_derived(VarModel *m) {
     KtBackend *be = m->be;
     const VarConfig *c = &m->config;
-    int64_t C = c->C, L = c->L, D = c->depth;
+    int64_t C = c->C, L = c->L, D = c->depth, H4 = c->mlp_hidden;
+    KtDType hdt = m->blocks[0].fc1_w.dtype;  // 16-bit: fc1 writes its output (and takes its bias) in this dtype
     size_t bytes = kt_arena_size((size_t)(L * C) * 4) + (size_t)D * kt_arena_size((size_t)(3 * C) * 4) +
-                   kt_arena_size((size_t)(L * L) * 4) + kt_arena_size((size_t)L * 4);
+                   kt_arena_size((size_t)(L * L) * 4) + kt_arena_size((size_t)L * 4) +
+                   (hdt != KT_F32 ? (size_t)D * kt_arena_size((size_t)H4 * kt_dtype_size(hdt)) : 0);
     KtArena a = {0};
     KT_TRY(kt_arena_init(&a, be, bytes));
     m->derived = a.buf;  // the model owns the buffer; the arena is only a carving helper
     KT_TRY(kt_arena_tensor(&a, &m->lvl_pos, KT_F32, 2, (int64_t[]){L, C}, "lvl_pos"));
     for (int i = 0; i < D; i++) KT_TRY(kt_arena_tensor(&a, &m->qkv_bias[i], KT_F32, 1, (int64_t[]){3 * C}, "qkv bias"));
     KT_TRY(kt_arena_tensor(&a, &m->mask, KT_F32, 2, (int64_t[]){L, L}, "mask"));
+    for (int i = 0; i < D && hdt != KT_F32; i++)
+        KT_TRY(kt_arena_tensor(&a, &m->fc1_b16[i], hdt, 1, (int64_t[]){H4}, "fc1 bias (16-bit)"));
     KtTensor lvl_idx;
     KT_TRY(kt_arena_tensor(&a, &lvl_idx, KT_I32, 1, (int64_t[]){L}, "lvl idx"));
 
@@ -166,6 +170,7 @@ static KtStatus build_derived(VarModel *m) {
         KT_TRY(kt_copy(be, &part0, &b->q_bias));
         KT_TRY(b->k_bias.data ? kt_copy(be, &part1, &b->k_bias) : kt_zero(be, &part1));
         KT_TRY(kt_copy(be, &part2, &b->v_bias));
+        if (hdt != KT_F32) KT_TRY(kt_convert(be, &m->fc1_b16[i], &b->fc1_b));
     }
     return kt_sync(be);
 }

@@ -41,6 +41,9 @@ typedef struct {
     KtStatus (*layernorm_adaln)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,
                                 const KtTensor *shift, float eps);
     KtStatus (*gated_residual)(KtBackend *, KtTensor *x, const KtTensor *h, const KtTensor *gate);
+    KtStatus (*gated_residual_layernorm_adaln)(KtBackend *, KtTensor *y, KtTensor *x, const KtTensor *h,
+                                               const KtTensor *gate, const KtTensor *scale, const KtTensor *shift,
+                                               float eps);
     KtStatus (*gelu_tanh)(KtBackend *, KtTensor *y, const KtTensor *x);
     KtStatus (*silu)(KtBackend *, KtTensor *y, const KtTensor *x);
     KtStatus (*add)(KtBackend *, KtTensor *y, const KtTensor *a, const KtTensor *b);
@@ -63,6 +66,8 @@ typedef struct {
                               const KtTensor *qkv, const KtTensor *head_scale_log, int64_t t0);
     KtStatus (*attention)(KtBackend *, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                           int64_t kv_len, const KtTensor *bias, float scale);
+    KtStatus (*var_attention)(KtBackend *, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                              const KtTensor *qkv, const KtTensor *head_scale_log, int64_t t0, const KtTensor *bias);
     KtStatus (*cfg_combine)(KtBackend *, KtTensor *y, const KtTensor *logits, float t);
     KtStatus (*sample_top_k_top_p)(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                                    int64_t pos0, SmpParams params);
@@ -78,6 +83,18 @@ typedef struct {
     KtStatus (*graph_end)(KtBackend *, void **graph);
     KtStatus (*graph_launch)(KtBackend *, void *graph);
     void (*graph_free)(KtBackend *, void *graph);
+
+    // raster (LlamaGen) ops: see ops.h
+    KtStatus (*rmsnorm)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps);
+    KtStatus (*silu_mul)(KtBackend *, KtTensor *y, const KtTensor *a, const KtTensor *b);
+    KtStatus (*llama_attn_prep)(KtBackend *, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
+                                const KtTensor *rope, const KtTensor *positions);
+    KtStatus (*attention_pos)(KtBackend *, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                              const KtTensor *positions, float scale);
+    KtStatus (*l2_normalize)(KtBackend *, KtTensor *y, const KtTensor *x);
+    KtStatus (*sample_llama)(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                             const KtTensor *positions, SmpParams params);
+    KtStatus (*probs_llama)(KtBackend *, KtTensor *probs, KtTensor *logits, SmpParams params);
 } KtBackendOps;
 
 struct KtBackend {

@@ -4,9 +4,11 @@
 // KT_ERR_FORMAT with a message naming the file and what was wrong (never a crash).
 //
 // PyTorch files are read by a small unpickler that accepts only what state dicts use (dicts, OrderedDict, lists,
-// tuples, strings, numbers, torch._utils._rebuild_tensor_v2 / _rebuild_parameter, persistent storage ids);
-// anything else is a clear error, never code execution. A top-level {"model": state_dict} (LlamaGen) or
-// {"state_dict": ...} is unwrapped; kt_ckpt_open_params selects another key.
+// tuples, strings, numbers, torch._utils._rebuild_tensor_v2 / _rebuild_parameter, persistent storage ids), plus
+// inert placeholders for the few objects training checkpoints keep next to the weights (argparse.Namespace, numpy
+// scalars/dtypes/arrays, TorchVersion; never constructed, rejected inside the state dict itself); anything else is a
+// clear error, never code execution. A top-level {"model": state_dict} (LlamaGen), {"state_dict": ...} or
+// {"module": ...} is unwrapped; kt_ckpt_open_params selects another key.
 #pragma once
 
 #include <stddef.h>
@@ -42,7 +44,7 @@ typedef struct {
 } KtCheckpoint;
 
 typedef struct {
-    const char *unwrap_key;          // NULL: try "model", then "state_dict", else the top-level dict
+    const char *unwrap_key;          // NULL: try "model", "state_dict", "module", else the top-level dict
 } KtCkptOpenParams;
 
 KtStatus kt_ckpt_open(KtCheckpoint *ck, const char *path);

@@ -78,14 +78,15 @@ static KtStatus dims(const char *op, const char *arg, const KtTensor *t, int n, 
 // ----------------------------------------------------------------------------------------------------- dense ops
 static KtStatus check_linear(KtBackend *be, const char *op, KtTensor *y, const KtTensor *x, const KtTensor *w,
                              const KtTensor *b) {
-    KT_TRY(need(be, op, "y", y, KT_F32, -1));
     KT_TRY(need_weight(be, op, "w", w, 2));
-    // a 16-bit GEMM input only together with weights of its dtype
-    KT_TRY(need(be, op, "x", x, x && w->dtype != KT_F32 && x->dtype == w->dtype ? w->dtype : KT_F32, -1));
+    // 16-bit GEMM inputs and outputs only together with weights of their dtype; the bias follows y
+    KtDType w16 = w->dtype != KT_F32 ? w->dtype : KT_F32;
+    KT_TRY(need(be, op, "y", y, y && y->dtype == w16 ? w16 : KT_F32, -1));
+    KT_TRY(need(be, op, "x", x, x && x->dtype == w16 ? w16 : KT_F32, -1));
     int64_t out = w->shape[0], in = w->shape[1];
     if (kt_cols(x) != in) return shape_err(op, "x", x, "(..., in) with in = w.shape[1]");
     if (b) {
-        KT_TRY(need(be, op, "b", b, KT_F32, 1));
+        KT_TRY(need(be, op, "b", b, y->dtype, 1));
         KT_TRY(dims(op, "b", b, 1, out, 0, 0, 0));
     }
     bool lead_ok = y->ndim == x->ndim && kt_cols(y) == out;
@@ -145,6 +146,19 @@ KtStatus kt_gated_residual(KtBackend *be, KtTensor *x, const KtTensor *h, const 
     SAME(x, h);
     DIMS2(gate, x->shape[0], x->shape[2]);
     return be->ops->gated_residual(be, x, h, gate);
+}
+
+KtStatus kt_gated_residual_layernorm_adaln(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h,
+                                           const KtTensor *gate, const KtTensor *scale, const KtTensor *shift,
+                                           float eps) {
+    KT_TRY(check_adaln(be, y, x, scale, shift, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32));
+    NEED_F32(h, 3);
+    NEED_F32(gate, 2);
+    SAME(x, h);
+    DIMS2(gate, x->shape[0], x->shape[2]);
+    if (y->data == x->data || y->data == h->data)
+        return KT_FAIL(KT_ERR_ARG, "kt_gated_residual_layernorm_adaln: y must not alias x or h");
+    return be->ops->gated_residual_layernorm_adaln(be, y, x, h, gate, scale, shift, eps);
 }
 
 KtStatus kt_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x) {
@@ -305,44 +319,65 @@ KtStatus kt_split_qkv_heads(KtBackend *be, KtTensor *q, KtTensor *k, KtTensor *v
     return be->ops->split_qkv_heads(be, q, k, v, qkv);
 }
 
+static KtStatus check_var_attn_prep(KtBackend *be, const char *op, KtTensor *q, KtTensor *kcache,
+                                    KtTensor *vcache, const KtTensor *qkv, const KtTensor *head_scale_log, int64_t t0) {
+    KT_TRY(need(be, op, "q", q, KT_F32, 4));
+    KT_TRY(need(be, op, "kcache", kcache, KT_F32, 4));
+    KT_TRY(need(be, op, "vcache", vcache, KT_F32, 4));
+    KT_TRY(need(be, op, "qkv", qkv, KT_F32, 3));
+    KT_TRY(need(be, op, "head_scale_log", head_scale_log, KT_F32, 1));
+    KT_TRY(same(op, "kcache", kcache, "vcache", vcache));
+    int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3];
+    KT_TRY(dims(op, "qkv", qkv, 3, B, T, 3 * NH * HS, 0));
+    KT_TRY(dims(op, "head_scale_log", head_scale_log, 1, NH, 0, 0, 0));
+    if (kcache->shape[0] != B || kcache->shape[1] != NH || kcache->shape[3] != HS)
+        return shape_err(op, "kcache", kcache, "(B, NH, Tcap, HS) matching q");
+    if (t0 < 0 || t0 + T > kcache->shape[2])
+        return KT_FAIL(KT_ERR_ARG, "%s: positions [%lld, %lld) exceed the cache capacity %lld", op,
+                       (long long)t0, (long long)(t0 + T), (long long)kcache->shape[2]);
+    return KT_OK;
+}
+
 KtStatus kt_var_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
                           const KtTensor *head_scale_log, int64_t t0) {
-    NEED_F32(q, 4);
-    NEED_F32(kcache, 4);
-    NEED_F32(vcache, 4);
-    NEED_F32(qkv, 3);
-    NEED_F32(head_scale_log, 1);
-    SAME(kcache, vcache);
-    int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3];
-    DIMS3(qkv, B, T, 3 * NH * HS);
-    DIMS1(head_scale_log, NH);
-    if (kcache->shape[0] != B || kcache->shape[1] != NH || kcache->shape[3] != HS)
-        return shape_err(__func__, "kcache", kcache, "(B, NH, Tcap, HS) matching q");
-    if (t0 < 0 || t0 + T > kcache->shape[2])
-        return KT_FAIL(KT_ERR_ARG, "kt_var_attn_prep: positions [%lld, %lld) exceed the cache capacity %lld",
-                       (long long)t0, (long long)(t0 + T), (long long)kcache->shape[2]);
+    KT_TRY(check_var_attn_prep(be, __func__, q, kcache, vcache, qkv, head_scale_log, t0));
     return be->ops->var_attn_prep(be, q, kcache, vcache, qkv, head_scale_log, t0);
+}
+
+static KtStatus check_attention(KtBackend *be, const char *op, const KtTensor *out, const KtTensor *q,
+                                const KtTensor *k, const KtTensor *v, int64_t kv_len, const KtTensor *bias) {
+    KT_TRY(need(be, op, "out", out, out && out->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, 3));
+    KT_TRY(need(be, op, "q", q, KT_F32, 4));
+    KT_TRY(need(be, op, "k", k, KT_F32, 4));
+    KT_TRY(need(be, op, "v", v, KT_F32, 4));
+    KT_TRY(same(op, "k", k, "v", v));
+    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3];
+    if (k->shape[0] != B || k->shape[1] != NH || k->shape[3] != HS)
+        return shape_err(op, "k", k, "(B, NH, Tcap, HS) matching q");
+    if (kv_len < 1 || kv_len > k->shape[2])
+        return KT_FAIL(KT_ERR_ARG, "%s: kv_len %lld outside [1, %lld]", op, (long long)kv_len,
+                       (long long)k->shape[2]);
+    KT_TRY(dims(op, "out", out, 3, B, Tq, NH * HS, 0));
+    if (bias) {
+        KT_TRY(need(be, op, "bias", bias, KT_F32, 2));
+        KT_TRY(dims(op, "bias", bias, 2, Tq, kv_len, 0, 0));
+    }
+    return KT_OK;
 }
 
 KtStatus kt_attention(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                       int64_t kv_len, const KtTensor *bias, float scale) {
-    NEED_F32(out, 3);
-    NEED_F32(q, 4);
-    NEED_F32(k, 4);
-    NEED_F32(v, 4);
-    SAME(k, v);
-    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3];
-    if (k->shape[0] != B || k->shape[1] != NH || k->shape[3] != HS)
-        return shape_err(__func__, "k", k, "(B, NH, Tcap, HS) matching q");
-    if (kv_len < 1 || kv_len > k->shape[2])
-        return KT_FAIL(KT_ERR_ARG, "kt_attention: kv_len %lld outside [1, %lld]", (long long)kv_len,
-                       (long long)k->shape[2]);
-    DIMS3(out, B, Tq, NH * HS);
-    if (bias) {
-        NEED_F32(bias, 2);
-        DIMS2(bias, Tq, kv_len);
-    }
+    KT_TRY(check_attention(be, __func__, out, q, k, v, kv_len, bias));
     return be->ops->attention(be, out, q, k, v, kv_len, bias, scale);
+}
+
+KtStatus kt_var_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                          const KtTensor *qkv, const KtTensor *head_scale_log, int64_t t0, const KtTensor *bias) {
+    KT_TRY(check_var_attn_prep(be, __func__, q, kcache, vcache, qkv, head_scale_log, t0));
+    KT_TRY(check_attention(be, __func__, out, q, kcache, vcache, t0 + q->shape[2], bias));
+    if (out->data == qkv->data || out->data == q->data)
+        return KT_FAIL(KT_ERR_ARG, "kt_var_attention: out must not alias qkv or q");
+    return be->ops->var_attention(be, out, q, kcache, vcache, qkv, head_scale_log, t0, bias);
 }
 
 // ----------------------------------------------------------------------------------------------------- sampling
@@ -404,4 +439,110 @@ KtStatus kt_convert(KtBackend *be, KtTensor *y, const KtTensor *x) {
     if (y->data == x->data && y->dtype != x->dtype)
         return KT_FAIL(KT_ERR_ARG, "kt_convert: y must not alias x when the dtypes differ");
     return be->ops->convert(be, y, x);
+}
+
+// --------------------------------------------------------------------------------------- raster (LlamaGen) ops
+// Backends that predate these ops leave their slots NULL.
+#define HAVE_OP(slot)                                                                                            \
+    do {                                                                                                         \
+        if (!be->ops->slot) return KT_FAIL(KT_ERR_UNSUPPORTED, "%s: not implemented by the %s backend", __func__, \
+                                           be->name ? be->name : "current");                                     \
+    } while (0)
+
+KtStatus kt_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps) {
+    NEED_F32(y, -1);
+    NEED_F32(x, -1);
+    NEED_F32(w, 1);
+    SAME(y, x);
+    DIMS1(w, kt_cols(x));
+    HAVE_OP(rmsnorm);
+    return be->ops->rmsnorm(be, y, x, w, eps);
+}
+
+KtStatus kt_silu_mul(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b) {
+    NEED_F32(y, -1);
+    NEED_F32(a, -1);
+    NEED_F32(b, -1);
+    SAME(y, a);
+    SAME(y, b);
+    HAVE_OP(silu_mul);
+    return be->ops->silu_mul(be, y, a, b);
+}
+
+KtStatus kt_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
+                            const KtTensor *rope, const KtTensor *positions) {
+    NEED_F32(q, 4);
+    NEED_F32(kcache, 4);
+    NEED_F32(vcache, 4);
+    NEED_F32(qkv, 3);
+    NEED_F32(rope, 3);
+    NEED(positions, KT_I32, 2);
+    SAME(kcache, vcache);
+    int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3];
+    if (HS % 2) return shape_err(__func__, "q", q, "an even head size (rotation pairs)");
+    DIMS3(qkv, B, T, 3 * NH * HS);
+    if (rope->shape[1] != HS / 2 || rope->shape[2] != 2)
+        return shape_err(__func__, "rope", rope, "(P, HS/2, 2) with HS = q.shape[3]");
+    if (kcache->shape[0] != B || kcache->shape[1] != NH || kcache->shape[3] != HS)
+        return shape_err(__func__, "kcache", kcache, "(B, NH, Tcap, HS) matching q");
+    DIMS2(positions, B, T);
+    HAVE_OP(llama_attn_prep);
+    return be->ops->llama_attn_prep(be, q, kcache, vcache, qkv, rope, positions);
+}
+
+KtStatus kt_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                          const KtTensor *positions, float scale) {
+    NEED_F32(out, 3);
+    NEED_F32(q, 4);
+    NEED_F32(k, 4);
+    NEED_F32(v, 4);
+    NEED(positions, KT_I32, 2);
+    SAME(k, v);
+    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3];
+    if (k->shape[0] != B || k->shape[1] != NH || k->shape[3] != HS)
+        return shape_err(__func__, "k", k, "(B, NH, Tcap, HS) matching q");
+    if (k->shape[2] < 1) return shape_err(__func__, "k", k, "a cache with at least one row");
+    DIMS3(out, B, Tq, NH * HS);
+    DIMS2(positions, B, Tq);
+    HAVE_OP(attention_pos);
+    return be->ops->attention_pos(be, out, q, k, v, positions, scale);
+}
+
+KtStatus kt_l2_normalize(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    NEED_F32(y, -1);
+    NEED_F32(x, -1);
+    SAME(y, x);
+    HAVE_OP(l2_normalize);
+    return be->ops->l2_normalize(be, y, x);
+}
+
+static KtStatus check_llama_params(SmpParams params) {
+    if (!(params.temperature > 0) || !isfinite(params.temperature))
+        return KT_FAIL(KT_ERR_ARG, "sampling: temperature must be a positive number, got %g", params.temperature);
+    if (!(params.top_p >= 0) || !isfinite(params.top_p))
+        return KT_FAIL(KT_ERR_ARG, "sampling: top-p must be a number >= 0, got %g", params.top_p);
+    return KT_OK;
+}
+
+KtStatus kt_sample_llama(KtBackend *be, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                         const KtTensor *positions, SmpParams params) {
+    NEED(tokens, KT_I32, 2);
+    NEED_F32(logits, 3);
+    NEED(image_ids, KT_I64, 1);
+    NEED(positions, KT_I32, 2);
+    DIMS2(tokens, logits->shape[0], logits->shape[1]);
+    DIMS2(positions, logits->shape[0], logits->shape[1]);
+    DIMS1(image_ids, logits->shape[0]);
+    KT_TRY(check_llama_params(params));
+    HAVE_OP(sample_llama);
+    return be->ops->sample_llama(be, tokens, logits, image_ids, positions, params);
+}
+
+KtStatus kt_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params) {
+    NEED_F32(probs, 3);
+    NEED_F32(logits, 3);
+    SAME(probs, logits);
+    KT_TRY(check_llama_params(params));
+    HAVE_OP(probs_llama);
+    return be->ops->probs_llama(be, probs, logits, params);
 }

@@ -14,7 +14,9 @@
 
 // y = x @ w^T + b.  ref: torch.nn.functional.linear
 // x: (..., in)  w: (out, in)  b: (out) or NULL  y: (..., out) with the same leading dims. y must not alias x.
-// x may also be in the backend's matmul dtype when w is (a 16-bit GEMM input written by kt_layernorm_adaln).
+// With 16-bit weights (the backend's matmul dtype), x may be in that dtype too (a GEMM input written by
+// kt_layernorm_adaln or kt_var_attention), and so may y (the next GEMM's input, rounded once on store); b then has
+// y's dtype (cuBLASLt's bias type follows its output).
 KtStatus kt_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
 
 // Fused kt_linear + kt_gelu_tanh: y = gelu_tanh(x @ w^T + b). Shapes and dtypes as kt_linear. With 16-bit weights
@@ -38,6 +40,14 @@ KtStatus kt_layernorm_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const
 
 // Gated residual: x[b,t,:] += gate[b,:] * h[b,t,:].  x, h: (B, T, C); gate: (B, C).
 KtStatus kt_gated_residual(KtBackend *be, KtTensor *x, const KtTensor *h, const KtTensor *gate);
+
+// Fused kt_gated_residual + kt_layernorm_adaln: the residual that ends one VAR sub-block and the LayerNorm + AdaLN
+// that starts the next. x += gate * h; then y = LN(x) * (1 + scale) + shift.
+// x, h: (B, T, C) float32; gate, scale, shift: (B, C); y: (B, T, C), float32 or the backend's matmul dtype.
+// y must not alias x or h. ref: kt_gated_residual followed by kt_layernorm_adaln (bit-identical composition).
+KtStatus kt_gated_residual_layernorm_adaln(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h,
+                                           const KtTensor *gate, const KtTensor *scale, const KtTensor *shift,
+                                           float eps);
 
 // Elementwise activations; y, x same shape; y may alias x.
 // gelu_tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).  ref: F.gelu(x, approximate='tanh')
@@ -109,10 +119,21 @@ KtStatus kt_var_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor
 
 // Scaled dot-product attention over the first kv_len keys.  ref: F.scaled_dot_product_attention
 // q: (B, NH, Tq, HS); k, v: (B, NH, Tcap, HS) with kv_len <= Tcap; bias: (Tq, kv_len) additive (0 / -inf
-// masks) or NULL; scale multiplies q.k. out: (B, Tq, NH*HS) (heads concatenated, ready for the output projection).
+// masks) or NULL; scale multiplies q.k. out: (B, Tq, NH*HS) (heads concatenated, ready for the output projection),
+// float32 or the backend's matmul dtype (the projection's GEMM input, rounded once on store).
 // A query whose keys are all masked gets a zero output row (torch: NaN).
 KtStatus kt_attention(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                       int64_t kv_len, const KtTensor *bias, float scale);
+
+// VAR self-attention step: kt_var_attn_prep(q, kcache, vcache, qkv, head_scale_log, t0) followed by
+// kt_attention(out, q, kcache, vcache, t0 + T, bias, 1) (q and k are L2-normalised: softmax scale 1).
+// ref: VAR models/basic_var.py SelfAttention.forward (attn_l2_norm=True, KV cache)
+// qkv: (B, T, 3C), C = NH*HS; head_scale_log: (NH); q: (B, NH, T, HS) receives the scaled normalised queries;
+// kcache, vcache: (B, NH, Tcap, HS), positions [t0, t0+T) written; bias: (T, t0+T) or NULL;
+// out: (B, T, C), float32 or the backend's matmul dtype. Requires t0 + T <= Tcap.
+// A backend may fuse both steps (CUDA with a 16-bit matmul dtype: one kernel that normalises the new keys itself).
+KtStatus kt_var_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                          const KtTensor *qkv, const KtTensor *head_scale_log, int64_t t0, const KtTensor *bias);
 
 // Classifier-free guidance mix: y = (1 + t) * logits[:B] - t * logits[B:].  logits: (2B, T, V); y: (B, T, V).
 KtStatus kt_cfg_combine(KtBackend *be, KtTensor *y, const KtTensor *logits, float t);
@@ -140,3 +161,47 @@ KtStatus kt_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x);
 // Dtype conversion with round-to-nearest-even: y = (dtype of y) x. y, x: same shape, each float32 or the map dtype
 // (a map op; float32 to float32 is a copy). y must not alias x unless both have the same dtype.
 KtStatus kt_convert(KtBackend *be, KtTensor *y, const KtTensor *x);
+
+// ------------------------------------------------------------------------------------------- raster (LlamaGen) ops
+// RMSNorm over the last dim: y = x * rsqrt(mean(x^2) + eps) * w.  ref: LlamaGen gpt.py RMSNorm
+// y, x: (..., C); w: (C). y may alias x.
+KtStatus kt_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps);
+
+// SwiGLU gate: y = silu(a) * b = a * sigmoid(a) * b.  ref: F.silu(w1(x)) * w3(x) (LlamaGen FeedForward)
+// y, a, b: same shape. y may alias a or b.
+KtStatus kt_silu_mul(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b);
+
+// LlamaGen attention inputs: 2D rotary embedding of q and k from a table, K/V written at explicit cache positions.
+// ref: LlamaGen gpt.py Attention.forward (apply_rotary_emb, KVCache.update)
+// qkv: (B, T, 3C) with C = NH*HS (q | k | v, head h = columns [h*HS, (h+1)*HS) of each part);
+// rope: (P, HS/2, 2) (cos, sin) per sequence position; positions: (B, T) int32, each in [0, min(P, Tcap)).
+// Pair j of a head vector x is (x[2j], x[2j+1]): x'[2j] = x[2j] c_j - x[2j+1] s_j, x'[2j+1] = x[2j+1] c_j + x[2j] s_j.
+// q: (B, NH, T, HS) <- rotated q; kcache, vcache: (B, NH, Tcap, HS), row positions[b, t] <- rotated k, v.
+// Tokens of one row that share a position must carry identical values (the write order is unspecified).
+KtStatus kt_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
+                            const KtTensor *rope, const KtTensor *positions);
+
+// Attention causal by position: query (b, t) attends cache rows [0, positions[b, t]] (whatever they hold, e.g.
+// zeros never written), softmax(scale * q.k) v. ref: F.scaled_dot_product_attention with LlamaGen's positional
+// causal mask (mask[input_pos]). q: (B, NH, Tq, HS); k, v: (B, NH, Tcap, HS); positions: (B, Tq) int32 in
+// [0, Tcap). out: (B, Tq, NH*HS) (heads concatenated).
+KtStatus kt_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                          const KtTensor *positions, float scale);
+
+// Row L2 normalisation: y = x / max(||x||_2, 1e-12).  ref: F.normalize(x, p=2, dim=-1)
+// y, x: (..., D). y may alias x.
+KtStatus kt_l2_normalize(KtBackend *be, KtTensor *y, const KtTensor *x);
+
+// LlamaGen's sampler (samplers/sampling.h smp_sample_hf_row): logits / max(temperature, 1e-5), HF top-k (keep >= the
+// k-th largest) and HF top-p (descending order, keep while the mass before an entry is <= top_p; the top entry
+// always stays), then one draw. logits: (B, T, V), masked in place; tokens: (B, T) int32; image_ids: (B) int64;
+// positions: (B, T) int32. Row (b, t) draws from the Philox stream (params.seed, image_ids[b], positions[b, t],
+// SMP_STREAM_TOKEN); rows with a negative position are skipped (their token is not written).
+// top_k <= 0: off; top_p >= 1: off.  ref: LlamaGen generate.py sample, top_k_top_p_filtering
+KtStatus kt_sample_llama(KtBackend *be, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                         const KtTensor *positions, SmpParams params);
+
+// The probabilities LlamaGen's sampler draws from: probs = softmax(filter(logits / max(temperature, 1e-5))) with the
+// filters of kt_sample_llama (filtered entries get 0). ref: LlamaGen generate.py logits_to_probs
+// probs, logits: (B, T, V); logits is masked in place. probs may alias logits.
+KtStatus kt_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params);

@@ -36,3 +36,23 @@ int32_t smp_sample_row(float *logits, int64_t V, SmpParams params, uint64_t imag
 // `w` holds V floats of scratch.
 void smp_smooth_embed_row(float *h, const float *logits, const float *codebook, int64_t V, int64_t D,
                           float ratio, uint64_t seed, uint64_t image, uint32_t position, float *w);
+
+// ---- LlamaGen's sampler (sampling_hf.c): HuggingFace-style filters, as LlamaGen's generate.py
+// ref: LlamaGen autoregressive/models/generate.py sample, logits_to_probs, top_k_top_p_filtering
+// Differences from the VAR filters above: top-p works on the descending order and keeps an entry while the
+// probability mass *before* it is <= top_p (HF's shifted mask), so the entry that crosses the threshold survives;
+// top_p >= 1 is off and top_p = 0 keeps only the top entry. Ties in the sort are broken by ascending index.
+
+// In place: logits /= max(temperature, 1e-5) (when temperature != 1), top-k (top_k > 0: keep >= the k-th largest,
+// ties survive), top-p (top_p < 1). `scratch_v` holds V floats, `scratch_i` V int32.
+void smp_hf_filter_row(float *logits, int64_t V, SmpParams params, float *scratch_v, int32_t *scratch_i);
+// probs = softmax(filtered logits) (filtered entries 0; an all-masked row gives all zeros). `logits` is filtered in
+// place; probs may alias logits.
+void smp_hf_probs_row(float *probs, float *logits, int64_t V, SmpParams params, float *scratch_v, int32_t *scratch_i);
+// Filter, then the inverse-CDF draw (smp_categorical) with the uniform of (params.seed, image, position,
+// SMP_STREAM_TOKEN). Returns -1 when no entry is finite.
+int32_t smp_sample_hf_row(float *logits, int64_t V, SmpParams params, uint64_t image, uint32_t position,
+                          float *scratch_v, int32_t *scratch_i);
+// Inverse-CDF draw from probabilities (any non-negative weights): the first index whose cumulative weight (double,
+// index order) exceeds u * total. Zero weights are never drawn. Returns -1 when all weights are zero.
+int32_t smp_draw_probs(const float *probs, int64_t V, double u);

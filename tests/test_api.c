@@ -60,3 +60,70 @@ Test(api, load_errors_are_statuses_with_messages) {
     cr_expect_eq(argen_load(&m, &lp), ARGEN_ERR_ARG);
     cr_expect(strstr(argen_last_error(), "--device") != NULL, "%s", argen_last_error());
 }
+
+// LlamaGen through the same API: arch selector, greedy sampling with each decoding strategy, encode -> tokens of the
+// official encoder, decode, stats; VAR refuses the raster strategies.
+Test(api, llamagen_load_sample_encode_decode_stats) {
+    ArgenLoadParams lp;
+    argen_load_params_init(&lp);
+    lp.arch = ARGEN_ARCH_LLAMAGEN;
+    lp.vae_path = FIX("llamagen_tiny/vq.pt");
+    lp.ckpt_path = FIX("llamagen_tiny/gpt.safetensors");
+    lp.image_size = 64;
+    lp.heads = 4;
+    lp.device = "cpu";
+    lp.max_batch = 2;
+    ArgenModel *m = NULL;
+    cr_assert_eq(argen_load(&m, &lp), ARGEN_OK, "%s", argen_last_error());
+    ArgenInfo info;
+    argen_info(m, &info);
+    cr_expect(info.arch == ARGEN_ARCH_LLAMAGEN && info.image_size == 64 && info.grid == 4 && info.num_tokens == 16 &&
+              info.num_classes == 10 && info.depth == 2 && info.heads == 4 && info.vocab_size == 128);
+    ArgenSampleParams sp;
+    argen_sample_params_init_for(&sp, m);
+    cr_expect(sp.cfg == 4.0f && sp.top_k == 2000 && sp.top_p == 1.0f);
+    sp.cfg = 2.0f;
+    sp.top_k = 1;
+    int cls[2] = {2, 9};
+    int64_t ids[2] = {0, 1};
+    uint8_t *px = malloc(2 * 64 * 64 * 3);
+    int32_t tok[32], tok2[32];
+    static const int32_t greedy2[4] = {59, 11, 47, 12};  // official greedy tokens of class 2 (fixture)
+    for (int d = 0; d < 3; d++) {
+        sp.decode = (ArgenDecode)d;
+        sp.zipar_window = 2;
+        cr_assert_eq(argen_sample(m, &sp, 2, cls, ids, px, tok), ARGEN_OK, "%s", argen_last_error());
+        cr_expect(memcmp(tok, greedy2, sizeof greedy2) == 0, "decode %d", d);  // row 0 is plain AR for all three
+    }
+    ArgenStats st;
+    argen_stats(m, &st);
+    cr_expect(st.images == 6 && st.tokens == 96 && st.forwards == 16 + 16 + 12 && st.seconds > 0,
+              "%lld images, %lld forwards", (long long)st.images, (long long)st.forwards);
+    argen_stats_reset(m);
+    argen_stats(m, &st);
+    cr_expect(st.images == 0);
+    cr_assert_eq(argen_encode(m, 2, px, tok2), ARGEN_OK, "%s", argen_last_error());
+    cr_assert_eq(argen_decode(m, 2, tok2, px), ARGEN_OK, "%s", argen_last_error());
+    tok2[3] = 128;
+    cr_expect_eq(argen_decode(m, 1, tok2, px), ARGEN_ERR_ARG);
+    cr_expect(strstr(argen_last_error(), "token 128") != NULL, "%s", argen_last_error());
+    free(px);
+    argen_free(m);
+
+    argen_load_params_init(&lp);
+    lp.vae_path = FIX("var_tiny/vae.pth");
+    lp.ckpt_path = FIX("var_tiny/var.pth");
+    static const int pns[] = {1, 2, 3, 4};
+    lp.patch_nums = pns;
+    lp.n_patch_nums = 4;
+    lp.device = "cpu";
+    cr_assert_eq(argen_load(&m, &lp), ARGEN_OK, "%s", argen_last_error());
+    argen_sample_params_init_for(&sp, m);
+    cr_expect(sp.cfg == 1.5f && sp.top_k == 900);
+    sp.decode = ARGEN_DECODE_ZIPAR;
+    uint8_t img[64 * 64 * 3];
+    int c3 = 3;
+    cr_expect_eq(argen_sample(m, &sp, 1, &c3, ids, img, NULL), ARGEN_ERR_ARG);
+    cr_expect(strstr(argen_last_error(), "sequential decoding only") != NULL, "%s", argen_last_error());
+    argen_free(m);
+}

@@ -572,3 +572,32 @@ Test(checkpoint, hostile_pickles) {
     expect_error(open_mem(&ck, z, zs, "oob.pth"), KT_ERR_FORMAT, "oob.pth", "reaches element 5 of a storage with 4");
     free(z);
 }
+
+// ---------------------------------------------------------------------------- training checkpoints (LlamaGen)
+// {"model": sd, "optimizer": ..., "steps": ..., "args": argparse.Namespace(numpy scalars, dtype, array,
+// TorchVersion, ...)} (scripts/make_ckpt_inert_fixtures.py): the non-tensor objects are inert placeholders next to
+// the state dict; inside it they are refused; a dangerous global in a placeholder's state is still refused.
+Test(checkpoint, training_checkpoint_objects_are_inert_placeholders) {
+    static const char *files[] = {"ckpt_inert/train_zip.pt", "ckpt_inert/train_legacy.pt", "ckpt_inert/train_proto4.pt"};
+    for (int i = 0; i < 3; i++) {
+        KtCheckpoint ck = {0};
+        KtStatus s = kt_ckpt_open(&ck, fixture_path(files[i]));
+        cr_assert(s == KT_OK, "%s: %s", files[i], kt_last_error());
+        cr_expect_eq(ck.n_tensors, 2, "%s: %d tensors (only the model's)", files[i], ck.n_tensors);
+        float w[6], b[2];
+        cr_assert(kt_ckpt_read_f32(&ck, kt_ckpt_find(&ck, "w"), w) == KT_OK);
+        cr_assert(kt_ckpt_read_f32(&ck, kt_ckpt_find(&ck, "b"), b) == KT_OK);
+        cr_expect(w[0] == -1.0f && w[5] == 1.5f && b[0] == 1.5f && b[1] == -2.0f, "%s", files[i]);
+        kt_ckpt_close(&ck);
+    }
+    KtCheckpoint ck = {0};
+    expect_error(kt_ckpt_open(&ck, fixture_path("ckpt_inert/inert_in_sd.pt")), KT_ERR_FORMAT, "inert_in_sd.pt",
+                 "'scale' is a numpy scalar");
+    expect_error(kt_ckpt_open(&ck, fixture_path("ckpt_inert/evil_namespace.pt")), KT_ERR_FORMAT, "evil_namespace.pt",
+                 "system");
+    // hand-made: an inert global's instance as the top-level object, and NEWOBJ_EX of a non-whitelisted class
+    static const char top[] = "\x80\x04\x8c\x08" "argparse\x8c\x09Namespace\x93)\x81.";
+    expect_error(open_pickle(top, sizeof top - 1, "top.pth"), KT_ERR_FORMAT, "top.pth", "holds a placeholder object");
+    static const char ex[] = "\x80\x04\x8c\x02os\x8c\x06system\x93)}\x92.";
+    expect_error(open_pickle(ex, sizeof ex - 1, "ex.pth"), KT_ERR_FORMAT, "ex.pth", "os.system");
+}

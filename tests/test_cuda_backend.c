@@ -104,6 +104,28 @@ static void expect_twin_exact(Pair *p, const char *what, const Twin *t) {
     cr_expect(bad == 0, "%s: %zu of %zu bytes differ (first at byte %zu)", what, bad, n, first);
 }
 
+// The GPU half of `t` holds 16-bit values (dt); compares them, widened, with the float32 CPU half.
+static void expect_twin16(Pair *p, const char *what, const KtTensor *g, KtDType dt, const KtTensor *cpu, double atol,
+                          double rtol) {
+    int64_t n = kt_numel(cpu);
+    const uint16_t *h = gpu_host(p, g);
+    float *f = keep(p, malloc((size_t)(n ? n : 1) * sizeof(float)));
+    for (int64_t i = 0; i < n; i++) f[i] = dt == KT_BF16 ? kt_bf16_to_f32(h[i]) : kt_f16_to_f32(h[i]);
+    expect_close(what, f, cpu->data, n, atol, rtol);
+}
+
+// A GPU-only tensor of dtype dt (contents 0xff).
+static KtTensor gpu_only(Pair *p, KtDType dt, int ndim, const int64_t *shape) {
+    KtTensor t = kt_tensor(NULL, dt, KT_CUDA, ndim, shape);
+    cr_assert(p->nbuf < 2 * MAXT);
+    OK(kt_buffer_alloc(&p->gpu, &p->buf[p->nbuf], kt_nbytes(&t)));
+    t.data = p->buf[p->nbuf++].data;
+    void *fill = keep(p, malloc(kt_nbytes(&t) + 1));
+    memset(fill, 0xff, kt_nbytes(&t));
+    OK(kt_upload(&p->gpu, &t, fill));
+    return t;
+}
+
 // Runs `call` on both backends: CALL(op, args...) with args written with C(x) / G(x) picking a twin's half.
 #define BOTH(fn, ...)                                                                                              \
     do {                                                                                                           \
@@ -194,6 +216,31 @@ Test(cuda_norm, layernorm_adaln) {
         expect_twin_exact(p, "adaln_modulate", &y3);
         BOTH(kt_layernorm, S(x), S(x), 1e-5f);  // in place
         expect_twin(p, "layernorm in place", &x, TOL_ELEMWISE_F32);
+    }
+    pair_close(p);
+}
+
+// The fused residual + LayerNorm + AdaLN: float32 y matches the CPU (x exactly); a bf16 y within its rounding.
+Test(cuda_norm, gated_residual_layernorm_adaln) {
+    Pair pp, *p = &pp;
+    pair_open(p, 18);
+    int64_t cols[] = {65, 1024, 3000};
+    for (int i = 0; i < 3; i++) {
+        int64_t B = 2, T = 5, C = cols[i];
+        float *xh = rnd(p, B * T * C, 2.f);
+        Twin x = TW(xh, B, T, C), x2 = TW(xh, B, T, C), h = TW(rnd(p, B * T * C, 1.f), B, T, C);
+        Twin g = TW(rnd(p, B * C, 1.f), B, C), sc = TW(rnd(p, B * C, 1.f), B, C), sh = TW(rnd(p, B * C, 1.f), B, C);
+        Twin y = TW(NULL, B, T, C), y2 = TW(NULL, B, T, C);
+        BOTH(kt_gated_residual_layernorm_adaln, S(y), S(x), S(h), S(g), S(sc), S(sh), 1e-6f);
+        expect_twin_exact(p, "gated_residual_layernorm_adaln x", &x);
+        expect_twin(p, "gated_residual_layernorm_adaln y", &y, TOL_ELEMWISE_F32);
+        OK(kt_backend_set_matmul_dtype(&p->gpu, KT_BF16));
+        KtTensor y16 = gpu_only(p, KT_BF16, 3, (int64_t[]){B, T, C});
+        OK(kt_gated_residual_layernorm_adaln(&p->cpu, &y2.c, &x2.c, &h.c, &g.c, &sc.c, &sh.c, 1e-6f));
+        OK(kt_gated_residual_layernorm_adaln(&p->gpu, &y16, &x2.g, &h.g, &g.g, &sc.g, &sh.g, 1e-6f));
+        expect_twin_exact(p, "gated_residual_layernorm_adaln x (bf16 y)", &x2);
+        expect_twin16(p, "gated_residual_layernorm_adaln y bf16", &y16, KT_BF16, &y2.c, TOL_OUT_BF16);
+        OK(kt_backend_set_matmul_dtype(&p->gpu, KT_F32));
     }
     pair_close(p);
 }
@@ -371,6 +418,65 @@ Test(cuda_attention, fp16_tensor_cores) {
     pair_close(p);
 }
 
+// kt_var_attention on the fused fp16 kernel (HS 64/128) and on its fallbacks (HS 32, 40: prep + the fp32 kernel or
+// the GEMM path with a 16-bit out), float32 and bf16 outputs: out, q and the caches against the CPU composition.
+// clamp: head 1's temperature is clamped at ln 100 (scores up to 100, beyond fp16's resolution for the output
+// tolerance): then only q and the caches are compared.
+static void check_var_attention(Pair *p, int64_t B, int64_t NH, int64_t T, int64_t t0, int64_t Tcap, int64_t HS,
+                                bool bias, KtDType odt, bool clamp) {
+    int64_t C = NH * HS, kv = t0 + T;
+    float hsl[8] = {0.3f, 1.5f, -1.2f, 1.0f, 0.5f, 0.0f, 1.2f, -0.5f};  // scale exp(hsl) <= 4.5: scores of a few units
+    if (clamp) hsl[1] = 5.0f;
+    float *bh = NULL;
+    if (bias) {
+        bh = rnd(p, T * kv, 2.f);
+        for (int64_t i = 0; i < T; i++)
+            for (int64_t j = 0; j < kv; j++)
+                if ((i * 7 + j * 3) % 5 == 0 || i == T / 2) bh[i * kv + j] = -INFINITY;  // row T/2 fully masked
+    }
+    Twin qkv = TW(rnd(p, B * T * 3 * C, 2.f), B, T, 3 * C), hs = TW(hsl, NH), q = TW(NULL, B, NH, T, HS);
+    float *prev = rnd(p, B * NH * Tcap * HS, 0.25f);  // rows [0, t0) act as earlier (near unit-norm) keys
+    Twin kc = TW(prev, B, NH, Tcap, HS), vc = TW(rnd(p, B * NH * Tcap * HS, 1.f), B, NH, Tcap, HS);
+    Twin o = TW(NULL, B, T, C), bt = bias ? TW(bh, T, kv) : (Twin){{0}, {0}};
+    KtTensor o16 = odt != KT_F32 ? gpu_only(p, odt, 3, (int64_t[]){B, T, C}) : o.g;
+    OK(kt_var_attention(&p->cpu, &o.c, &q.c, &kc.c, &vc.c, &qkv.c, &hs.c, t0, bias ? &bt.c : NULL));
+    OK(kt_var_attention(&p->gpu, &o16, &q.g, &kc.g, &vc.g, &qkv.g, &hs.g, t0, bias ? &bt.g : NULL));
+    char what[160];
+    snprintf(what, sizeof what, "var_attention B=%lld NH=%lld T=%lld t0=%lld HS=%lld bias=%d out %s", (long long)B,
+             (long long)NH, (long long)T, (long long)t0, (long long)HS, bias, kt_dtype_name(odt));
+    if (!clamp && odt != KT_F32) expect_twin16(p, what, &o16, odt, &o.c, TOL_ATTN_F16);
+    else if (!clamp) expect_twin(p, what, &o, TOL_ATTN_F16);
+    expect_twin(p, "var_attention q", &q, TOL_ELEMWISE_F32);
+    expect_twin(p, "var_attention kcache", &kc, TOL_ELEMWISE_F32);
+    expect_twin_exact(p, "var_attention vcache", &vc);
+}
+
+Test(cuda_attention, var_attention_fused) {
+    // B, NH, T, t0, Tcap, HS: first scales (1-warp blocks), keys straddling tiles, several query tiles on a small
+    // grid (prep + attention) and on a large one (fused, 8-warp blocks), HS 128, teacher-style (t0 = 0, all keys
+    // new), the fallbacks (HS 32: fp32 kernel or GEMM; HS 40: GEMM)
+    int64_t s[][6] = {{2, 3, 1, 0, 10, 64},      {2, 3, 4, 1, 10, 64},    {2, 2, 9, 5, 30, 64},
+                      {1, 3, 37, 70, 120, 64},   {2, 2, 150, 60, 256, 64}, {2, 132, 130, 20, 150, 64},
+                      {2, 2, 20, 30, 64, 128},   {1, 2, 45, 0, 45, 64},    {2, 2, 7, 5, 12, 32},
+                      {1, 2, 6, 3, 9, 40}};
+    Pair pp, *p = &pp;
+    for (int i = 0; i < 10; i++) {  // a pair per shape keeps the host allocations under MAXT
+        pair_open(p, 19 + (uint64_t)i);
+        OK(kt_backend_set_matmul_dtype(&p->gpu, KT_BF16));
+        for (int bias = 0; bias < 2; bias++) {
+            check_var_attention(p, s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], bias, KT_BF16, false);
+            check_var_attention(p, s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], bias, KT_F32, false);
+        }
+        pair_close(p);
+    }
+    pair_open(p, 30);
+    OK(kt_backend_set_matmul_dtype(&p->gpu, KT_BF16));
+    check_var_attention(p, 2, 3, 37, 70, 120, 64, false, KT_BF16, true);
+    OK(kt_backend_set_matmul_dtype(&p->gpu, KT_F16));
+    check_var_attention(p, 2, 3, 9, 5, 20, 64, true, KT_F16, false);
+    pair_close(p);
+}
+
 Test(cuda_attention, var_prep_split) {
     Pair pp, *p = &pp;
     pair_open(p, 12);
@@ -478,7 +584,54 @@ static void check_16bit(KtDType dt) {
     pair_close(p);
 }
 
+// 16-bit GEMM inputs and outputs (bias in the output dtype), with and without the fused GELU: the streaming kernel
+// (M <= 2), cuBLASLt, and cuBLASLt's GELU epilogue, against the CPU on the same rounded values.
+static void check_16bit_io(KtDType dt) {
+    int64_t shapes[][3] = {{1, 64, 96}, {2, 1024, 96}, {2, 256, 40}, {37, 64, 130}, {300, 256, 96}};
+    for (int i = 0; i < 5; i++) {
+        Pair pp, *p = &pp;
+        pair_open(p, 20 + (uint64_t)i);
+        OK(kt_backend_set_matmul_dtype(&p->gpu, dt));
+        for (int mode = 0; mode < 4; mode++) {  // bit 0: 16-bit x; bit 1: 16-bit y (bias too)
+            for (int gelu = 0; gelu < 2; gelu++) {
+                int64_t M = shapes[i][0], K = shapes[i][1], N = shapes[i][2];
+                bool x16 = mode & 1, y16 = mode & 2;
+                float *wr = keep(p, malloc((size_t)(N * K) * 4)), *xr = keep(p, malloc((size_t)(M * K) * 4));
+                float *br = keep(p, malloc((size_t)N * 4));
+                uint16_t *w16 = to16(p, rnd(p, N * K, 0.5f), N * K, dt, wr);
+                uint16_t *xh16 = to16(p, rnd(p, M * K, 1.f), M * K, dt, xr);
+                uint16_t *bh16 = to16(p, rnd(p, N, 1.f), N, dt, br);
+                Twin x = TW(xr, M, K), b = TW(br, N), y = TW(NULL, M, N), w = TW(wr, N, K);
+                KtTensor wg = gpu_only(p, dt, 2, (int64_t[]){N, K});
+                OK(kt_upload(&p->gpu, &wg, w16));
+                KtTensor xg = x.g, bg = b.g, yg = y.g;
+                if (x16) {
+                    xg = gpu_only(p, dt, 2, (int64_t[]){M, K});
+                    OK(kt_upload(&p->gpu, &xg, xh16));
+                }
+                if (y16) {
+                    bg = gpu_only(p, dt, 1, (int64_t[]){N});
+                    OK(kt_upload(&p->gpu, &bg, bh16));
+                    yg = gpu_only(p, dt, 2, (int64_t[]){M, N});
+                }
+                KtStatus (*fn)(KtBackend *, KtTensor *, const KtTensor *, const KtTensor *, const KtTensor *) =
+                    gelu ? kt_linear_gelu_tanh : kt_linear;
+                OK(fn(&p->cpu, &y.c, &x.c, &w.c, &b.c));
+                OK(fn(&p->gpu, &yg, &xg, &wg, &bg));
+                char what[128];
+                snprintf(what, sizeof what, "linear%s %s M=%lld K=%lld N=%lld x16=%d y16=%d", gelu ? "+gelu" : "",
+                         kt_dtype_name(dt), (long long)M, (long long)K, (long long)N, x16, y16);
+                if (y16) expect_twin16(p, what, &yg, dt, &y.c, TOL_GEMM_BF16);
+                else expect_twin(p, what, &y, TOL_GEMM_BF16);
+            }
+        }
+        pair_close(p);
+    }
+}
+
 Test(cuda_matmul16, bf16) { check_16bit(KT_BF16); }
+Test(cuda_matmul16, bf16_inputs_outputs) { check_16bit_io(KT_BF16); }
+Test(cuda_matmul16, fp16_inputs_outputs) { check_16bit_io(KT_F16); }
 Test(cuda_matmul16, fp16) { check_16bit(KT_F16); }
 
 // ------------------------------------------------------------------------------------ graphs, allocation
@@ -584,10 +737,10 @@ Test(cuda_backend, name_and_dtype) {
 // `reps` times into one graph and replayed, so launch overhead is excluded. Prints one line per case.
 #include <time.h>
 
-typedef enum { B_LINEAR, B_ATTN, B_SAMPLE, B_CONV, B_GNSILU, B_LNADA, B_ADD } BenchKind;
+typedef enum { B_LINEAR, B_ATTN, B_SAMPLE, B_CONV, B_GNSILU, B_LNADA, B_ADD, B_RESLN, B_VATT, B_PREP_ATT } BenchKind;
 typedef struct {
     BenchKind kind;
-    KtTensor a, b, c, d, e;
+    KtTensor a, b, c, d, e, f, g;
     int64_t kv;
     SmpParams sp;
 } BenchOp;
@@ -602,6 +755,12 @@ static void bench_call(KtBackend *be, BenchOp *o) {
     case B_GNSILU: OK(kt_group_norm_silu(be, &o->c, &o->a, &o->b, &o->d, 32, 1e-6f)); break;
     case B_LNADA: OK(kt_layernorm_adaln(be, &o->c, &o->a, &o->b, &o->d, 1e-6f)); break;
     case B_ADD: OK(kt_add(be, &o->c, &o->a, &o->b)); break;
+    case B_RESLN: OK(kt_gated_residual_layernorm_adaln(be, &o->c, &o->a, &o->e, &o->f, &o->b, &o->d, 1e-6f)); break;
+    case B_VATT: OK(kt_var_attention(be, &o->e, &o->a, &o->b, &o->c, &o->d, &o->f, o->kv, NULL)); break;
+    case B_PREP_ATT:  // the two-op sequence the fused kt_var_attention replaces (plus the bf16 conversion)
+        OK(kt_var_attn_prep(be, &o->a, &o->b, &o->c, &o->d, &o->f, o->kv));
+        OK(kt_attention(be, &o->g, &o->a, &o->b, &o->c, o->kv + o->a.shape[2], NULL, 1.f));
+        break;
     }
 }
 
@@ -692,6 +851,13 @@ Test(cuda_bench, ops, .timeout = 600) {
                     double other = bench_us(M <= 8 ? &lt_only : &small_16, &o, 50);
                     fprintf(stderr, "    (%s for the same: %.2f us)\n", M <= 8 ? "cublasLt" : "small-M", other);
                 }
+                if (M <= 512 && dt == KT_BF16) {  // bf16 input (the model's GEMM inputs): no conversion pass
+                    BenchOp o16 = o;
+                    o16.a = BT(KT_BF16, 1.f, M, K);
+                    double u16 = bench_us(be, &o16, 50);
+                    double lt = bench_us(&lt_only, &o16, 50), sm = bench_us(&small_16, &o16, 50);
+                    fprintf(stderr, "    (bf16 x: %.2f us; cublasLt %.2f us, small-M %.2f us)\n", u16, lt, sm);
+                }
                 bench_release(p, base);
             }
     }
@@ -758,6 +924,26 @@ Test(cuda_bench, ops, .timeout = 600) {
         o.a = BT(KT_F32, 1.f, 2, 256, 1024), o.b = BT(KT_F32, 1.f, 2, 1024), o.c = BT(KT_F32, 0, 2, 256, 1024);
         o.d = BT(KT_F32, 1.f, 2, 1024);
         fprintf(stderr, "layernorm_adaln (2,256,1024) %9.2f us\n", bench_us(be, &o, 50));
+        BenchOp r = o;
+        r.kind = B_RESLN, r.c = BT(KT_BF16, 0, 2, 256, 1024), r.e = BT(KT_F32, 1.f, 2, 256, 1024);
+        r.f = BT(KT_F32, 0.1f, 2, 1024);
+        fprintf(stderr, "gated_residual_layernorm_adaln (2,256,1024) -> bf16 %9.2f us\n", bench_us(be, &r, 50));
+        bench_release(p, base);
+    }
+    for (int i = 0; i < 3; i++) {  // VAR-d16 at batch 1 (CFG rows 2: scales 6 and 9) and 32 (rows 64): vs two ops
+        int base = p->nbuf;
+        int64_t B2 = i == 2 ? 64 : 2, T = i ? 256 : 64, t0 = i ? 424 : 91, L = 680;
+        BenchOp o = {.kind = B_VATT, .kv = t0};
+        o.a = BT(KT_F32, 0, B2, 16, T, 64), o.b = BT(KT_F32, 0.1f, B2, 16, L, 64), o.c = BT(KT_F32, 1.f, B2, 16, L, 64);
+        o.d = BT(KT_F32, 1.f, B2, T, 3 * 1024), o.e = BT(KT_BF16, 0, B2, T, 1024), o.f = BT(KT_F32, 1.f, 16);
+        o.g = BT(KT_F32, 0, B2, T, 1024);
+        double fused = bench_us(be, &o, 20);
+        o.kind = B_PREP_ATT;
+        double two = bench_us(be, &o, 20);
+        fprintf(stderr,
+                "var_attention B2=%-3lld T=%lld kv=%lld: kt_var_attention -> bf16 %9.2f us, "
+                "prep + attention (fp32 out) %9.2f us\n",
+                (long long)B2, (long long)T, (long long)(t0 + T), fused, two);
         bench_release(p, base);
     }
     kt_backend_free(&lt_only);

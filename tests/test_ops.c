@@ -206,6 +206,31 @@ TWIN(norm, adaln) {
     ctx_close(&c);
 }
 
+static void expect_same_bytes(Ctx *c, const char *what, const KtTensor *a, const KtTensor *b) {
+    size_t n = kt_nbytes(a);
+    const unsigned char *ha = (const unsigned char *)download_f32(c, a);
+    const unsigned char *hb = (const unsigned char *)download_f32(c, b);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += ha[i] != hb[i];
+    cr_expect(bad == 0, "%s (%s): %zu of %zu bytes differ from the composition", what, kt_device_name(c->be.device),
+              bad, n);
+}
+
+// The fused op equals kt_gated_residual followed by kt_layernorm_adaln bit for bit (x and y).
+TWIN(norm, gated_residual_layernorm_adaln) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x1 = IN("adaln.x"), x2 = IN("adaln.x"), h = IN("adaln.h"), sc = IN("adaln.scale"), sh = IN("adaln.shift");
+    KtTensor g = IN("adaln.gate"), y1 = OUT("layernorm_adaln.y"), y2 = OUT("layernorm_adaln.y");
+    OK(kt_gated_residual(&c.be, &x1, &h, &g));
+    OK(kt_layernorm_adaln(&c.be, &y1, &x1, &sc, &sh, 1e-6f));
+    OK(kt_gated_residual_layernorm_adaln(&c.be, &y2, &x2, &h, &g, &sc, &sh, 1e-6f));
+    expect_fx(&c, &x2, "gated_residual.y", TOL_ELEMWISE_F32);
+    expect_same_bytes(&c, "gated_residual_layernorm_adaln x", &x2, &x1);
+    expect_same_bytes(&c, "gated_residual_layernorm_adaln y", &y2, &y1);
+    ctx_close(&c);
+}
+
 TWIN(norm, group_norm) {
     Ctx c;
     ctx_open(&c, dev);
@@ -435,6 +460,36 @@ TWIN(attention, split_and_prep) {
     expect_close("var_attn_prep.k (cache)", kw, kref, B * NH * T * HS, TOL_ELEMWISE_F32);
     expect_close("var_attn_prep.v (cache)", vw, vref, B * NH * T * HS, 0, 0);
     cr_expect_eq(untouched_bad, 0, "kt_var_attn_prep wrote outside [t0, t0 + T)");
+    ctx_close(&c);
+}
+
+// kt_var_attention equals kt_var_attn_prep + kt_attention(scale 1) bit for bit (out, q, both caches), with and
+// without a bias, on a cache whose first t0 rows hold earlier keys.
+TWIN(attention, var_attention_composition) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor qkv = IN("qkv.qkv"), hsl = IN("qkv.head_scale_log");
+    int64_t B = qkv.shape[0], T = qkv.shape[1], NH = hsl.shape[0], HS = qkv.shape[2] / (3 * NH);
+    int64_t t0 = (int64_t)fx_scalar("qkv.t0"), cap = (int64_t)fx_scalar("qkv.tcap"), n = B * NH * cap * HS;
+    float *prev = ctx_keep(&c, malloc(sizeof(float) * n)), *bias = ctx_keep(&c, malloc(sizeof(float) * T * (t0 + T)));
+    for (int64_t i = 0; i < n; i++) prev[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+    for (int64_t i = 0; i < T * (t0 + T); i++) bias[i] = i % 3 ? 0.0f : -INFINITY;
+    int64_t cs[4] = {B, NH, cap, HS}, qs[4] = {B, NH, T, HS}, os[3] = {B, T, NH * HS};
+    KtTensor bt = dev_new(&c, KT_F32, 2, (int64_t[]){T, t0 + T}, bias);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        const KtTensor *bp = with_bias ? &bt : NULL;
+        KtTensor kc1 = dev_new(&c, KT_F32, 4, cs, prev), vc1 = dev_new(&c, KT_F32, 4, cs, prev);
+        KtTensor kc2 = dev_new(&c, KT_F32, 4, cs, prev), vc2 = dev_new(&c, KT_F32, 4, cs, prev);
+        KtTensor q1 = dev_new(&c, KT_F32, 4, qs, NULL), q2 = dev_new(&c, KT_F32, 4, qs, NULL);
+        KtTensor o1 = dev_new(&c, KT_F32, 3, os, NULL), o2 = dev_new(&c, KT_F32, 3, os, NULL);
+        OK(kt_var_attn_prep(&c.be, &q1, &kc1, &vc1, &qkv, &hsl, t0));
+        OK(kt_attention(&c.be, &o1, &q1, &kc1, &vc1, t0 + T, bp, 1.0f));
+        OK(kt_var_attention(&c.be, &o2, &q2, &kc2, &vc2, &qkv, &hsl, t0, bp));
+        expect_same_bytes(&c, "var_attention out", &o2, &o1);
+        expect_same_bytes(&c, "var_attention q", &q2, &q1);
+        expect_same_bytes(&c, "var_attention kcache", &kc2, &kc1);
+        expect_same_bytes(&c, "var_attention vcache", &vc2, &vc1);
+    }
     ctx_close(&c);
 }
 

@@ -237,7 +237,32 @@ static KtStatus push_long(Up *u, uint64_t len) {
     return push_int(u, (int64_t)v);
 }
 
+// Globals accepted as inert placeholders (see pickle.h): the objects training scripts save next to the weights.
+static const struct {
+    const char *mod, *name, *full;
+} k_inert[] = {
+    {"argparse", "Namespace", "argparse.Namespace"},
+    {"numpy.core.multiarray", "scalar", "numpy scalar"},
+    {"numpy._core.multiarray", "scalar", "numpy scalar"},
+    {"numpy", "dtype", "numpy.dtype"},
+    {"numpy.core.multiarray", "_reconstruct", "numpy array"},
+    {"numpy._core.multiarray", "_reconstruct", "numpy array"},
+    {"numpy", "ndarray", "numpy.ndarray"},
+    {"torch.torch_version", "TorchVersion", "torch.torch_version.TorchVersion"},
+    {"_codecs", "encode", "bytes object"},  // protocol 2's spelling of a bytes literal (numpy scalars' raw data)
+};
+
+static bool name_is(const char *want, const uint8_t *p, size_t n) { return strlen(want) == n && !memcmp(want, p, n); }
+
 static KtStatus push_global(Up *u, const uint8_t *mod, size_t ml, const uint8_t *name, size_t nl) {
+    for (size_t i = 0; i < sizeof k_inert / sizeof k_inert[0]; i++) {
+        if (!name_is(k_inert[i].mod, mod, ml) || !name_is(k_inert[i].name, name, nl)) continue;
+        KtPyObj *o = new_obj(u, KT_PY_GLOBAL);
+        if (!o) return oom(u);
+        o->u.glob.kind = KT_PYG_INERT;
+        o->u.glob.inert = (int)i;
+        return push(u, o);
+    }
     static const struct {
         const char *mod, *name;
         KtPyGlobal kind;
@@ -386,6 +411,15 @@ static KtStatus rebuild_tensor(Up *u, const KtPyObj *args, int64_t min_args, int
     return push(u, o);
 }
 
+// The placeholder a whitelisted global's call or instantiation stands for (its arguments are dropped).
+static KtStatus push_inert(Up *u, const KtPyObj *g) {
+    KtPyObj *o = new_obj(u, KT_PY_OBJECT);
+    if (!o) return oom(u);
+    o->u.glob.kind = KT_PYG_INERT;
+    o->u.glob.inert = g->u.glob.inert;
+    return push(u, o);
+}
+
 static KtStatus op_reduce(Up *u) {
     KtPyObj *args = NULL, *fn = NULL;
     KT_TRY(pop(u, &args));
@@ -414,6 +448,7 @@ static KtStatus op_reduce(Up *u) {
     case KT_PYG_REBUILD_PARAMETER_WITH_STATE:
         if (na < 1 || na > 4 || a[0]->type != KT_PY_TENSOR) return bad(u, "_rebuild_parameter needs a tensor");
         return push(u, a[0]);
+    case KT_PYG_INERT: return push_inert(u, fn);
     case KT_PYG_STORAGE_TYPE: break;
     }
     return bad(u, "REDUCE on a torch storage type (not a state dict)");
@@ -454,12 +489,15 @@ static KtStatus op_tupleN(Up *u, int64_t k) {
     return push_seq_from(u, KT_PY_TUPLE, u->sp - k);
 }
 
-static KtStatus op_newobj(Up *u) {
-    KtPyObj *args = NULL, *cls = NULL;
+// NEWOBJ (cls, args) and NEWOBJ_EX (cls, args, kwargs): an OrderedDict or an inert placeholder.
+static KtStatus op_newobj(Up *u, bool ex) {
+    KtPyObj *kwargs = NULL, *args = NULL, *cls = NULL;
+    if (ex) KT_TRY(pop(u, &kwargs));
     KT_TRY(pop(u, &args));
     KT_TRY(pop(u, &cls));
+    if (cls->type == KT_PY_GLOBAL && cls->u.glob.kind == KT_PYG_INERT) return push_inert(u, cls);
     if (cls->type != KT_PY_GLOBAL || cls->u.glob.kind != KT_PYG_ORDERED_DICT)
-        return bad(u, "NEWOBJ of something other than OrderedDict");
+        return bad(u, "NEWOBJ of something other than OrderedDict or an accepted placeholder class");
     return push(u, new_obj(u, KT_PY_DICT));
 }
 
@@ -528,7 +566,8 @@ static KtStatus step(Up *u, uint8_t op, bool *stop) {
     case 'R': return op_reduce(u);
     case 'b': return op_build(u);
     case 'Q': return op_persid(u);
-    case 0x81: return op_newobj(u);
+    case 0x81: return op_newobj(u, false);
+    case 0x92: return op_newobj(u, true);
     case '.': *stop = true; return KT_OK;
     default: break;
     }
@@ -575,7 +614,7 @@ KtStatus kt_pickle_load(KtPickle *pk, const uint8_t *data, size_t size, const ch
 
 const char *kt_py_type_name(KtPyType t) {
     static const char *names[] = {"None", "bool", "int", "int", "float", "str", "bytes", "tuple", "list", "dict",
-                                  "global", "storage", "tensor"};
+                                  "global", "storage", "tensor", "placeholder object"};
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
 
@@ -590,4 +629,10 @@ KtPyObj *kt_py_dict_get(const KtPyObj *d, const char *key) {
     for (int64_t i = 0; i + 1 < d->u.seq.n; i += 2)
         if (kt_py_str_eq(d->u.seq.items[i], key)) found = d->u.seq.items[i + 1];
     return found;
+}
+
+const char *kt_py_object_name(const KtPyObj *o) {
+    bool inert = o && (o->type == KT_PY_OBJECT || (o->type == KT_PY_GLOBAL && o->u.glob.kind == KT_PYG_INERT));
+    if (!inert || o->u.glob.inert < 0 || (size_t)o->u.glob.inert >= sizeof k_inert / sizeof k_inert[0]) return "?";
+    return k_inert[o->u.glob.inert].full;
 }

@@ -1,7 +1,12 @@
 // A small, strictly bounds-checked unpickler for PyTorch state dicts (pickle protocols 2-5). It builds a tree of
 // inert KtPyObj values; nothing in the file is ever called. The only globals accepted are those state dicts use:
 // collections.OrderedDict, torch._utils._rebuild_tensor(_v2), torch._utils._rebuild_parameter(_with_state) and the
-// typed torch storages (Float, Half, BFloat16, Double, Long, Int, Byte, Bool). Persistent ids
+// typed torch storages (Float, Half, BFloat16, Double, Long, Int, Byte, Bool). Training checkpoints (LlamaGen's
+// {"model": ..., "args": argparse.Namespace, ...}) also hold a few other objects next to the state dict: the globals
+// argparse.Namespace, numpy's scalar / dtype / ndarray reconstructors, torch.torch_version.TorchVersion and
+// _codecs.encode (how protocol 2 writes bytes, e.g. a numpy scalar's raw data) are
+// accepted as *inert placeholders* (KT_PY_OBJECT): "calling" or instantiating them only records which one it was,
+// their arguments and state are dropped, nothing is constructed or executed. Persistent ids
 // ('storage', StorageType, key, location, numel[, view_metadata]) become KT_PY_STORAGE objects and
 // _rebuild_tensor_v2 calls KT_PY_TENSOR objects; resolving storages to bytes is the caller's job (torch_pth.c).
 // Memo size, stack depth, nesting and total memory are capped, so a hostile file cannot exhaust memory.
@@ -28,6 +33,7 @@ typedef enum {
     KT_PY_GLOBAL,   // a whitelisted callable/class
     KT_PY_STORAGE,  // a persistent storage id
     KT_PY_TENSOR,
+    KT_PY_OBJECT,   // an inert placeholder for a whitelisted non-state-dict object (argparse.Namespace, numpy scalar, ...)
 } KtPyType;
 
 typedef enum {
@@ -37,6 +43,7 @@ typedef enum {
     KT_PYG_REBUILD_PARAMETER,  // torch._utils._rebuild_parameter(data, requires_grad, hooks)
     KT_PYG_REBUILD_PARAMETER_WITH_STATE,
     KT_PYG_STORAGE_TYPE,       // torch.XxxStorage (dtype in `glob.dtype`)
+    KT_PYG_INERT,              // a whitelisted class/function whose results become KT_PY_OBJECT (`glob.inert` names it)
 } KtPyGlobal;
 
 typedef struct {
@@ -74,6 +81,7 @@ typedef struct KtPyObj {
         struct {
             KtPyGlobal kind;
             KtDType dtype;
+            int inert;  // KT_PYG_INERT globals and KT_PY_OBJECT: index into the placeholder whitelist
         } glob;
         KtPyStorage *storage;
         KtPyTensor *tensor;
@@ -103,3 +111,5 @@ const char *kt_py_type_name(KtPyType t);
 bool kt_py_str_eq(const KtPyObj *o, const char *s);
 // The value for str key `key` in dict d (the last one if repeated), or NULL.
 KtPyObj *kt_py_dict_get(const KtPyObj *d, const char *key);
+// "argparse.Namespace" etc. for a KT_PY_OBJECT or KT_PYG_INERT global; "?" otherwise.
+const char *kt_py_object_name(const KtPyObj *o);

@@ -84,7 +84,7 @@ static KtStatus find_state_dict(KtCheckpoint *ck, const KtPyObj *top, const KtCk
         *sd = v;
         return KT_OK;
     }
-    static const char *wrappers[] = {"model", "state_dict"};
+    static const char *wrappers[] = {"model", "state_dict", "module"};
     for (size_t i = 0; i < sizeof wrappers / sizeof wrappers[0]; i++) {
         const KtPyObj *v = kt_py_dict_get(top, wrappers[i]);
         if (v && v->type == KT_PY_DICT) {
@@ -182,6 +182,12 @@ static KtStatus collect_tensors(Resolver *r, const KtPyObj *top, const KtCkptOpe
     KT_TRY(find_state_dict(ck, top, params, &sd));
     for (int64_t i = 0; i + 1 < sd->u.seq.n; i += 2) {
         const KtPyObj *k = sd->u.seq.items[i], *v = sd->u.seq.items[i + 1];
+        if (v->type == KT_PY_OBJECT) {  // placeholders are accepted next to the state dict, not inside it
+            char s[80];
+            return KT_FAIL(KT_ERR_FORMAT, "%s: state-dict entry '%s' is a %s, not a tensor (such objects are "
+                           "accepted only next to the state dict, e.g. a training checkpoint's \"args\")", ck->path,
+                           k->type == KT_PY_STR ? show(s, sizeof s, k->u.s) : "?", kt_py_object_name(v));
+        }
         if (k->type != KT_PY_STR || v->type != KT_PY_TENSOR) continue;  // not a tensor entry: skipped
         const KtPyTensor *pt = v->u.tensor;
         const KtPyStorage *st = pt->storage->u.storage;

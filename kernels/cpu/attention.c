@@ -99,3 +99,10 @@ KtStatus cpu_attention(KtBackend *be, KtTensor *out, const KtTensor *q, const Kt
     }
     return KT_OK;
 }
+
+// kt_var_attn_prep then kt_attention with softmax scale 1 (q and k are L2-normalised).
+KtStatus cpu_var_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                           const KtTensor *qkv, const KtTensor *head_scale_log, int64_t t0, const KtTensor *bias) {
+    KT_TRY(cpu_var_attn_prep(be, q, kcache, vcache, qkv, head_scale_log, t0));
+    return cpu_attention(be, out, q, kcache, vcache, t0 + q->shape[2], bias, 1.0f);
+}

@@ -94,6 +94,7 @@ static const KtBackendOps cpu_ops = {
     .adaln_modulate = cpu_adaln_modulate,
     .layernorm_adaln = cpu_layernorm_adaln,
     .gated_residual = cpu_gated_residual,
+    .gated_residual_layernorm_adaln = cpu_gated_residual_layernorm_adaln,
     .gelu_tanh = cpu_gelu_tanh,
     .silu = cpu_silu,
     .add = cpu_add,
@@ -111,12 +112,20 @@ static const KtBackendOps cpu_ops = {
     .split_qkv_heads = cpu_split_qkv_heads,
     .var_attn_prep = cpu_var_attn_prep,
     .attention = cpu_attention,
+    .var_attention = cpu_var_attention,
     .cfg_combine = cpu_cfg_combine,
     .sample_top_k_top_p = cpu_sample_top_k_top_p,
     .smooth_embed = cpu_smooth_embed,
     .image_to_u8 = cpu_image_to_u8,
     .count_nonfinite = cpu_count_nonfinite,
     .convert = cpu_convert,
+    .rmsnorm = cpu_rmsnorm,
+    .silu_mul = cpu_silu_mul,
+    .llama_attn_prep = cpu_llama_attn_prep,
+    .attention_pos = cpu_attention_pos,
+    .l2_normalize = cpu_l2_normalize,
+    .sample_llama = cpu_sample_llama,
+    .probs_llama = cpu_probs_llama,
 };
 
 // "OpenBLAS 0.3.21" from openblas_get_config()'s "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." (first two words).

@@ -67,6 +67,9 @@ KtStatus cpu_adaln_modulate(KtBackend *be, KtTensor *y, const KtTensor *x, const
 KtStatus cpu_layernorm_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
                              const KtTensor *shift, float eps);
 KtStatus cpu_gated_residual(KtBackend *be, KtTensor *x, const KtTensor *h, const KtTensor *gate);
+KtStatus cpu_gated_residual_layernorm_adaln(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h,
+                                            const KtTensor *gate, const KtTensor *scale, const KtTensor *shift,
+                                            float eps);
 KtStatus cpu_group_norm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                         int groups, float eps);
 KtStatus cpu_group_norm_silu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
@@ -99,9 +102,23 @@ KtStatus cpu_var_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTenso
                            const KtTensor *head_scale_log, int64_t t0);
 KtStatus cpu_attention(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                        int64_t kv_len, const KtTensor *bias, float scale);
+KtStatus cpu_var_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                           const KtTensor *qkv, const KtTensor *head_scale_log, int64_t t0, const KtTensor *bias);
 
 // sample.c
 KtStatus cpu_sample_top_k_top_p(KtBackend *be, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                                 int64_t pos0, SmpParams params);
 KtStatus cpu_smooth_embed(KtBackend *be, KtTensor *h, const KtTensor *logits, const KtTensor *codebook, float ratio,
                           const KtTensor *image_ids, int64_t pos0, uint64_t seed);
+
+// llama.c (raster models)
+KtStatus cpu_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps);
+KtStatus cpu_silu_mul(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b);
+KtStatus cpu_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
+                             const KtTensor *rope, const KtTensor *positions);
+KtStatus cpu_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                           const KtTensor *positions, float scale);
+KtStatus cpu_l2_normalize(KtBackend *be, KtTensor *y, const KtTensor *x);
+KtStatus cpu_sample_llama(KtBackend *be, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                          const KtTensor *positions, SmpParams params);
+KtStatus cpu_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params);

@@ -81,6 +81,14 @@ KtStatus cpu_gated_residual(KtBackend *be, KtTensor *x, const KtTensor *h, const
     return KT_OK;
 }
 
+// x += gate * h, then y = LN(x) * (1 + scale) + shift: exactly the two ops in sequence.
+KtStatus cpu_gated_residual_layernorm_adaln(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h,
+                                            const KtTensor *gate, const KtTensor *scale, const KtTensor *shift,
+                                            float eps) {
+    KT_TRY(cpu_gated_residual(be, x, h, gate));
+    return cpu_layernorm_adaln(be, y, x, scale, shift, eps);
+}
+
 // y, x: (B, H, W, C); w, b: (C). Pass 1: per-(sample, pixel block) group sums in double. Pass 2: per-sample
 // per-channel scale/bias from the combined sums. Pass 3: y = x * scale + bias (then SiLU).
 static KtStatus group_norm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,

@@ -84,21 +84,24 @@ KtStatus cuda_var_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTens
 }
 
 // ------------------------------------------------------------------------------------------- GEMM fallback
-// out (B, Tq, NH*HS)[b, t, h*HS + d] = o (B, NH, Tq, HS)[b, h, t, d].
-__global__ void merge_heads_kernel(float *__restrict__ out, const float *__restrict__ o, int64_t NH, int64_t Tq,
+// out (B, Tq, NH*HS)[b, t, h*HS + d] = o (B, NH, Tq, HS)[b, h, t, d], rounded to OT.
+template <typename OT>
+__global__ void merge_heads_kernel(OT *__restrict__ out, const float *__restrict__ o, int64_t NH, int64_t Tq,
                                    int64_t HS, int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t d = i % HS, r = i / HS, t = r % Tq, bh = r / Tq, h = bh % NH, b = bh / NH;
-        out[(b * Tq + t) * NH * HS + h * HS + d] = o[i];
+        out[(b * Tq + t) * NH * HS + h * HS + d] = from_f32<OT>(o[i]);
     }
 }
 
 // S = scale * q k^T (+ bias) -> softmax (CPU semantics: fully masked rows give zeros) -> P v, per (b, h) batched.
-static KtStatus attention_gemm(KtBackend *be, float *out, const float *q, const float *k, const float *v, int64_t B,
-                               int64_t NH, int64_t Tq, int64_t Tcap, int64_t HS, int64_t kv, const float *bias,
-                               float scale) {
+// out: float32, or 16-bit in `odt` (then always through the merge pass, which rounds).
+static KtStatus attention_gemm(KtBackend *be, void *outp, KtDType odt, const float *q, const float *k, const float *v,
+                               int64_t B, int64_t NH, int64_t Tq, int64_t Tcap, int64_t HS, int64_t kv,
+                               const float *bias, float scale) {
     int64_t BH = B * NH;
-    bool direct = NH == 1 || B == 1;  // output heads then sit at a constant stride: no merge pass
+    float *out = (float *)outp;
+    bool direct = odt == KT_F32 && (NH == 1 || B == 1);  // output heads then sit at a constant stride: no merge pass
     CudaCarve cv = {0};
     size_t os = cuda_carve(&cv, (size_t)(BH * Tq * kv) * 4), oo = direct ? 0 : cuda_carve(&cv, (size_t)(BH * Tq * HS) * 4);
     void *scr;
@@ -113,26 +116,47 @@ static KtStatus attention_gemm(KtBackend *be, float *out, const float *q, const 
     }
     KT_TRY(cuda_gemm_f32_batched(be, Tq, HS, kv, 1.f, S, kv, Tq * kv, v, HS, Tcap * HS, false, 0.f, O, HS, Tq * HS, BH));
     int64_t n = BH * Tq * HS;
-    merge_heads_kernel<<<cuda_blocks_capped(n, 256, 16 * cuda_impl(be)->sm_count), 256, 0, cuda_stream(be)>>>(
-        out, O, NH, Tq, HS, n);
+    unsigned g = cuda_blocks_capped(n, 256, 16 * cuda_impl(be)->sm_count);
+    if (odt == KT_BF16) merge_heads_kernel<<<g, 256, 0, cuda_stream(be)>>>((__nv_bfloat16 *)outp, O, NH, Tq, HS, n);
+    else if (odt == KT_F16) merge_heads_kernel<<<g, 256, 0, cuda_stream(be)>>>((__half *)outp, O, NH, Tq, HS, n);
+    else merge_heads_kernel<<<g, 256, 0, cuda_stream(be)>>>(out, O, NH, Tq, HS, n);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
 
-// q: (B, NH, Tq, HS); k, v: (B, NH, Tcap, HS); bias: (Tq, kv_len) or NULL; out: (B, Tq, NH*HS).
+// q: (B, NH, Tq, HS); k, v: (B, NH, Tcap, HS); bias: (Tq, kv_len) or NULL; out: (B, Tq, NH*HS), float32 or the
+// 16-bit matmul dtype (the fp32 kernel writes float32 only: a 16-bit out it cannot take goes the GEMM way).
 KtStatus cuda_attention(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                         int64_t kv_len, const KtTensor *bias, float scale) {
     int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3], Tcap = k->shape[2];
     if (B * NH * Tq == 0 || HS == 0) return KT_OK;
-    float *o = (float *)out->data;
-    const float *qp = (const float *)q->data, *kp = (const float *)k->data, *vp = (const float *)v->data;
+    float *qp = (float *)q->data, *kp = (float *)k->data, *vp = (float *)v->data;  // read only (no prep)
     const float *bp = bias ? (const float *)bias->data : NULL;
     KtStatus s = KT_ERR_UNSUPPORTED;
     if (be->matmul_dtype != KT_F32)
-        s = cuda_attention_flash_f16(be, o, qp, kp, vp, B, NH, Tq, Tcap, HS, kv_len, bp, scale);
-    if (s == KT_ERR_UNSUPPORTED) s = cuda_attention_flash_f32(be, o, qp, kp, vp, B, NH, Tq, Tcap, HS, kv_len, bp, scale);
+        s = cuda_attention_flash_f16(be, out->data, out->dtype, qp, kp, vp, B, NH, Tq, Tcap, HS, kv_len, bp, scale,
+                                     NULL);
+    if (s == KT_ERR_UNSUPPORTED && out->dtype == KT_F32)
+        s = cuda_attention_flash_f32(be, (float *)out->data, qp, kp, vp, B, NH, Tq, Tcap, HS, kv_len, bp, scale);
     if (s != KT_ERR_UNSUPPORTED) return s;
     if (B * NH > INT32_MAX || Tq > INT32_MAX || kv_len > INT32_MAX)
         return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_attention: shape too large for the cuBLAS path");
-    return attention_gemm(be, o, qp, kp, vp, B, NH, Tq, Tcap, HS, kv_len, bp, scale);
+    return attention_gemm(be, out->data, out->dtype, qp, kp, vp, B, NH, Tq, Tcap, HS, kv_len, bp, scale);
+}
+
+// kt_var_attn_prep + kt_attention: one fused kernel with a 16-bit matmul dtype where the fp16 kernel takes the
+// shape, else the two ops.
+KtStatus cuda_var_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                            const KtTensor *qkv, const KtTensor *head_scale_log, int64_t t0, const KtTensor *bias) {
+    int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3], Tcap = kcache->shape[2];
+    if (B * NH * T == 0 || HS == 0) return KT_OK;
+    if (be->matmul_dtype != KT_F32) {
+        CudaVarPrep prep = {(const float *)qkv->data, (const float *)head_scale_log->data, t0};
+        KtStatus s = cuda_attention_flash_f16(be, out->data, out->dtype, (float *)q->data, (float *)kcache->data,
+                                              (float *)vcache->data, B, NH, T, Tcap, HS, t0 + T,
+                                              bias ? (const float *)bias->data : NULL, 1.f, &prep);
+        if (s != KT_ERR_UNSUPPORTED) return s;
+    }
+    KT_TRY(cuda_var_attn_prep(be, q, kcache, vcache, qkv, head_scale_log, t0));
+    return cuda_attention(be, out, q, kcache, vcache, t0 + T, bias, 1.f);
 }

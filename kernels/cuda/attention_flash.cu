@@ -47,37 +47,98 @@ __device__ __forceinline__ float ex2(float x) {
 }
 
 // ------------------------------------------------------------------------------------------ fp16 tensor cores
+typedef struct {
+    void *out;          // (B, Tq, NH*D) in OT
+    float *q, *k, *v;   // q (B, NH, Tq, D); k, v (B, NH, Tcap, D). PREP: q and rows [t0, kv) of k, v are written
+    const float *bias;  // (Tq, kv) or NULL
+    const float *qkv, *hsl;  // PREP: (B, Tq, 3 NH D), (NH)
+    int64_t Tcap;
+    int NH, Tq, kv, t0, qtiles;
+    float qscale;
+} FlashF16Args;
+
+// Sum over the D/4 consecutive lanes holding one row (groups aligned to D/4 lanes, D/4 <= 32).
+template <int D> __device__ __forceinline__ float row_sum(float x) {
+#pragma unroll
+    for (int o = D / 8; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+__device__ __forceinline__ float sumsq4(float4 a) { return a.x * a.x + a.y * a.y + a.z * a.z + a.w * a.w; }
+// a / max(||row||, 1e-12) with ss = ||row||^2. Float sums and a multiply by the rounded reciprocal instead of
+// kt_var_attn_prep's double sum and IEEE division (a few ulp apart; the result is rounded to fp16 next): this sits
+// on the per-tile critical path of a latency-bound kernel.
+__device__ __forceinline__ float4 l2div4(float4 a, float ss) {
+    float nrm = __fsqrt_rn(ss);
+    if (nrm < 1e-12f) nrm = 1e-12f;
+    float r = __frcp_rn(nrm);
+    return make_float4(a.x * r, a.y * r, a.z * r, a.w * r);
+}
+__device__ __forceinline__ void store2(float *p, float a, float b) { *(float2 *)p = make_float2(a, b); }
+__device__ __forceinline__ void store2(__nv_bfloat16 *p, float a, float b) {
+    *(__nv_bfloat162 *)p = __floats2bfloat162_rn(a, b);
+}
+__device__ __forceinline__ void store2(__half *p, float a, float b) { *(__half2 *)p = __floats2half2_rn(a, b); }
+
 // Block: NW warps, 16 query rows each (BQ = 16*NW), one (b, h). Shared memory: fp32 K/V stages [2][BK][D] each,
 // fp16 K/V tiles [BK][D+8], fp16 Q [BQ][D+8] (the +8 halves keep ldmatrix rows on distinct banks).
-template <int D, int BK, int NW>
-__global__ void __launch_bounds__(NW * 32)
-flash_f16_kernel(float *__restrict__ out, const float *__restrict__ q, const float *__restrict__ k,
-                 const float *__restrict__ v, int NH, int Tq, int64_t Tcap, int kv, const float *__restrict__ bias,
-                 float qscale, int qtiles) {
-    constexpr int BQ = 16 * NW, DH = D + 8, NT = NW * 32;
+// PREP (VAR's step, kt_var_attention): queries are read from qkv and L2-normalised times the head's temperature
+// (written to q as well); keys [t0, kv) are read from qkv, their K rows L2-normalised in the fp32 stage, and the
+// block with query tile 0 writes them to the caches. Every block reads only cache rows < t0, which no block of this
+// launch writes. The row reductions run on all lanes (loop trip counts are multiples of the block size).
+template <int D, int BK, int NW, typename OT, bool PREP>
+__global__ void __launch_bounds__(NW * 32) flash_f16_kernel(FlashF16Args A) {
+    constexpr int BQ = 16 * NW, DH = D + 8, NT = NW * 32, D4 = D / 4;
+    static_assert((BQ * D4) % NT == 0 && (BK * D4) % NT == 0 && NT % D4 == 0, "uniform loops for the row sums");
     extern __shared__ __align__(16) unsigned char smem[];
     float *Kf = (float *)smem, *Vf = Kf + 2 * BK * D;
     __half *Kh = (__half *)(Vf + 2 * BK * D), *Vh = Kh + BK * DH, *Qh = Vh + BK * DH;
     int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t4 = lane & 3;
-    int bh = blockIdx.x / qtiles, q0 = (blockIdx.x % qtiles) * BQ, b = bh / NH, h = bh % NH;
-    const float *qh = q + (int64_t)bh * Tq * D, *kh = k + (int64_t)bh * Tcap * D, *vh = v + (int64_t)bh * Tcap * D;
+    const int Tq = A.Tq, kv = A.kv, NH = A.NH, t0 = A.t0;
+    int bh = blockIdx.x / A.qtiles, qt = blockIdx.x % A.qtiles, q0 = qt * BQ, b = bh / NH, h = bh % NH;
+    const int64_t C = (int64_t)NH * D, C3 = 3 * C;
+    float *kh = A.k + (int64_t)bh * A.Tcap * D, *vh = A.v + (int64_t)bh * A.Tcap * D;
+    const float *nb = PREP ? A.qkv + (int64_t)b * Tq * C3 + h * D : NULL;  // this (b, h)'s q part of new token 0
 
     auto issue = [&](int tile, int stage) {  // cp.async one K/V tile (rows past kv are zero-filled)
-        for (int i = tid; i < BK * D / 4; i += NT) {
-            int r = i / (D / 4), c4 = i % (D / 4), key = tile * BK + r;
+        for (int i = tid; i < BK * D4; i += NT) {
+            int r = i / D4, c4 = i % D4, key = tile * BK + r;
             bool ok = key < kv;
-            int64_t off = ok ? (int64_t)key * D + c4 * 4 : 0;
-            cp_async16(Kf + (stage * BK + r) * D + c4 * 4, kh + off, ok ? 16 : 0);
-            cp_async16(Vf + (stage * BK + r) * D + c4 * 4, vh + off, ok ? 16 : 0);
+            const float *ks = kh, *vs = vh;
+            if (ok && PREP && key >= t0) {
+                ks = nb + (int64_t)(key - t0) * C3 + C + c4 * 4;
+                vs = ks + C;
+            } else if (ok) {
+                ks = kh + (int64_t)key * D + c4 * 4;
+                vs = vh + (int64_t)key * D + c4 * 4;
+            }
+            cp_async16(Kf + (stage * BK + r) * D + c4 * 4, ks, ok ? 16 : 0);
+            cp_async16(Vf + (stage * BK + r) * D + c4 * 4, vs, ok ? 16 : 0);
         }
         cp_async_commit();
     };
     int ntiles = (kv + BK - 1) / BK;
     issue(0, 0);
-    for (int i = tid; i < BQ * D / 4; i += NT) {  // Q tile -> fp16, pre-scaled
-        int r = i / (D / 4), c4 = i % (D / 4);
-        float4 x = q0 + r < Tq ? *(const float4 *)(qh + (int64_t)(q0 + r) * D + c4 * 4) : make_float4(0, 0, 0, 0);
-        uint2 u = make_uint2(pack_h2(x.x * qscale, x.y * qscale), pack_h2(x.z * qscale, x.w * qscale));
+    float hs = 1.f;
+    if (PREP) {
+        const float ln100 = 4.605170249938965f;  // float32(log(100)), VAR's max_scale_mul
+        float lg = A.hsl[h] < ln100 ? A.hsl[h] : ln100;
+        hs = (float)exp((double)lg);  // correctly rounded like the CPU's expf (glibc)
+    }
+#pragma unroll 4
+    for (int it = 0; it < BQ * D4 / NT; it++) {  // Q tile -> fp16, pre-scaled
+        int i = tid + it * NT, r = i / D4, c4 = i % D4;
+        bool in = q0 + r < Tq;
+        float4 x = make_float4(0, 0, 0, 0);
+        if (PREP) {
+            if (in) x = *(const float4 *)(nb + (int64_t)(q0 + r) * C3 + c4 * 4);
+            x = l2div4(x, row_sum<D>(sumsq4(x)));
+            x = make_float4(__fmul_rn(x.x, hs), __fmul_rn(x.y, hs), __fmul_rn(x.z, hs), __fmul_rn(x.w, hs));
+            if (in) *(float4 *)(A.q + ((int64_t)bh * Tq + q0 + r) * D + c4 * 4) = x;
+        } else if (in) {
+            x = *(const float4 *)(A.q + ((int64_t)bh * Tq + q0 + r) * D + c4 * 4);
+        }
+        float qs = A.qscale;
+        uint2 u = make_uint2(pack_h2(x.x * qs, x.y * qs), pack_h2(x.z * qs, x.w * qs));
         *(uint2 *)(Qh + r * DH + c4 * 4) = u;
     }
     __syncthreads();
@@ -89,6 +150,7 @@ flash_f16_kernel(float *__restrict__ out, const float *__restrict__ q, const flo
     for (int n = 0; n < D / 8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
     float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
     int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+    const float *bias = A.bias;
 
     for (int kt = 0; kt < ntiles; kt++) {
         int st = kt & 1;
@@ -99,9 +161,22 @@ flash_f16_kernel(float *__restrict__ out, const float *__restrict__ q, const flo
             cp_async_wait<0>();
         }
         __syncthreads();  // tile kt landed; every warp is done with the previous fp16 tiles
-        for (int i = tid; i < BK * D / 4; i += NT) {
-            int r = i / (D / 4), c4 = i % (D / 4);
+        bool fresh = PREP && (kt + 1) * BK > t0;  // the tile holds new keys (uniform over the block)
+#pragma unroll 4
+        for (int it = 0; it < BK * D4 / NT; it++) {
+            int i = tid + it * NT, r = i / D4, c4 = i % D4;
             float4 a = *(const float4 *)(Kf + (st * BK + r) * D + c4 * 4), c = *(const float4 *)(Vf + (st * BK + r) * D + c4 * 4);
+            if (fresh) {
+                int key = kt * BK + r;
+                float ss = row_sum<D>(sumsq4(a));
+                if (key >= t0 && key < kv) {
+                    a = l2div4(a, ss);
+                    if (qt == 0) {
+                        *(float4 *)(kh + (int64_t)key * D + c4 * 4) = a;
+                        *(float4 *)(vh + (int64_t)key * D + c4 * 4) = c;
+                    }
+                }
+            }
             *(uint2 *)(Kh + r * DH + c4 * 4) = make_uint2(pack_h2(a.x, a.y), pack_h2(a.z, a.w));
             *(uint2 *)(Vh + r * DH + c4 * 4) = make_uint2(pack_h2(c.x, c.y), pack_h2(c.z, c.w));
         }
@@ -177,55 +252,77 @@ flash_f16_kernel(float *__restrict__ out, const float *__restrict__ q, const flo
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
     float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
-    int64_t C = (int64_t)NH * D;
+    OT *out = (OT *)A.out;
 #pragma unroll
     for (int n = 0; n < D / 8; n++) {
         int d = h * D + n * 8 + 2 * t4;
-        if (r0 < Tq) *(float2 *)(out + ((int64_t)b * Tq + r0) * C + d) = make_float2(o[n][0] * i0, o[n][1] * i0);
-        if (r1 < Tq) *(float2 *)(out + ((int64_t)b * Tq + r1) * C + d) = make_float2(o[n][2] * i1, o[n][3] * i1);
+        if (r0 < Tq) store2(out + ((int64_t)b * Tq + r0) * C + d, o[n][0] * i0, o[n][1] * i0);
+        if (r1 < Tq) store2(out + ((int64_t)b * Tq + r1) * C + d, o[n][2] * i1, o[n][3] * i1);
     }
 }
 
-template <int D, int BK, int NW>
-static KtStatus launch_f16(KtBackend *be, float *out, const float *q, const float *k, const float *v, int64_t BH,
-                           int NH, int Tq, int64_t Tcap, int kv, const float *bias, float scale) {
+template <int D, int BK, int NW, typename OT, bool PREP>
+static KtStatus launch_f16(KtBackend *be, FlashF16Args a, int64_t BH) {
     constexpr int BQ = 16 * NW;
     size_t smem = (size_t)4 * BK * D * 4 + (size_t)(2 * BK + BQ) * (D + 8) * 2;
     if (smem > cuda_impl(be)->smem_optin) return KT_ERR_UNSUPPORTED;
     static bool attr_set = false;  // per template instance; the attribute is per device function
     if (!attr_set) {
-        KT_CUDA_TRY(cudaFuncSetAttribute(flash_f16_kernel<D, BK, NW>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)smem));
+        KT_CUDA_TRY(cudaFuncSetAttribute(flash_f16_kernel<D, BK, NW, OT, PREP>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
         attr_set = true;
     }
-    int qtiles = (Tq + BQ - 1) / BQ;
-    int64_t grid = BH * qtiles;
+    a.qtiles = (a.Tq + BQ - 1) / BQ;
+    int64_t grid = BH * a.qtiles;
     if (grid > INT32_MAX) return KT_ERR_UNSUPPORTED;
-    flash_f16_kernel<D, BK, NW><<<(unsigned)grid, NW * 32, smem, cuda_stream(be)>>>(out, q, k, v, NH, Tq, Tcap, kv, bias,
-                                                                                   scale * LOG2E_F, qtiles);
+    flash_f16_kernel<D, BK, NW, OT, PREP><<<(unsigned)grid, NW * 32, smem, cuda_stream(be)>>>(a);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
 
-KtStatus cuda_attention_flash_f16(KtBackend *be, float *out, const float *q, const float *k, const float *v,
-                                  int64_t B, int64_t NH, int64_t Tq, int64_t Tcap, int64_t HS, int64_t kv_len,
-                                  const float *bias, float scale) {
+template <typename OT, bool PREP>
+static KtStatus dispatch_f16(KtBackend *be, const FlashF16Args &a, int64_t BH, int64_t HS, int nw) {
+    if (HS == 64) {
+        if (nw == 1) return launch_f16<64, 64, 1, OT, PREP>(be, a, BH);
+        if (nw == 4) return launch_f16<64, 64, 4, OT, PREP>(be, a, BH);
+        return launch_f16<64, 64, 8, OT, PREP>(be, a, BH);
+    }
+    if (nw == 1) return launch_f16<128, 32, 1, OT, PREP>(be, a, BH);
+    if (nw == 4) return launch_f16<128, 32, 4, OT, PREP>(be, a, BH);
+    return launch_f16<128, 32, 8, OT, PREP>(be, a, BH);
+}
+
+KtStatus cuda_attention_flash_f16(KtBackend *be, void *out, KtDType odt, float *q, float *k, float *v, int64_t B,
+                                  int64_t NH, int64_t Tq, int64_t Tcap, int64_t HS, int64_t kv_len, const float *bias,
+                                  float scale, const CudaVarPrep *prep) {
     if ((HS != 64 && HS != 128) || Tq > INT32_MAX || kv_len > INT32_MAX || NH > INT32_MAX) return KT_ERR_UNSUPPORTED;
-    if (!cuda_aligned(q, 16) || !cuda_aligned(k, 16) || !cuda_aligned(v, 16) || !cuda_aligned(out, 8))
+    if (!cuda_aligned(q, 16) || !cuda_aligned(k, 16) || !cuda_aligned(v, 16) ||
+        !cuda_aligned(out, odt == KT_F32 ? 8 : 4))
         return KT_ERR_UNSUPPORTED;
+    if (prep && (!cuda_aligned(prep->qkv, 16) || prep->t0 > INT32_MAX)) return KT_ERR_UNSUPPORTED;
+    if (B * NH * Tq == 0) return KT_OK;
     // Warps per block: 1 for a handful of queries (VAR's first scales), 8 when there are enough 128-query tiles to
     // fill the GPU twice (each K/V tile is then converted once for 128 queries), else 4.
-    int nw = Tq <= 16 ? 1 : 4;
-    if (Tq >= 128 && B * NH * ((Tq + 127) / 128) >= 2 * cuda_impl(be)->sm_count) nw = 8;
-    int nh = (int)NH, tq = (int)Tq, kv = (int)kv_len;
-    if (HS == 64) {
-        if (nw == 1) return launch_f16<64, 64, 1>(be, out, q, k, v, B * NH, nh, tq, Tcap, kv, bias, scale);
-        if (nw == 4) return launch_f16<64, 64, 4>(be, out, q, k, v, B * NH, nh, tq, Tcap, kv, bias, scale);
-        return launch_f16<64, 64, 8>(be, out, q, k, v, B * NH, nh, tq, Tcap, kv, bias, scale);
+    int nw = Tq <= 16 ? 1 : 4, sms = cuda_impl(be)->sm_count;
+    if (Tq >= 128 && B * NH * ((Tq + 127) / 128) >= 2 * sms) nw = 8;
+    // With prep, every query tile of a (b, h) normalises all new keys again. One tile: no repeat. Several tiles on a
+    // GPU filled twice over: throughput-bound, the repeat is cheap next to the attention. Several tiles in less than
+    // two waves (batch 1's late scales): latency-bound, the repeat costs more than a separate prep kernel (H100,
+    // B2=2 T=256 kv=680: fused 41 us vs 29 us for prep + attention) -> let the caller run the two ops.
+    int64_t qt = (Tq + 16 * nw - 1) / (16 * nw);
+    if (prep && qt > 1 && B * NH * qt < 2 * sms) return KT_ERR_UNSUPPORTED;
+    FlashF16Args a = {};
+    a.out = out, a.q = q, a.k = k, a.v = v, a.bias = bias, a.Tcap = Tcap;
+    a.NH = (int)NH, a.Tq = (int)Tq, a.kv = (int)kv_len, a.qscale = scale * LOG2E_F;
+    if (prep) {
+        a.qkv = prep->qkv, a.hsl = prep->head_scale_log, a.t0 = (int)prep->t0;
+        if (odt == KT_BF16) return dispatch_f16<__nv_bfloat16, true>(be, a, B * NH, HS, nw);
+        if (odt == KT_F16) return dispatch_f16<__half, true>(be, a, B * NH, HS, nw);
+        return dispatch_f16<float, true>(be, a, B * NH, HS, nw);
     }
-    if (nw == 1) return launch_f16<128, 32, 1>(be, out, q, k, v, B * NH, nh, tq, Tcap, kv, bias, scale);
-    if (nw == 4) return launch_f16<128, 32, 4>(be, out, q, k, v, B * NH, nh, tq, Tcap, kv, bias, scale);
-    return launch_f16<128, 32, 8>(be, out, q, k, v, B * NH, nh, tq, Tcap, kv, bias, scale);
+    if (odt == KT_BF16) return dispatch_f16<__nv_bfloat16, false>(be, a, B * NH, HS, nw);
+    if (odt == KT_F16) return dispatch_f16<__half, false>(be, a, B * NH, HS, nw);
+    return dispatch_f16<float, false>(be, a, B * NH, HS, nw);
 }
 
 // ----------------------------------------------------------------------------------------------- fp32 (FMA)

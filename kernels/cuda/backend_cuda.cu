@@ -242,6 +242,7 @@ static const KtBackendOps *cuda_ops(void) {
     o.adaln_modulate = cuda_adaln_modulate;
     o.layernorm_adaln = cuda_layernorm_adaln;
     o.gated_residual = cuda_gated_residual;
+    o.gated_residual_layernorm_adaln = cuda_gated_residual_layernorm_adaln;
     o.gelu_tanh = cuda_gelu_tanh;
     o.silu = cuda_silu;
     o.add = cuda_add;
@@ -259,6 +260,7 @@ static const KtBackendOps *cuda_ops(void) {
     o.split_qkv_heads = cuda_split_qkv_heads;
     o.var_attn_prep = cuda_var_attn_prep;
     o.attention = cuda_attention;
+    o.var_attention = cuda_var_attention;
     o.cfg_combine = cuda_cfg_combine;
     o.sample_top_k_top_p = cuda_sample_top_k_top_p;
     o.smooth_embed = cuda_smooth_embed;
@@ -270,6 +272,13 @@ static const KtBackendOps *cuda_ops(void) {
     o.graph_end = be_graph_end;
     o.graph_launch = be_graph_launch;
     o.graph_free = be_graph_free;
+    o.rmsnorm = cuda_rmsnorm;
+    o.silu_mul = cuda_silu_mul;
+    o.llama_attn_prep = cuda_llama_attn_prep;
+    o.attention_pos = cuda_attention_pos;
+    o.l2_normalize = cuda_l2_normalize;
+    o.sample_llama = cuda_sample_llama;
+    o.probs_llama = cuda_probs_llama;
     done = true;
     return &o;
 }

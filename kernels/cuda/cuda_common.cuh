@@ -168,6 +168,12 @@ template <typename T> __device__ __forceinline__ T from_f32(float v);
 template <> __device__ __forceinline__ float from_f32<float>(float v) { return v; }
 template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 template <> __device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
+// 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))) with the CPU reference's float operations in its order.
+__device__ __forceinline__ float gelu_tanh_f(float v) {
+    const float beta = 0.7978845608028654f, kappa = 0.044715f;
+    float inner = __fmul_rn(beta, __fadd_rn(v, __fmul_rn(kappa, __fmul_rn(__fmul_rn(v, v), v))));
+    return __fmul_rn(__fmul_rn(0.5f, v), __fadd_rn(1.f, tanhf(inner)));
+}
 // N consecutive elements moved as one vector access (N * sizeof(T) bytes, that many aligned).
 template <typename T, int N> struct alignas(N * sizeof(T)) CudaPack {
     T v[N];
@@ -193,6 +199,9 @@ KtStatus cuda_adaln_modulate(KtBackend *, KtTensor *y, const KtTensor *x, const 
                              const KtTensor *shift);
 KtStatus cuda_layernorm_adaln(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,
                               const KtTensor *shift, float eps);
+KtStatus cuda_gated_residual_layernorm_adaln(KtBackend *, KtTensor *y, KtTensor *x, const KtTensor *h,
+                                             const KtTensor *gate, const KtTensor *scale, const KtTensor *shift,
+                                             float eps);
 KtStatus cuda_softmax(KtBackend *, KtTensor *y, const KtTensor *x);
 KtStatus cuda_group_norm(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                          int groups, float eps);
@@ -225,15 +234,36 @@ KtStatus cuda_var_attn_prep(KtBackend *, KtTensor *q, KtTensor *kcache, KtTensor
                             const KtTensor *head_scale_log, int64_t t0);
 KtStatus cuda_attention(KtBackend *, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                         int64_t kv_len, const KtTensor *bias, float scale);
+KtStatus cuda_var_attention(KtBackend *, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                            const KtTensor *qkv, const KtTensor *head_scale_log, int64_t t0, const KtTensor *bias);
 // attention_flash.cu: fused kernels; return KT_ERR_UNSUPPORTED (without a message) for shapes they do not cover.
 KtStatus cuda_attention_flash_f32(KtBackend *be, float *out, const float *q, const float *k, const float *v,
                                   int64_t B, int64_t NH, int64_t Tq, int64_t Tcap, int64_t HS, int64_t kv_len,
                                   const float *bias, float scale);
-KtStatus cuda_attention_flash_f16(KtBackend *be, float *out, const float *q, const float *k, const float *v,
-                                  int64_t B, int64_t NH, int64_t Tq, int64_t Tcap, int64_t HS, int64_t kv_len,
-                                  const float *bias, float scale);
+// The fp16 tensor-core kernel. out: (B, Tq, NH*HS) in `odt` (float32, bf16 or fp16). With prep non-NULL it also does
+// kt_var_attn_prep's work (VAR's step, softmax scale 1): q (B, NH, Tq, HS) is written from prep->qkv rather than
+// read, and keys [t0, kv_len) come from prep->qkv (normalised in the kernel) and are written to k/v (the caches).
+typedef struct {
+    const float *qkv;  // (B, Tq, 3 NH HS)
+    const float *head_scale_log;  // (NH)
+    int64_t t0;        // first new position; kv_len = t0 + Tq
+} CudaVarPrep;
+KtStatus cuda_attention_flash_f16(KtBackend *be, void *out, KtDType odt, float *q, float *k, float *v, int64_t B,
+                                  int64_t NH, int64_t Tq, int64_t Tcap, int64_t HS, int64_t kv_len, const float *bias,
+                                  float scale, const CudaVarPrep *prep);
 // sample.cu
 KtStatus cuda_sample_top_k_top_p(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                                  int64_t pos0, SmpParams params);
 KtStatus cuda_smooth_embed(KtBackend *, KtTensor *h, const KtTensor *logits, const KtTensor *codebook, float ratio,
                            const KtTensor *image_ids, int64_t pos0, uint64_t seed);
+// llama.cu (raster models)
+KtStatus cuda_rmsnorm(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps);
+KtStatus cuda_silu_mul(KtBackend *, KtTensor *y, const KtTensor *a, const KtTensor *b);
+KtStatus cuda_llama_attn_prep(KtBackend *, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
+                              const KtTensor *rope, const KtTensor *positions);
+KtStatus cuda_attention_pos(KtBackend *, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                            const KtTensor *positions, float scale);
+KtStatus cuda_l2_normalize(KtBackend *, KtTensor *y, const KtTensor *x);
+KtStatus cuda_sample_llama(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                           const KtTensor *positions, SmpParams params);
+KtStatus cuda_probs_llama(KtBackend *, KtTensor *probs, KtTensor *logits, SmpParams params);

@@ -56,11 +56,12 @@ __device__ __forceinline__ void load8(const __half *p, float *o) {
 }
 
 // One warp per output feature n: lanes stream w[n, :] in 8-wide chunks (UNROLL chunks in flight), each chunk is
-// dotted with the (few) x rows, then a warp reduction. x: (M, K); w: (N, K); y: (M, N). K % 8 == 0, M <= MT.
-template <typename WT, int MT, int UNROLL>
-__global__ void __launch_bounds__(256) linear_small_m_kernel(float *__restrict__ y, const float *__restrict__ x,
-                                                             const WT *__restrict__ w, const float *__restrict__ b,
-                                                             int M, int N, int K) {
+// dotted with the (few) x rows, then a warp reduction; the epilogue adds the bias and, with `gelu`, applies the exact
+// tanh-GELU before rounding to YT. x: (M, K) XT; w: (N, K) WT; b: (N) YT or NULL; y: (M, N) YT. K % 8 == 0, M <= MT.
+template <typename WT, typename XT, typename YT, int MT, int UNROLL>
+__global__ void __launch_bounds__(256) linear_small_m_kernel(YT *__restrict__ y, const XT *__restrict__ x,
+                                                             const WT *__restrict__ w, const YT *__restrict__ b,
+                                                             int M, int N, int K, bool gelu) {
     int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5, lane = threadIdx.x & 31;
     if (warp >= N) return;
     const WT *wr = w + (int64_t)warp * K;
@@ -87,10 +88,10 @@ __global__ void __launch_bounds__(256) linear_small_m_kernel(float *__restrict__
 #pragma unroll
             for (int m = 0; m < MT; m++) {
                 if (m >= M) break;
-                const float4 *xp = (const float4 *)(x + (int64_t)m * K + (int64_t)c * 8);
-                float4 a = __ldg(xp), bb = __ldg(xp + 1);
-                acc[m] += a.x * wv[u][0] + a.y * wv[u][1] + a.z * wv[u][2] + a.w * wv[u][3] + bb.x * wv[u][4] +
-                          bb.y * wv[u][5] + bb.z * wv[u][6] + bb.w * wv[u][7];
+                float a[8];
+                load8(x + (int64_t)m * K + (int64_t)c * 8, a);
+                acc[m] += a[0] * wv[u][0] + a[1] * wv[u][1] + a[2] * wv[u][2] + a[3] * wv[u][3] + a[4] * wv[u][4] +
+                          a[5] * wv[u][5] + a[6] * wv[u][6] + a[7] * wv[u][7];
             }
         }
     }
@@ -98,29 +99,48 @@ __global__ void __launch_bounds__(256) linear_small_m_kernel(float *__restrict__
     for (int m = 0; m < MT; m++) {
         if (m >= M) break;
         float s = warp_sum(acc[m]);
-        if (lane == 0) y[(int64_t)m * N + warp] = s + (b ? b[warp] : 0.f);
+        if (lane == 0) {
+            float v = s + (b ? to_f32(b[warp]) : 0.f);
+            y[(int64_t)m * N + warp] = from_f32<YT>(gelu ? gelu_tanh_f(v) : v);
+        }
     }
 }
 
-template <typename WT>
-static KtStatus launch_small_m(KtBackend *be, float *y, const float *x, const WT *w, const float *b, int M, int N,
-                               int K) {
+template <typename WT, typename XT, typename YT>
+static KtStatus launch_small_m(KtBackend *be, const KtTensor *y, const KtTensor *x, const KtTensor *w,
+                               const KtTensor *bt, int M, int N, int K, bool gelu) {
     unsigned g = cuda_blocks((int64_t)N * 32, 256);
     cudaStream_t st = cuda_stream(be);
-    if (M <= 1) linear_small_m_kernel<WT, 1, 4><<<g, 256, 0, st>>>(y, x, w, b, M, N, K);
-    else if (M <= 2) linear_small_m_kernel<WT, 2, 4><<<g, 256, 0, st>>>(y, x, w, b, M, N, K);
-    else if (M <= 4) linear_small_m_kernel<WT, 4, 4><<<g, 256, 0, st>>>(y, x, w, b, M, N, K);
-    else if (M <= 8) linear_small_m_kernel<WT, 8, 2><<<g, 256, 0, st>>>(y, x, w, b, M, N, K);
-    else linear_small_m_kernel<WT, 16, 1><<<g, 256, 0, st>>>(y, x, w, b, M, N, K);
+    YT *yp = (YT *)y->data;
+    const XT *xp = (const XT *)x->data;
+    const WT *wp = (const WT *)w->data;
+    const YT *b = bt ? (const YT *)bt->data : NULL;
+    if (M <= 1) linear_small_m_kernel<WT, XT, YT, 1, 4><<<g, 256, 0, st>>>(yp, xp, wp, b, M, N, K, gelu);
+    else if (M <= 2) linear_small_m_kernel<WT, XT, YT, 2, 4><<<g, 256, 0, st>>>(yp, xp, wp, b, M, N, K, gelu);
+    else if (M <= 4) linear_small_m_kernel<WT, XT, YT, 4, 4><<<g, 256, 0, st>>>(yp, xp, wp, b, M, N, K, gelu);
+    else if (M <= 8) linear_small_m_kernel<WT, XT, YT, 8, 2><<<g, 256, 0, st>>>(yp, xp, wp, b, M, N, K, gelu);
+    else linear_small_m_kernel<WT, XT, YT, 16, 1><<<g, 256, 0, st>>>(yp, xp, wp, b, M, N, K, gelu);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
 
-// ------------------------------------------------------------------------------------------ generic fallback
-// 16x16 output tile per block through shared memory; any K, any alignment. x: (M, K); w: (N, K); y: (M, N).
+// 16-bit weights WT: x and y each float32 or WT.
 template <typename WT>
-__global__ void linear_generic_kernel(float *__restrict__ y, const float *__restrict__ x, const WT *__restrict__ w,
-                                      const float *__restrict__ b, int64_t M, int64_t N, int64_t K) {
+static KtStatus launch_small_m16(KtBackend *be, const KtTensor *y, const KtTensor *x, const KtTensor *w,
+                                 const KtTensor *b, int M, int N, int K, bool gelu) {
+    bool x16 = x->dtype != KT_F32, y16 = y->dtype != KT_F32;
+    if (x16 && y16) return launch_small_m<WT, WT, WT>(be, y, x, w, b, M, N, K, gelu);
+    if (x16) return launch_small_m<WT, WT, float>(be, y, x, w, b, M, N, K, gelu);
+    if (y16) return launch_small_m<WT, float, WT>(be, y, x, w, b, M, N, K, gelu);
+    return launch_small_m<WT, float, float>(be, y, x, w, b, M, N, K, gelu);
+}
+
+// ------------------------------------------------------------------------------------------ generic fallback
+// 16x16 output tile per block through shared memory; any K, any alignment. x: (M, K); w: (N, K); b: (N) YT;
+// y: (M, N) YT, with the exact tanh-GELU when `gelu`.
+template <typename WT, typename YT>
+__global__ void linear_generic_kernel(YT *__restrict__ y, const float *__restrict__ x, const WT *__restrict__ w,
+                                      const YT *__restrict__ b, int64_t M, int64_t N, int64_t K, bool gelu) {
     __shared__ float xs[16][17], ws[16][17];
     int tx = threadIdx.x, ty = threadIdx.y;
     int64_t m = (int64_t)blockIdx.y * 16 + ty, n = (int64_t)blockIdx.x * 16 + tx;
@@ -134,16 +154,21 @@ __global__ void linear_generic_kernel(float *__restrict__ y, const float *__rest
         for (int k = 0; k < 16; k++) acc += xs[ty][k] * ws[tx][k];
         __syncthreads();
     }
-    if (m < M && n < N) y[m * N + n] = acc + (b ? b[n] : 0.f);
+    if (m < M && n < N) {
+        float v = acc + (b ? to_f32(b[n]) : 0.f);
+        y[m * N + n] = from_f32<YT>(gelu ? gelu_tanh_f(v) : v);
+    }
 }
 
-template <typename WT>
-static KtStatus launch_generic(KtBackend *be, float *y, const float *x, const WT *w, const float *b, int64_t M,
-                               int64_t N, int64_t K) {
+// x: float32 (M, K).
+template <typename WT, typename YT>
+static KtStatus launch_generic(KtBackend *be, const KtTensor *y, const float *x, const KtTensor *w,
+                               const KtTensor *b, int64_t M, int64_t N, int64_t K, bool gelu) {
     dim3 grid((unsigned)((N + 15) / 16), (unsigned)((M + 15) / 16)), block(16, 16);
     if (grid.y > 65535) return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_linear: %lld rows exceed the fallback kernel's grid",
                                        (long long)M);
-    linear_generic_kernel<WT><<<grid, block, 0, cuda_stream(be)>>>(y, x, w, b, M, N, K);
+    linear_generic_kernel<WT, YT><<<grid, block, 0, cuda_stream(be)>>>(
+        (YT *)y->data, x, (const WT *)w->data, b ? (const YT *)b->data : NULL, M, N, K, gelu);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
@@ -151,7 +176,7 @@ static KtStatus launch_generic(KtBackend *be, float *y, const float *x, const WT
 // ------------------------------------------------------------------------------------------------- cuBLASLt
 struct CudaLtPlan {
     int64_t M, N, K;
-    int wdt;
+    int wdt, ydt;       // weight (and 16-bit input) dtype; output dtype (the bias follows it)
     bool bias, gelu;
     int align[4];  // x, w, y, bias pointer alignment classes
     cublasLtMatmulDesc_t desc;
@@ -185,7 +210,7 @@ static cudaDataType_t cuda_dt(KtDType d) {
 }
 
 // Builds the descriptors and asks the heuristic for the best algorithm; p->ok is false when there is none.
-static KtStatus plan_build(KtBackend *be, CudaLtPlan *p, const float *b) {
+static KtStatus plan_build(KtBackend *be, CudaLtPlan *p, const void *b) {
     CudaImpl *c = cuda_impl(be);
     cudaDataType_t dt = cuda_dt((KtDType)p->wdt);
     KT_CUDA_TRY(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));  // never TF32
@@ -198,13 +223,13 @@ static KtStatus plan_build(KtBackend *be, CudaLtPlan *p, const float *b) {
         KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof ep));
     }
     if (p->bias) {
-        cudaDataType_t bt = CUDA_R_32F;
+        cudaDataType_t bt = cuda_dt((KtDType)p->ydt);
         KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
         KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
     }
     KT_CUDA_TRY(cublasLtMatrixLayoutCreate(&p->la, dt, (uint64_t)p->K, (uint64_t)p->N, p->K));   // w: K x N col
     KT_CUDA_TRY(cublasLtMatrixLayoutCreate(&p->lb, dt, (uint64_t)p->K, (uint64_t)p->M, p->K));   // x: K x M col
-    KT_CUDA_TRY(cublasLtMatrixLayoutCreate(&p->lc, CUDA_R_32F, (uint64_t)p->N, (uint64_t)p->M, p->N));
+    KT_CUDA_TRY(cublasLtMatrixLayoutCreate(&p->lc, cuda_dt((KtDType)p->ydt), (uint64_t)p->N, (uint64_t)p->M, p->N));
     cublasLtMatmulPreference_t pref;
     KT_CUDA_TRY(cublasLtMatmulPreferenceCreate(&pref));
     uint64_t ws = c->blas_ws_size;
@@ -221,19 +246,21 @@ static KtStatus plan_build(KtBackend *be, CudaLtPlan *p, const float *b) {
     p->ok = st == CUBLAS_STATUS_SUCCESS && n > 0 && res.state == CUBLAS_STATUS_SUCCESS;
     if (p->ok) p->algo = res.algo;
     if (getenv("ARGEN_CUDA_VERBOSE"))
-        fprintf(stderr, "argen cuda: gemm M=%lld N=%lld K=%lld %s bias=%d gelu=%d: %s\n", (long long)p->M,
-                (long long)p->N, (long long)p->K, kt_dtype_name((KtDType)p->wdt), p->bias, p->gelu,
+        fprintf(stderr, "argen cuda: gemm M=%lld N=%lld K=%lld %s -> %s bias=%d gelu=%d: %s\n", (long long)p->M,
+                (long long)p->N, (long long)p->K, kt_dtype_name((KtDType)p->wdt), kt_dtype_name((KtDType)p->ydt),
+                p->bias, p->gelu,
                 p->ok ? "cublasLt" : "fallback kernel");
     return KT_OK;
 }
 
 static KtStatus plan_get(KtBackend *be, CudaLtPlan **out, int64_t M, int64_t N, int64_t K, KtDType wdt,
-                         const void *xin, const void *w, float *y, const float *b, bool gelu) {
+                         KtDType ydt, const void *xin, const void *w, void *y, const void *b, bool gelu) {
     CudaImpl *c = cuda_impl(be);
     int al[4] = {align_class(xin), align_class(w), align_class(y), b ? align_class(b) : 256};
     for (int i = 0; i < c->n_plans; i++) {
         CudaLtPlan *p = &c->plans[i];
-        if (p->M == M && p->N == N && p->K == K && p->wdt == (int)wdt && p->bias == (b != NULL) && p->gelu == gelu &&
+        if (p->M == M && p->N == N && p->K == K && p->wdt == (int)wdt && p->ydt == (int)ydt && p->bias == (b != NULL) &&
+            p->gelu == gelu &&
             !memcmp(p->align, al, sizeof al)) {
             *out = p;
             return KT_OK;
@@ -248,7 +275,7 @@ static KtStatus plan_get(KtBackend *be, CudaLtPlan **out, int64_t M, int64_t N, 
     }
     CudaLtPlan *p = &c->plans[c->n_plans];
     memset(p, 0, sizeof *p);
-    p->M = M; p->N = N; p->K = K; p->wdt = (int)wdt; p->bias = b != NULL; p->gelu = gelu;
+    p->M = M; p->N = N; p->K = K; p->wdt = (int)wdt; p->ydt = (int)ydt; p->bias = b != NULL; p->gelu = gelu;
     memcpy(p->align, al, sizeof al);
     c->n_plans++;  // kept even on failure so its descriptors are freed with the cache
     KT_TRY(plan_build(be, p, b));
@@ -256,13 +283,13 @@ static KtStatus plan_get(KtBackend *be, CudaLtPlan **out, int64_t M, int64_t N, 
     return KT_OK;
 }
 
-// y (M, N) = xin (M, K, weight dtype) . w^T + b [then GELU] through a cached cublasLt plan. *done = false: no
-// algorithm.
-static KtStatus lt_matmul(KtBackend *be, bool *done, float *y, const void *xin, const void *w, const float *b,
-                          int64_t M, int64_t N, int64_t K, KtDType wdt, bool gelu) {
+// y (M, N, ydt) = xin (M, K, weight dtype) . w^T + b (ydt) [then GELU] through a cached cublasLt plan.
+// *done = false: no algorithm.
+static KtStatus lt_matmul(KtBackend *be, bool *done, void *y, KtDType ydt, const void *xin, const void *w,
+                          const void *b, int64_t M, int64_t N, int64_t K, KtDType wdt, bool gelu) {
     CudaImpl *c = cuda_impl(be);
     CudaLtPlan *p = NULL;
-    KT_TRY(plan_get(be, &p, M, N, K, wdt, xin, w, y, b, gelu));
+    KT_TRY(plan_get(be, &p, M, N, K, wdt, ydt, xin, w, y, b, gelu));
     *done = p->ok;
     if (!p->ok) return KT_OK;
     if (b) KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
@@ -280,33 +307,37 @@ __global__ void widen_kernel(float *__restrict__ y, const T *__restrict__ x, int
         y[i] = to_f32(x[i]);
 }
 
-// x: (..., K) fp32, or 16-bit in w's dtype; w: (N, K) fp32 / bf16 / fp16; b: (N) or NULL; y: (..., N) fp32.
-// gelu: y = gelu_tanh(x . w^T + b); in cuBLASLt's epilogue with 16-bit weights, a separate exact pass in fp32.
+// x: (..., K) fp32, or 16-bit in w's dtype; w: (N, K) fp32 / bf16 / fp16; y: (..., N) fp32, or 16-bit in w's
+// dtype; b: (N) in y's dtype, or NULL. gelu: y = gelu_tanh(x . w^T + b); in cuBLASLt's epilogue with 16-bit weights,
+// else exact (a separate pass after cuBLASLt, or in the streaming/fallback kernels' epilogue).
 static KtStatus linear_impl(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                             bool gelu) {
     int64_t M = kt_rows(x), K = kt_cols(x), N = w->shape[0];
-    float *yp = (float *)y->data;
-    const float *xp = (const float *)x->data, *bp = b ? (const float *)b->data : NULL;
-    KtDType wdt = w->dtype;
+    KtDType wdt = w->dtype, ydt = y->dtype;
     bool x16 = x->dtype != KT_F32, fuse = gelu && wdt != KT_F32;
     if (M == 0 || N == 0) return KT_OK;
-    bool vec_ok = K % 8 == 0 && cuda_aligned(xp, 16) && cuda_aligned(w->data, 16) && N < (1 << 26) && K < (1 << 30);
+    bool vec_ok = K % 8 == 0 && cuda_aligned(x->data, 16) && cuda_aligned(w->data, 16) && N < (1 << 26) &&
+                  K < (1 << 30);
     // Measured on H100 (bf16, graph replay): streaming wins at M <= 2 up to ~4M weights (3.2 vs 5.2 us at 1024x1024,
     // 4.2 vs 5.1 us at 3072x1024); cuBLASLt wins from M = 8 and for 6144x1024.
-    bool small = !x16 && M <= cuda_impl(be)->small_m_max && vec_ok && N * K <= (4ll << 20);
-    bool done = false;
+    bool small = M <= cuda_impl(be)->small_m_max && vec_ok && N * K <= (4ll << 20);
     if (!small && K > 0) {
         const void *xin = x->data;
         if (wdt != KT_F32 && !x16) {
             void *s;
             KT_TRY(cuda_scratch(be, (size_t)(M * K) * 2, &s));
-            KT_TRY(cuda_convert_f32(be, s, wdt, xp, M * K));
+            KT_TRY(cuda_convert_f32(be, s, wdt, (const float *)x->data, M * K));
             xin = s;
         }
-        KT_TRY(lt_matmul(be, &done, yp, xin, w->data, bp, M, N, K, wdt, fuse));
-        if (done) return gelu && !fuse ? cuda_gelu_tanh(be, y, y) : KT_OK;
+        bool done = false;
+        KT_TRY(lt_matmul(be, &done, y->data, ydt, xin, w->data, b ? b->data : NULL, M, N, K, wdt, fuse));
+        if (done) return gelu && !fuse ? cuda_gelu_tanh(be, y, y) : KT_OK;  // !fuse: fp32 weights, so fp32 y
     }
-    if (x16 && M * K > 0) {  // the fallback kernels read float32
+    if (small && wdt == KT_BF16) return launch_small_m16<__nv_bfloat16>(be, y, x, w, b, (int)M, (int)N, (int)K, gelu);
+    if (small && wdt == KT_F16) return launch_small_m16<__half>(be, y, x, w, b, (int)M, (int)N, (int)K, gelu);
+    if (small) return launch_small_m<float, float, float>(be, y, x, w, b, (int)M, (int)N, (int)K, gelu);
+    const float *xp = (const float *)x->data;
+    if (x16 && M * K > 0) {  // the fallback kernel reads float32
         void *s;
         KT_TRY(cuda_scratch(be, (size_t)(M * K) * 4, &s));
         unsigned g = cuda_blocks_capped(M * K, 256, 16 * cuda_impl(be)->sm_count);
@@ -315,15 +346,12 @@ static KtStatus linear_impl(KtBackend *be, KtTensor *y, const KtTensor *x, const
         KT_CUDA_LAUNCHED();
         xp = (const float *)s;
     }
-    KtStatus st;
-    if (small && wdt == KT_BF16) st = launch_small_m(be, yp, xp, (const __nv_bfloat16 *)w->data, bp, (int)M, (int)N, (int)K);
-    else if (small && wdt == KT_F16) st = launch_small_m(be, yp, xp, (const __half *)w->data, bp, (int)M, (int)N, (int)K);
-    else if (small) st = launch_small_m(be, yp, xp, (const float *)w->data, bp, (int)M, (int)N, (int)K);
-    else if (wdt == KT_BF16) st = launch_generic(be, yp, xp, (const __nv_bfloat16 *)w->data, bp, M, N, K);
-    else if (wdt == KT_F16) st = launch_generic(be, yp, xp, (const __half *)w->data, bp, M, N, K);
-    else st = launch_generic(be, yp, xp, (const float *)w->data, bp, M, N, K);
-    KT_TRY(st);
-    return gelu ? cuda_gelu_tanh(be, y, y) : KT_OK;
+    bool y16 = ydt != KT_F32;
+    if (wdt == KT_BF16 && y16) return launch_generic<__nv_bfloat16, __nv_bfloat16>(be, y, xp, w, b, M, N, K, gelu);
+    if (wdt == KT_BF16) return launch_generic<__nv_bfloat16, float>(be, y, xp, w, b, M, N, K, gelu);
+    if (wdt == KT_F16 && y16) return launch_generic<__half, __half>(be, y, xp, w, b, M, N, K, gelu);
+    if (wdt == KT_F16) return launch_generic<__half, float>(be, y, xp, w, b, M, N, K, gelu);
+    return launch_generic<float, float>(be, y, xp, w, b, M, N, K, gelu);
 }
 
 KtStatus cuda_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {

@@ -36,12 +36,7 @@ KtStatus cuda_gated_residual(KtBackend *be, KtTensor *x, const KtTensor *h, cons
 
 // 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))).
 __global__ void gelu_tanh_kernel(float *y, const float *x, int64_t n) {
-    const float beta = 0.7978845608028654f, kappa = 0.044715f;
-    GRID_STRIDE(i, n) {
-        float v = x[i];
-        float inner = __fmul_rn(beta, __fadd_rn(v, __fmul_rn(kappa, __fmul_rn(__fmul_rn(v, v), v))));
-        y[i] = __fmul_rn(__fmul_rn(0.5f, v), __fadd_rn(1.f, tanhf(inner)));
-    }
+    GRID_STRIDE(i, n) y[i] = gelu_tanh_f(x[i]);
 }
 
 __global__ void silu_kernel(float *y, const float *x, int64_t n) {

@@ -15,25 +15,32 @@
 // y = x * (float)rstd + (float)(-mean * rstd) [then * (scale[b] + 1) + shift[b]], each op rounded separately.
 // The row stays in registers when C <= ROW_THREADS*ROW_VPT. rows_per_b: T (rows of one sample).
 // YT: float, or the 16-bit matmul dtype when the output feeds a GEMM (rounded once on store).
-template <bool ADALN, typename YT>
+// RESID: first x[r, c] += h[r, c] * gate[b, c] (kt_gated_residual's float ops), written back to x; a thread re-reads
+// only the columns it wrote itself.
+template <bool ADALN, bool RESID, typename YT>
 __global__ void __launch_bounds__(ROW_THREADS)
-layernorm_kernel(YT *y, const float *x, const float *__restrict__ scale, const float *__restrict__ shift,
-                 int64_t C, int64_t rows_per_b, float eps) {
+layernorm_kernel(YT *y, float *x, const float *h, const float *__restrict__ gate,
+                 const float *__restrict__ scale, const float *__restrict__ shift, int64_t C, int64_t rows_per_b,
+                 float eps) {
     __shared__ double sh[32];
     int64_t r = blockIdx.x;
-    const float *xr = x + r * C;
+    float *xr = x + r * C;
     YT *yr = y + r * C;
     float v[ROW_VPT];
     bool cached = C <= (int64_t)ROW_THREADS * ROW_VPT;
     double s = 0;
+    const float *hr = RESID ? h + r * C : NULL, *g = RESID ? gate + (r / rows_per_b) * C : NULL;
     if (cached) {
 #pragma unroll
         for (int i = 0; i < ROW_VPT; i++) {
             int64_t c = threadIdx.x + (int64_t)i * ROW_THREADS;
             v[i] = c < C ? xr[c] : 0.f;
+            if (RESID && c < C) xr[c] = v[i] = __fadd_rn(v[i], __fmul_rn(hr[c], g[c]));
             s += v[i];
         }
     } else {
+        if (RESID)
+            for (int64_t c = threadIdx.x; c < C; c += ROW_THREADS) xr[c] = __fadd_rn(xr[c], __fmul_rn(hr[c], g[c]));
         for (int64_t c = threadIdx.x; c < C; c += ROW_THREADS) s += xr[c];
     }
     double mean = block_sum_d(s, sh) / (double)C, q = 0;
@@ -65,35 +72,55 @@ layernorm_kernel(YT *y, const float *x, const float *__restrict__ scale, const f
     }
 }
 
+// x is written only with a residual (h, gate non-NULL); without one it is read-only (cast for the shared kernel).
 template <typename YT>
-static KtStatus launch_layernorm(KtBackend *be, bool adaln, YT *y, const float *x, const float *scale,
-                                 const float *shift, int64_t rows, int64_t C, int64_t rows_per_b, float eps) {
+static KtStatus launch_layernorm(KtBackend *be, bool adaln, YT *y, float *x, const float *h, const float *gate,
+                                 const float *scale, const float *shift, int64_t rows, int64_t C, int64_t rows_per_b,
+                                 float eps) {
     if (rows == 0 || C == 0) return KT_OK;
     if (rows > 0x7fffffff) return KT_FAIL(KT_ERR_UNSUPPORTED, "layernorm: %lld rows", (long long)rows);
-    if (adaln)
-        layernorm_kernel<true, YT><<<(unsigned)rows, ROW_THREADS, 0, cuda_stream(be)>>>(y, x, scale, shift, C,
-                                                                                       rows_per_b, eps);
+    unsigned g = (unsigned)rows;
+    cudaStream_t st = cuda_stream(be);
+    if (h)
+        layernorm_kernel<true, true, YT><<<g, ROW_THREADS, 0, st>>>(y, x, h, gate, scale, shift, C, rows_per_b, eps);
+    else if (adaln)
+        layernorm_kernel<true, false, YT><<<g, ROW_THREADS, 0, st>>>(y, x, NULL, NULL, scale, shift, C, rows_per_b,
+                                                                     eps);
     else
-        layernorm_kernel<false, YT><<<(unsigned)rows, ROW_THREADS, 0, cuda_stream(be)>>>(y, x, NULL, NULL, C, 1, eps);
+        layernorm_kernel<false, false, YT><<<g, ROW_THREADS, 0, st>>>(y, x, NULL, NULL, NULL, NULL, C, 1, eps);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
 
 // y, x: (..., C).
 KtStatus cuda_layernorm(KtBackend *be, KtTensor *y, const KtTensor *x, float eps) {
-    return launch_layernorm(be, false, (float *)y->data, (const float *)x->data, NULL, NULL, kt_rows(x), kt_cols(x), 1,
-                            eps);
+    return launch_layernorm(be, false, (float *)y->data, (float *)x->data, NULL, NULL, NULL, NULL, kt_rows(x),
+                            kt_cols(x), 1, eps);
 }
 
-// y, x: (B, T, C); scale, shift: (B, C). y: float32 or the 16-bit matmul dtype.
+// y, x, h: (B, T, C); gate, scale, shift: (B, C); h, gate NULL: no residual. y: float32 or the 16-bit matmul dtype.
+static KtStatus layernorm_adaln_impl(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *h,
+                                     const KtTensor *gate, const KtTensor *scale, const KtTensor *shift, float eps) {
+    int64_t B = x->shape[0], T = x->shape[1], C = x->shape[2];
+    float *xp = (float *)x->data;
+    const float *hp = h ? (const float *)h->data : NULL, *gp = gate ? (const float *)gate->data : NULL;
+    const float *sc = (const float *)scale->data, *sh = (const float *)shift->data;
+    if (y->dtype == KT_BF16)
+        return launch_layernorm(be, true, (__nv_bfloat16 *)y->data, xp, hp, gp, sc, sh, B * T, C, T, eps);
+    if (y->dtype == KT_F16) return launch_layernorm(be, true, (__half *)y->data, xp, hp, gp, sc, sh, B * T, C, T, eps);
+    return launch_layernorm(be, true, (float *)y->data, xp, hp, gp, sc, sh, B * T, C, T, eps);
+}
+
 KtStatus cuda_layernorm_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
                               const KtTensor *shift, float eps) {
-    int64_t B = x->shape[0], T = x->shape[1], C = x->shape[2];
-    const float *xp = (const float *)x->data, *sc = (const float *)scale->data, *sh = (const float *)shift->data;
-    if (y->dtype == KT_BF16)
-        return launch_layernorm(be, true, (__nv_bfloat16 *)y->data, xp, sc, sh, B * T, C, T, eps);
-    if (y->dtype == KT_F16) return launch_layernorm(be, true, (__half *)y->data, xp, sc, sh, B * T, C, T, eps);
-    return launch_layernorm(be, true, (float *)y->data, xp, sc, sh, B * T, C, T, eps);
+    return layernorm_adaln_impl(be, y, x, NULL, NULL, scale, shift, eps);
+}
+
+// One pass: x += gate * h written back, then LayerNorm + AdaLN of the new x (the two ops' float arithmetic).
+KtStatus cuda_gated_residual_layernorm_adaln(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h,
+                                             const KtTensor *gate, const KtTensor *scale, const KtTensor *shift,
+                                             float eps) {
+    return layernorm_adaln_impl(be, y, x, h, gate, scale, shift, eps);
 }
 
 // y[b,t,c] = x[b,t,c] * (scale[b,c] + 1) + shift[b,c]. y, x: (B, T, C).

@@ -1,0 +1,198 @@
+// Raster-model (LlamaGen) ops on the CPU: RMSNorm, the SwiGLU gate, 2D-RoPE attention inputs written into a
+// positional KV cache, attention that is causal by position, row L2 normalisation, and LlamaGen's sampler.
+// ref: LlamaGen autoregressive/models/gpt.py (RMSNorm, FeedForward, Attention, apply_rotary_emb, KVCache),
+//      generate.py (sample, top_k_top_p_filtering), tokenizer/tokenizer_image/vq_model.py (F.normalize)
+// Dims: B batch, T/Tq tokens, C channels, NH heads, HS head size, Tcap cache rows, P rotary-table rows, V vocab.
+#include <math.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "cpu_ops.h"
+
+// y = x * rsqrt(mean(x^2) + eps) * w: the statistic in double, then two float multiplies as torch's
+// (x * rsqrt(...)).type_as(x) * weight.
+KtStatus cpu_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps) {
+    (void)be;
+    int64_t N = kt_rows(x), C = kt_cols(x);
+    const float *xd = x->data, *wd = w->data;
+    float *yd = y->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) {
+        const float *xr = xd + i * C;
+        float *yr = yd + i * C;
+        double ss = 0;
+        for (int64_t c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
+        float r = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
+        for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] * r) * wd[c];
+    }
+    return KT_OK;
+}
+
+KtStatus cpu_silu_mul(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b) {
+    (void)be;
+    int64_t n = kt_numel(y);
+    const float *ad = a->data, *bd = b->data;
+    float *yd = y->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) yd[i] = ad[i] / (1.0f + expf(-ad[i])) * bd[i];
+    return KT_OK;
+}
+
+// Every position of `positions` (n entries) in [0, limit).
+static KtStatus check_positions(const char *op, const KtTensor *positions, int64_t limit) {
+    const int32_t *p = positions->data;
+    int64_t n = kt_numel(positions);
+    for (int64_t i = 0; i < n; i++)
+        if (p[i] < 0 || p[i] >= limit)
+            return KT_FAIL(KT_ERR_ARG, "%s: position %d (entry %lld) outside [0, %lld)", op, p[i], (long long)i,
+                           (long long)limit);
+    return KT_OK;
+}
+
+// dst[2j], dst[2j+1] = rotation of src's pair j by (cos, sin) = cs[j].
+static void rotate(float *dst, const float *src, const float *cs, int64_t half) {
+    for (int64_t j = 0; j < half; j++) {
+        float x0 = src[2 * j], x1 = src[2 * j + 1], c = cs[2 * j], s = cs[2 * j + 1];
+        dst[2 * j] = x0 * c - x1 * s;
+        dst[2 * j + 1] = x1 * c + x0 * s;
+    }
+}
+
+KtStatus cpu_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
+                             const KtTensor *rope, const KtTensor *positions) {
+    (void)be;
+    int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3], C = NH * HS;
+    int64_t Tcap = kcache->shape[2], P = rope->shape[0];
+    KT_TRY(check_positions("kt_llama_attn_prep", positions, P < Tcap ? P : Tcap));
+    const float *src = qkv->data, *rt = rope->data;
+    const int32_t *pos = positions->data;
+    float *qd = q->data, *kd = kcache->data, *vd = vcache->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t bt = 0; bt < B * T; bt++) {
+        int64_t b = bt / T, t = bt % T, p = pos[bt];
+        const float *row = src + bt * 3 * C, *cs = rt + p * HS;  // (HS/2, 2) at position p
+        for (int64_t h = 0; h < NH; h++) {
+            int64_t c = ((b * NH + h) * Tcap + p) * HS;
+            rotate(qd + ((b * NH + h) * T + t) * HS, row + h * HS, cs, HS / 2);
+            rotate(kd + c, row + C + h * HS, cs, HS / 2);
+            memcpy(vd + c, row + 2 * C + h * HS, (size_t)HS * sizeof(float));
+        }
+    }
+    return KT_OK;
+}
+
+#define ATT_QB 64  // query rows per work item
+
+// Work items (b, h, block of ATT_QB queries) on one thread each: scores over keys [0, max position of the block],
+// keys beyond a query's own position masked, softmax, P@V, through serial OpenBLAS calls.
+KtStatus cpu_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                           const KtTensor *positions, float scale) {
+    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3], Tcap = k->shape[2];
+    int64_t C = NH * HS, nqb = (Tq + ATT_QB - 1) / ATT_QB, qb_rows = Tq < ATT_QB ? Tq : ATT_QB;
+    KT_TRY(cpu_blas_dims("kt_attention_pos", Tq, Tcap, C));
+    KT_TRY(check_positions("kt_attention_pos", positions, Tcap));
+    if (B == 0 || NH == 0 || Tq == 0 || HS == 0) return KT_OK;
+    int nt = cpu_max_threads();
+    size_t per = ((size_t)(qb_rows * Tcap) * sizeof(float) + 63) / 64 * 64;
+    char *scratch;
+    KT_TRY(cpu_scratch(be, per * (size_t)nt, (void **)&scratch));
+    const float *qd = q->data, *kd = k->data, *vd = v->data;
+    const int32_t *pos = positions->data;
+    float *od = out->data;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int64_t item = 0; item < B * NH * nqb; item++) {
+        int64_t bh = item / nqb, b = bh / NH, h = bh % NH, i0 = (item % nqb) * ATT_QB;
+        int64_t m = Tq - i0 < ATT_QB ? Tq - i0 : ATT_QB, kv = 0;
+        const int32_t *pb = pos + b * Tq + i0;
+        for (int64_t i = 0; i < m; i++)
+            if (pb[i] + 1 > kv) kv = pb[i] + 1;
+        float *s = (float *)(scratch + per * (size_t)cpu_thread_id());  // (m, kv)
+        const float *kh = kd + bh * Tcap * HS, *vh = vd + bh * Tcap * HS;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)kv, (int)HS, scale,
+                    qd + (bh * Tq + i0) * HS, (int)HS, kh, (int)HS, 0.0f, s, (int)kv);
+        for (int64_t i = 0; i < m; i++) {
+            float *si = s + i * kv;
+            for (int64_t j = pb[i] + 1; j < kv; j++) si[j] = -INFINITY;
+            cpu_softmax_row(si, kv);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)m, (int)HS, (int)kv, 1.0f, s, (int)kv, vh,
+                    (int)HS, 0.0f, od + (b * Tq + i0) * C + h * HS, (int)C);
+    }
+    return KT_OK;
+}
+
+// y = x / max(||x||, 1e-12): the norm accumulated in double and rounded to float, then an IEEE division.
+KtStatus cpu_l2_normalize(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    (void)be;
+    int64_t N = kt_rows(x), D = kt_cols(x);
+    const float *xd = x->data;
+    float *yd = y->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) {
+        const float *xr = xd + i * D;
+        double ss = 0;
+        for (int64_t d = 0; d < D; d++) ss += (double)xr[d] * xr[d];
+        float nrm = (float)sqrt(ss);
+        if (nrm < 1e-12f) nrm = 1e-12f;
+        for (int64_t d = 0; d < D; d++) yd[i * D + d] = xr[d] / nrm;
+    }
+    return KT_OK;
+}
+
+// Per-thread scratch of the row samplers: V floats + V int32.
+static KtStatus row_scratch(KtBackend *be, int64_t V, int nt, size_t *per, char **scratch) {
+    if (V > INT32_MAX) return KT_FAIL(KT_ERR_UNSUPPORTED, "sampling: vocabulary of %lld entries", (long long)V);
+    *per = ((size_t)V * (sizeof(float) + sizeof(int32_t)) + 63) / 64 * 64;
+    return cpu_scratch(be, *per * (size_t)nt, (void **)scratch);
+}
+
+KtStatus cpu_sample_llama(KtBackend *be, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                          const KtTensor *positions, SmpParams params) {
+    int64_t B = logits->shape[0], T = logits->shape[1], V = logits->shape[2];
+    int nt = cpu_max_threads();
+    size_t per;
+    char *scratch;
+    KT_TRY(row_scratch(be, V, nt, &per, &scratch));
+    const int64_t *ids = image_ids->data;
+    const int32_t *pos = positions->data;
+    float *ld = logits->data;
+    int32_t *tok = tokens->data;
+    int64_t n_empty = 0, first_empty = -1;
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : n_empty)
+    for (int64_t r = 0; r < B * T; r++) {
+        if (pos[r] < 0) continue;
+        char *mine = scratch + per * (size_t)cpu_thread_id();
+        float *sv = (float *)mine;
+        int32_t *si = (int32_t *)(mine + (size_t)V * sizeof(float));
+        int32_t t = smp_sample_hf_row(ld + r * V, V, params, (uint64_t)ids[r / T], (uint32_t)pos[r], sv, si);
+        tok[r] = t < 0 ? 0 : t;
+        n_empty += t < 0;
+    }
+    if (n_empty) {
+        for (int64_t r = 0; r < B * T && first_empty < 0; r++) {
+            if (pos[r] < 0) continue;
+            bool any = false;
+            for (int64_t i = 0; i < V && !any; i++) any = ld[r * V + i] > -INFINITY;
+            if (!any) first_empty = r;
+        }
+        return KT_FAIL(KT_ERR_NUMERIC, "sampling: %lld row(s) have no finite logit (first: batch %lld, token %lld)",
+                       (long long)n_empty, (long long)(first_empty / T), (long long)(first_empty % T));
+    }
+    return KT_OK;
+}
+
+KtStatus cpu_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params) {
+    int64_t N = kt_rows(logits), V = kt_cols(logits);
+    int nt = cpu_max_threads();
+    size_t per;
+    char *scratch;
+    KT_TRY(row_scratch(be, V, nt, &per, &scratch));
+    float *ld = logits->data, *pd = probs->data;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t r = 0; r < N; r++) {
+        char *mine = scratch + per * (size_t)cpu_thread_id();
+        smp_hf_probs_row(pd + r * V, ld + r * V, V, params, (float *)mine, (int32_t *)(mine + (size_t)V * sizeof(float)));
+    }
+    return KT_OK;
+}

@@ -1,0 +1,367 @@
+// Raster-model (LlamaGen) ops on the GPU: RMSNorm, the SwiGLU gate, 2D-RoPE attention inputs scattered into the
+// positional KV cache, attention causal by position (one warp per query, online softmax: the decode-style shapes of
+// sequential / SJD / ZipAR steps), row L2 normalisation, and LlamaGen's HF-style sampler (top-k / top-p on one stable
+// block radix sort, then the draw of samplers/sampling.h with the same Philox words) and its probabilities.
+// Semantics are those of kernels/cpu/llama.c; sums run as block reductions / scans, so results match the CPU within
+// float rounding (a sampled token can differ only when u * total falls within ~1e-16 of a cumulative boundary).
+// Positions outside the cache are not written (prep) or clamped (attention): memory-safe; the CPU backend reports
+// them as errors.
+// ref: LlamaGen autoregressive/models/gpt.py, generate.py; kernels/cpu/llama.c
+// Dims: B batch, T/Tq tokens, C channels, NH heads, HS head size, Tcap cache rows, P rotary rows, V vocabulary.
+#include <cub/block/block_radix_sort.cuh>
+#include <cub/block/block_scan.cuh>
+
+#include "cuda_common.cuh"
+#include "samplers/philox.h"
+
+#define LLAMA_FLAG_EMPTY 2  // a sampled row had no finite logit (the sampler's bit, reported at the next sync)
+
+// ----------------------------------------------------------------------------------------------------- RMSNorm
+// One block per row: sum of squares in double, y = (x * r) * w as the CPU.
+__global__ void __launch_bounds__(256) rmsnorm_kernel(float *__restrict__ y, const float *__restrict__ x,
+                                                      const float *__restrict__ w, int64_t C, float eps) {
+    __shared__ double sh[32];
+    const float *xr = x + (int64_t)blockIdx.x * C;
+    float *yr = y + (int64_t)blockIdx.x * C;
+    double ss = 0;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) ss += (double)xr[c] * xr[c];
+    ss = block_sum_d(ss, sh);
+    float r = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) yr[c] = __fmul_rn(__fmul_rn(xr[c], r), w[c]);
+}
+
+KtStatus cuda_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps) {
+    int64_t N = kt_rows(x), C = kt_cols(x);
+    if (N == 0 || C == 0) return KT_OK;
+    if (N > INT32_MAX) return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_rmsnorm: %lld rows", (long long)N);
+    rmsnorm_kernel<<<(unsigned)N, 256, 0, cuda_stream(be)>>>((float *)y->data, (const float *)x->data,
+                                                             (const float *)w->data, C, eps);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+// ---------------------------------------------------------------------------------------------------- SwiGLU
+__global__ void silu_mul_kernel(float *__restrict__ y, const float *__restrict__ a, const float *__restrict__ b,
+                                int64_t n) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        float v = a[i];
+        y[i] = __fmul_rn(__fdiv_rn(v, 1.0f + expf(-v)), b[i]);
+    }
+}
+
+KtStatus cuda_silu_mul(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b) {
+    int64_t n = kt_numel(y);
+    if (n == 0) return KT_OK;
+    silu_mul_kernel<<<cuda_blocks_capped(n, 256, 16 * cuda_impl(be)->sm_count), 256, 0, cuda_stream(be)>>>(
+        (float *)y->data, (const float *)a->data, (const float *)b->data, n);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+// ------------------------------------------------------------------------------------------ RoPE + KV scatter
+// One thread per (b, t, h, pair j): rotates q's and k's pair j with rope[pos, j], copies v's pair j.
+__global__ void llama_prep_kernel(float *__restrict__ q, float *__restrict__ kc, float *__restrict__ vc,
+                                  const float *__restrict__ qkv, const float *__restrict__ rope,
+                                  const int32_t *__restrict__ pos, int64_t T, int64_t NH, int64_t HS, int64_t Tcap,
+                                  int64_t limit, int64_t n) {
+    int64_t half = HS / 2, C = NH * HS;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t j = i % half, h = (i / half) % NH, bt = i / (half * NH), b = bt / T, t = bt % T;
+        int64_t p = pos[bt];
+        const float *row = qkv + bt * 3 * C + h * HS + 2 * j;
+        float *qo = q + ((b * NH + h) * T + t) * HS + 2 * j;
+        if (p < 0 || p >= limit) {  // validated on the CPU; here only kept memory-safe
+            qo[0] = qo[1] = 0.f;
+            continue;
+        }
+        float c = rope[(p * half + j) * 2], s = rope[(p * half + j) * 2 + 1];
+        float q0 = row[0], q1 = row[1], k0 = row[C], k1 = row[C + 1];
+        qo[0] = __fsub_rn(__fmul_rn(q0, c), __fmul_rn(q1, s));
+        qo[1] = __fadd_rn(__fmul_rn(q1, c), __fmul_rn(q0, s));
+        int64_t o = ((b * NH + h) * Tcap + p) * HS + 2 * j;
+        kc[o] = __fsub_rn(__fmul_rn(k0, c), __fmul_rn(k1, s));
+        kc[o + 1] = __fadd_rn(__fmul_rn(k1, c), __fmul_rn(k0, s));
+        vc[o] = row[2 * C];
+        vc[o + 1] = row[2 * C + 1];
+    }
+}
+
+KtStatus cuda_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
+                              const KtTensor *rope, const KtTensor *positions) {
+    int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3], Tcap = kcache->shape[2];
+    int64_t P = rope->shape[0], n = B * T * NH * (HS / 2);
+    if (n == 0) return KT_OK;
+    llama_prep_kernel<<<cuda_blocks_capped(n, 256, 16 * cuda_impl(be)->sm_count), 256, 0, cuda_stream(be)>>>(
+        (float *)q->data, (float *)kcache->data, (float *)vcache->data, (const float *)qkv->data,
+        (const float *)rope->data, (const int32_t *)positions->data, T, NH, HS, Tcap, P < Tcap ? P : Tcap, n);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+// ------------------------------------------------------------------------------- attention causal by position
+#define ATT_WARPS 4
+#define ATT_MAXD 8  // head dims per lane: HS <= 256
+
+// One warp per query (b, h, t): keys 0..pos with an online softmax; lane l holds dims l, l+32, ...
+__global__ void __launch_bounds__(32 * ATT_WARPS)
+attention_pos_kernel(float *__restrict__ out, const float *__restrict__ q, const float *__restrict__ k,
+                     const float *__restrict__ v, const int32_t *__restrict__ pos, int64_t NH, int64_t Tq, int64_t HS,
+                     int64_t Tcap, float scale, int64_t n) {
+    int64_t wid = (int64_t)blockIdx.x * ATT_WARPS + (threadIdx.x >> 5);
+    if (wid >= n) return;
+    int lane = threadIdx.x & 31;
+    int64_t t = wid % Tq, bh = wid / Tq, b = bh / NH, h = bh % NH;
+    int64_t p = pos[b * Tq + t];
+    p = p < 0 ? 0 : p >= Tcap ? Tcap - 1 : p;
+    const float *qr = q + wid * HS, *kb = k + bh * Tcap * HS, *vb = v + bh * Tcap * HS;
+    float qv[ATT_MAXD], acc[ATT_MAXD];
+#pragma unroll
+    for (int i = 0; i < ATT_MAXD; i++) {
+        int64_t d = lane + 32 * i;
+        qv[i] = d < HS ? qr[d] : 0.f;
+        acc[i] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    for (int64_t j = 0; j <= p; j++) {
+        const float *kr = kb + j * HS, *vr = vb + j * HS;
+        float dot = 0.f;
+#pragma unroll
+        for (int i = 0; i < ATT_MAXD; i++) {
+            int64_t d = lane + 32 * i;
+            if (d < HS) dot += qv[i] * kr[d];
+        }
+        float s = warp_sum(dot) * scale, mn = fmaxf(m, s), corr = expf(m - mn), e = expf(s - mn);
+        l = l * corr + e;
+#pragma unroll
+        for (int i = 0; i < ATT_MAXD; i++) {
+            int64_t d = lane + 32 * i;
+            acc[i] = acc[i] * corr + (d < HS ? e * vr[d] : 0.f);
+        }
+        m = mn;
+    }
+    float *o = out + (b * Tq + t) * NH * HS + h * HS;
+#pragma unroll
+    for (int i = 0; i < ATT_MAXD; i++) {
+        int64_t d = lane + 32 * i;
+        if (d < HS) o[d] = acc[i] / l;
+    }
+}
+
+KtStatus cuda_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                            const KtTensor *positions, float scale) {
+    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3], Tcap = k->shape[2];
+    int64_t n = B * NH * Tq;
+    if (n == 0 || HS == 0) return KT_OK;
+    if (HS > 32 * ATT_MAXD)
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_attention_pos: head size %lld > %d on CUDA", (long long)HS, 32 * ATT_MAXD);
+    attention_pos_kernel<<<cuda_blocks(n, ATT_WARPS), 32 * ATT_WARPS, 0, cuda_stream(be)>>>(
+        (float *)out->data, (const float *)q->data, (const float *)k->data, (const float *)v->data,
+        (const int32_t *)positions->data, NH, Tq, HS, Tcap, scale, n);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+// ------------------------------------------------------------------------------------------ L2 normalisation
+// One warp per row: the norm in double, rounded to float, then an IEEE division (as the CPU).
+__global__ void l2_normalize_kernel(float *__restrict__ y, const float *__restrict__ x, int64_t N, int64_t D) {
+    int64_t r = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    if (r >= N) return;
+    int lane = threadIdx.x & 31;
+    const float *xr = x + r * D;
+    double ss = 0;
+    for (int64_t d = lane; d < D; d += 32) ss += (double)xr[d] * xr[d];
+    ss = warp_sum_d(ss);
+    float nrm = (float)sqrt(ss);
+    if (nrm < 1e-12f) nrm = 1e-12f;
+    for (int64_t d = lane; d < D; d += 32) y[r * D + d] = __fdiv_rn(xr[d], nrm);
+}
+
+KtStatus cuda_l2_normalize(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    int64_t N = kt_rows(x), D = kt_cols(x);
+    if (N == 0 || D == 0) return KT_OK;
+    l2_normalize_kernel<<<cuda_blocks(N * 32, 256), 256, 0, cuda_stream(be)>>>((float *)y->data,
+                                                                               (const float *)x->data, N, D);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+// ---------------------------------------------------------------------------------------- LlamaGen's sampler
+template <int NT, int IT>
+struct HfSmem {
+    union {
+        typename cub::BlockRadixSort<float, NT, IT, int>::TempStorage sort;
+        typename cub::BlockScan<double, NT>::TempStorage scan;
+    } tmp;
+    unsigned char drop[NT * IT];  // top-p: 1 = masked, by vocabulary index
+    float th;
+    int first, last;
+};
+
+// Row r of logits (rows, V): temperature, HF top-k (keep >= the k-th largest; NaN as -inf) and HF top-p (entries in
+// descending (value, index) order; a finite survivor is masked when the mass of the finite survivors before it,
+// over their total, exceeds top_p), written back; then PROBS: probs[r] = softmax (e = exp(x - max) in double, stored
+// as float, times float(1 / sum)); else the draw of smp_categorical with the Philox uniform of
+// (seed, image_ids[r / T], pos[r], SMP_STREAM_TOKEN) into tokens[r] (rows with pos < 0 skipped).
+template <int NT, int IT, bool PROBS>
+__global__ void __launch_bounds__(NT)
+hf_kernel(int32_t *__restrict__ tokens, float *__restrict__ probs, float *__restrict__ logits,
+          const int64_t *__restrict__ image_ids, const int32_t *__restrict__ pos, int64_t T, int V, uint64_t seed,
+          int top_k, float top_p, float temp, int32_t *__restrict__ flag) {
+    constexpr int P = NT * IT;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    HfSmem<NT, IT> &sm = *reinterpret_cast<HfSmem<NT, IT> *>(smem_raw);
+    int tid = threadIdx.x;
+    int64_t r = blockIdx.x;
+    if (!PROBS && pos[r] < 0) return;  // the whole block leaves together
+    float *row = logits + r * V;
+    bool use_k = top_k > 0 && top_k < V, use_p = top_p < 1.f, div = temp != 1.f;
+    float td = temp > 1e-5f ? temp : 1e-5f;
+    auto load = [&](int idx) { return idx < V ? (div ? __fdiv_rn(row[idx], td) : row[idx]) : -INFINITY; };
+
+    float th = -INFINITY;
+    if (use_k || use_p) {
+        for (int i = tid; i < P; i += NT) sm.drop[i] = 0;
+        float keys[IT];
+        int vals[IT];
+#pragma unroll
+        for (int i = 0; i < IT; i++) {
+            int idx = tid * IT + i;
+            float x = load(idx);
+            keys[i] = (x != x) ? INFINITY : (x == 0.f ? 0.f : -x);  // ascending -x = descending x; NaN last
+            vals[i] = idx;
+        }
+        cub::BlockRadixSort<float, NT, IT, int>(sm.tmp.sort).Sort(keys, vals);  // stable: index order on ties
+        __syncthreads();
+        if (use_k) {
+#pragma unroll
+            for (int i = 0; i < IT; i++)
+                if (tid * IT + i == top_k - 1) sm.th = -keys[i];
+            __syncthreads();
+            th = sm.th;
+        }
+        if (use_p) {
+            float mx = -INFINITY;  // the largest finite survivor
+#pragma unroll
+            for (int i = 0; i < IT; i++) {
+                float x = -keys[i];
+                if (isfinite(x) && x >= th) mx = fmaxf(mx, x);
+            }
+            __shared__ float shm[32];
+            mx = block_max(mx, shm);
+            double e[IT], part = 0;
+            bool fin[IT];
+#pragma unroll
+            for (int i = 0; i < IT; i++) {
+                float x = -keys[i];
+                fin[i] = isfinite(x) && x >= th;
+                e[i] = fin[i] ? exp((double)x - (double)mx) : 0.0;
+                part += e[i];
+            }
+            double pre, z;
+            __syncthreads();  // the sort's temp storage is reused by the scan
+            cub::BlockScan<double, NT>(sm.tmp.scan).ExclusiveSum(part, pre, z);
+            double cum = pre;
+#pragma unroll
+            for (int i = 0; i < IT; i++) {
+                if (fin[i] && cum / z > (double)top_p) sm.drop[vals[i]] = 1;
+                cum += e[i];
+            }
+        }
+        __syncthreads();
+    }
+
+    float lv[IT], mx = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < IT; i++) {
+        int idx = tid * IT + i;
+        float x = load(idx);
+        if (use_k && !(x >= th)) x = -INFINITY;
+        if (use_p && idx < V && sm.drop[idx]) x = -INFINITY;
+        if (idx < V) row[idx] = x;
+        lv[i] = x;
+        mx = fmaxf(mx, x);  // NaN ignored, as the CPU's `>` scan
+    }
+    __shared__ float shm2[32];
+    mx = block_max(mx, shm2);
+    double w[IT], part = 0;
+#pragma unroll
+    for (int i = 0; i < IT; i++) {
+        float x = lv[i];
+        w[i] = (x != x || x == -INFINITY) ? 0.0 : x == mx ? 1.0 : exp((double)x - (double)mx);
+        part += w[i];
+    }
+    if (tid == 0) { sm.first = INT_MAX; sm.last = -1; }
+    __syncthreads();
+    double pre, total;
+    cub::BlockScan<double, NT>(sm.tmp.scan).ExclusiveSum(part, pre, total);
+    if (PROBS) {
+        float inv = mx == -INFINITY ? 0.f : (float)(1.0 / total);
+        float *pr = probs + r * V;
+#pragma unroll
+        for (int i = 0; i < IT; i++) {
+            int idx = tid * IT + i;
+            if (idx < V) pr[idx] = mx == -INFINITY ? 0.f : __fmul_rn((float)w[i], inv);
+        }
+        return;
+    }
+    SmpPhilox4 blk = smp_rng_block(seed, (uint64_t)image_ids[r / T], (uint32_t)pos[r], SMP_STREAM_TOKEN);
+    double target = smp_u53(blk.v[0], blk.v[1]) * total, cum = pre;
+    int first = INT_MAX, last = -1;
+#pragma unroll
+    for (int i = 0; i < IT; i++) {
+        if (w[i] <= 0) continue;
+        cum += w[i];
+        last = tid * IT + i;
+        if (cum > target && first == INT_MAX) first = last;
+    }
+    if (first != INT_MAX) atomicMin(&sm.first, first);
+    if (last >= 0) atomicMax(&sm.last, last);
+    __syncthreads();
+    if (tid == 0) {
+        int tok = mx == -INFINITY ? -1 : sm.first != INT_MAX ? sm.first : sm.last;
+        tokens[r] = tok < 0 ? 0 : tok;  // an empty row is reported at the next sync
+        if (tok < 0) atomicOr(flag, LLAMA_FLAG_EMPTY);
+    }
+}
+
+template <int NT, int IT, bool PROBS>
+static KtStatus launch_hf(KtBackend *be, int64_t rows, int32_t *tok, float *probs, float *logits, const int64_t *ids,
+                          const int32_t *pos, int64_t T, int V, const SmpParams *p) {
+    size_t smem = sizeof(HfSmem<NT, IT>);
+    static bool attr_set = false;
+    if (!attr_set) {
+        KT_CUDA_TRY(cudaFuncSetAttribute(hf_kernel<NT, IT, PROBS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+        attr_set = true;
+    }
+    int32_t *flag = (int32_t *)((char *)cuda_impl(be)->dev_small + CUDA_SMALL_FLAG);
+    hf_kernel<NT, IT, PROBS><<<(unsigned)rows, NT, smem, cuda_stream(be)>>>(tok, probs, logits, ids, pos, T, V, p->seed,
+                                                                            p->top_k, p->top_p, p->temperature, flag);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+template <bool PROBS>
+static KtStatus hf_dispatch(KtBackend *be, int64_t rows, int64_t V, int32_t *tok, float *probs, float *logits,
+                            const int64_t *ids, const int32_t *pos, int64_t T, const SmpParams *p) {
+    if (rows == 0) return KT_OK;
+    if (rows > INT32_MAX) return KT_FAIL(KT_ERR_UNSUPPORTED, "sampling: %lld rows in one call", (long long)rows);
+    if (V < 1 || V > 16384)
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "sampling: the CUDA sampler handles vocabularies of 1..16384, got %lld",
+                       (long long)V);
+    if (V <= 1024) return launch_hf<128, 8, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p);
+    if (V <= 4096) return launch_hf<256, 16, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p);
+    return launch_hf<512, 32, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p);
+}
+
+KtStatus cuda_sample_llama(KtBackend *be, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                           const KtTensor *positions, SmpParams params) {
+    int64_t B = logits->shape[0], T = logits->shape[1], V = logits->shape[2];
+    return hf_dispatch<false>(be, B * T, V, (int32_t *)tokens->data, NULL, (float *)logits->data,
+                              (const int64_t *)image_ids->data, (const int32_t *)positions->data, T, &params);
+}
+
+KtStatus cuda_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params) {
+    int64_t V = kt_cols(logits);
+    return hf_dispatch<true>(be, kt_rows(logits), V, NULL, (float *)probs->data, (float *)logits->data, NULL, NULL, 1,
+                             &params);
+}

@@ -1,0 +1,359 @@
+// The raster-model (LlamaGen) ops of kernels/ops.h against torch (tests/fixtures/llama_ops.tar.xz, made by
+// scripts/make_llama_op_fixtures.py from LlamaGen's own functions), on the CPU backend and, with the same fixture,
+// on CUDA (skipped without a GPU); CPU-vs-CUDA on model-sized random shapes; the sampler's draw against its
+// probabilities; validation messages.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "samplers/philox.h"
+#include "testutil.h"
+
+#define FX "llama_ops/llama_ops.safetensors"
+#define OK(e)                                                                                \
+    do {                                                                                     \
+        KtStatus s_ = (e);                                                                   \
+        cr_assert(s_ == KT_OK, "%s -> %s: %s", #e, kt_status_name(s_), kt_last_error());     \
+    } while (0)
+
+// ------------------------------------------------------------------------------------------- shared helpers
+#define CTX_MAX 128
+typedef struct {
+    KtBackend be;
+    KtBuffer buf[CTX_MAX];
+    void *host[CTX_MAX];
+    int nbuf, nhost;
+} Ctx;
+
+static void ctx_open(Ctx *c, KtDevice dev) {
+    memset(c, 0, sizeof *c);
+    test_backend_init(&c->be, dev);
+}
+
+static void ctx_close(Ctx *c) {
+    for (int i = 0; i < c->nbuf; i++) kt_buffer_free(&c->buf[i]);
+    for (int i = 0; i < c->nhost; i++) free(c->host[i]);
+    kt_backend_free(&c->be);
+}
+
+static void *keep(Ctx *c, void *p) {
+    cr_assert(c->nhost < CTX_MAX && p);
+    return c->host[c->nhost++] = p;
+}
+
+// A device tensor filled from `host` (or with 0xff bytes, NaN floats, so unwritten outputs show).
+static KtTensor dev_new(Ctx *c, KtDType dt, int ndim, const int64_t *shape, const void *host) {
+    cr_assert(c->nbuf < CTX_MAX);
+    KtTensor t = kt_tensor(NULL, dt, c->be.device, ndim, shape);
+    KtBuffer *b = &c->buf[c->nbuf++];
+    OK(kt_buffer_alloc(&c->be, b, kt_nbytes(&t)));
+    t.data = b->data;
+    if (!host) {
+        void *fill = keep(c, malloc(kt_nbytes(&t) + 1));
+        memset(fill, 0xff, kt_nbytes(&t));
+        host = fill;
+    }
+    OK(kt_upload(&c->be, &t, host));
+    return t;
+}
+
+// Fixture tensor `name` as dtype dt (F32 or I32) on the device; upload = false: an unfilled tensor of its shape.
+static KtTensor fx(Ctx *c, const char *name, KtDType dt, bool upload) {
+    int64_t n, shape[KT_MAX_DIMS];
+    int ndim;
+    float *v = keep(c, read_f32(fixture_path(FX), name, &n, shape, &ndim));
+    if (!upload) return dev_new(c, dt, ndim, shape, NULL);
+    if (dt == KT_I32) {
+        int32_t *h = keep(c, malloc((size_t)(n ? n : 1) * 4));
+        for (int64_t i = 0; i < n; i++) h[i] = (int32_t)v[i];
+        return dev_new(c, dt, ndim, shape, h);
+    }
+    return dev_new(c, dt, ndim, shape, v);
+}
+#define IN(name) fx(&c, name, KT_F32, true)
+#define OUT(name) fx(&c, name, KT_F32, false)
+
+static double fx_scalar(const char *name) {
+    float *v = read_f32(fixture_path(FX), name, NULL, NULL, NULL);
+    double r = v[0];
+    free(v);
+    return r;
+}
+
+static float *down(Ctx *c, const KtTensor *t) {
+    float *h = keep(c, malloc(kt_nbytes(t) + 1));
+    OK(kt_download(&c->be, h, t));
+    return h;
+}
+
+static void expect_fx(Ctx *c, const KtTensor *t, const char *ref, double atol, double rtol) {
+    int64_t n;
+    float *r = keep(c, read_f32(fixture_path(FX), ref, &n, NULL, NULL));
+    cr_assert_eq(n, kt_numel(t), "%s: %lld values, op output has %lld", ref, (long long)n, (long long)kt_numel(t));
+    char what[160];
+    snprintf(what, sizeof what, "%s (%s)", ref, kt_device_name(c->be.device));
+    expect_close(what, down(c, t), r, n, atol, rtol);
+}
+
+#define TWIN(suite, name)                                  \
+    static void name(KtDevice dev);                        \
+    Test(suite, name##_cpu) { name(KT_CPU); }              \
+    Test(suite, name##_cuda) { name(KT_CUDA); }            \
+    static void name(KtDevice dev)
+
+// ------------------------------------------------------------------------------------------------- elementwise
+TWIN(llama_ops, rmsnorm) {
+    Ctx c;
+    ctx_open(&c, dev);
+    static const char *cases[] = {"rmsnorm", "rmsnorm_t1"};
+    for (int i = 0; i < 2; i++) {
+        char n[64];
+        snprintf(n, sizeof n, "%s.x", cases[i]);
+        KtTensor x = IN(n);
+        snprintf(n, sizeof n, "%s.w", cases[i]);
+        KtTensor w = IN(n);
+        snprintf(n, sizeof n, "%s.y", cases[i]);
+        KtTensor y = OUT(n);
+        OK(kt_rmsnorm(&c.be, &y, &x, &w, 1e-5f));
+        expect_fx(&c, &y, n, TOL_REDUCE_F32);
+        OK(kt_rmsnorm(&c.be, &x, &x, &w, 1e-5f));  // in place
+        expect_fx(&c, &x, n, TOL_REDUCE_F32);
+    }
+    ctx_close(&c);
+}
+
+TWIN(llama_ops, silu_mul_and_l2_normalize) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor a = IN("silu_mul.a"), b = IN("silu_mul.b"), y = OUT("silu_mul.y");
+    OK(kt_silu_mul(&c.be, &y, &a, &b));
+    expect_fx(&c, &y, "silu_mul.y", TOL_ELEMWISE_F32);
+    OK(kt_silu_mul(&c.be, &a, &a, &b));  // y aliases a
+    expect_fx(&c, &a, "silu_mul.y", TOL_ELEMWISE_F32);
+    KtTensor x = IN("l2_normalize.x"), z = OUT("l2_normalize.y");
+    OK(kt_l2_normalize(&c.be, &z, &x));
+    expect_fx(&c, &z, "l2_normalize.y", TOL_REDUCE_F32);  // includes an all-zero row (stays zero)
+    ctx_close(&c);
+}
+
+// ------------------------------------------------------------------------------------------------- attention
+static void check_prep(KtDevice dev, const char *name) {
+    Ctx c;
+    ctx_open(&c, dev);
+    char n[96];
+#define FXN(suffix) (snprintf(n, sizeof n, "%s.%s", name, suffix), n)
+    KtTensor qkv = IN(FXN("qkv")), rope = IN(FXN("rope")), pos = fx(&c, FXN("positions"), KT_I32, true);
+    KtTensor kc = IN(FXN("kcache0")), vc = IN(FXN("vcache0")), q = OUT(FXN("q"));
+    OK(kt_llama_attn_prep(&c.be, &q, &kc, &vc, &qkv, &rope, &pos));
+    expect_fx(&c, &q, FXN("q"), TOL_ELEMWISE_F32);
+    expect_fx(&c, &kc, FXN("kcache"), TOL_ELEMWISE_F32);  // rows not written keep their values
+    expect_fx(&c, &vc, FXN("vcache"), 0, 0);
+#undef FXN
+    ctx_close(&c);
+}
+TWIN(llama_ops, attn_prep_rope_and_cache_scatter) {
+    check_prep(dev, "attn_prep");
+    check_prep(dev, "attn_prep_t1");  // one token, head size 100 (GPT-3B)
+}
+
+static void check_attention(KtDevice dev, const char *name) {
+    Ctx c;
+    ctx_open(&c, dev);
+    char n[96];
+#define FXN(suffix) (snprintf(n, sizeof n, "%s.%s", name, suffix), n)
+    KtTensor q = IN(FXN("q")), k = IN(FXN("k")), v = IN(FXN("v")), pos = fx(&c, FXN("positions"), KT_I32, true);
+    KtTensor out = OUT(FXN("out"));
+    OK(kt_attention_pos(&c.be, &out, &q, &k, &v, &pos, (float)fx_scalar(FXN("scale"))));
+    expect_fx(&c, &out, FXN("out"), TOL_REDUCE_F32);
+#undef FXN
+    ctx_close(&c);
+}
+TWIN(llama_ops, attention_causal_by_position) {
+    check_attention(dev, "attention_pos");        // scattered positions, a never-written (zero) slot
+    check_attention(dev, "attention_pos_hs100");  // Tq = 1, head size 100
+    check_attention(dev, "attention_pos_long");   // more than one block of queries
+}
+
+// -------------------------------------------------------------------------------------------------- sampling
+static const char *k_hf_cases[] = {"plain", "k5", "k7_ties", "p80", "p0", "k10_p90_t07", "k1", "t15_premasked",
+                                   "k2000"};
+
+static SmpParams hf_params(const char *name) {
+    char n[96];
+    SmpParams p = smp_params_default();
+    snprintf(n, sizeof n, "hf.%s.top_k", name);
+    p.top_k = (int)fx_scalar(n);
+    snprintf(n, sizeof n, "hf.%s.top_p", name);
+    p.top_p = (float)fx_scalar(n);
+    snprintf(n, sizeof n, "hf.%s.temperature", name);
+    p.temperature = (float)fx_scalar(n);
+    return p;
+}
+
+TWIN(llama_ops, probs_match_llamagen_logits_to_probs) {
+    for (size_t i = 0; i < sizeof k_hf_cases / sizeof *k_hf_cases; i++) {
+        Ctx c;
+        ctx_open(&c, dev);
+        char n[96];
+        snprintf(n, sizeof n, "hf.%s.logits", k_hf_cases[i]);
+        KtTensor l2 = IN(n);
+        KtTensor l = kt_reshape3(&l2, 1, l2.shape[0], l2.shape[1]);
+        KtTensor pbuf = dev_new(&c, KT_F32, 3, l.shape, NULL);
+        OK(kt_probs_llama(&c.be, &pbuf, &l, hf_params(k_hf_cases[i])));
+        snprintf(n, sizeof n, "hf.%s.probs", k_hf_cases[i]);
+        expect_fx(&c, &pbuf, n, TOL_REDUCE_F32);
+        ctx_close(&c);
+    }
+}
+
+// The draw of kt_sample_llama over many image ids: only entries with probability > 0, with the right frequencies
+// (chi-square over the kept entries), and greedy (top_k 1) picks the argmax; negative positions are skipped.
+TWIN(llama_ops, sample_draws_from_the_filtered_distribution) {
+    Ctx c;
+    ctx_open(&c, dev);
+    const char *name = "k10_p90_t07";
+    char n[96];
+    snprintf(n, sizeof n, "hf.%s.logits", name);
+    int64_t nl, shape[KT_MAX_DIMS];
+    float *logits = keep(&c, read_f32(fixture_path(FX), n, &nl, shape, NULL));
+    snprintf(n, sizeof n, "hf.%s.probs", name);
+    float *probs = keep(&c, read_f32(fixture_path(FX), n, NULL, NULL, NULL));
+    int64_t V = shape[1], R = 4000;
+    float *rows = keep(&c, malloc((size_t)(R * V) * sizeof(float)));
+    int64_t *ids = keep(&c, malloc((size_t)R * sizeof(int64_t)));
+    int32_t *pos = keep(&c, malloc((size_t)R * sizeof(int32_t))), *tok = keep(&c, malloc((size_t)R * sizeof(int32_t)));
+    for (int64_t r = 0; r < R; r++) {
+        memcpy(rows + r * V, logits, (size_t)V * sizeof(float));  // row 0 of the case
+        ids[r] = r;
+        pos[r] = r % 7 == 3 ? -1 : 5;
+        tok[r] = -7;
+    }
+    KtTensor L = dev_new(&c, KT_F32, 3, (int64_t[]){R, 1, V}, rows), I = dev_new(&c, KT_I64, 1, (int64_t[]){R}, ids);
+    KtTensor P = dev_new(&c, KT_I32, 2, (int64_t[]){R, 1}, pos), T = dev_new(&c, KT_I32, 2, (int64_t[]){R, 1}, tok);
+    SmpParams sp = hf_params(name);
+    sp.seed = 42;
+    OK(kt_sample_llama(&c.be, &T, &L, &I, &P, sp));
+    OK(kt_download(&c.be, tok, &T));
+    int64_t count[4096] = {0}, drawn = 0;
+    for (int64_t r = 0; r < R; r++) {
+        if (pos[r] < 0) {
+            cr_expect_eq(tok[r], -7, "row %lld has a negative position but was sampled", (long long)r);
+            continue;
+        }
+        cr_assert(tok[r] >= 0 && tok[r] < V && probs[tok[r]] > 0, "row %lld drew %d (p = 0)", (long long)r, tok[r]);
+        count[tok[r]]++;
+        drawn++;
+    }
+    double chi2 = 0;
+    int dof = -1;
+    for (int64_t v = 0; v < V; v++)
+        if (probs[v] > 0) {
+            double e = drawn * (double)probs[v];
+            chi2 += (count[v] - e) * (count[v] - e) / e;
+            dof++;
+        }
+    cr_expect(chi2 < dof + 6 * sqrt(2.0 * dof), "chi2 %.1f over %d dof", chi2, dof);
+    // greedy
+    for (int64_t r = 0; r < R; r++) memcpy(rows + r * V, logits, (size_t)V * sizeof(float));
+    OK(kt_upload(&c.be, &L, rows));
+    sp.top_k = 1;
+    sp.top_p = 1.0f;
+    OK(kt_sample_llama(&c.be, &T, &L, &I, &P, sp));
+    OK(kt_download(&c.be, tok, &T));
+    int64_t best = 0;
+    for (int64_t v = 1; v < V; v++)
+        if (logits[v] > logits[best]) best = v;
+    for (int64_t r = 0; r < R; r++)
+        if (pos[r] >= 0) cr_expect_eq(tok[r], best, "greedy row %lld: %d, argmax %lld", (long long)r, tok[r], (long long)best);
+    ctx_close(&c);
+}
+
+// -------------------------------------------------------------------------------------------------- validation
+Test(llama_ops, validation_messages) {
+    KtBackend be;
+    cr_assert(kt_backend_cpu_init(&be, 0) == KT_OK);
+    static float buf[4096];
+    static int32_t ib[64];
+    KtTensor q = kt_tensor4(buf, KT_F32, KT_CPU, 1, 2, 3, 8), kc = kt_tensor4(buf, KT_F32, KT_CPU, 1, 2, 5, 8);
+    KtTensor qkv = kt_tensor3(buf, KT_F32, KT_CPU, 1, 3, 48), rope = kt_tensor3(buf, KT_F32, KT_CPU, 6, 4, 2);
+    KtTensor pos = kt_tensor2(ib, KT_I32, KT_CPU, 1, 3);
+    KtTensor bad_rope = kt_tensor3(buf, KT_F32, KT_CPU, 6, 8, 2);
+    cr_expect(kt_llama_attn_prep(&be, &q, &kc, &kc, &qkv, &bad_rope, &pos) == KT_ERR_SHAPE);
+    cr_expect(strstr(kt_last_error(), "rope") != NULL, "%s", kt_last_error());
+    ib[1] = 5;  // beyond the cache (5 rows)
+    cr_expect(kt_llama_attn_prep(&be, &q, &kc, &kc, &qkv, &rope, &pos) == KT_ERR_ARG);
+    cr_expect(strstr(kt_last_error(), "position 5") != NULL, "%s", kt_last_error());
+    KtTensor out = kt_tensor3(buf, KT_F32, KT_CPU, 1, 3, 16);
+    cr_expect(kt_attention_pos(&be, &out, &q, &kc, &kc, &pos, 1.0f) == KT_ERR_ARG);
+    ib[1] = 1;
+    cr_expect(kt_attention_pos(&be, &out, &q, &kc, &kc, &pos, 1.0f) == KT_OK, "%s", kt_last_error());
+    KtTensor w = kt_tensor1(buf, KT_F32, KT_CPU, 7);
+    cr_expect(kt_rmsnorm(&be, &out, &out, &w, 1e-5f) == KT_ERR_SHAPE);
+    kt_backend_free(&be);
+}
+
+// ----------------------------------------------------------------------------------- CPU vs CUDA (model shapes)
+static float frand(uint64_t *s) {
+    *s = *s * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((*s >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+// Same inputs on both backends: GPT-B-sized attention over a 264-row cache and the sampler at V = 16384.
+Test(llama_ops, cpu_vs_cuda_model_shapes) {
+    if (!kt_cuda_available()) cr_skip_test("no CUDA device");
+    Ctx cc, gc;
+    ctx_open(&cc, KT_CPU);
+    ctx_open(&gc, KT_CUDA);
+    int64_t B = 2, NH = 12, Tq = 16, HS = 64, Tcap = 264, V = 16384;
+    uint64_t seed = 7;
+    size_t nq = (size_t)(B * NH * Tq * HS), nk = (size_t)(B * NH * Tcap * HS);
+    float *q = keep(&cc, malloc(nq * 4)), *k = keep(&cc, malloc(nk * 4)), *v = keep(&cc, malloc(nk * 4));
+    int32_t *pos = keep(&cc, malloc((size_t)(B * Tq) * 4));
+    for (size_t i = 0; i < nq; i++) q[i] = frand(&seed);
+    for (size_t i = 0; i < nk; i++) k[i] = frand(&seed), v[i] = frand(&seed);
+    for (int64_t i = 0; i < B * Tq; i++) pos[i] = (int32_t)(100 + 9 * i % 160);
+    float *res[2];
+    Ctx *cs[2] = {&cc, &gc};
+    for (int d = 0; d < 2; d++) {
+        Ctx *c = cs[d];
+        KtTensor Q = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tq, HS}, q);
+        KtTensor K = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, k);
+        KtTensor Vv = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, v);
+        KtTensor P = dev_new(c, KT_I32, 2, (int64_t[]){B, Tq}, pos);
+        KtTensor O = dev_new(c, KT_F32, 3, (int64_t[]){B, Tq, NH * HS}, NULL);
+        OK(kt_attention_pos(&c->be, &O, &Q, &K, &Vv, &P, 0.125f));
+        res[d] = down(c, &O);
+    }
+    expect_close("attention_pos cuda vs cpu", res[1], res[0], B * Tq * NH * HS, TOL_REDUCE_F32);
+
+    int64_t R = 64;
+    float *lg = keep(&cc, malloc((size_t)(R * V) * 4));
+    int64_t *ids = keep(&cc, malloc((size_t)R * 8));
+    int32_t *sp = keep(&cc, malloc((size_t)R * 4)), *tk[2];
+    for (int64_t i = 0; i < R * V; i++) lg[i] = 4.0f * frand(&seed);
+    for (int64_t r = 0; r < R; r++) ids[r] = 1000 + r, sp[r] = (int32_t)r;
+    SmpParams p = smp_params_default();
+    p.seed = 3;
+    p.top_k = 2000;
+    p.top_p = 0.9f;
+    p.temperature = 1.2f;
+    float *pr[2];
+    for (int d = 0; d < 2; d++) {
+        Ctx *c = cs[d];
+        KtTensor L = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, lg), I = dev_new(c, KT_I64, 1, (int64_t[]){R}, ids);
+        KtTensor P = dev_new(c, KT_I32, 2, (int64_t[]){R, 1}, sp), T = dev_new(c, KT_I32, 2, (int64_t[]){R, 1}, NULL);
+        OK(kt_sample_llama(&c->be, &T, &L, &I, &P, p));
+        tk[d] = keep(c, malloc((size_t)R * 4));
+        OK(kt_download(&c->be, tk[d], &T));
+        KtTensor L2 = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, lg), PR = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, NULL);
+        OK(kt_probs_llama(&c->be, &PR, &L2, p));
+        pr[d] = down(c, &PR);
+    }
+    int64_t diff = 0;
+    for (int64_t r = 0; r < R; r++) diff += tk[0][r] != tk[1][r];
+    cr_expect(diff == 0, "%lld of %lld sampled tokens differ between CPU and CUDA", (long long)diff, (long long)R);
+    expect_close("probs_llama cuda vs cpu", pr[1], pr[0], R * V, TOL_REDUCE_F32);
+    ctx_close(&gc);
+    ctx_close(&cc);
+}

@@ -1,0 +1,95 @@
+// LlamaGen's VQ tokenizer (VQ-16: downsampling 16, an L2-normalised 8-dim codebook): encoder, decoder (NHWC) and
+// the cosine-similarity quantizer; decode_code turns raster token grids into images.
+// ref: LlamaGen tokenizer/tokenizer_image/vq_model.py (VQModel, Encoder, Decoder, VectorQuantizer, ResnetBlock,
+//      AttnBlock, Upsample, Downsample); spec: shared/spec/raster.md §8
+// Dims: B batch, S image side, g token-grid side (S / 2^(levels-1)), N = g*g tokens (raster order n = row*g + col),
+//       C channels, Z latent channels (z_channels), D code dim (codebook_embed_dim), V codebook size.
+#pragma once
+
+#include <stdbool.h>
+
+#include "kernels/backend.h"
+#include "kernels/checkpoint.h"
+#include "kernels/weights.h"
+
+#define VQ16_MAX_LEVELS 8
+#define VQ16_MAX_RES 4  // res blocks per level (the decoder has num_res_blocks + 1)
+
+typedef struct {
+    int ch;                          // base channels (VQ-16: 128)
+    int ch_mult[VQ16_MAX_LEVELS];    // (1, 1, 2, 2, 4)
+    int n_levels;
+    int num_res_blocks;              // 2
+    int Z;                           // z_channels (256)
+    int D;                           // codebook_embed_dim (8)
+    int V;                           // codebook_size (16384)
+    int image_size;                  // S
+    int grid;                        // g = S / 2^(n_levels - 1)
+} Vq16Config;
+
+typedef struct {
+    KtTensor norm1_w, norm1_b, conv1_w, conv1_b, norm2_w, norm2_b, conv2_w, conv2_b;
+    KtTensor nin_w, nin_b;           // 1x1 shortcut as a Linear (cout, cin), only when cin != cout
+    int cin, cout;
+} Vq16Res;
+
+typedef struct {
+    KtTensor norm_w, norm_b, q_w, q_b, k_w, k_b, v_w, v_b, proj_w, proj_b;  // 1x1 convs as Linears (C, C)
+} Vq16Attn;
+
+typedef struct {
+    Vq16Res res[VQ16_MAX_RES];
+    Vq16Attn attn[VQ16_MAX_RES];
+    int n_res, n_attn;
+    KtTensor resample_w, resample_b; // encoder downsample.conv / decoder upsample.conv
+    bool has_resample;
+} Vq16Level;
+
+typedef struct {
+    KtTensor conv_in_w, conv_in_b;
+    Vq16Level level[VQ16_MAX_LEVELS];  // conv_blocks.i (decoder: level 0 is the lowest resolution)
+    Vq16Res mid_res1, mid_res2;        // mid.0, mid.2
+    Vq16Attn mid_attn;                 // mid.1
+    KtTensor norm_out_w, norm_out_b, conv_out_w, conv_out_b;
+} Vq16Coder;
+
+typedef struct {
+    Vq16Config config;
+    Vq16Coder enc, dec;
+    KtTensor quant_conv_w, quant_conv_b;            // (D, Z) as a Linear, (D)
+    KtTensor post_quant_conv_w, post_quant_conv_b;  // (Z, D), (Z)
+    KtTensor codebook;                              // quantize.embedding.weight (V, D), as stored (not unit norm)
+    KtTensor codebook_n;                            // its rows L2-normalised (derived at load)
+    KtWeightTable table;
+    KtBuffer weights, derived;
+    KtBackend *be;       // borrowed: owned by the caller
+    // workspace for up to max_batch images, carved from one arena at init
+    int max_batch;
+    KtArena arena;
+    KtTensor act[4];     // ping-pong feature maps (max_batch, max H*W*C), in the backend's map dtype
+    KtTensor q, k, v, att, t;  // attention at the lowest resolution (float32), (max_batch, g*g, Ca)
+    KtTensor attn_x;     // float32 copy of an attention block's input map (16-bit maps only)
+    KtTensor z;          // (max_batch, g, g, Z) float32: encoder output / post_quant_conv output
+    KtTensor e;          // (max_batch, g, g, D) float32: quant_conv output / code vectors
+    KtTensor idx;        // (max_batch * g * g) int32
+} Vq16;
+
+// The official VQ-16 (vq_ds16_c2i.pt) for images of side S (--random-init benchmarks).
+KtStatus vq16_config_default(Vq16Config *c, int image_size);
+// ch, ch_mult, num_res_blocks, Z, D, V from the checkpoint's shapes; the image side from the caller.
+KtStatus vq16_config_from_ckpt(Vq16Config *c, const KtCheckpoint *ck, int image_size);
+// Sets S and g (S must be a multiple of the downsampling factor 2^(n_levels-1)).
+KtStatus vq16_config_set_image_size(Vq16Config *c, int image_size);
+// True when the checkpoint looks like a LlamaGen VQ (for hints in other loaders' errors).
+bool vq16_ckpt_is_vq16(const KtCheckpoint *ck);
+
+// Loads (ck != NULL) or random-initialises (seeded) the tokenizer on `be` and sizes its workspace.
+KtStatus vq16_init(Vq16 *m, KtBackend *be, const Vq16Config *c, const KtCheckpoint *ck, uint64_t seed, int max_batch);
+void vq16_free(Vq16 *m);
+
+// img (B, S, S, 3) in [-1, 1] -> tokens (B*N) int32 on the backend (a view of m->idx), raster order.
+// ref: VQModel.encode -> VectorQuantizer.forward (argmin over the normalised codebook)
+KtStatus vq16_encode(Vq16 *m, KtTensor *tokens, const KtTensor *img);
+// tokens (B*N) int32 on the backend -> img (B, S, S, 3), NOT clamped. `img` must not be workspace memory.
+// ref: VQModel.decode_code (codebook rows normalised, post_quant_conv, decoder)
+KtStatus vq16_decode_code(Vq16 *m, KtTensor *img, const KtTensor *tokens, int B);

@@ -1,0 +1,277 @@
+// LlamaGen VQ-16: configuration from checkpoint shapes, the state-dict name table, the normalised codebook and the
+// workspace.
+// ref: LlamaGen tokenizer/tokenizer_image/vq_model.py VQModel.__init__, Encoder/Decoder.__init__, VQ_16;
+//      spec: shared/spec/raster.md §8.4
+#include <stdio.h>
+#include <string.h>
+
+#include "kernels/ops.h"
+#include "vq16.h"
+
+// ----------------------------------------------------------------------------------------------------- config
+KtStatus vq16_config_set_image_size(Vq16Config *c, int image_size) {
+    int f = 1 << (c->n_levels - 1);
+    if (image_size < f || image_size % f || image_size > 16384)
+        return KT_FAIL(KT_ERR_ARG, "--image-size: %d is not a positive multiple of the tokenizer's downsampling "
+                       "factor %d (LlamaGen: 256 or 384)", image_size, f);
+    c->image_size = image_size;
+    c->grid = image_size / f;
+    return KT_OK;
+}
+
+KtStatus vq16_config_default(Vq16Config *c, int image_size) {
+    memset(c, 0, sizeof *c);
+    static const int mult[] = {1, 1, 2, 2, 4};
+    c->ch = 128;
+    c->n_levels = 5;
+    memcpy(c->ch_mult, mult, sizeof mult);
+    c->num_res_blocks = 2;
+    c->Z = 256;
+    c->D = 8;
+    c->V = 16384;
+    return vq16_config_set_image_size(c, image_size);
+}
+
+static const KtCkptTensor *findf(const KtCheckpoint *ck, const char *fmt, int a, int b) {
+    char name[160];
+    snprintf(name, sizeof name, fmt, a, b);
+    return kt_ckpt_find(ck, name);
+}
+
+bool vq16_ckpt_is_vq16(const KtCheckpoint *ck) {
+    return kt_ckpt_find(ck, "encoder.conv_blocks.0.res.0.conv1.weight") && kt_ckpt_find(ck, "quantize.embedding.weight");
+}
+
+KtStatus vq16_config_from_ckpt(Vq16Config *c, const KtCheckpoint *ck, int image_size) {
+    memset(c, 0, sizeof *c);
+    const KtCkptTensor *conv_in = kt_ckpt_find(ck, "encoder.conv_in.weight");
+    const KtCkptTensor *conv_out = kt_ckpt_find(ck, "encoder.conv_out.weight");
+    const KtCkptTensor *qconv = kt_ckpt_find(ck, "quant_conv.weight");
+    const KtCkptTensor *emb = kt_ckpt_find(ck, "quantize.embedding.weight");
+    if (!conv_in || !conv_out || !qconv || !emb || !vq16_ckpt_is_vq16(ck) || conv_in->ndim != 4 ||
+        conv_out->ndim != 4 || qconv->ndim != 4 || emb->ndim != 2) {
+        const char *hint = kt_ckpt_find(ck, "tok_embeddings.weight") ? " (this is a LlamaGen GPT: pass it with --ckpt)"
+                           : kt_ckpt_find(ck, "encoder.down.0.block.0.conv1.weight") ? " (this is a VAR VQVAE: use --arch var --vae)"
+                           : kt_ckpt_find(ck, "word_embed.weight") ? " (this is a VAR transformer)" : "";
+        return KT_FAIL(KT_ERR_FORMAT, "%s: not a LlamaGen VQ tokenizer checkpoint: expected 'encoder.conv_in.weight', "
+                       "'encoder.conv_blocks.0.res.0.*', 'quant_conv.weight' and 'quantize.embedding.weight'%s",
+                       ck->path, hint);
+    }
+    c->ch = (int)conv_in->shape[0];
+    c->Z = (int)conv_out->shape[0];
+    c->D = (int)qconv->shape[0];
+    c->V = (int)emb->shape[0];
+    while (c->n_levels < VQ16_MAX_LEVELS && findf(ck, "encoder.conv_blocks.%d.res.%d.conv1.weight", c->n_levels, 0))
+        c->n_levels++;
+    while (c->num_res_blocks < VQ16_MAX_RES - 1 &&
+           findf(ck, "encoder.conv_blocks.%d.res.%d.conv1.weight", 0, c->num_res_blocks))
+        c->num_res_blocks++;
+    for (int i = 0; i < c->n_levels; i++) {
+        const KtCkptTensor *w = findf(ck, "encoder.conv_blocks.%d.res.%d.conv2.weight", i, 0);
+        if (!w || w->ndim != 4 || c->ch < 1 || w->shape[0] % c->ch)
+            return KT_FAIL(KT_ERR_FORMAT, "%s: encoder.conv_blocks.%d.res.0.conv2.weight is missing or not a multiple "
+                           "of ch=%d channels", ck->path, i, c->ch);
+        c->ch_mult[i] = (int)(w->shape[0] / c->ch);
+    }
+    if (emb->shape[1] != c->D)
+        return KT_FAIL(KT_ERR_FORMAT, "%s: the codebook is (%lld, %lld) but quant_conv has %d output channels",
+                       ck->path, (long long)emb->shape[0], (long long)emb->shape[1], c->D);
+    return vq16_config_set_image_size(c, image_size);
+}
+
+// ------------------------------------------------------------------------------------------------- name table
+#define VEC(dst, n, ...) KT_TRY(kt_wtab_add(t, (dst), KT_W_PLAIN, 1, (int64_t[]){(n)}, __VA_ARGS__))
+
+static KtStatus add_conv(KtWeightTable *t, KtTensor *w, KtTensor *b, int64_t co, int64_t ci, const char *p) {
+    KT_TRY(kt_wtab_add(t, w, KT_W_CONV, 4, (int64_t[]){co, ci, 3, 3}, "%s.weight", p));
+    VEC(b, co, "%s.bias", p);
+    return KT_OK;
+}
+
+static KtStatus add_1x1(KtWeightTable *t, KtTensor *w, KtTensor *b, int64_t co, int64_t ci, const char *p) {
+    KT_TRY(kt_wtab_add(t, w, KT_W_CONV1X1_LINEAR, 4, (int64_t[]){co, ci, 1, 1}, "%s.weight", p));
+    VEC(b, co, "%s.bias", p);
+    return KT_OK;
+}
+
+static KtStatus add_norm(KtWeightTable *t, KtTensor *w, KtTensor *b, int64_t c, const char *p) {
+    VEC(w, c, "%s.weight", p);
+    VEC(b, c, "%s.bias", p);
+    return KT_OK;
+}
+
+static KtStatus add_res(KtWeightTable *t, Vq16Res *r, int cin, int cout, const char *p) {
+    char s[160];
+    r->cin = cin;
+    r->cout = cout;
+    snprintf(s, sizeof s, "%s.norm1", p);
+    KT_TRY(add_norm(t, &r->norm1_w, &r->norm1_b, cin, s));
+    snprintf(s, sizeof s, "%s.conv1", p);
+    KT_TRY(add_conv(t, &r->conv1_w, &r->conv1_b, cout, cin, s));
+    snprintf(s, sizeof s, "%s.norm2", p);
+    KT_TRY(add_norm(t, &r->norm2_w, &r->norm2_b, cout, s));
+    snprintf(s, sizeof s, "%s.conv2", p);
+    KT_TRY(add_conv(t, &r->conv2_w, &r->conv2_b, cout, cout, s));
+    if (cin == cout) return KT_OK;
+    snprintf(s, sizeof s, "%s.nin_shortcut", p);
+    return add_1x1(t, &r->nin_w, &r->nin_b, cout, cin, s);
+}
+
+static KtStatus add_attn(KtWeightTable *t, Vq16Attn *a, int c, const char *p) {
+    char s[160];
+    snprintf(s, sizeof s, "%s.norm", p);
+    KT_TRY(add_norm(t, &a->norm_w, &a->norm_b, c, s));
+    struct { KtTensor *w, *b; const char *name; } conv[] = {
+        {&a->q_w, &a->q_b, "q"}, {&a->k_w, &a->k_b, "k"}, {&a->v_w, &a->v_b, "v"}, {&a->proj_w, &a->proj_b, "proj_out"}};
+    for (int i = 0; i < 4; i++) {
+        snprintf(s, sizeof s, "%s.%s", p, conv[i].name);
+        KT_TRY(add_1x1(t, conv[i].w, conv[i].b, c, c, s));
+    }
+    return KT_OK;
+}
+
+static KtStatus add_mid(KtWeightTable *t, Vq16Coder *cd, int c, const char *coder) {
+    char p[64];
+    snprintf(p, sizeof p, "%s.mid.0", coder);
+    KT_TRY(add_res(t, &cd->mid_res1, c, c, p));
+    snprintf(p, sizeof p, "%s.mid.1", coder);
+    KT_TRY(add_attn(t, &cd->mid_attn, c, p));
+    snprintf(p, sizeof p, "%s.mid.2", coder);
+    return add_res(t, &cd->mid_res2, c, c, p);
+}
+
+// Encoder: level i maps ch*in_mult[i] -> ch*mult[i] (in_mult = (1,) + mult); attention only at the last level;
+// a downsampler after every level but the last.
+static KtStatus add_encoder(KtWeightTable *t, Vq16Coder *e, const Vq16Config *c) {
+    char p[96];
+    int last = c->n_levels - 1, cin = c->ch;
+    KT_TRY(add_conv(t, &e->conv_in_w, &e->conv_in_b, c->ch, 3, "encoder.conv_in"));
+    for (int i = 0; i < c->n_levels; i++) {
+        Vq16Level *lv = &e->level[i];
+        int cout = c->ch * c->ch_mult[i];
+        lv->n_res = c->num_res_blocks;
+        lv->n_attn = i == last ? lv->n_res : 0;
+        for (int j = 0; j < lv->n_res; j++, cin = cout) {
+            snprintf(p, sizeof p, "encoder.conv_blocks.%d.res.%d", i, j);
+            KT_TRY(add_res(t, &lv->res[j], cin, cout, p));
+            if (j < lv->n_attn) {
+                snprintf(p, sizeof p, "encoder.conv_blocks.%d.attn.%d", i, j);
+                KT_TRY(add_attn(t, &lv->attn[j], cout, p));
+            }
+        }
+        if ((lv->has_resample = i != last)) {
+            snprintf(p, sizeof p, "encoder.conv_blocks.%d.downsample.conv", i);
+            KT_TRY(add_conv(t, &lv->resample_w, &lv->resample_b, cout, cout, p));
+        }
+    }
+    KT_TRY(add_mid(t, e, cin, "encoder"));
+    KT_TRY(add_norm(t, &e->norm_out_w, &e->norm_out_b, cin, "encoder.norm_out"));
+    return add_conv(t, &e->conv_out_w, &e->conv_out_b, c->Z, cin, "encoder.conv_out");
+}
+
+// Decoder: level i (0 = lowest resolution) maps to ch*mult[L-1-i] with num_res_blocks + 1 blocks; attention only
+// at level 0; an upsampler after every level but the last.
+static KtStatus add_decoder(KtWeightTable *t, Vq16Coder *d, const Vq16Config *c) {
+    char p[96];
+    int L = c->n_levels, cin = c->ch * c->ch_mult[L - 1];
+    KT_TRY(add_conv(t, &d->conv_in_w, &d->conv_in_b, cin, c->Z, "decoder.conv_in"));
+    KT_TRY(add_mid(t, d, cin, "decoder"));
+    for (int i = 0; i < L; i++) {
+        Vq16Level *lv = &d->level[i];
+        int cout = c->ch * c->ch_mult[L - 1 - i];
+        lv->n_res = c->num_res_blocks + 1;
+        lv->n_attn = i == 0 ? lv->n_res : 0;
+        for (int j = 0; j < lv->n_res; j++, cin = cout) {
+            snprintf(p, sizeof p, "decoder.conv_blocks.%d.res.%d", i, j);
+            KT_TRY(add_res(t, &lv->res[j], cin, cout, p));
+            if (j < lv->n_attn) {
+                snprintf(p, sizeof p, "decoder.conv_blocks.%d.attn.%d", i, j);
+                KT_TRY(add_attn(t, &lv->attn[j], cout, p));
+            }
+        }
+        if ((lv->has_resample = i != L - 1)) {
+            snprintf(p, sizeof p, "decoder.conv_blocks.%d.upsample.conv", i);
+            KT_TRY(add_conv(t, &lv->resample_w, &lv->resample_b, cout, cout, p));
+        }
+    }
+    KT_TRY(add_norm(t, &d->norm_out_w, &d->norm_out_b, cin, "decoder.norm_out"));
+    return add_conv(t, &d->conv_out_w, &d->conv_out_b, 3, cin, "decoder.conv_out");
+}
+
+static KtStatus build_table(Vq16 *m) {
+    const Vq16Config *c = &m->config;
+    KtWeightTable *t = &m->table;
+    kt_wtab_init(t);
+    KT_TRY(add_encoder(t, &m->enc, c));
+    KT_TRY(add_decoder(t, &m->dec, c));
+    KT_TRY(add_1x1(t, &m->quant_conv_w, &m->quant_conv_b, c->D, c->Z, "quant_conv"));
+    KT_TRY(add_1x1(t, &m->post_quant_conv_w, &m->post_quant_conv_b, c->Z, c->D, "post_quant_conv"));
+    KT_TRY(kt_wtab_add(t, &m->codebook, KT_W_PLAIN, 2, (int64_t[]){c->V, c->D}, "quantize.embedding.weight"));
+    return kt_wtab_ignore(t, "quantize.codebook_used");  // a training statistic
+}
+
+// ------------------------------------------------------------------------------------------------- workspace
+// Largest H*W*C feature map per image: at resolution S/2^i the encoder holds ch*in_mult[i] and ch*mult[i]
+// channels, the decoder ch*mult[i] and (just upsampled) ch*mult[i+1].
+static int64_t max_map(const Vq16Config *c) {
+    int64_t most = (int64_t)c->image_size * c->image_size * 3;  // the input image (conv_in reads it)
+    for (int i = 0; i < c->n_levels; i++) {
+        int64_t ch = (int64_t)c->ch * (i ? c->ch_mult[i - 1] : 1), s = c->image_size >> i;
+        if ((int64_t)c->ch * c->ch_mult[i] > ch) ch = (int64_t)c->ch * c->ch_mult[i];
+        if (i + 1 < c->n_levels && (int64_t)c->ch * c->ch_mult[i + 1] > ch) ch = (int64_t)c->ch * c->ch_mult[i + 1];
+        if (s * s * ch > most) most = s * s * ch;
+    }
+    return most;
+}
+
+static KtStatus carve(Vq16 *m, KtArena *a, int64_t B) {
+    const Vq16Config *c = &m->config;
+    int64_t g = c->grid, n = g * g, ca = (int64_t)c->ch * c->ch_mult[c->n_levels - 1];
+    KtDType mdt = m->be->map_dtype;
+    for (int i = 0; i < 4; i++) KT_TRY(kt_arena_tensor(a, &m->act[i], mdt, 2, (int64_t[]){B, max_map(c)}, "vq act"));
+    if (mdt != KT_F32) KT_TRY(kt_arena_tensor(a, &m->attn_x, KT_F32, 3, (int64_t[]){B, n, ca}, "vq attn x"));
+    KtTensor *att[] = {&m->q, &m->k, &m->v, &m->att, &m->t};
+    for (int i = 0; i < 5; i++) KT_TRY(kt_arena_tensor(a, att[i], KT_F32, 3, (int64_t[]){B, n, ca}, "vq attention"));
+    KT_TRY(kt_arena_tensor(a, &m->z, KT_F32, 4, (int64_t[]){B, g, g, c->Z}, "vq latent"));
+    KT_TRY(kt_arena_tensor(a, &m->e, KT_F32, 4, (int64_t[]){B, g, g, c->D}, "vq codes"));
+    return kt_arena_tensor(a, &m->idx, KT_I32, 1, (int64_t[]){B * n}, "vq tokens");
+}
+
+// codebook_n = the stored codebook with L2-normalised rows (VectorQuantizer with l2_norm=True does this on every
+// call; the stored rows are not unit vectors).
+static KtStatus build_derived(Vq16 *m) {
+    KT_TRY(kt_buffer_alloc(m->be, &m->derived, kt_nbytes(&m->codebook)));
+    m->codebook_n = m->codebook;
+    m->codebook_n.data = m->derived.data;
+    return kt_l2_normalize(m->be, &m->codebook_n, &m->codebook);
+}
+
+KtStatus vq16_init(Vq16 *m, KtBackend *be, const Vq16Config *c, const KtCheckpoint *ck, uint64_t seed, int max_batch) {
+    memset(m, 0, sizeof *m);
+    m->config = *c;
+    m->be = be;
+    m->max_batch = max_batch < 1 ? 1 : max_batch;
+    KtStatus st = build_table(m);
+    if (st == KT_OK)
+        st = ck ? kt_wtab_load(&m->table, be, &m->weights, ck, "LlamaGen VQ tokenizer", NULL)
+                : kt_wtab_init_random(&m->table, be, &m->weights, seed);
+    if (st == KT_OK) st = build_derived(m);
+    if (st == KT_OK) {
+        KtArena sizing;
+        kt_arena_measure(&sizing);
+        st = carve(m, &sizing, m->max_batch);
+        if (st == KT_OK) st = kt_arena_init(&m->arena, be, sizing.used);
+        if (st == KT_OK) st = carve(m, &m->arena, m->max_batch);
+    }
+    if (st != KT_OK) vq16_free(m);
+    return st;
+}
+
+void vq16_free(Vq16 *m) {
+    if (!m) return;
+    kt_wtab_free(&m->table);
+    kt_buffer_free(&m->weights);
+    kt_buffer_free(&m->derived);
+    kt_arena_free(&m->arena);
+    memset(m, 0, sizeof *m);
+}
