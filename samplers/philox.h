@@ -10,7 +10,11 @@
 //   concatenated; raster models: raster order).
 //   stream SMP_STREAM_TOKEN           : the categorical draw of that token (words 0,1 -> one 53-bit uniform)
 //   stream SMP_STREAM_GUMBEL + v/4    : Gumbel noise for vocabulary entry v (word v%4), VAR's more_smooth
-//   streams >= SMP_STREAM_DECODING    : reserved for decoding strategies (speculative acceptance tests etc.)
+//   streams >= SMP_STREAM_DECODING    : reserved for decoding strategies. Speculative Jacobi decoding
+//                                       (samplers/sjd.c) uses SMP_STREAM_DECODING + 4 * iteration + purpose at the
+//                                       raster index concerned (iteration: the image's own window count from 1;
+//                                       purpose 0 Jacobi sample / bonus token, 1 acceptance uniform, 2 residual draw,
+//                                       3 random draft); its first token, sequential and ZipAR use SMP_STREAM_TOKEN.
 #pragma once
 
 #include <stdint.h>
