@@ -21,6 +21,14 @@ typedef struct {
     KtBackend *owner;  // borrowed: the backend that allocated it
 } KtBuffer;
 
+// Input pipeline of kt_fid_preprocess (ops.h), spec/fid.md section 1.1.
+typedef enum {
+    KT_FID_RESIZE_PYTORCH = 0,  // pytorch-fid: v = u8 / 255; bilinear, align_corners=False (half-pixel centres,
+                                // source coordinate clamped below at 0); then 2v - 1
+    KT_FID_RESIZE_ADM = 1,      // ADM / TF1 graph: v = (float)u8; bilinear with TF1's legacy grid (s = i * in/out,
+                                // in/out computed in float32; x first, then y); then (v - 128) / 128
+} KtFidResize;
+
 typedef struct {
     void (*destroy)(KtBackend *be);  // frees the backend's private state (impl)
     // memory
@@ -95,6 +103,15 @@ typedef struct {
     KtStatus (*sample_llama)(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                              const KtTensor *positions, SmpParams params);
     KtStatus (*probs_llama)(KtBackend *, KtTensor *probs, KtTensor *logits, SmpParams params);
+
+    // FID Inception ops: see ops.h
+    KtStatus (*fid_preprocess)(KtBackend *, KtTensor *y, const KtTensor *x, KtFidResize mode);
+    KtStatus (*channel_affine_relu)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                                    const KtTensor *shift);
+    KtStatus (*max_pool2d)(KtBackend *, KtTensor *y, const KtTensor *x, int k, int stride, int pad);
+    KtStatus (*avg_pool2d)(KtBackend *, KtTensor *y, const KtTensor *x, int k, int stride, int pad);
+    KtStatus (*spatial_mean)(KtBackend *, KtTensor *y, const KtTensor *x);
+    KtStatus (*copy_channels)(KtBackend *, KtTensor *y, int64_t yc0, const KtTensor *x, int64_t xc0, int64_t n);
 } KtBackendOps;
 
 struct KtBackend {

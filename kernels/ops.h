@@ -3,7 +3,8 @@
 // expected and got), then calls the backend (be->ops->...). Outputs come first. All float tensors are float32 unless
 // a backend documents reduced-precision variants. Index tensors are int32 unless stated.
 // GEMM and conv weights (kt_linear w, kt_conv2d w) may also be in the backend's matmul_dtype (bf16/fp16 on CUDA).
-// Map ops (kt_conv2d x and y, kt_group_norm[_silu], kt_add, kt_upsample_nearest2x, kt_convert) also take feature maps
+// Map ops (kt_conv2d x and y, kt_group_norm[_silu], kt_add, kt_upsample_nearest2x, kt_convert, and the FID ops
+// kt_channel_affine_relu, kt_max_pool2d, kt_avg_pool2d, kt_spatial_mean x, kt_copy_channels) also take feature maps
 // in the backend's map_dtype (bf16/fp16 on CUDA with a 16-bit matmul dtype; always float32 on the CPU); they compute
 // in float32 and round once on store. Where an op lists "same dtype", all its float tensors share one.
 // Layout: images and feature maps are NHWC (B, H, W, C); conv weights are (Cout, kh, kw, Cin) (loaders permute
@@ -205,3 +206,45 @@ KtStatus kt_sample_llama(KtBackend *be, KtTensor *tokens, KtTensor *logits, cons
 // filters of kt_sample_llama (filtered entries get 0). ref: LlamaGen generate.py logits_to_probs
 // probs, logits: (B, T, V); logits is masked in place. probs may alias logits.
 KtStatus kt_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params);
+
+// ------------------------------------------------------------------------------------- FID Inception-v3 ops (eval/)
+// Inception input from 8-bit images (spec/fid.md section 1.1); mode: KtFidResize (declared in backend.h for the
+// vtable): KT_FID_RESIZE_PYTORCH or KT_FID_RESIZE_ADM. In float32 in the order stated here, per axis with
+// scale = (float)in / (float)out:
+// - PYTORCH (torch's CPU upsample_bilinear2d, bit for bit): s = (double)scale * (o + 0.5) - 0.5 in double (aten's
+//   CPU acc_type), clamped at 0; lo = (int)s, hi = lo + (lo < in - 1); w1 = (float)(s - lo), w0 = 1 - w1. Rows
+//   t = fmaf(w0x, v[lo], w1x * v[hi]), then out = fmaf(w0y, t_lo, w1y * t_hi) (the FMA contraction of aten's
+//   `t0 * w0 + t1 * w1` in torch's AVX2 build); then 2 * out - 1.
+// - ADM: s = (float)o * scale; lo = floor(s), hi = min(lo + 1, in - 1), f = s - lo; top = TL + (TR - TL) * fx,
+//   bottom = BL + (BR - BL) * fx, out = top + (bottom - top) * fy (no FMA); then (out - 128) * 0.0078125.
+// x: (B, H, W, 3) uint8; y: (B, Ho, Wo, 3) float32 (299 x 299 for the FID network). Any sizes >= 1 (up or down).
+// ref: F.interpolate(x / 255, size, mode='bilinear', align_corners=False) * 2 - 1 (pytorch-fid);
+//      TF1 ResizeBilinear(align_corners=False, half_pixel_centers=False) (ADM evaluator)
+KtStatus kt_fid_preprocess(KtBackend *be, KtTensor *y, const KtTensor *x, KtFidResize mode);
+
+// Inference BatchNorm folded to a per-channel affine, then ReLU: y = max(x * scale[c] + shift[c], 0), the product
+// and the sum rounded separately (no FMA); NaN stays NaN.  ref: F.relu(x * scale + shift)
+// y, x: (..., C), same dtype (a map op); scale, shift: (C) float32. y may alias x.
+KtStatus kt_channel_affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                                const KtTensor *shift);
+
+// k x k max pooling, stride s, padding p (padded taps never win: -inf), floor mode; NaN wins like torch's.
+// ref: F.max_pool2d. k >= 1, stride >= 1, 0 <= pad < k (every window holds an in-bounds tap), H + 2p >= k.
+// x: (B, H, W, C); y: (B, Ho, Wo, C), Ho = (H + 2p - k) / s + 1 (same for W); same dtype (a map op). y must not
+// alias x.
+KtStatus kt_max_pool2d(KtBackend *be, KtTensor *y, const KtTensor *x, int k, int stride, int pad);
+
+// k x k average pooling, stride s, padding p, dividing by the number of in-bounds taps (TF "SAME" pooling): float32
+// sum of the in-bounds taps in (ky, kx) order, then / count.  ref: F.avg_pool2d(count_include_pad=False).
+// Arguments and shapes as kt_max_pool2d.
+KtStatus kt_avg_pool2d(KtBackend *be, KtTensor *y, const KtTensor *x, int k, int stride, int pad);
+
+// Global average over H and W: y[b, c] = mean_{h,w} x[b, h, w, c], accumulated in float32 in (h, w) order, then
+// divided by H * W. ref: F.adaptive_avg_pool2d(x, 1) (torch: x.mean((-1, -2))).
+// x: (B, H, W, C) float32 or the map dtype, H, W >= 1; y: (B, C) float32.
+KtStatus kt_spatial_mean(KtBackend *be, KtTensor *y, const KtTensor *x);
+
+// Channel-slice copy (concatenation along C, and channel selection):
+// y[b, h, w, yc0 + i] = x[b, h, w, xc0 + i] for i in [0, n). x: (B, H, W, Cx); y: (B, H, W, Cy); same dtype (a map
+// op). Requires n >= 0, 0 <= xc0, xc0 + n <= Cx, 0 <= yc0, yc0 + n <= Cy. y must not alias x.
+KtStatus kt_copy_channels(KtBackend *be, KtTensor *y, int64_t yc0, const KtTensor *x, int64_t xc0, int64_t n);

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Op-level fixtures for tests/test_ops.c and tests/test_sampling.c: torch (CPU, float32) reference outputs of every
 op in kernels/ops.h on small odd shapes (C=65, T=1, H != W, batch 3, kv_len < capacity, -inf masks, VAR's
-asymmetric stride-2 downsampler, every 16<->pn resize of VAR's schedule), plus VAR's top-k/top-p masking.
+asymmetric stride-2 downsampler, every 16<->pn resize of VAR's schedule), plus VAR's top-k/top-p masking and the FID
+Inception ops (pools, pool3 mean, folded BN + ReLU, the pytorch-fid input pipeline, and the ADM evaluator's TF1 legacy
+resize computed with numpy as spec/fid.md 1.1 states it: torch has no legacy grid).
 
 Torch layouts are converted to argen's (NCHW -> NHWC, OIHW -> OHWI) here, so each C test feeds the op its own layout.
 Writes tests/fixtures/ops.tar.xz holding ops/ops.safetensors (the safetensors format is written by hand: 8-byte
@@ -258,6 +260,56 @@ def sampling():
         put(f'sampling.{name}.top_k', k), put(f'sampling.{name}.top_p', float(p))
 
 
+# ---------------------------------------------------------------------------------------------- FID Inception
+def legacy_coeffs(n, out):
+    """TF1 ResizeBilinear's legacy grid (shared/reference/fid_numpy.py _resize_coeffs_legacy)."""
+    scale = np.float32(n) / np.float32(out)
+    s = np.arange(out, dtype=np.float32) * scale
+    lo = np.floor(s).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    return lo, hi, (s - lo.astype(np.float32)).astype(np.float32)
+
+
+def resize_adm(u8_nchw, size):
+    """ADM evaluator input (spec/fid.md 1.1, fid_numpy.py preprocess_adm): float32 lerps along x, then y."""
+    x = u8_nchw.numpy().astype(np.float32)
+    ylo, yhi, fy = legacy_coeffs(x.shape[2], size[0])
+    xlo, xhi, fx = legacy_coeffs(x.shape[3], size[1])
+    fx, fy = fx[None, None, None, :], fy[None, None, :, None]
+    rows_lo, rows_hi = x[:, :, ylo], x[:, :, yhi]
+    top = rows_lo[..., xlo] + (rows_lo[..., xhi] - rows_lo[..., xlo]) * fx
+    bot = rows_hi[..., xlo] + (rows_hi[..., xhi] - rows_hi[..., xlo]) * fx
+    v = (top + (bot - top) * fy).astype(np.float32)
+    return torch.from_numpy((v - np.float32(128)) * np.float32(0.0078125))
+
+
+def fid():
+    # Appended last and drawing from GEN after every other maker, so the tensors above keep their values.
+    x = rn(2, 65, 9, 11)
+    put('pool.x', nhwc(x))
+    put('max_pool_k3s2p0.y', nhwc(F.max_pool2d(x, 3, 2, 0)))  # stem, Mixed_6a, Mixed_7a
+    put('max_pool_k3s1p1.y', nhwc(F.max_pool2d(x, 3, 1, 1)))  # Mixed_7c branch_pool
+    put('avg_pool_k3s1p1.y', nhwc(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)))  # FID A/C/E_1 branch_pool
+    put('avg_pool_k3s2p1.y', nhwc(F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)))
+    for name, shape in (('spatial_mean', (3, 65, 5, 7)), ('spatial_mean_8x8', (2, 33, 8, 8))):
+        x = rn(*shape, offset=0.5)
+        put(f'{name}.x', nhwc(x)), put(f'{name}.y', F.adaptive_avg_pool2d(x, 1).flatten(1))  # pytorch-fid pool3
+
+    x, scale, shift = rn(2, 5, 7, 65), rn(65), rn(65)
+    put('channel_affine_relu.x', x), put('channel_affine_relu.scale', scale), put('channel_affine_relu.shift', shift)
+    put('channel_affine_relu.y', F.relu(x * scale + shift))
+
+    # name, input (H, W), output (Ho, Wo): upsampling (like 256 -> 299), downsampling, one axis unchanged
+    for name, (h, w), size in (('up', (13, 17), (29, 31)), ('down', (37, 41), (19, 23)), ('mixed', (11, 40), (11, 7))):
+        u8 = torch.randint(0, 256, (2, 3, h, w), generator=GEN, dtype=torch.uint8)
+        u8.view(-1)[:2] = torch.tensor([0, 255], dtype=torch.uint8)
+        put(f'fid_{name}.x', nhwc(u8).long())
+        # pytorch-fid: ToTensor (u8 / 255), F.interpolate(bilinear, align_corners=False) on NCHW, 2x - 1
+        y = F.interpolate(u8.float() / 255, size=size, mode='bilinear', align_corners=False)
+        put(f'fid_pytorch_{name}.y', nhwc(2 * y - 1))
+        put(f'fid_adm_{name}.y', nhwc(resize_adm(u8, size)))
+
+
 # ------------------------------------------------------------------------------------------------------ output
 DTYPES = {np.dtype('float32'): 'F32', np.dtype('int64'): 'I64'}
 
@@ -283,7 +335,7 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument('--out', default=os.path.join(root, 'tests', 'fixtures', 'ops.tar.xz'))
     args = ap.parse_args()
-    for make in (dense, norms, elementwise, convs, resample, attention, sampling):
+    for make in (dense, norms, elementwise, convs, resample, attention, sampling, fid):
         make()
     data = safetensors_bytes(OUT, {'format': 'argen-op-fixtures', 'version': str(VERSION), 'seed': str(SEED),
                                    'torch': torch.__version__})

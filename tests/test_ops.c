@@ -423,6 +423,210 @@ TWIN(resample, resize) {
     ctx_close(&c);
 }
 
+// --------------------------------------------------------------------------------------- FID Inception ops
+TWIN(fid, pools_vs_torch) {
+    static const struct { const char *y; bool avg; int k, stride, pad; } cases[] = {
+        {"max_pool_k3s2p0.y", false, 3, 2, 0}, {"max_pool_k3s1p1.y", false, 3, 1, 1},
+        {"avg_pool_k3s1p1.y", true, 3, 1, 1},  {"avg_pool_k3s2p1.y", true, 3, 2, 1}};
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = IN("pool.x");
+    for (int i = 0; i < 4; i++) {
+        KtTensor y = OUT(cases[i].y);
+        if (cases[i].avg) OK(kt_avg_pool2d(&c.be, &y, &x, cases[i].k, cases[i].stride, cases[i].pad));
+        else OK(kt_max_pool2d(&c.be, &y, &x, cases[i].k, cases[i].stride, cases[i].pad));
+        if (cases[i].avg) expect_fx(&c, &y, cases[i].y, TOL_POOL_F32);
+        else expect_fx(&c, &y, cases[i].y, 0, 0);
+    }
+    ctx_close(&c);
+}
+
+TWIN(fid, spatial_mean_and_affine_relu_vs_torch) {
+    Ctx c;
+    ctx_open(&c, dev);
+    static const char *names[2][2] = {{"spatial_mean.x", "spatial_mean.y"},
+                                      {"spatial_mean_8x8.x", "spatial_mean_8x8.y"}};
+    for (int i = 0; i < 2; i++) {
+        KtTensor x = IN(names[i][0]), y = OUT(names[i][1]);
+        OK(kt_spatial_mean(&c.be, &y, &x));
+        expect_fx(&c, &y, names[i][1], TOL_REDUCE_F32);
+    }
+    KtTensor x = IN("channel_affine_relu.x"), sc = IN("channel_affine_relu.scale");
+    KtTensor sh = IN("channel_affine_relu.shift"), y = OUT("channel_affine_relu.y");
+    OK(kt_channel_affine_relu(&c.be, &y, &x, &sc, &sh));
+    expect_fx(&c, &y, "channel_affine_relu.y", TOL_ELEMWISE_F32);
+    OK(kt_channel_affine_relu(&c.be, &x, &x, &sc, &sh));  // in place
+    expect_fx(&c, &x, "channel_affine_relu.y", TOL_ELEMWISE_F32);
+    ctx_close(&c);
+}
+
+// pytorch-fid (torch's bilinear) and ADM (numpy's TF1 legacy grid) on upsampling, downsampling and one axis kept.
+TWIN(fid, preprocess_vs_reference) {
+    static const char *cases[] = {"up", "down", "mixed"};
+    Ctx c;
+    ctx_open(&c, dev);
+    for (int i = 0; i < 3; i++) {
+        char xn[64], yn[2][64];
+        snprintf(xn, sizeof xn, "fid_%s.x", cases[i]);
+        snprintf(yn[0], sizeof yn[0], "fid_pytorch_%s.y", cases[i]);
+        snprintf(yn[1], sizeof yn[1], "fid_adm_%s.y", cases[i]);
+        KtTensor x = fx_tensor(&c, xn, KT_U8, true);
+        for (int m = 0; m < 2; m++) {
+            KtTensor y = OUT(yn[m]);
+            OK(kt_fid_preprocess(&c.be, &y, &x, m ? KT_FID_RESIZE_ADM : KT_FID_RESIZE_PYTORCH));
+            expect_fx(&c, &y, yn[m], TOL_FID_PREPROCESS_F32);
+        }
+    }
+    ctx_close(&c);
+}
+
+// spec/fid.md section 6: a 2x2 ramp to 3x3. ADM's legacy grid samples s = 0, 2/3, 4/3 (the last clamps to the edge
+// row/column); pytorch-fid's half-pixel grid samples s = max(-1/6, 0), 1/2, 7/6.
+TWIN(fid, preprocess_ramp) {
+    uint8_t ramp[2 * 2 * 3];
+    for (int i = 0; i < 4; i++)
+        for (int ch = 0; ch < 3; ch++) ramp[i * 3 + ch] = (uint8_t)(30 * i * (ch + 1) / 3);  // TL, TR, BL, BR
+    static const float adm[9] = {0, 20, 30, 40, 60, 70, 60, 80, 90}, pt[9] = {0, 15, 30, 30, 45, 60, 60, 75, 90};
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = dev_new(&c, KT_U8, 4, (int64_t[]){1, 2, 2, 3}, ramp);
+    KtTensor y = dev_new(&c, KT_F32, 4, (int64_t[]){1, 3, 3, 3}, NULL);
+    for (int m = 0; m < 2; m++) {
+        OK(kt_fid_preprocess(&c.be, &y, &x, m ? KT_FID_RESIZE_ADM : KT_FID_RESIZE_PYTORCH));
+        float *got = download_f32(&c, &y), want[27];
+        for (int p = 0; p < 9; p++)  // channel ch holds the ramp scaled by (ch + 1) / 3 (the last one is the ramp)
+            for (int ch = 0; ch < 3; ch++) {
+                float u = (m ? adm[p] : pt[p]) * (float)(ch + 1) / 3;
+                want[p * 3 + ch] = m ? (u - 128) / 128 : u / 255 * 2 - 1;
+            }
+        expect_close(m ? "adm ramp" : "pytorch-fid ramp", got, want, 27, 1e-6, 1e-6);
+    }
+    ctx_close(&c);
+}
+
+// 3x3 pools by hand on two channels (powers of two, and their negatives): the average divides by 4 in a corner,
+// 6 on an edge and 9 in the centre; padded max taps never win, even over negative values; NaN wins its windows.
+TWIN(fid, pools_by_hand) {
+    float v[18];
+    for (int i = 0; i < 9; i++) v[2 * i] = (float)(1 << i), v[2 * i + 1] = -(float)(1 << i);
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = dev_new(&c, KT_F32, 4, (int64_t[]){1, 3, 3, 2}, v), y = dev_new(&c, KT_F32, 4, x.shape, NULL);
+    KtTensor y1 = dev_new(&c, KT_F32, 4, (int64_t[]){1, 1, 1, 2}, NULL);
+    // window sums of 1..256 (row-major 3x3), divided by the in-bounds tap count
+    static const float sum[9] = {27, 63, 54, 219, 511, 438, 216, 504, 432}, cnt[9] = {4, 6, 4, 6, 9, 6, 4, 6, 4};
+    static const float mx[9] = {16, 32, 32, 128, 256, 256, 128, 256, 256};
+    static const float mn[9] = {-1, -1, -2, -1, -1, -2, -8, -8, -16};
+    float want[18], *got;
+    OK(kt_avg_pool2d(&c.be, &y, &x, 3, 1, 1));
+    for (int i = 0; i < 9; i++) want[2 * i] = sum[i] / cnt[i], want[2 * i + 1] = -sum[i] / cnt[i];
+    expect_close("avg_pool 3x3 by hand", download_f32(&c, &y), want, 18, 0, 0);
+    OK(kt_max_pool2d(&c.be, &y, &x, 3, 1, 1));
+    for (int i = 0; i < 9; i++) want[2 * i] = mx[i], want[2 * i + 1] = mn[i];
+    expect_close("max_pool 3x3 by hand", download_f32(&c, &y), want, 18, 0, 0);
+    OK(kt_max_pool2d(&c.be, &y1, &x, 3, 2, 0));
+    got = download_f32(&c, &y1);
+    cr_expect(got[0] == 256 && got[1] == -1, "max_pool k3 s2 on 3x3: (%g, %g)", got[0], got[1]);
+    v[0] = NAN;  // top-left of channel 0: the four windows that hold it become NaN, the others keep their max
+    KtTensor xn = dev_new(&c, KT_F32, 4, x.shape, v);
+    OK(kt_max_pool2d(&c.be, &y, &xn, 3, 1, 1));
+    got = download_f32(&c, &y);
+    for (int i = 0; i < 9; i++)
+        cr_expect(i % 3 < 2 && i < 6 ? isnan(got[2 * i]) : got[2 * i] == mx[i], "NaN max_pool [%d] = %g", i,
+                  got[2 * i]);
+    ctx_close(&c);
+}
+
+TWIN(fid, copy_channels_and_affine_by_hand) {
+    float a[2 * 2 * 2], b[2 * 2 * 3], got[2 * 2 * 5];
+    for (int i = 0; i < 8; i++) a[i] = (float)i;
+    for (int i = 0; i < 12; i++) b[i] = 100.0f + (float)i;
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor at = dev_new(&c, KT_F32, 4, (int64_t[]){1, 2, 2, 2}, a);
+    KtTensor bt = dev_new(&c, KT_F32, 4, (int64_t[]){1, 2, 2, 3}, b);
+    KtTensor cat = dev_new(&c, KT_F32, 4, (int64_t[]){1, 2, 2, 5}, NULL), mid = dev_new(&c, KT_F32, 4, at.shape, NULL);
+    OK(kt_copy_channels(&c.be, &cat, 0, &at, 0, 2));  // concatenation [a, b] along C
+    OK(kt_copy_channels(&c.be, &cat, 2, &bt, 0, 3));
+    OK(kt_download(&c.be, got, &cat));
+    for (int p = 0; p < 4; p++)
+        for (int ch = 0; ch < 5; ch++)
+            cr_expect_eq(got[p * 5 + ch], ch < 2 ? a[p * 2 + ch] : b[p * 3 + ch - 2], "concat pixel %d channel %d", p,
+                         ch);
+    OK(kt_copy_channels(&c.be, &mid, 0, &cat, 1, 2));  // slice: channels 1..2 = (a[1], b[0])
+    OK(kt_download(&c.be, got, &mid));
+    for (int p = 0; p < 4; p++)
+        cr_expect(got[2 * p] == a[2 * p + 1] && got[2 * p + 1] == b[3 * p], "slice pixel %d: (%g, %g)", p, got[2 * p],
+                  got[2 * p + 1]);
+    // folded BN + ReLU: (x * scale + shift) per channel, negatives to 0, NaN kept
+    float xv[6] = {1, -2, 3, 0.5f, NAN, -4}, sc[3] = {2, 0.5f, -1}, shv[3] = {-1, 0.25f, 2};
+    float want[6] = {1, 0, 0, 0, NAN, 6};
+    KtTensor xt = dev_new(&c, KT_F32, 2, (int64_t[]){2, 3}, xv), yt = dev_new(&c, KT_F32, 2, (int64_t[]){2, 3}, NULL);
+    KtTensor st = dev_new(&c, KT_F32, 1, (int64_t[]){3}, sc), ht = dev_new(&c, KT_F32, 1, (int64_t[]){3}, shv);
+    OK(kt_channel_affine_relu(&c.be, &yt, &xt, &st, &ht));
+    expect_close("channel_affine_relu by hand", download_f32(&c, &yt), want, 6, 0, 0);
+    ctx_close(&c);
+}
+
+// The map-op variants on CUDA with 16-bit maps (bf16, fp16) against the CPU on the same rounded values: max pool and
+// copies move values (exact), averages and the affine map round their float32 result once, the mean is float32.
+static void fid_maps16(KtDType dt) {
+    const int64_t B = 2, H = 9, W = 11, C = 40, n = B * H * W * C;
+    Ctx g, c;
+    ctx_open(&g, KT_CUDA);
+    ctx_open(&c, KT_CPU);
+    OK(kt_backend_set_matmul_dtype(&g.be, dt));
+    cr_assert_eq(g.be.map_dtype, dt);
+    uint16_t *h16 = ctx_keep(&c, malloc(sizeof(uint16_t) * n));
+    float *h32 = ctx_keep(&c, malloc(sizeof(float) * n)), sc[40], sh[40];
+    uint64_t s = 11;
+    for (int64_t i = 0; i < n; i++) {
+        float f = 4 * lcg_uniform(&s);
+        h16[i] = dt == KT_BF16 ? kt_f32_to_bf16(f) : kt_f32_to_f16(f);
+        h32[i] = dt == KT_BF16 ? kt_bf16_to_f32(h16[i]) : kt_f16_to_f32(h16[i]);
+    }
+    for (int i = 0; i < 40; i++) sc[i] = 1 + lcg_uniform(&s), sh[i] = lcg_uniform(&s);
+    int64_t xs[4] = {B, H, W, C}, ps[4] = {B, 4, 5, C}, cs[4] = {B, H, W, 16}, ms[2] = {B, C};
+    KtTensor xg = dev_new(&g, dt, 4, xs, h16), xc = dev_new(&c, KT_F32, 4, xs, h32);
+    KtTensor scg = dev_new(&g, KT_F32, 1, (int64_t[]){C}, sc), scc = dev_new(&c, KT_F32, 1, (int64_t[]){C}, sc);
+    KtTensor shg = dev_new(&g, KT_F32, 1, (int64_t[]){C}, sh), shc = dev_new(&c, KT_F32, 1, (int64_t[]){C}, sh);
+    for (int op = 0; op < 6; op++) {
+        const int64_t *shape = op == 1 ? ps : op == 4 ? cs : xs;
+        KtTensor yg = op == 5 ? dev_new(&g, KT_F32, 2, ms, NULL) : dev_new(&g, dt, 4, shape, NULL);
+        KtTensor yc = dev_new(&c, KT_F32, op == 5 ? 2 : 4, op == 5 ? ms : shape, NULL);
+        static const char *names[6] = {"max_pool k3 s1 p1", "max_pool k3 s2 p0", "avg_pool k3 s1 p1",
+                                       "channel_affine_relu", "copy_channels", "spatial_mean"};
+        for (int d = 0; d < 2; d++) {
+            KtBackend *be = d ? &c.be : &g.be;
+            KtTensor *y = d ? &yc : &yg, *x = d ? &xc : &xg, *scale = d ? &scc : &scg, *shift = d ? &shc : &shg;
+            if (op == 0) OK(kt_max_pool2d(be, y, x, 3, 1, 1));
+            if (op == 1) OK(kt_max_pool2d(be, y, x, 3, 2, 0));
+            if (op == 2) OK(kt_avg_pool2d(be, y, x, 3, 1, 1));
+            if (op == 3) OK(kt_channel_affine_relu(be, y, x, scale, shift));
+            if (op == 4) OK(kt_copy_channels(be, y, 0, x, 7, 16));
+            if (op == 5) OK(kt_spatial_mean(be, y, x));
+        }
+        int64_t m = kt_numel(&yg);
+        float *got = ctx_keep(&c, malloc(sizeof(float) * m)), *want = download_f32(&c, &yc);
+        if (op == 5) {
+            OK(kt_download(&g.be, got, &yg));
+        } else {
+            uint16_t *raw = ctx_keep(&c, malloc(sizeof(uint16_t) * m));
+            OK(kt_download(&g.be, raw, &yg));
+            for (int64_t i = 0; i < m; i++) got[i] = dt == KT_BF16 ? kt_bf16_to_f32(raw[i]) : kt_f16_to_f32(raw[i]);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "%s (%s maps)", names[op], kt_dtype_name(dt));
+        if (op == 2 || op == 3) expect_close(what, got, want, m, TOL_OUT_BF16);
+        else if (op == 5) expect_close(what, got, want, m, TOL_ELEMWISE_F32);
+        else expect_close(what, got, want, m, 0, 0);
+    }
+    ctx_close(&g);
+    ctx_close(&c);
+}
+Test(fid, maps16_cuda_bf16) { fid_maps16(KT_BF16); }
+Test(fid, maps16_cuda_fp16) { fid_maps16(KT_F16); }
+
 // -------------------------------------------------------------------------------------------------- attention
 TWIN(attention, split_and_prep) {
     Ctx c;
@@ -576,6 +780,53 @@ Test(validation, wrong_shapes) {
     kt_backend_free(&be);
 }
 
+Test(validation, fid_ops) {
+    KtBackend be;
+    test_backend_init(&be, KT_CPU);
+    static float buf[4096];
+    KtTensor x = host_t(4, (int64_t[]){1, 9, 11, 4}), y = kt_tensor4(buf, KT_F32, KT_CPU, 1, 4, 5, 4);
+    cr_expect_eq(kt_max_pool2d(&be, &y, &x, 3, 2, 0), KT_OK, "%s", kt_last_error());
+    expect_shape_err(kt_max_pool2d(&be, &y, &x, 0, 2, 0), KT_ERR_ARG, "kt_max_pool2d", "kernel size");
+    expect_shape_err(kt_max_pool2d(&be, &y, &x, 3, 0, 0), KT_ERR_ARG, "kt_max_pool2d", "stride");
+    expect_shape_err(kt_avg_pool2d(&be, &y, &x, 3, 2, 3), KT_ERR_ARG, "kt_avg_pool2d", "padding 3");
+    expect_shape_err(kt_avg_pool2d(&be, &y, &x, 3, 2, -1), KT_ERR_ARG, "kt_avg_pool2d", "padding -1");
+    expect_shape_err(kt_max_pool2d(&be, &y, &x, 3, 1, 0), KT_ERR_SHAPE, "kt_max_pool2d", "'y'");  // (1, 7, 9, 4)
+    KtTensor xs = host_t(4, (int64_t[]){1, 1, 11, 4});
+    expect_shape_err(kt_max_pool2d(&be, &y, &xs, 3, 2, 0), KT_ERR_SHAPE, "kt_max_pool2d", "'x'");  // 1 row < k
+    KtTensor same = kt_tensor4(g_host, KT_F32, KT_CPU, 1, 9, 11, 4);
+    expect_shape_err(kt_avg_pool2d(&be, &same, &x, 3, 1, 1), KT_ERR_ARG, "kt_avg_pool2d", "alias");
+    KtTensor x16 = kt_tensor(g_host, KT_BF16, KT_CPU, 4, (int64_t[]){1, 9, 11, 4});
+    expect_shape_err(kt_max_pool2d(&be, &y, &x16, 3, 2, 0), KT_ERR_SHAPE, "kt_max_pool2d", "'x'");
+    // channel copies: ranges inside both tensors, same B, H, W
+    KtTensor cy = kt_tensor4(buf, KT_F32, KT_CPU, 1, 9, 11, 6);
+    cr_expect_eq(kt_copy_channels(&be, &cy, 2, &x, 0, 4), KT_OK, "%s", kt_last_error());
+    expect_shape_err(kt_copy_channels(&be, &cy, 3, &x, 0, 4), KT_ERR_ARG, "kt_copy_channels", "y channels");
+    expect_shape_err(kt_copy_channels(&be, &cy, -1, &x, 0, 2), KT_ERR_ARG, "kt_copy_channels", "y channels");
+    expect_shape_err(kt_copy_channels(&be, &cy, 0, &x, 2, 3), KT_ERR_ARG, "kt_copy_channels", "x channels");
+    expect_shape_err(kt_copy_channels(&be, &cy, 0, &x, 0, -1), KT_ERR_ARG, "kt_copy_channels", "x channels");
+    KtTensor cy2 = kt_tensor4(buf, KT_F32, KT_CPU, 1, 9, 10, 6);
+    expect_shape_err(kt_copy_channels(&be, &cy2, 0, &x, 0, 4), KT_ERR_SHAPE, "kt_copy_channels", "'y'");
+    expect_shape_err(kt_copy_channels(&be, &same, 0, &x, 0, 4), KT_ERR_ARG, "kt_copy_channels", "alias");
+    // folded BN + ReLU, spatial mean
+    KtTensor s3 = host_t(1, (int64_t[]){3}), s4 = host_t(1, (int64_t[]){4});
+    expect_shape_err(kt_channel_affine_relu(&be, &x, &x, &s3, &s4), KT_ERR_SHAPE, "kt_channel_affine_relu", "'scale'");
+    KtTensor m = kt_tensor2(buf, KT_F32, KT_CPU, 1, 5);
+    expect_shape_err(kt_spatial_mean(&be, &m, &x), KT_ERR_SHAPE, "kt_spatial_mean", "'y'");
+    // preprocessing: 8-bit RGB in, float32 out, a known mode
+    KtTensor img = kt_tensor(g_host, KT_U8, KT_CPU, 4, (int64_t[]){2, 8, 8, 3});
+    KtTensor out = kt_tensor4(buf, KT_F32, KT_CPU, 2, 5, 7, 3);
+    cr_expect_eq(kt_fid_preprocess(&be, &out, &img, KT_FID_RESIZE_ADM), KT_OK, "%s", kt_last_error());
+    expect_shape_err(kt_fid_preprocess(&be, &out, &img, (KtFidResize)7), KT_ERR_ARG, "kt_fid_preprocess", "mode");
+    KtTensor imgf = host_t(4, (int64_t[]){2, 8, 8, 3});
+    expect_shape_err(kt_fid_preprocess(&be, &out, &imgf, KT_FID_RESIZE_ADM), KT_ERR_SHAPE, "kt_fid_preprocess", "'x'");
+    KtTensor img4 = kt_tensor(g_host, KT_U8, KT_CPU, 4, (int64_t[]){2, 8, 8, 4});
+    expect_shape_err(kt_fid_preprocess(&be, &out, &img4, KT_FID_RESIZE_ADM), KT_ERR_SHAPE, "kt_fid_preprocess", "'x'");
+    KtTensor out1 = kt_tensor4(buf, KT_F32, KT_CPU, 1, 5, 7, 3);
+    expect_shape_err(kt_fid_preprocess(&be, &out1, &img, KT_FID_RESIZE_PYTORCH), KT_ERR_SHAPE, "kt_fid_preprocess",
+                     "'y'");
+    kt_backend_free(&be);
+}
+
 // ------------------------------------------------------------------------- allocation and thread invariance
 // Runs the scratch-using ops on the CPU backend with deterministic data; outputs appended to `out` (if non-NULL).
 #define SUITE_FLOATS (64 * 40 * 48 + 300 * 256 + 2 * 2 * 64 * 64 + 16 * 16 * 32 * 2 + 64)
@@ -638,6 +889,50 @@ Test(backend, no_allocation_after_warmup) {
     cr_expect_eq(be.n_allocs, n, "steady-state calls allocated (%lld -> %lld)", (long long)n, (long long)be.n_allocs);
     cr_expect_eq(be.bytes_in_use, bytes);
     kt_backend_free(&be);
+}
+
+// The FID ops on a Mixed_5b-sized map (35 x 35) and a 299 x 299 input, with 1 and 2 threads: identical bytes.
+static void run_fid_ops(int threads, float *out) {
+    enum { B = 2, S = 35, C = 48, NX = B * S * S * C, NP = B * 17 * 17 * C, NI = B * 299 * 299 * 3 };
+    static float x[NX], sc[C], sh[C];
+    static uint8_t img[B * 64 * 48 * 3];
+    uint64_t s = 5;
+    for (int i = 0; i < NX; i++) x[i] = lcg_uniform(&s);
+    for (int i = 0; i < C; i++) sc[i] = lcg_uniform(&s), sh[i] = lcg_uniform(&s);
+    for (size_t i = 0; i < sizeof img; i++) img[i] = (uint8_t)(lcg_uniform(&s) * 127.5f + 128);
+    KtBackend be;
+    cr_assert(kt_backend_cpu_init(&be, threads) == KT_OK);
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    KtTensor xt = kt_tensor4(x, KT_F32, KT_CPU, B, S, S, C), scale = kt_tensor1(sc, KT_F32, KT_CPU, C);
+    KtTensor shift = kt_tensor1(sh, KT_F32, KT_CPU, C), it = kt_tensor4(img, KT_U8, KT_CPU, B, 64, 48, 3);
+    KtTensor ya = kt_tensor4(out, KT_F32, KT_CPU, B, S, S, C), ym = kt_tensor4(out + NX, KT_F32, KT_CPU, B, 17, 17, C);
+    KtTensor yr = kt_tensor4(out + NX + NP, KT_F32, KT_CPU, B, S, S, C);
+    KtTensor yc = kt_tensor4(out + 2 * NX + NP, KT_F32, KT_CPU, B, S, S, 2 * C);
+    KtTensor yp = kt_tensor4(out + 4 * NX + NP, KT_F32, KT_CPU, B, 299, 299, 3);
+    KtTensor yq = kt_tensor4(out + 4 * NX + NP + NI, KT_F32, KT_CPU, B, 299, 299, 3);
+    KtTensor ys = kt_tensor2(out + 4 * NX + NP + 2 * NI, KT_F32, KT_CPU, B, C);
+    OK(kt_avg_pool2d(&be, &ya, &xt, 3, 1, 1));
+    OK(kt_max_pool2d(&be, &ym, &xt, 3, 2, 0));
+    OK(kt_channel_affine_relu(&be, &yr, &ya, &scale, &shift));
+    OK(kt_copy_channels(&be, &yc, 0, &ya, 0, C));
+    OK(kt_copy_channels(&be, &yc, C, &yr, 0, C));
+    OK(kt_fid_preprocess(&be, &yp, &it, KT_FID_RESIZE_PYTORCH));
+    OK(kt_fid_preprocess(&be, &yq, &it, KT_FID_RESIZE_ADM));
+    OK(kt_spatial_mean(&be, &ys, &yr));
+    kt_backend_free(&be);
+}
+
+Test(backend, fid_ops_thread_count_invariance) {
+    enum { N = 4 * 2 * 35 * 35 * 48 + 2 * 17 * 17 * 48 + 2 * 2 * 299 * 299 * 3 + 2 * 48 };
+    float *a = malloc(sizeof(float) * N), *b = malloc(sizeof(float) * N);
+    cr_assert(a && b);
+    run_fid_ops(1, a);
+    run_fid_ops(2, b);
+    cr_expect(memcmp(a, b, sizeof(float) * N) == 0, "FID ops differ between 1 and 2 threads");
+    free(a);
+    free(b);
 }
 
 Test(backend, thread_count_invariance) {

@@ -126,6 +126,12 @@ static const KtBackendOps cpu_ops = {
     .l2_normalize = cpu_l2_normalize,
     .sample_llama = cpu_sample_llama,
     .probs_llama = cpu_probs_llama,
+    .fid_preprocess = cpu_fid_preprocess,
+    .channel_affine_relu = cpu_channel_affine_relu,
+    .max_pool2d = cpu_max_pool2d,
+    .avg_pool2d = cpu_avg_pool2d,
+    .spatial_mean = cpu_spatial_mean,
+    .copy_channels = cpu_copy_channels,
 };
 
 // "OpenBLAS 0.3.21" from openblas_get_config()'s "OpenBLAS 0.3.21 DYNAMIC_ARCH ..." (first two words).

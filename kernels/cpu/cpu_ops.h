@@ -95,6 +95,15 @@ KtStatus cpu_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTenso
 KtStatus cpu_upsample_nearest2x(KtBackend *be, KtTensor *y, const KtTensor *x);
 KtStatus cpu_resize_bicubic(KtBackend *be, KtTensor *y, const KtTensor *x);
 KtStatus cpu_resize_area(KtBackend *be, KtTensor *y, const KtTensor *x);
+KtStatus cpu_fid_preprocess(KtBackend *be, KtTensor *y, const KtTensor *x, KtFidResize mode);
+
+// pool.c (FID Inception-v3)
+KtStatus cpu_channel_affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                                 const KtTensor *shift);
+KtStatus cpu_max_pool2d(KtBackend *be, KtTensor *y, const KtTensor *x, int k, int stride, int pad);
+KtStatus cpu_avg_pool2d(KtBackend *be, KtTensor *y, const KtTensor *x, int k, int stride, int pad);
+KtStatus cpu_spatial_mean(KtBackend *be, KtTensor *y, const KtTensor *x);
+KtStatus cpu_copy_channels(KtBackend *be, KtTensor *y, int64_t yc0, const KtTensor *x, int64_t xc0, int64_t n);
 
 // attention.c
 KtStatus cpu_split_qkv_heads(KtBackend *be, KtTensor *q, KtTensor *k, KtTensor *v, const KtTensor *qkv);

@@ -279,6 +279,12 @@ static const KtBackendOps *cuda_ops(void) {
     o.l2_normalize = cuda_l2_normalize;
     o.sample_llama = cuda_sample_llama;
     o.probs_llama = cuda_probs_llama;
+    o.fid_preprocess = cuda_fid_preprocess;
+    o.channel_affine_relu = cuda_channel_affine_relu;
+    o.max_pool2d = cuda_max_pool2d;
+    o.avg_pool2d = cuda_avg_pool2d;
+    o.spatial_mean = cuda_spatial_mean;
+    o.copy_channels = cuda_copy_channels;
     done = true;
     return &o;
 }

@@ -267,3 +267,11 @@ KtStatus cuda_l2_normalize(KtBackend *, KtTensor *y, const KtTensor *x);
 KtStatus cuda_sample_llama(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                            const KtTensor *positions, SmpParams params);
 KtStatus cuda_probs_llama(KtBackend *, KtTensor *probs, KtTensor *logits, SmpParams params);
+// pool.cu (FID Inception-v3)
+KtStatus cuda_fid_preprocess(KtBackend *, KtTensor *y, const KtTensor *x, KtFidResize mode);
+KtStatus cuda_channel_affine_relu(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                                  const KtTensor *shift);
+KtStatus cuda_max_pool2d(KtBackend *, KtTensor *y, const KtTensor *x, int k, int stride, int pad);
+KtStatus cuda_avg_pool2d(KtBackend *, KtTensor *y, const KtTensor *x, int k, int stride, int pad);
+KtStatus cuda_spatial_mean(KtBackend *, KtTensor *y, const KtTensor *x);
+KtStatus cuda_copy_channels(KtBackend *, KtTensor *y, int64_t yc0, const KtTensor *x, int64_t xc0, int64_t n);
