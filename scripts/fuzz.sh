@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath -m "${2:-$root/build-fuzz}")
 cc=${CC:-clang}
 jobs=${FUZZ_JOBS:-1}
-harnesses=(fuzz_checkpoint)
+harnesses=(fuzz_checkpoint fuzz_npz)
 
 mkdir -p "$build"
 # The top-level build when the whole project configures; otherwise the harness directory on its own.
@@ -28,25 +28,26 @@ fi
 cmake --build "$build" --target "${harnesses[@]}" -j "$(nproc)" >"$build/build.log" 2>&1 ||
   { tail -50 "$build/build.log"; exit 1; }
 
-# Seeds: the fixtures, whole when small; big ones cut to their first and last 16 KiB (keeps the zip directory and
-# the safetensors/pickle headers, which is where the parsing is).
-seeds="$build/seeds"
-rm -rf "$seeds" "$build/fixtures"
-mkdir -p "$seeds" "$build/fixtures"
+# Seeds (seeds-<harness>): the fixtures, whole when small; big ones cut to their first and last 16 KiB (keeps the zip
+# directory and the safetensors/pickle headers, which is where the parsing is). The npz harness gets the .npz files
+# only: tests/fixtures/npz.tar.xz holds small numpy-written ones of every layout (scripts/make_npz_fixtures.py).
+rm -rf "$build"/seeds-* "$build/fixtures"
+mkdir -p "$build/seeds-checkpoint" "$build/seeds-npz" "$build/fixtures"
 for a in "$root"/tests/fixtures/*.tar.xz; do tar xJf "$a" -C "$build/fixtures"; done
 find "$build/fixtures" -type f \( -name '*.pth' -o -name '*.pt' -o -name '*.safetensors' -o -name '*.npz' \) |
   sort | while read -r f; do
-    out="$seeds/$(echo "${f#"$build/fixtures/"}" | tr '/' '_')"
+    name=$(echo "${f#"$build/fixtures/"}" | tr '/' '_')
+    out="$build/seeds-checkpoint/$name"
     if [ "$(stat -c %s "$f")" -le 65536 ]; then
       cp "$f" "$out"
     else
       { head -c 16384 "$f"; tail -c 16384 "$f"; } >"$out"
     fi
+    case "$f" in *.npz) cp "$out" "$build/seeds-npz/$name" ;; esac
   done
 
 # Tokens the formats are made of, so mutations can splice them in.
-dict="$build/checkpoint.dict"
-cat >"$dict" <<'EOF'
+cat >"$build/checkpoint.dict" <<'EOF'
 "PK\x03\x04"
 "PK\x01\x02"
 "PK\x05\x06"
@@ -74,6 +75,30 @@ cat >"$dict" <<'EOF'
 "\"BF16\""
 "\"I64\""
 EOF
+cat >"$build/npz.dict" <<'EOF'
+"PK\x03\x04"
+"PK\x01\x02"
+"PK\x05\x06"
+"PK\x06\x06"
+"PK\x06\x07"
+"PK\x07\x08"
+"\x01\x00\x10\x00"
+".npy"
+"\x93NUMPY\x01\x00"
+"\x93NUMPY\x02\x00"
+"'descr': "
+"'fortran_order': False"
+"'fortran_order': True"
+"'shape': ("
+", "
+",)"
+"'|u1'"
+"'<f8'"
+"'>f4'"
+"'=i8'"
+"'<i4'"
+"L, "
+EOF
 
 parallel=()  # independent workers sharing the corpus dir; each logs to $build/fuzz-<n>.log
 [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
@@ -86,8 +111,9 @@ for h in "${harnesses[@]}"; do
   [ -x "$exe" ] || exe="$build/$h"
   rc=0
   rm -f "$build"/fuzz-*.log
-  (cd "$build" && "$exe" "$corpus" "$seeds" -dict="$dict" -max_total_time="$secs" -max_len=65536 -timeout=10 \
-    -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 "${parallel[@]}" >"$build/$h.log" 2>&1) || rc=$?
+  (cd "$build" && "$exe" "$corpus" "$build/seeds-${h#fuzz_}" -dict="$build/${h#fuzz_}.dict" \
+    -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 \
+    "${parallel[@]}" >"$build/$h.log" 2>&1) || rc=$?
   logs=("$build/$h.log")
   for l in "$build"/fuzz-*.log; do [ -e "$l" ] && logs+=("$l"); done
   runs=$(grep -h "^stat::number_of_executed_units" "${logs[@]}" | awk '{n += $2} END {print n + 0}')

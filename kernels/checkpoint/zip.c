@@ -299,3 +299,172 @@ KtStatus kt_zip_member_data(const KtZip *z, const KtZipEntry *e, const uint8_t *
     *owned = buf;
     return KT_OK;
 }
+
+// ------------------------------------------------------------------------------------------- streaming reader
+
+#define READER_WINDOW (64u << 10)  // inflated bytes held at once: bounds the memory of a deflated stream
+
+struct KtZipReader {
+    const KtZip *z;          // borrowed
+    const KtZipEntry *e;     // borrowed: an entry of z
+    uint64_t pos;            // uncompressed bytes delivered or skipped
+    uint32_t crc;            // of bytes [0, pos) while crc_on
+    bool crc_on;             // false once a stored member was entered by a seek past bytes never read
+    bool finished;           // the end was reached and checked
+    bool broken;             // an earlier error: no further reads
+    z_stream zs;             // deflate only, from here on
+    bool zs_live, ended;     // inflateInit2 done; inflate returned Z_STREAM_END
+    uint64_t in_used;        // compressed bytes handed to zlib
+    uint64_t produced;       // uncompressed bytes zlib returned
+    uint8_t *buf;            // READER_WINDOW bytes; [buf_pos, buf_len) inflated but not yet delivered
+    size_t buf_pos, buf_len;
+};
+
+KtStatus kt_zip_reader_open(KtZipReader **out, const KtZip *z, const KtZipEntry *e) {
+    *out = NULL;
+    if (e->method != 0 && e->method != 8)
+        return KT_FAIL(KT_ERR_FORMAT, "%s: zip member '%s' uses compression method %u; only stored (0) and deflate "
+                       "(8) are supported", z->name, e->name, (unsigned)e->method);
+    if (e->method == 8 && e->size > (uint64_t)e->comp_size * MAX_INFLATE_RATIO + 1024)
+        return KT_FAIL(KT_ERR_FORMAT, "%s: zip member '%s' claims %llu bytes from %llu compressed bytes, more than "
+                       "deflate can produce (corrupt directory)", z->name, e->name, (unsigned long long)e->size,
+                       (unsigned long long)e->comp_size);
+    KtZipReader *r = calloc(1, sizeof *r);
+    if (!r) return KT_FAIL(KT_ERR_OOM, "%s: out of memory opening zip member '%s'", z->name, e->name);
+    r->z = z;
+    r->e = e;
+    r->crc_on = true;
+    if (e->method == 8) {
+        r->buf = malloc(READER_WINDOW);
+        if (!r->buf || inflateInit2(&r->zs, -MAX_WBITS) != Z_OK) {
+            kt_zip_reader_free(r);
+            return KT_FAIL(KT_ERR_OOM, "%s: zlib could not start inflating '%s'", z->name, e->name);
+        }
+        r->zs_live = true;
+    }
+    *out = r;
+    return KT_OK;
+}
+
+void kt_zip_reader_free(KtZipReader *r) {
+    if (!r) return;
+    if (r->zs_live) inflateEnd(&r->zs);
+    free(r->buf);
+    free(r);
+}
+
+// Refills the window with the next inflated bytes; buf_len is 0 only when the deflate stream has ended.
+static KtStatus reader_inflate(KtZipReader *r) {
+    const KtZip *z = r->z;
+    const KtZipEntry *e = r->e;
+    r->zs.next_out = r->buf;
+    r->zs.avail_out = READER_WINDOW;
+    while (r->zs.avail_out == READER_WINDOW && !r->ended) {
+        if (r->zs.avail_in == 0 && r->in_used < e->comp_size) {
+            uint64_t left = e->comp_size - r->in_used;
+            r->zs.avail_in = left > (1u << 30) ? (1u << 30) : (uInt)left;  // zlib's counters are 32-bit
+            r->zs.next_in = (Bytef *)(uintptr_t)(z->data + e->data_offset + r->in_used);  // never written
+            r->in_used += r->zs.avail_in;
+        }
+        int rc = inflate(&r->zs, Z_NO_FLUSH);
+        if (rc == Z_STREAM_END) r->ended = true;
+        else if (rc == Z_MEM_ERROR)
+            return KT_FAIL(KT_ERR_OOM, "%s: zlib ran out of memory inflating '%s'", z->name, e->name);
+        else if (rc == Z_BUF_ERROR)  // no progress possible: every compressed byte has been consumed
+            return KT_FAIL(KT_ERR_FORMAT, "%s: zip member '%s' is cut short: its %llu compressed bytes end after "
+                           "%llu of the declared %llu bytes", z->name, e->name, (unsigned long long)e->comp_size,
+                           (unsigned long long)(r->produced + READER_WINDOW - r->zs.avail_out),
+                           (unsigned long long)e->size);
+        else if (rc != Z_OK)
+            return KT_FAIL(KT_ERR_FORMAT, "%s: zip member '%s' has corrupt deflate data near uncompressed byte %llu "
+                           "(zlib: %s)", z->name, e->name, (unsigned long long)r->produced,
+                           r->zs.msg ? r->zs.msg : "error");
+    }
+    r->buf_pos = 0;
+    r->buf_len = READER_WINDOW - r->zs.avail_out;
+    r->produced += r->buf_len;
+    if (r->produced > e->size)
+        return KT_FAIL(KT_ERR_FORMAT, "%s: zip member '%s' inflates to more than its declared %llu bytes (corrupt "
+                       "directory)", z->name, e->name, (unsigned long long)e->size);
+    return KT_OK;
+}
+
+// At the end: a deflate stream must end exactly here, and the CRC-32 must match the directory's.
+static KtStatus reader_finish(KtZipReader *r) {
+    while (r->zs_live && !r->ended) KT_TRY(reader_inflate(r));  // any further output fails produced <= size
+    if (r->crc_on && r->crc != r->e->crc32)
+        return KT_FAIL(KT_ERR_FORMAT, "%s: zip member '%s' fails its CRC-32 check: computed 0x%08x, the directory "
+                       "says 0x%08x (corrupt file)", r->z->name, r->e->name, r->crc, r->e->crc32);
+    r->finished = true;
+    return KT_OK;
+}
+
+static KtStatus reader_read(KtZipReader *r, uint8_t *dst, uint64_t n) {
+    const KtZipEntry *e = r->e;
+    while (n) {
+        const uint8_t *src;
+        size_t k;
+        if (e->method == 0) {
+            src = r->z->data + e->data_offset + r->pos;
+            k = n > (1u << 30) ? (1u << 30) : (size_t)n;
+        } else {
+            if (r->buf_pos == r->buf_len) {
+                if (r->ended)
+                    return KT_FAIL(KT_ERR_FORMAT, "%s: zip member '%s' inflates to only %llu bytes, the directory "
+                                   "says %llu (corrupt file)", r->z->name, e->name, (unsigned long long)r->produced,
+                                   (unsigned long long)e->size);
+                KT_TRY(reader_inflate(r));
+                continue;
+            }
+            src = r->buf + r->buf_pos;
+            k = r->buf_len - r->buf_pos < n ? r->buf_len - r->buf_pos : (size_t)n;
+            r->buf_pos += k;
+        }
+        if (r->crc_on) r->crc = (uint32_t)crc32(r->crc, src, (uInt)k);
+        if (dst) {
+            memcpy(dst, src, k);
+            dst += k;
+        }
+        r->pos += k;
+        n -= k;
+    }
+    return r->pos == e->size && !r->finished ? reader_finish(r) : KT_OK;
+}
+
+KtStatus kt_zip_reader_read(KtZipReader *r, void *dst, uint64_t n) {
+    if (r->broken)
+        return KT_FAIL(KT_ERR_FORMAT, "%s: zip member '%s': reading stopped at an earlier error", r->z->name,
+                       r->e->name);
+    if (n > r->e->size - r->pos)
+        return KT_FAIL(KT_ERR_ARG, "%s: zip member '%s': read of %llu bytes at offset %llu runs past its %llu bytes",
+                       r->z->name, r->e->name, (unsigned long long)n, (unsigned long long)r->pos,
+                       (unsigned long long)r->e->size);
+    KtStatus s = reader_read(r, dst, n);
+    if (s != KT_OK) r->broken = true;
+    return s;
+}
+
+KtStatus kt_zip_reader_seek(KtZipReader *r, uint64_t pos) {
+    if (pos > r->e->size)
+        return KT_FAIL(KT_ERR_ARG, "%s: zip member '%s': seek to %llu is past its %llu bytes", r->z->name,
+                       r->e->name, (unsigned long long)pos, (unsigned long long)r->e->size);
+    if (pos == r->pos) return KT_OK;
+    r->finished = false;
+    if (r->e->method == 0) {  // O(1); the skipped bytes are never read, so only a pass from 0 is CRC-checked
+        r->pos = pos;
+        r->crc = 0;
+        r->crc_on = pos == 0;
+        return KT_OK;
+    }
+    if (pos < r->pos) {  // deflate cannot go back: restart from the first compressed byte
+        if (inflateReset(&r->zs) != Z_OK)
+            return KT_FAIL(KT_ERR_OOM, "%s: zlib could not restart inflating '%s'", r->z->name, r->e->name);
+        r->zs.avail_in = 0;
+        r->in_used = r->produced = r->pos = 0;
+        r->buf_pos = r->buf_len = 0;
+        r->ended = r->broken = false;
+        r->crc = 0;
+        r->crc_on = true;
+    }
+    return kt_zip_reader_read(r, NULL, pos - r->pos);
+}

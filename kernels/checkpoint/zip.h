@@ -43,3 +43,18 @@ const KtZipEntry *kt_zip_find(const KtZip *z, const char *name);
 // A member's uncompressed bytes. Stored: *data points into the archive and *owned is NULL. Deflated: the member is
 // inflated and CRC-checked into a malloc'd buffer returned in both *data and *owned (the caller frees *owned).
 KtStatus kt_zip_member_data(const KtZip *z, const KtZipEntry *e, const uint8_t **data, size_t *size, void **owned);
+
+// Sequential reader of one member's uncompressed bytes in bounded memory: stored members are copied straight from
+// the range, deflated ones go through a streaming raw inflate (windowBits -15) with a 64 KiB output window, so a
+// 10 GB member costs ~100 KiB. The CRC-32 is checked when the last byte has been read (for a stored member only if
+// the pass started at offset 0); a deflated member must also inflate to exactly its declared size.
+typedef struct KtZipReader KtZipReader;
+// `z` and `e` (an entry of z) must outlive the reader.
+KtStatus kt_zip_reader_open(KtZipReader **r, const KtZip *z, const KtZipEntry *e);
+// Copies the next n bytes (n <= bytes left, else KT_ERR_ARG) into dst, or skips them when dst is NULL. After an
+// error (corrupt data, CRC mismatch) the reader refuses further reads.
+KtStatus kt_zip_reader_read(KtZipReader *r, void *dst, uint64_t n);
+// Moves to uncompressed offset `pos` (<= size). Stored: O(1), but the CRC is then checked only after a later seek
+// to 0. Deflated: forward by inflating and discarding, backward by restarting from the member's start.
+KtStatus kt_zip_reader_seek(KtZipReader *r, uint64_t pos);
+void kt_zip_reader_free(KtZipReader *r);  // accepts NULL
