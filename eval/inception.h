@@ -1,0 +1,73 @@
+// The FID Inception-v3 network (pytorch-fid's FIDInceptionA/C/E_1/E_2 + torchvision's InceptionB/D, the TF
+// 2015-12-05 weights): uint8 images -> pool3 features (2048), the 1008-way classifier logits (for IS) and the sFID
+// spatial features (Mixed_6d.branch1x1, channels 0..6, flattened in (h, w, c) order: 2023).
+// ref: pytorch-fid src/pytorch_fid/inception.py; spec: shared/spec/fid.md section 1
+// Layout: NHWC feature maps; every conv is conv (no bias) -> BatchNorm (eps 1e-3, folded at load into a per-channel
+// scale/shift computed in double, applied with the ReLU: kt_channel_affine_relu) -> ReLU.
+#pragma once
+
+#include <stdbool.h>
+
+#include "kernels/backend.h"
+#include "kernels/checkpoint.h"
+#include "kernels/ops.h"
+#include "kernels/weights.h"
+
+#define INC_N_CONVS 94
+#define INC_POOL3 2048     // FID features
+#define INC_CLASSES 1008   // classifier outputs (1000 ImageNet classes + 8 unused)
+#define INC_SPATIAL 2023   // sFID features: 17 * 17 * 7
+#define INC_SIZE 299       // network input side
+
+typedef struct {
+    char name[40];        // state-dict prefix, e.g. "Mixed_6d.branch7x7dbl_3"
+    int ci, co, kh, kw, stride, ph, pw;  // pad: ph rows top and bottom, pw columns left and right
+} IncConvDesc;
+
+typedef struct {
+    KtTensor w;                         // (co, kh, kw, ci), matmul dtype
+    KtTensor bn_w, bn_b, bn_mean, bn_var;  // (co) as stored
+    KtTensor scale, shift;              // (co) float32: the folded BatchNorm (derived at load)
+    IncConvDesc d;
+} IncConv;
+
+typedef struct {
+    IncConv conv[INC_N_CONVS];
+    KtTensor fc_w, fc_b;                // (1008, 2048) matmul dtype, (1008)
+    KtWeightTable table;
+    KtBuffer weights, derived;
+    KtBackend *be;                      // borrowed: owned by the caller
+    bool gamma_all_one;                 // every bn.weight == 1 (spec 1.2: expected for the TF weights; logged)
+    // workspace for up to max_batch images, carved from one arena at init
+    int max_batch;
+    KtArena arena;
+    KtTensor x;                         // (B, 299, 299, 3) float32 preprocessed input
+    KtTensor xm;                        // the same in the map dtype (16-bit maps only)
+    KtTensor map[2];                    // (B, largest map) ping-pong block input/output, map dtype
+    KtTensor tmp[4];                    // (B, largest branch map) branch intermediates, map dtype
+    KtTensor spatial;                   // (B, 17, 17, 7) map dtype: the sFID tap
+    KtTensor spatial_f32;               // (B, 17, 17, 7) float32
+    KtTensor pool3;                     // (B, 2048) float32
+    KtTensor logits;                    // (B, 1008) float32, fc without bias (IS)
+    KtBuffer input;                     // (B, H, W, 3) uint8 images on the device (grown when a larger size comes)
+} Inception;
+
+// Loads the network from a pt_inception-2015-12-05-*.pth state dict (ck != NULL) or random weights (benchmarks).
+// max_batch: images per forward.
+KtStatus inception_init(Inception *net, KtBackend *be, const KtCheckpoint *ck, uint64_t seed, int max_batch);
+void inception_free(Inception *net);
+
+// Checks a weight file's SHA-256 against the 8-hex-digit tag in its name ("...-6726825d.pth", torch.hub's
+// convention). Names without a tag pass. KT_ERR_FORMAT naming both digests on a mismatch.
+KtStatus inception_check_hash(const char *path);
+
+typedef struct {
+    float *pool3;    // (B, 2048) or NULL
+    float *logits;   // (B, 1008) fc without bias, or NULL
+    float *logits_biased;  // (B, 1008) fc with bias (= PyTorch's fc(pool3)), or NULL
+    float *spatial;  // (B, 2023) or NULL
+} IncOutputs;
+
+// images: (B, H, W, 3) uint8 on the host, B <= max_batch, any H, W >= 1. Results are copied to the host arrays given.
+KtStatus inception_forward(Inception *net, const uint8_t *images, int B, int H, int W, KtFidResize mode,
+                           const IncOutputs *out);
