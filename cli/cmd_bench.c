@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "eval/extract.h"
 
 static struct {
     const char *arch, *vae, *ckpt, *device, *dtype;
@@ -14,11 +15,14 @@ static struct {
     int reps, warmup, top_k;
     float cfg, top_p;
     const char *vq, *decode;  // LlamaGen
+    const char *inception, *resize;  // FID Inception
     int image_size, heads, sjd_window, zipar_window;
 } g;
 
 static const CliOption k_opts[] = {
-    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), or llamagen with --vq/--ckpt", &g.arch, .required = false},
+    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), llamagen with --vq/--ckpt, or inception (FID features)", &g.arch, .required = false},
+    {"inception", 0, CLI_STRING, NULL, "FILE", "--arch inception: the weights (default: random, --random-init)", &g.inception, .required = false},
+    {"resize", 0, CLI_STRING, "adm", NULL, "--arch inception: preprocessing of the 256x256 inputs", &g.resize, .choices = "adm|pytorch-fid"},
     {"random-init", 0, CLI_FLAG, NULL, NULL, "random weights for --arch (no checkpoint needed)", &g.random_init, .required = false},
     {"vae", 0, CLI_STRING, NULL, "FILE", "VQVAE checkpoint (instead of --arch)", &g.vae, .required = false},
     {"ckpt", 0, CLI_STRING, NULL, "FILE", "VAR checkpoint (instead of --arch), or the LlamaGen GPT with --arch llamagen", &g.ckpt, .required = false},
@@ -48,7 +52,8 @@ static const CliCommand k_cmd = {
     k_opts, CLI_COUNT(k_opts), NULL, 0, 0,
     "examples:\n  argen bench --arch var-d16 --random-init --batch 1,8,32,64 --device cuda --dtype bf16\n"
     "  argen bench --arch var-d16 --random-init --decode-only --batch 32\n"
-    "  argen bench --arch llamagen-b --random-init --decode sjd --batch 1 --device cuda --dtype bf16",
+    "  argen bench --arch llamagen-b --random-init --decode sjd --batch 1 --device cuda --dtype bf16\n"
+    "  argen bench --arch inception --random-init --batch 200 --device cuda   (FID features of 256x256 images)",
 };
 
 static int cmp_double(const void *a, const void *b) {
@@ -119,10 +124,62 @@ static int bench_batch(ArgenModel *m, int B) {
     return rc;
 }
 
+// FID feature extraction (pool3 + logits + sFID features into the statistics) of 256x256 uint8 images per batch size.
+static int bench_inception(void) {
+    if (!g.inception && !g.random_init) {
+        fprintf(stderr, "argen: --arch inception needs --inception FILE or --random-init\n");
+        return 2;
+    }
+    int max_b = 1;
+    for (int i = 0; i < g.batch.n; i++) max_b = g.batch.v[i] > max_b ? g.batch.v[i] : max_b;
+    KtBackend be = {0};
+    EvExtractor ex = {0};
+    EvFeatureStats st = {0};
+    uint8_t *img = malloc((size_t)max_b * 256 * 256 * 3);
+    double *times = malloc((size_t)g.reps * sizeof *times);
+    KtStatus s = img && times ? cli_eval_backend(&be, g.device, g.dtype) : KT_FAIL(KT_ERR_OOM, "out of memory");
+    if (s == KT_OK)
+        s = ev_extractor_init(&ex, &be, g.inception, max_b, !strcmp(g.resize, "adm") ? KT_FID_RESIZE_ADM : KT_FID_RESIZE_PYTORCH);
+    for (size_t i = 0; img && i < (size_t)max_b * 256 * 256 * 3; i++) img[i] = (uint8_t)((i * 2654435761u) >> 24);
+    if (s == KT_OK) {
+        printf("argen bench: FID Inception-v3 (pool3 + logits + sFID features, statistics included), 256x256 -> 299, "
+               "%s resize, %s, %d warm-up + median of %d\n| batch | ms / batch |    img / s | peak MiB  | device |\n"
+               "|---|---|---|---|---|\n", g.resize, g.dtype, g.warmup, g.reps);
+    }
+    for (int i = 0; s == KT_OK && i < g.batch.n; i++) {
+        int B = g.batch.v[i];
+        for (int r = 0; s == KT_OK && r < g.warmup + g.reps; r++) {
+            ev_stats_free(&st);
+            s = ev_stats_init(&st, INC_POOL3, INC_SPATIAL, B, INC_CLASSES);
+            double t0 = cli_now();
+            if (s == KT_OK) s = ev_extractor_add(&ex, &st, img, B, 256, 256, 0, NULL);
+            if (r >= g.warmup) times[r - g.warmup] = cli_now() - t0;
+        }
+        if (s != KT_OK) break;
+        qsort(times, (size_t)g.reps, sizeof *times, cmp_double);
+        double med = times[g.reps / 2];
+        printf("| %-5d | %10.2f | %10.1f | %9.1f | %s |\n", B, 1e3 * med, B / med, (double)be.peak_bytes / (1 << 20),
+               be.name);
+        fflush(stdout);
+    }
+    int rc = s == KT_OK ? 0 : cli_fail();
+    ev_stats_free(&st);
+    ev_extractor_free(&ex);
+    if (be.ops) kt_backend_free(&be);
+    free(img);
+    free(times);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
     CliParsed parsed;
     int rc;
     if (!cli_parse_or_exit(&k_cmd, argc, argv, &parsed, &rc)) return rc;
+    if (g.arch && !strcmp(g.arch, "inception")) {
+        rc = bench_inception();
+        cli_parsed_free(&parsed);
+        return rc;
+    }
     ArgenLoadParams lp;
     argen_load_params_init(&lp);
     lp.device = g.device;

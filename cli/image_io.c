@@ -264,6 +264,7 @@ typedef struct {
     uint8_t *pix;
     png_bytep *rows;
     png_uint_32 w, h;
+    bool eval_only;  // read_png_eval: 8-bit gray/gray+alpha/RGB/RGBA only
 } PngReadCtx;
 
 static void png_read_cb(png_structp png, png_bytep data, size_t len) {
@@ -296,6 +297,12 @@ static int png_read_session(PngReadCtx *c) {
                  (unsigned long)c->h, IMAGE_MAX_DIM, IMAGE_MAX_DIM);
         return 0;
     }
+    if (c->eval_only && (depth != 8 || color == PNG_COLOR_TYPE_PALETTE)) {
+        snprintf(c->err.msg, sizeof c->err.msg, "%s PNG with %d-bit samples: evaluation reads 8-bit RGB, RGBA or "
+                 "gray PNGs only (convert it losslessly, or regenerate the samples as 8-bit RGB)",
+                 color == PNG_COLOR_TYPE_PALETTE ? "palette" : color & PNG_COLOR_MASK_COLOR ? "colour" : "gray", depth);
+        return 0;
+    }
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(c->png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(c->png);
     if (depth == 16) png_set_scale_16(c->png);
@@ -319,9 +326,10 @@ static int png_read_session(PngReadCtx *c) {
     return 1;
 }
 
-static KtStatus read_png(FILE *f, const char *path, uint8_t **rgb, int *w, int *h) {
+static KtStatus read_png(FILE *f, const char *path, uint8_t **rgb, int *w, int *h, bool eval_only) {
     PngReadCtx c;
     memset(&c, 0, sizeof c);
+    c.eval_only = eval_only;
     c.f = f;
     c.kind = KT_ERR_FORMAT;
     int ok = png_read_session(&c);
@@ -330,7 +338,8 @@ static KtStatus read_png(FILE *f, const char *path, uint8_t **rgb, int *w, int *
     if (!ok) {
         free(c.pix);
         const char *m = c.err.msg;
-        if (!strcmp(m, "truncated PNG data") || c.kind != KT_ERR_FORMAT || !strncmp(m, "image is", 8))
+        if (!strcmp(m, "truncated PNG data") || c.kind != KT_ERR_FORMAT || !strncmp(m, "image is", 8) ||
+            strstr(m, "evaluation reads"))
             return KT_FAIL(c.kind, "%s: %s", path, m);
         return KT_FAIL(c.kind, "%s: corrupt PNG: %s", path, m);
     }
@@ -361,11 +370,30 @@ KtStatus read_image_rgb8(const char *path, uint8_t **rgb, int *w, int *h) {
     size_t n = fread(sig, 1, sizeof sig, f);
     KtStatus s;
     if (ferror(f)) s = KT_FAIL(KT_ERR_IO, "%s: read error: %s", path, strerror(errno));
-    else if (n == 8 && png_sig_cmp(sig, 0, 8) == 0) s = read_png(f, path, rgb, w, h);
+    else if (n == 8 && png_sig_cmp(sig, 0, 8) == 0) s = read_png(f, path, rgb, w, h, false);
     else if (n >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF) s = read_jpeg(f, path, rgb, w, h);
     else if (n > 0 && png_sig_cmp(sig, 0, n) == 0) s = KT_FAIL(KT_ERR_FORMAT, "%s: truncated PNG data", path);
     else if (n == 0) s = KT_FAIL(KT_ERR_FORMAT, "%s: empty file, expected a PNG or JPEG image", path);
     else s = KT_FAIL(KT_ERR_FORMAT, "%s: not a PNG or JPEG file", path);
+    fclose(f);
+    return s;
+}
+
+KtStatus read_png_eval(const char *path, uint8_t **rgb, int *w, int *h) {
+    *rgb = NULL;
+    *w = *h = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return KT_FAIL(KT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    uint8_t sig[8];
+    size_t n = fread(sig, 1, sizeof sig, f);
+    KtStatus s;
+    if (ferror(f)) s = KT_FAIL(KT_ERR_IO, "%s: read error: %s", path, strerror(errno));
+    else if (n == 8 && png_sig_cmp(sig, 0, 8) == 0) s = read_png(f, path, rgb, w, h, true);
+    else if (n >= 3 && sig[0] == 0xFF && sig[1] == 0xD8 && sig[2] == 0xFF)
+        s = KT_FAIL(KT_ERR_FORMAT, "%s: a JPEG: evaluation takes lossless PNGs only (JPEG artefacts change FID)", path);
+    else if (n > 0 && png_sig_cmp(sig, 0, n) == 0) s = KT_FAIL(KT_ERR_FORMAT, "%s: truncated PNG data", path);
+    else if (n == 0) s = KT_FAIL(KT_ERR_FORMAT, "%s: empty file, expected a PNG image", path);
+    else s = KT_FAIL(KT_ERR_FORMAT, "%s: not a PNG file", path);
     fclose(f);
     return s;
 }

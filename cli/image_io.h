@@ -26,6 +26,10 @@ KtStatus write_jpeg_rgb8(const char *path, const uint8_t *rgb, int w, int h, int
 // corrupt, dimensions above IMAGE_MAX_DIM), KT_ERR_OOM.
 KtStatus read_image_rgb8(const char *path, uint8_t **rgb, int *w, int *h);
 
+// Reads a PNG for evaluation (FID/IS): 8-bit gray, gray+alpha, RGB or RGBA (alpha dropped, gray replicated) into a
+// malloc'd (h, w, 3) buffer. Anything else (16-bit, palette, JPEG, not a PNG) is KT_ERR_FORMAT naming the file.
+KtStatus read_png_eval(const char *path, uint8_t **rgb, int *w, int *h);
+
 // mkdir -p: creates path and its missing parents (mode 0777 & ~umask). Fails with a message naming the first
 // component that is not a directory or cannot be created, or when the final directory is not writable.
 KtStatus ensure_dir(const char *path);

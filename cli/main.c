@@ -16,13 +16,16 @@ static const Command k_commands[] = {
     {"recon", cmd_recon, "encode an image to tokens with the VQVAE and decode it back"},
     {"info", cmd_info, "list a checkpoint's tensors and the configuration derived from them"},
     {"bench", cmd_bench, "time sampling (and decoding) for an architecture or checkpoint"},
+    {"render", cmd_render, "render an evaluation set (e.g. 50 per class) into PNGs or a sample .npz, resumable"},
+    {"fid", cmd_fid, "FID / sFID / Inception Score of PNG directories, sample .npz or statistics files"},
+    {"fid-merge", cmd_fid_merge, "merge partial statistics of shards exactly"},
 };
 
 static void usage(FILE *f) {
     fprintf(f, "usage: argen <command> [options]\n\n"
                "argen %s: visual autoregressive image generation (VAR) in C\n\ncommands:\n", argen_version());
     for (size_t i = 0; i < sizeof k_commands / sizeof *k_commands; i++)
-        fprintf(f, "  %-8s %s\n", k_commands[i].name, k_commands[i].summary);
+        fprintf(f, "  %-9s %s\n", k_commands[i].name, k_commands[i].summary);
     fprintf(f, "\n'argen <command> --help' shows a command's options.\n");
 }
 

@@ -98,14 +98,16 @@ void expect_equal_i64(const char *what, const int64_t *got, const int64_t *ref, 
               first >= 0 ? (long long)ref[first] : 0LL);
 }
 
-int run_cli(const char *const *args, char *err, size_t cap) {
+int run_cli(const char *const *args, char *err, size_t cap) { return run_cli_stdout(args, NULL, err, cap); }
+
+int run_cli_stdout(const char *const *args, const char *out_path, char *err, size_t cap) {
     int fds[2];
     cr_assert(pipe(fds) == 0);
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
         dup2(fds[1], 2);
-        int devnull = open("/dev/null", O_WRONLY);
+        int devnull = out_path ? open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644) : open("/dev/null", O_WRONLY);
         if (devnull >= 0) dup2(devnull, 1);
         close(fds[0]);
         const char *argv[64];

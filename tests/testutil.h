@@ -29,6 +29,8 @@ void expect_equal_i64(const char *what, const int64_t *got, const int64_t *ref, 
 // Runs the argen CLI with argv (NULL-terminated, without argv[0]); returns the exit code, stderr into err
 // (truncated to cap).
 int run_cli(const char *const *args, char *err, size_t cap);
+// The same with stdout written to the file out_path (NULL: discarded).
+int run_cli_stdout(const char *const *args, const char *out_path, char *err, size_t cap);
 
 // The backend a test wants; skips the test when it is CUDA and no GPU is present.
 void test_backend_init(KtBackend *be, KtDevice dev);

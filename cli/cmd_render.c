@@ -1,0 +1,546 @@
+// argen render: an evaluation set (e.g. 50 images for each of the 1000 ImageNet classes) into a PNG directory or
+// an ADM-layout sample .npz, resumable, shardable, optionally with Inception statistics computed on the fly
+// (--fid-ref) so that FID needs no second pass. --protocol fills in the official FID-50k recipe of a model.
+// Image k of the set has class classes[k / per_class] and the random stream (seed, k): any image can be made
+// alone, on any machine, in any batch, and a re-run only makes what is missing.
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "eval/extract.h"
+#include "eval/frechet.h"
+#include "eval/npz.h"
+#include "image_io.h"
+
+// ------------------------------------------------------------------------------------------------- protocols
+typedef struct {
+    const char *name, *arch, *ckpt, *tokenizer;
+    float cfg, top_p, temperature;
+    int top_k, image_size;
+    const char *published;  // the published numbers, with their source
+} Protocol;
+
+// VAR: README "FID evaluation" settings; LlamaGen: GETTING_STARTED sample_c2i_ddp settings for the 256px models
+// (spec/var.md, spec/raster.md section 7).
+static const Protocol k_protocols[] = {
+    {"var-d16", "var", "var_d16.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256,
+     "FID 3.55 (VAR README); paper Table 1: FID 3.30, IS 274.4 (not verified here)"},
+    {"var-d20", "var", "var_d20.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256,
+     "FID 2.95 (VAR README); paper Table 1: FID 2.57, IS 302.6 (not verified here)"},
+    {"var-d24", "var", "var_d24.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256,
+     "FID 2.33 (VAR README); paper Table 1: FID 2.09, IS 312.9 (not verified here)"},
+    {"var-d30", "var", "var_d30.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256,
+     "FID 1.97 (VAR README); paper Table 1: FID 1.92, IS 323.1 (not verified here)"},
+    {"llamagen-b", "llamagen", "c2i_B_256.pt", "vq_ds16_c2i.pt", 2.0f, 1.0f, 1.0f, 0, 256,
+     "FID 5.46 (LlamaGen README, cfg 2.0); IS 193.6 (paper, not verified here); the official script draws labels "
+     "uniformly at random, argen renders 50 per class"},
+    {"llamagen-l", "llamagen", "c2i_L_256.pt", "vq_ds16_c2i.pt", 2.0f, 1.0f, 1.0f, 0, 256,
+     "FID 3.80 (LlamaGen README, cfg 2.0); IS 248.3 (paper, not verified here); the official script draws labels "
+     "uniformly at random, argen renders 50 per class"},
+};
+
+// ---------------------------------------------------------------------------------------------------- options
+typedef struct {
+    const char *arch, *vae, *vq, *ckpt, *out, *protocol, *shard, *fid_ref, *save_stats, *inception, *resize;
+    const char *device, *dtype;
+    CliIntList classes, patch_nums;
+    int per_class, top_k, batch, image_size, heads;
+    float cfg, top_p, temperature;
+    int64_t seed;
+    bool no_spatial, json, quiet, verbose;
+} RenderArgs;
+
+static RenderArgs g;
+
+static const CliOption k_opts[] = {
+    {"protocol", 0, CLI_STRING, NULL, NULL, "the official FID-50k recipe of a model (fixes arch, cfg, top-k/p, classes, per-class, seed)", &g.protocol, .choices = "var-d16|var-d20|var-d24|var-d30|llamagen-b|llamagen-l"},
+    {"arch", 0, CLI_STRING, "var", NULL, "model family", &g.arch, .choices = "var|llamagen"},
+    {"vae", 0, CLI_STRING, NULL, "FILE", "VAR: VQVAE checkpoint (vae_ch160v4096z32.pth)", &g.vae, .required = false},
+    {"vq", 0, CLI_STRING, NULL, "FILE", "LlamaGen: VQ tokenizer checkpoint (vq_ds16_c2i.pt)", &g.vq, .required = false},
+    {"ckpt", 0, CLI_STRING, NULL, "FILE", "transformer checkpoint (var_d16.pth, c2i_B_256.pt, ...)", &g.ckpt, .required = true},
+    {"patch-nums", 0, CLI_INT_LIST, "1,2,3,4,5,6,8,10,13,16", "N,...", "VAR: token-map side of each scale", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
+    {"image-size", 0, CLI_INT, "256", NULL, "LlamaGen: image side", &g.image_size, .has_min = true, .min = 16, .has_max = true, .max = 4096},
+    {"heads", 0, CLI_INT, "0", NULL, "LlamaGen: attention heads (0: official for the width)", &g.heads, .has_min = true, .min = 0, .has_max = true, .max = 1024},
+    {"classes", 0, CLI_INT_LIST, "0-999", "C,...", "classes of the set, e.g. 0-999", &g.classes, .has_min = true, .min = 0},
+    {"per-class", 0, CLI_INT, "50", NULL, "images per class", &g.per_class, .has_min = true, .min = 1, .has_max = true, .max = 1000000},
+    {"cfg", 0, CLI_FLOAT, NULL, "X", "guidance (default: var 1.5, llamagen 2.0)", &g.cfg, .has_min = true, .min = 0},
+    {"top-k", 'k', CLI_INT, NULL, "N", "top-k (default: var 900, llamagen 0 = off)", &g.top_k, .has_min = true, .min = 0},
+    {"top-p", 'p', CLI_FLOAT, NULL, "X", "top-p (default: var 0.96, llamagen 1.0 = off)", &g.top_p, .has_min = true, .min = 0, .has_max = true, .max = 1},
+    {"temperature", 't', CLI_FLOAT, "1", NULL, "LlamaGen: temperature", &g.temperature, .has_min = true, .min = 1e-5, .has_max = true, .max = 100},
+    {"seed", 's', CLI_INT64, "0", NULL, "random seed (image k uses stream (seed, k))", &g.seed, .has_min = true, .min = 0},
+    {"out", 'o', CLI_STRING, NULL, "DIR|FILE.npz", "PNG directory, or an ADM sample batch .npz (arr_0 uint8 N x S x S x 3)", &g.out, .required = false},
+    {"shard", 0, CLI_STRING, NULL, "K/N", "render only the K-th of N equal contiguous parts (a .npz output becomes FILE.shardKofN.npz)", &g.shard, .required = false},
+    {"fid-ref", 0, CLI_STRING, NULL, "REF.npz", "compute Inception statistics while rendering and print FID/sFID/IS against these reference statistics", &g.fid_ref, .required = false},
+    {"save-stats", 0, CLI_STRING, NULL, "FILE.npz", "with --fid-ref: save the set's statistics (partial sums with --shard, for fid-merge)", &g.save_stats, .required = false},
+    {"inception", 0, CLI_STRING, NULL, "FILE", "FID Inception weights (see argen fid --help)", &g.inception, .required = false},
+    {"resize", 0, CLI_STRING, "adm", NULL, "FID preprocessing", &g.resize, .choices = "adm|pytorch-fid"},
+    {"no-sfid", 0, CLI_FLAG, NULL, NULL, "skip the sFID statistics", &g.no_spatial, .required = false},
+    {"json", 0, CLI_FLAG, NULL, NULL, "print the results as one JSON object", &g.json, .required = false},
+    {"batch", 'b', CLI_INT, "0", NULL, "images per forward pass (0: 1 on the CPU, 32 on CUDA)", &g.batch, .has_min = true, .min = 0, .has_max = true, .max = 4096},
+    {"device", 0, CLI_STRING, "auto", NULL, "compute device", &g.device, .choices = "auto|cpu|cuda"},
+    {"dtype", 0, CLI_STRING, "fp32", NULL, "generator GEMM precision (the Inception network runs in fp32)", &g.dtype, .choices = "fp32|bf16|fp16"},
+    {"quiet", 'q', CLI_FLAG, NULL, NULL, "no progress line", &g.quiet, .required = false},
+    {"verbose", 'v', CLI_FLAG, NULL, NULL, "print the configuration and the device", &g.verbose, .required = false},
+};
+
+static const CliCommand k_cmd = {
+    "argen render",
+    "Renders an evaluation set: per-class images of the given classes, image k with class classes[k / per-class] and\n"
+    "random stream (seed, k). Output: a PNG directory (files <k>_c<class>.png plus argen_run.json) or a sample .npz\n"
+    "(ADM layout, for `argen fid` or the ADM evaluator; built from a resumable FILE.npz.partial). Interrupted runs\n"
+    "resume: finished images are kept (and, with --fid-ref, read back for the statistics).",
+    k_opts, CLI_COUNT(k_opts), NULL, 0, 0,
+    "examples:\n  argen render --protocol var-d16 --vae vae_ch160v4096z32.pth --ckpt var_d16.pth --out var_d16_50k.npz\n"
+    "  argen fid var_d16_50k.npz VIRTUAL_imagenet256_labeled.npz\n"
+    "  argen render --protocol var-d16 --vae ... --ckpt ... --fid-ref VIRTUAL_imagenet256_labeled.npz   (no files)\n"
+    "  argen render ... --shard 3/8 --fid-ref REF.npz --save-stats part3.npz   (scripts/slurm_fid50k.sh)",
+};
+
+static bool llamagen(void) { return !strcmp(g.arch, "llamagen"); }
+
+// Applies --protocol (rejecting options it fixes) and the per-architecture defaults.
+static const Protocol *apply_protocol(const CliParsed *p) {
+    const Protocol *pr = NULL;
+    for (int i = 0; g.protocol && i < CLI_COUNT(k_protocols); i++)
+        if (!strcmp(g.protocol, k_protocols[i].name)) pr = &k_protocols[i];
+    if (pr) {
+        static const char *fixed[] = {"arch", "cfg", "top-k", "top-p", "temperature", "classes", "per-class", "seed",
+                                      "image-size"};
+        for (int i = 0; i < CLI_COUNT(fixed); i++)
+            if (cli_opt_given(&k_cmd, p, fixed[i])) {
+                fprintf(stderr, "argen: --%s: --protocol %s fixes it; drop one of the two\n", fixed[i], pr->name);
+                return (const Protocol *)-1;
+            }
+        g.arch = pr->arch;
+        g.cfg = pr->cfg, g.top_k = pr->top_k, g.top_p = pr->top_p, g.temperature = pr->temperature;
+        g.image_size = pr->image_size;
+        g.seed = 0, g.per_class = 50;
+        g.classes.n = 1000;
+        for (int i = 0; i < 1000; i++) g.classes.v[i] = i;
+        return pr;
+    }
+    if (!cli_opt_given(&k_cmd, p, "cfg")) g.cfg = llamagen() ? 2.0f : 1.5f;
+    if (!cli_opt_given(&k_cmd, p, "top-k")) g.top_k = llamagen() ? 0 : 900;
+    if (!cli_opt_given(&k_cmd, p, "top-p")) g.top_p = llamagen() ? 1.0f : 0.96f;
+    return NULL;
+}
+
+// ---------------------------------------------------------------------------------------------- settings
+static char *settings_json(const Protocol *pr, int64_t total) {
+    size_t cap = 16384, m = 0;
+    char *b = malloc(cap), s1[1024], s2[1024], s3[1024];
+    if (!b) return NULL;
+    m += (size_t)snprintf(b + m, cap - m, "{\"protocol\": %s, \"arch\": \"%s\", \"tokenizer\": %s, \"ckpt\": %s, ",
+                          pr ? cli_json_str(s1, sizeof s1, pr->name) : "null", g.arch,
+                          cli_json_str(s2, sizeof s2, llamagen() ? g.vq : g.vae), cli_json_str(s3, sizeof s3, g.ckpt));
+    if (llamagen())
+        m += (size_t)snprintf(b + m, cap - m, "\"image_size\": %d, \"heads\": %d, \"temperature\": %g, ", g.image_size,
+                              g.heads, (double)g.temperature);
+    else {
+        m += (size_t)snprintf(b + m, cap - m, "\"patch_nums\": [");
+        for (int i = 0; i < g.patch_nums.n; i++) m += (size_t)snprintf(b + m, cap - m, i ? ", %d" : "%d", g.patch_nums.v[i]);
+        m += (size_t)snprintf(b + m, cap - m, "], \"more_smooth\": false, ");
+    }
+    m += (size_t)snprintf(b + m, cap - m, "\"cfg\": %g, \"top_k\": %d, \"top_p\": %g, \"seed\": %lld, "
+                          "\"seed_rule\": \"image k: class classes[k / per_class], Philox stream (seed, k)\", "
+                          "\"per_class\": %d, \"n_classes\": %d, \"total\": %lld, \"dtype\": \"%s\", \"classes\": [",
+                          (double)g.cfg, g.top_k, (double)g.top_p, (long long)g.seed, g.per_class, g.classes.n,
+                          (long long)total, g.dtype);
+    for (int i = 0; i < g.classes.n && m + 16 < cap; i++) m += (size_t)snprintf(b + m, cap - m, i ? ",%d" : "%d", g.classes.v[i]);
+    snprintf(b + m, cap - m, "], \"published\": %s}", pr ? cli_json_str(s1, sizeof s1, pr->published) : "null");
+    return b;
+}
+
+static KtStatus write_text_atomic(const char *path, const char *text) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f) return KT_FAIL(KT_ERR_IO, "%s: cannot create file: %s", path, strerror(errno));
+    bool ok = fputs(text, f) >= 0;
+    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        return KT_FAIL(KT_ERR_IO, "%s: cannot write file: %s", path, strerror(e));
+    }
+    return KT_OK;
+}
+
+// The manifest beside the output must agree with this run's settings (resuming with other settings would mix sets).
+static KtStatus check_manifest(const char *path, const char *settings) {
+    FILE *f = fopen(path, "r");
+    if (f) {
+        static char old[16384];
+        size_t n = fread(old, 1, sizeof old - 1, f);
+        fclose(f);
+        while (n && old[n - 1] == '\n') n--;
+        old[n] = 0;
+        if (strcmp(old, settings))
+            return KT_FAIL(KT_ERR_ARG, "%s: the output was started with other settings:\n  was: %s\n  now: %s\n"
+                           "use another --out, or delete the old output", path, old, settings);
+        return KT_OK;
+    }
+    char *text = malloc(strlen(settings) + 2);
+    if (!text) return KT_FAIL(KT_ERR_OOM, "out of memory");
+    sprintf(text, "%s\n", settings);
+    KtStatus st = write_text_atomic(path, text);
+    free(text);
+    return st;
+}
+
+// ------------------------------------------------------------------------------------------------ outputs
+// A PNG directory, or an npz built from FILE.npz.partial (raw images at fixed offsets) + FILE.npz.done (one byte
+// per image, written after the image's bytes are on disk).
+typedef struct {
+    bool npz;
+    char path[4096];          // directory, or the final .npz
+    char partial[4200], done[4200];
+    int fd_partial, fd_done;
+    int64_t lo, n;            // images [lo, lo + n) of the set
+    size_t img_bytes;
+    uint8_t *is_done;         // (n)
+} Output;
+
+static void png_path(char *buf, size_t cap, const char *dir, int64_t k, int cls) {
+    snprintf(buf, cap, "%s/%06lld_c%d.png", dir, (long long)k, cls);
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static KtStatus output_open(Output *o, const char *out, int shard_k, int shard_n, int64_t lo, int64_t n, int S,
+                            const char *settings) {
+    memset(o, 0, sizeof *o);
+    o->fd_partial = o->fd_done = -1;
+    o->lo = lo, o->n = n;
+    o->img_bytes = (size_t)S * S * 3;
+    o->npz = ends_with(out, ".npz");
+    char manifest[4300];
+    if (!o->npz) {
+        snprintf(o->path, sizeof o->path, "%s", out);
+        KT_TRY(ensure_dir(o->path));
+        snprintf(manifest, sizeof manifest, "%s/argen_run.json", o->path);
+        KT_TRY(check_manifest(manifest, settings));
+        if (!(o->is_done = calloc((size_t)n, 1))) return KT_FAIL(KT_ERR_OOM, "out of memory");
+        for (int64_t i = 0; i < n; i++) {
+            char p[4200];
+            png_path(p, sizeof p, o->path, lo + i, g.classes.v[(lo + i) / g.per_class]);
+            o->is_done[i] = file_exists(p);
+        }
+        return KT_OK;
+    }
+    if (shard_n > 1)
+        snprintf(o->path, sizeof o->path, "%.*s.shard%dof%d.npz", (int)(strlen(out) - 4), out, shard_k, shard_n);
+    else
+        snprintf(o->path, sizeof o->path, "%s", out);
+    if (file_exists(o->path))
+        return KT_FAIL(KT_ERR_ARG, "%s: exists already (a finished render); use another --out or delete it", o->path);
+    snprintf(manifest, sizeof manifest, "%s.json", o->path);
+    KT_TRY(check_manifest(manifest, settings));
+    snprintf(o->partial, sizeof o->partial, "%s.partial", o->path);
+    snprintf(o->done, sizeof o->done, "%s.done", o->path);
+    o->fd_partial = open(o->partial, O_RDWR | O_CREAT, 0666);
+    o->fd_done = open(o->done, O_RDWR | O_CREAT, 0666);
+    if (o->fd_partial < 0 || o->fd_done < 0)
+        return KT_FAIL(KT_ERR_IO, "%s: cannot create the resumable work files (%s, %s): %s", o->path, o->partial,
+                       o->done, strerror(errno));
+    if (!(o->is_done = calloc((size_t)n, 1))) return KT_FAIL(KT_ERR_OOM, "out of memory");
+    ssize_t r = pread(o->fd_done, o->is_done, (size_t)n, 0);
+    if (r < 0) return KT_FAIL(KT_ERR_IO, "%s: %s", o->done, strerror(errno));
+    for (int64_t i = 0; i < n; i++) o->is_done[i] = o->is_done[i] == 1;
+    return KT_OK;
+}
+
+// Images [i, i + b) of the output (relative indices) with their pixels.
+static KtStatus output_write(Output *o, int64_t i, int b, const uint8_t *px, int S, const char *settings) {
+    if (!o->npz) {
+        for (int j = 0; j < b; j++) {
+            int64_t k = o->lo + i + j;
+            int cls = g.classes.v[k / g.per_class];
+            char p[4200], meta[16800];
+            png_path(p, sizeof p, o->path, k, cls);
+            snprintf(meta, sizeof meta, "{\"index\": %lld, \"class\": %d, \"settings\": %s}", (long long)k, cls, settings);
+            const char *keys[] = {"Software", "argen"}, *values[] = {"argen", meta};
+            KT_TRY(write_png_rgb8(p, px + (size_t)j * o->img_bytes, S, S, keys, values, 2));
+        }
+        return KT_OK;
+    }
+    size_t bytes = (size_t)b * o->img_bytes;
+    if (pwrite(o->fd_partial, px, bytes, (off_t)((size_t)i * o->img_bytes)) != (ssize_t)bytes ||
+        fdatasync(o->fd_partial) != 0)
+        return KT_FAIL(KT_ERR_IO, "%s: write error: %s", o->partial, strerror(errno));
+    uint8_t ones[4096];
+    memset(ones, 1, sizeof ones);
+    if (b > (int)sizeof ones || pwrite(o->fd_done, ones, (size_t)b, (off_t)i) != b)
+        return KT_FAIL(KT_ERR_IO, "%s: write error: %s", o->done, strerror(errno));
+    return KT_OK;
+}
+
+// Reads finished images back (resume with statistics).
+static KtStatus output_read(Output *o, int64_t i, uint8_t *px, int S) {
+    if (o->npz) {
+        if (pread(o->fd_partial, px, o->img_bytes, (off_t)((size_t)i * o->img_bytes)) != (ssize_t)o->img_bytes)
+            return KT_FAIL(KT_ERR_IO, "%s: cannot read image %lld back", o->partial, (long long)(o->lo + i));
+        return KT_OK;
+    }
+    char p[4200];
+    int64_t k = o->lo + i;
+    png_path(p, sizeof p, o->path, k, g.classes.v[k / g.per_class]);
+    uint8_t *rgb;
+    int w, h;
+    KT_TRY(read_png_eval(p, &rgb, &w, &h));
+    if (w != S || h != S) {
+        free(rgb);
+        return KT_FAIL(KT_ERR_FORMAT, "%s: is %dx%d, expected %dx%d", p, w, h, S, S);
+    }
+    memcpy(px, rgb, o->img_bytes);
+    free(rgb);
+    return KT_OK;
+}
+
+// All images present: stream the partial file into the final npz, then remove the work files.
+static KtStatus output_finish(Output *o, int S) {
+    if (!o->npz) return KT_OK;
+    EvNpzWriter *w;
+    KT_TRY(ev_npz_writer_open(&w, o->path));
+    KtStatus st = ev_npz_writer_begin(w, "arr_0", KT_U8, 4, (int64_t[]){o->n, S, S, 3});
+    size_t chunk = 64 * o->img_bytes, total = (size_t)o->n * o->img_bytes;
+    uint8_t *buf = st == KT_OK ? malloc(chunk) : NULL;
+    if (st == KT_OK && !buf) st = KT_FAIL(KT_ERR_OOM, "out of memory");
+    for (size_t off = 0; st == KT_OK && off < total; off += chunk) {
+        size_t n = total - off < chunk ? total - off : chunk;
+        if (pread(o->fd_partial, buf, n, (off_t)off) != (ssize_t)n)
+            st = KT_FAIL(KT_ERR_IO, "%s: read error: %s", o->partial, strerror(errno));
+        else
+            st = ev_npz_writer_write(w, buf, n);
+    }
+    free(buf);
+    if (st == KT_OK) st = ev_npz_writer_end(w);
+    if (st != KT_OK) {
+        ev_npz_writer_abort(w);
+        return st;
+    }
+    KT_TRY(ev_npz_writer_close(w));
+    unlink(o->partial);
+    unlink(o->done);
+    return KT_OK;
+}
+
+static void output_close(Output *o) {
+    if (o->fd_partial >= 0) close(o->fd_partial);
+    if (o->fd_done >= 0) close(o->fd_done);
+    free(o->is_done);
+    memset(o, 0, sizeof *o);
+}
+
+// ---------------------------------------------------------------------------------------------------- run
+typedef struct {
+    ArgenModel *model;
+    ArgenSampleParams sp;
+    ArgenInfo info;
+    Output out;
+    bool has_out;
+    EvExtractor ex;
+    EvFeatureStats stats;
+    bool has_stats;
+    KtBackend eval_be;
+    const char *settings;  // borrowed: the run's settings JSON (PNG metadata)
+} Render;
+
+// argen_* errors as a KtStatus (copying the message out of the shared error buffer first).
+static KtStatus from_argen(void) {
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", argen_last_error());
+    return KT_FAIL(KT_ERR_ARG, "%s", msg);
+}
+
+static void progress(int64_t done, int64_t total, int64_t made, double t0) {
+    if (g.quiet) return;
+    double dt = cli_now() - t0, rate = dt > 0 ? (double)made / dt : 0;
+    bool tty = isatty(2);
+    fprintf(stderr, "%srender: %lld/%lld images, %.2f img/s, ETA %.0fs%s", tty ? "\r" : "", (long long)done,
+            (long long)total, rate, rate > 0 ? (double)(total - done) / rate : 0, tty && done < total ? "" : "\n");
+    fflush(stderr);
+}
+
+// Renders images [lo, hi) in index order; consecutive missing images are generated in batches, finished ones read
+// back when statistics are wanted.
+static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
+    int S = r->info.image_size, B = r->info.max_batch;
+    size_t img = (size_t)S * S * 3;
+    uint8_t *px = malloc((size_t)B * img);
+    int *cls = malloc((size_t)B * sizeof *cls);
+    int64_t *ids = malloc((size_t)B * sizeof *ids);
+    KtStatus st = px && cls && ids ? KT_OK : KT_FAIL(KT_ERR_OOM, "out of memory");
+    int64_t n_done = 0, made = 0;
+    for (int64_t i = 0; r->has_out && i < hi - lo; i++) n_done += r->out.is_done[i];
+    if (n_done && !g.quiet)
+        fprintf(stderr, "render: %lld of %lld images already rendered, %s\n", (long long)n_done, (long long)(hi - lo),
+                r->has_stats ? "reading them back for the statistics" : "skipping them");
+    // testing hook: stop after generating this many images, like an interrupted run (resume tests)
+    const char *stop_env = getenv("ARGEN_RENDER_MAX_IMAGES");
+    int64_t stop_after = stop_env ? atoll(stop_env) : -1;
+    double t0 = cli_now(), last = 0;
+    for (int64_t i = lo; st == KT_OK && i < hi;) {
+        if (stop_after >= 0 && made >= stop_after) {
+            st = KT_FAIL(KT_ERR_IO, "render: stopped after %lld new images (ARGEN_RENDER_MAX_IMAGES)", (long long)made);
+            break;
+        }
+        bool done = r->has_out && r->out.is_done[i - lo];
+        int b = 0;
+        while (i + b < hi && b < B && (r->has_out && r->out.is_done[i + b - lo]) == done) b++;
+        if (done) {
+            if (r->has_stats)
+                for (int j = 0; j < b && st == KT_OK; j++) st = output_read(&r->out, i + j - lo, px + (size_t)j * img, S);
+        } else {
+            for (int j = 0; j < b; j++) ids[j] = i + j, cls[j] = g.classes.v[(i + j) / g.per_class];
+            if (argen_sample(r->model, &r->sp, b, cls, ids, px, NULL) != ARGEN_OK)
+                st = from_argen();
+            if (st == KT_OK && r->has_out) st = output_write(&r->out, i - lo, b, px, S, r->settings);
+            made += b;
+        }
+        if (st == KT_OK && r->has_stats) st = ev_extractor_add(&r->ex, &r->stats, px, b, S, S, i, NULL);
+        i += b;
+        if (cli_now() - last > 0.5 || i == hi) progress(i - lo, hi - lo, made, t0), last = cli_now();
+    }
+    (void)total;
+    free(px);
+    free(cls);
+    free(ids);
+    return st;
+}
+
+static KtStatus report_fid(Render *r, int64_t n) {
+    EvFeatureStats ref;
+    KT_TRY(ev_stats_load(&ref, g.fid_ref));
+    double *mu1 = NULL, *s1 = NULL, *mu2 = NULL, *s2 = NULL, fid = 0, sfid = 0, ism = 0, iss = 0;
+    bool has_sfid = r->stats.D_s && ref.D_s && (!ref.fixed || ref.mu_s);
+    KtStatus st = ev_stats_mu_sigma(&r->stats, false, &mu1, &s1);
+    if (st == KT_OK) st = ev_stats_mu_sigma(&ref, false, &mu2, &s2);
+    if (st == KT_OK && ref.D != r->stats.D) st = KT_FAIL(KT_ERR_SHAPE, "%s: %d-d statistics, expected %d", g.fid_ref, ref.D, r->stats.D);
+    if (st == KT_OK) st = ev_frechet_distance(mu1, s1, mu2, s2, r->stats.D, &fid);
+    free(mu1), free(s1), free(mu2), free(s2);
+    mu1 = s1 = mu2 = s2 = NULL;
+    if (st == KT_OK && has_sfid) {
+        st = ev_stats_mu_sigma(&r->stats, true, &mu1, &s1);
+        if (st == KT_OK) st = ev_stats_mu_sigma(&ref, true, &mu2, &s2);
+        if (st == KT_OK && ref.D_s == r->stats.D_s) st = ev_frechet_distance(mu1, s1, mu2, s2, ref.D_s, &sfid);
+        else has_sfid = false;
+        free(mu1), free(s1), free(mu2), free(s2);
+    }
+    if (st == KT_OK) st = ev_is_score(&r->stats.is, &ism, &iss);
+    ev_stats_free(&ref);
+    if (st != KT_OK) return st;
+    if (n < INC_POOL3 && !g.quiet)
+        fprintf(stderr, "warning: %lld samples < %d: the covariance is rank-deficient; compare FIDs only at equal "
+                "sample counts (published: 50,000)\n", (long long)n, INC_POOL3);
+    char sf[64] = "null";
+    if (has_sfid) snprintf(sf, sizeof sf, "%.17g", sfid);
+    if (g.json)
+        printf("{\"fid\": %.17g, \"sfid\": %s, \"is_mean\": %.17g, \"is_std\": %.17g, \"n_a\": %lld, \"n_b\": %lld}\n",
+               fid, sf, ism, iss, (long long)n, (long long)ev_stats_count(&ref));
+    else
+        printf("FID: %.4f\n%s%s%sInception Score: %.4f +- %.4f (%lld samples, %d splits)\n", fid, has_sfid ? "sFID: " : "",
+               has_sfid ? sf : "", has_sfid ? "\n" : "", ism, iss, (long long)n, EV_IS_SPLITS);
+    return KT_OK;
+}
+
+static int run(const CliParsed *parsed) {
+    const Protocol *pr = apply_protocol(parsed);
+    if (pr == (const Protocol *)-1) return 2;
+    int shard_k, shard_n;
+    if (cli_parse_shard(g.shard, &shard_k, &shard_n) != KT_OK) return fprintf(stderr, "argen: %s\n", kt_last_error()), 2;
+    if (!g.out && !g.fid_ref) return fprintf(stderr, "argen: give --out DIR|FILE.npz, --fid-ref REF.npz, or both\n"), 2;
+    if (g.save_stats && !g.fid_ref) return fprintf(stderr, "argen: --save-stats needs --fid-ref (statistics are computed only then)\n"), 2;
+    if (g.shard && g.fid_ref && !g.save_stats)
+        return fprintf(stderr, "argen: --shard with --fid-ref: add --save-stats PART.npz (FID needs all shards: fid-merge them)\n"), 2;
+    if (llamagen() && !g.vq) g.vq = g.vae;
+    if (!(llamagen() ? g.vq : g.vae))
+        return fprintf(stderr, "argen: missing %s\n", llamagen() ? "--vq (e.g. vq_ds16_c2i.pt)" : "--vae (e.g. vae_ch160v4096z32.pth)"), 2;
+    int64_t total = (int64_t)g.classes.n * g.per_class, lo = total * shard_k / shard_n, hi = total * (shard_k + 1) / shard_n;
+    Render r;
+    memset(&r, 0, sizeof r);
+    r.out.fd_partial = r.out.fd_done = -1;
+    char *settings = settings_json(pr, total);
+    r.settings = settings;
+    KtStatus st = settings ? KT_OK : KT_FAIL(KT_ERR_OOM, "out of memory");
+    ArgenLoadParams lp;
+    argen_load_params_init(&lp);
+    lp.arch = llamagen() ? ARGEN_ARCH_LLAMAGEN : ARGEN_ARCH_VAR;
+    lp.image_size = g.image_size;
+    lp.heads = g.heads;
+    lp.vae_path = llamagen() ? g.vq : g.vae;
+    lp.ckpt_path = g.ckpt;
+    lp.patch_nums = g.patch_nums.v;
+    lp.n_patch_nums = g.patch_nums.n;
+    lp.device = g.device;
+    lp.dtype = g.dtype;
+    bool cuda = !strcmp(g.device, "cuda") || (!strcmp(g.device, "auto") && argen_cuda_available());
+    lp.max_batch = g.batch ? g.batch : cuda ? 32 : 1;
+    if (lp.max_batch > hi - lo) lp.max_batch = (int)(hi - lo > 0 ? hi - lo : 1);
+    if (st == KT_OK && argen_load(&r.model, &lp) != ARGEN_OK) st = from_argen();
+    if (st == KT_OK) {
+        argen_info(r.model, &r.info);
+        for (int i = 0; i < g.classes.n && st == KT_OK; i++)
+            if (g.classes.v[i] >= r.info.num_classes)
+                st = KT_FAIL(KT_ERR_ARG, "--classes: class %d is outside the model's [0, %d)", g.classes.v[i],
+                             r.info.num_classes);
+        argen_sample_params_init_for(&r.sp, r.model);
+        r.sp.cfg = g.cfg, r.sp.top_k = g.top_k, r.sp.top_p = g.top_p, r.sp.temperature = g.temperature;
+        r.sp.seed = (uint64_t)g.seed;
+        if (g.verbose) fprintf(stderr, "device: %s\n", r.info.device);
+    }
+    if (st == KT_OK && g.out) {
+        st = output_open(&r.out, g.out, shard_k, shard_n, lo, hi - lo, r.info.image_size, settings);
+        r.has_out = st == KT_OK;
+    }
+    if (st == KT_OK && g.fid_ref) {
+        char ipath[4200];
+        bool yes = false;
+        st = ev_stats_is_stats_file(g.fid_ref, &yes);
+        if (st == KT_OK && !yes)
+            st = KT_FAIL(KT_ERR_FORMAT, "--fid-ref: %s holds no statistics (mu/sigma); compute them first with "
+                         "`argen fid %s --save-stats REF_stats.npz`", g.fid_ref, g.fid_ref);
+        if (st == KT_OK) st = cli_inception_path(g.inception, ipath, sizeof ipath);
+        if (st == KT_OK) st = cli_eval_backend(&r.eval_be, g.device, "fp32");
+        if (st == KT_OK)
+            st = ev_extractor_init(&r.ex, &r.eval_be, ipath, r.info.max_batch,
+                                   !strcmp(g.resize, "adm") ? KT_FID_RESIZE_ADM : KT_FID_RESIZE_PYTORCH);
+        if (st == KT_OK) st = ev_stats_init(&r.stats, INC_POOL3, g.no_spatial ? 0 : INC_SPATIAL, total, INC_CLASSES);
+        r.has_stats = st == KT_OK;
+    }
+    double t0 = cli_now();
+    if (st == KT_OK) st = render_range(&r, lo, hi, total);
+    if (st == KT_OK && r.has_out) st = output_finish(&r.out, r.info.image_size);
+    if (st == KT_OK && !g.quiet)
+        fprintf(stderr, "render: %lld images (%lld-%lld of %lld) in %.1f s%s%s\n", (long long)(hi - lo), (long long)lo,
+                (long long)hi - 1, (long long)total, cli_now() - t0, r.has_out ? " -> " : "", r.has_out ? r.out.path : "");
+    if (st == KT_OK && g.save_stats) st = ev_stats_save(&r.stats, g.save_stats, g.shard != NULL);
+    if (st == KT_OK && r.has_stats && !g.shard) st = report_fid(&r, hi - lo);
+    int rc = st == KT_OK ? 0 : cli_fail();
+    output_close(&r.out);
+    ev_stats_free(&r.stats);
+    ev_extractor_free(&r.ex);
+    if (r.eval_be.ops) kt_backend_free(&r.eval_be);
+    argen_free(r.model);
+    free(settings);
+    return rc;
+}
+
+int cmd_render(int argc, char **argv) {
+    CliParsed parsed;
+    int rc;
+    if (!cli_parse_or_exit(&k_cmd, argc, argv, &parsed, &rc)) return rc;
+    if (g.verbose) cli_opts_echo(stderr, &k_cmd, &parsed);
+    rc = run(&parsed);
+    cli_parsed_free(&parsed);
+    return rc;
+}

@@ -1,0 +1,323 @@
+// argen fid / fid-merge / render end to end on the fixtures: FID of two statistics files against pytorch-fid's value,
+// pool3 features of a PNG directory against pytorch-fid, 4 shards merged = one run, render output (PNG dir and npz)
+// identical across resumes, streaming statistics = statistics of the rendered files, and clear errors for bad input.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "eval/npz.h"
+#include "eval/stats.h"
+#include "cli/image_io.h"
+#include "testutil.h"
+
+#define OK(e)                                                                                       \
+    do {                                                                                            \
+        KtStatus s_ = (e);                                                                          \
+        cr_assert(s_ == KT_OK, "%s -> %s: %s", #e, kt_status_name(s_), kt_last_error());            \
+    } while (0)
+
+static char g_err[16384];
+
+static char *tmp(const char *name) {
+    static char buf[8][4200];
+    static int k;
+    char *b = buf[k++ % 8];
+    snprintf(b, sizeof buf[0], "%s/%s", test_tmpdir(), name);
+    return b;
+}
+
+static char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)len + 1);
+    cr_assert(fread(b, 1, (size_t)len, f) == (size_t)len);
+    b[len] = 0;
+    fclose(f);
+    if (n) *n = (size_t)len;
+    return b;
+}
+
+// The value of "key": <number> in a JSON line.
+static double json_num(const char *json, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *p = strstr(json, pat);
+    cr_assert(p, "no %s in %s", key, json);
+    return strtod(p + strlen(pat), NULL);
+}
+
+#define INCEPTION fixture_path("fid/inception_random.pth")
+
+// 8 64x64 images: the fixture's two, plus flipped and channel-rotated variants.
+static uint8_t *eight_images(void) {
+    int64_t n;
+    float *unused = NULL;
+    (void)unused;
+    KtCheckpoint ck;
+    OK(kt_ckpt_open(&ck, fixture_path("fid/ref.safetensors")));
+    const KtCkptTensor *t = kt_ckpt_find(&ck, "images64_u8");
+    cr_assert(t);
+    n = kt_ckpt_numel(t);
+    const uint8_t *x = t->storage + t->storage_offset;  // (2, 3, 64, 64)
+    uint8_t *y = malloc(8 * 64 * 64 * 3);
+    for (int v = 0; v < 8; v++)
+        for (int h = 0; h < 64; h++)
+            for (int w = 0; w < 64; w++)
+                for (int c = 0; c < 3; c++) {
+                    int src = v % 2, hh = v & 2 ? 63 - h : h, ww = v & 4 ? 63 - w : w, cc = (c + v / 2) % 3;
+                    y[(((size_t)v * 64 + h) * 64 + w) * 3 + c] = x[(((size_t)src * 3 + cc) * 64 + hh) * 64 + ww];
+                }
+    (void)n;
+    kt_ckpt_close(&ck);
+    return y;
+}
+
+static void write_samples_npz(const char *path, const uint8_t *img, int n) {
+    EvNpzWriter *w;
+    OK(ev_npz_writer_open(&w, path));
+    OK(ev_npz_writer_add(w, "arr_0", KT_U8, 4, (int64_t[]){n, 64, 64, 3}, img));
+    OK(ev_npz_writer_close(w));
+}
+
+Test(cli_fid, fid_of_two_statistics_files_matches_pytorch_fid) {
+    const char *out = tmp("fid.json");
+    char a[4200], b[4200];  // fixture_path returns a static buffer
+    snprintf(a, sizeof a, "%s", fixture_path("fid/ref_batch_stored.npz"));
+    snprintf(b, sizeof b, "%s", fixture_path("fid/ref_batch_deflated.npz"));
+    const char *args[] = {"fid", a, b, "--json", NULL};
+    cr_assert_eq(run_cli_stdout(args, out, g_err, sizeof g_err), 0, "%s", g_err);
+    char *json = slurp(out, NULL);
+    double fid = json_num(json, "fid");
+    cr_assert(fabs(fid - 130.26287816353067) < 1e-6 * 130.26, "FID %.15g (pytorch-fid 130.26287816353067)", fid);
+    cr_assert(strstr(json, "\"n_a\": null"), "%s", json);
+    free(json);
+}
+
+Test(cli_fid, png_directory_features_match_pytorch_fid) {
+    const char *dir = tmp("pngs");
+    cr_assert(ensure_dir(dir) == KT_OK);
+    uint8_t *img = eight_images();
+    char p[4200];
+    for (int i = 0; i < 2; i++) {  // images 0 and 1 are the fixture's images64_u8
+        snprintf(p, sizeof p, "%s/img%d.png", dir, i);
+        OK(write_png_rgb8(p, img + (size_t)i * 64 * 64 * 3, 64, 64, NULL, NULL, 0));
+    }
+    snprintf(p, sizeof p, "%s/notes.txt", dir);  // other files are ignored
+    fclose(fopen(p, "w"));
+    const char *feats = tmp("feats.npy");
+    const char *args[] = {"fid", dir, "--inception", INCEPTION, "--resize", "pytorch-fid", "--features-out", feats,
+                          "--device", "cpu", "-q", NULL};
+    cr_assert_eq(run_cli(args, g_err, sizeof g_err), 0, "%s", g_err);
+    size_t n;
+    char *raw = slurp(feats, &n);
+    EvNpyHeader h;
+    OK(ev_npy_parse_header(&h, (const uint8_t *)raw, n, feats));
+    cr_assert(h.dtype == KT_F32 && h.ndim == 2 && h.shape[0] == 2 && h.shape[1] == 2048);
+    cr_assert_eq(n, h.header_bytes + h.data_bytes);
+    int64_t m;
+    float *ref = read_f32(fixture_path("fid/ref.safetensors"), "pool3_64", &m, NULL, NULL);
+    expect_close("pool3 via argen fid", (const float *)(raw + h.header_bytes), ref, m, TOL_INCEPTION_F32);
+    free(ref);
+    free(raw);
+    free(img);
+}
+
+Test(cli_fid, four_shards_merged_equal_one_run) {
+    uint8_t *img = eight_images();
+    const char *samples = tmp("samples.npz"), *all = tmp("all.npz"), *merged = tmp("merged.npz");
+    write_samples_npz(samples, img, 8);
+    free(img);
+    const char *args[] = {"fid", samples, "--inception", INCEPTION, "--save-stats", all, "--device", "cpu", "-q",
+                          "--batch", "3", NULL, NULL, NULL};
+    cr_assert_eq(run_cli(args, g_err, sizeof g_err), 0, "%s", g_err);
+    char part[4][4200], shard[16];
+    for (int k = 0; k < 4; k++) {
+        snprintf(part[k], sizeof part[k], "%s/part%d.npz", test_tmpdir(), k);
+        snprintf(shard, sizeof shard, "%d/4", k);
+        args[5] = part[k];
+        args[11] = "--shard";
+        args[12] = shard;
+        cr_assert_eq(run_cli(args, g_err, sizeof g_err), 0, "shard %d: %s", k, g_err);
+    }
+    const char *margs[] = {"fid-merge", part[3], part[1], part[0], part[2], "-o", merged, "-q", NULL};
+    cr_assert_eq(run_cli(margs, g_err, sizeof g_err), 0, "%s", g_err);
+    EvFeatureStats a, b;
+    OK(ev_stats_load(&a, all));
+    OK(ev_stats_load(&b, merged));
+    cr_assert(a.fixed && b.fixed && a.n_fixed == 8 && b.n_fixed == 8 && a.D_s == 2023 && b.D_s == 2023);
+    for (int i = 0; i < 2048; i++) cr_assert(fabs(a.mu[i] - b.mu[i]) <= 1e-12 * (fabs(a.mu[i]) + 1e-6), "mu[%d]", i);
+    for (int i = 0; i < 2048 * 2048; i++)
+        cr_assert(fabs(a.sigma[i] - b.sigma[i]) <= 1e-9 * (fabs(a.sigma[i]) + 1e-6), "sigma[%d]: %.17g vs %.17g", i,
+                  a.sigma[i], b.sigma[i]);
+    double m1, s1, m2, s2;
+    OK(ev_is_score(&a.is, &m1, &s1));
+    OK(ev_is_score(&b.is, &m2, &s2));
+    cr_assert(fabs(m1 - m2) < 1e-12 * m1, "IS %.17g vs %.17g", m1, m2);
+    ev_stats_free(&a);
+    ev_stats_free(&b);
+    // FID between the set and its own merged statistics is 0 (up to the square root of rounding noise in the null
+    // space of these 8-sample, rank-7 covariances: ~1e-8 per null eigenvalue)
+    const char *out = tmp("self.json");
+    const char *fargs[] = {"fid", all, merged, "--json", NULL};
+    cr_assert_eq(run_cli_stdout(fargs, out, g_err, sizeof g_err), 0, "%s", g_err);
+    char *json = slurp(out, NULL);
+    cr_assert(fabs(json_num(json, "fid")) < 1e-3, "%s", json);
+    free(json);
+    // a mu/sigma-only file cannot be merged exactly
+    const char *bad[] = {"fid-merge", part[0], all, "-o", tmp("x.npz"), NULL};
+    cr_assert_eq(run_cli(bad, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "all.npz") && strstr(g_err, "sums"), "%s", g_err);
+}
+
+// ---------------------------------------------------------------------------------------------------- render
+#define VAR_ARGS "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--classes", "2,5,7", "--per-class", "2"
+
+Test(cli_fid, render_resumes_to_identical_outputs) {
+    char vae[4200], var[4200];
+    snprintf(vae, sizeof vae, "%s", fixture_path("var_tiny/vae.pth"));
+    snprintf(var, sizeof var, "%s", fixture_path("var_tiny/var.pth"));
+    const char *dir1 = tmp("r1"), *dir2 = tmp("r2"), *npz1 = tmp("r1.npz"), *npz2 = tmp("r2.npz");
+    const char *a1[] = {"render", VAR_ARGS, "--out", dir1, "-q", NULL};
+    cr_assert_eq(run_cli(a1, g_err, sizeof g_err), 0, "%s", g_err);
+    // an interrupted run (stopped after 2 new images) resumed later gives the same bytes
+    setenv("ARGEN_RENDER_MAX_IMAGES", "2", 1);
+    const char *a2[] = {"render", VAR_ARGS, "--out", dir2, "-q", NULL};
+    cr_assert_eq(run_cli(a2, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "stopped after 2"), "%s", g_err);
+    const char *n2[] = {"render", VAR_ARGS, "--out", npz2, "-q", NULL};
+    cr_assert_eq(run_cli(n2, g_err, sizeof g_err), 1);
+    unsetenv("ARGEN_RENDER_MAX_IMAGES");
+    char p[4300];
+    snprintf(p, sizeof p, "%s.partial", npz2);
+    cr_assert(file_exists(p) && !file_exists(npz2), "an interrupted npz render keeps its work file only");
+    cr_assert_eq(run_cli(a2, g_err, sizeof g_err), 0, "%s", g_err);
+    cr_assert_eq(run_cli(n2, g_err, sizeof g_err), 0, "%s", g_err);
+    cr_assert(!file_exists(p), "work files are removed when the npz is complete");
+    const char *a3[] = {"render", VAR_ARGS, "--out", npz1, "-q", NULL};
+    cr_assert_eq(run_cli(a3, g_err, sizeof g_err), 0, "%s", g_err);
+    static const int cls[3] = {2, 5, 7};
+    EvNpz *z1, *z2;
+    OK(ev_npz_open(&z1, npz1));
+    OK(ev_npz_open(&z2, npz2));
+    EvNpyStream *s1, *s2;
+    EvNpyHeader h1, h2;
+    OK(ev_npy_stream_open(&s1, z1, "arr_0", &h1));
+    OK(ev_npy_stream_open(&s2, z2, "arr_0", &h2));
+    cr_assert(h1.dtype == KT_U8 && h1.ndim == 4 && h1.shape[0] == 6 && h1.shape[1] == 64 && h1.shape[3] == 3);
+    uint8_t *x1 = malloc(6 * 64 * 64 * 3), *x2 = malloc(6 * 64 * 64 * 3);
+    int64_t got;
+    OK(ev_npy_stream_read(s1, x1, 6, &got));
+    OK(ev_npy_stream_read(s2, x2, 6, &got));
+    cr_assert(!memcmp(x1, x2, 6 * 64 * 64 * 3), "resumed npz differs");
+    for (int k = 0; k < 6; k++) {  // the PNGs of both directories hold the same pixels as the npz rows
+        for (int d = 0; d < 2; d++) {
+            snprintf(p, sizeof p, "%s/%06d_c%d.png", d ? dir2 : dir1, k, cls[k / 2]);
+            uint8_t *rgb;
+            int w, h;
+            OK(read_image_rgb8(p, &rgb, &w, &h));
+            cr_assert(w == 64 && h == 64 && !memcmp(rgb, x1 + (size_t)k * 64 * 64 * 3, 64 * 64 * 3), "%s", p);
+            free(rgb);
+        }
+    }
+    free(x1), free(x2);
+    ev_npy_stream_close(s1), ev_npy_stream_close(s2);
+    ev_npz_close(z1), ev_npz_close(z2);
+    // a finished npz is not overwritten; other settings into the same output are refused
+    cr_assert_eq(run_cli(a3, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "exists already"), "%s", g_err);
+    const char *a4[] = {"render", VAR_ARGS, "--cfg", "3", "--out", dir1, "-q", NULL};
+    cr_assert_eq(run_cli(a4, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "other settings"), "%s", g_err);
+}
+
+Test(cli_fid, render_streaming_statistics_equal_those_of_its_files) {
+    char vae[4200], var[4200];
+    snprintf(vae, sizeof vae, "%s", fixture_path("var_tiny/vae.pth"));
+    snprintf(var, sizeof var, "%s", fixture_path("var_tiny/var.pth"));
+    const char *npz = tmp("s.npz"), *ref = tmp("ref_stats.npz"), *o1 = tmp("o1.json"), *o2 = tmp("o2.json");
+    // reference statistics: 8 other images
+    uint8_t *img = eight_images();
+    const char *ref_samples = tmp("ref_samples.npz");
+    write_samples_npz(ref_samples, img, 8);
+    free(img);
+    const char *r0[] = {"fid", ref_samples, "--inception", INCEPTION, "--save-stats", ref, "-q", NULL};
+    cr_assert_eq(run_cli(r0, g_err, sizeof g_err), 0, "%s", g_err);
+    const char *r1[] = {"render", VAR_ARGS, "--out", npz, "--fid-ref", ref, "--inception", INCEPTION, "--json", "-q", NULL};
+    cr_assert_eq(run_cli_stdout(r1, o1, g_err, sizeof g_err), 0, "%s", g_err);
+    const char *r2[] = {"fid", npz, ref, "--inception", INCEPTION, "--json", "-q", NULL};
+    cr_assert_eq(run_cli_stdout(r2, o2, g_err, sizeof g_err), 0, "%s", g_err);
+    char *j1 = slurp(o1, NULL), *j2 = slurp(o2, NULL);
+    cr_assert(fabs(json_num(j1, "fid") - json_num(j2, "fid")) < 1e-9 * json_num(j2, "fid"), "%s vs %s", j1, j2);
+    cr_assert(fabs(json_num(j1, "sfid") - json_num(j2, "sfid")) < 1e-9 * json_num(j2, "sfid"), "%s vs %s", j1, j2);
+    cr_assert(json_num(j1, "fid") > 0);
+    free(j1), free(j2);
+}
+
+Test(cli_fid, protocol_fixes_its_settings) {
+    char vae[4200], var[4200];
+    snprintf(vae, sizeof vae, "%s", fixture_path("var_tiny/vae.pth"));
+    snprintf(var, sizeof var, "%s", fixture_path("var_tiny/var.pth"));
+    const char *a[] = {"render", "--protocol", "var-d16", "--cfg", "4", "--vae", vae, "--ckpt", var, "--out",
+                       tmp("p"), NULL};
+    cr_assert_eq(run_cli(a, g_err, sizeof g_err), 2);
+    cr_assert(strstr(g_err, "--cfg") && strstr(g_err, "var-d16"), "%s", g_err);
+    // the tiny model has 10 classes; the protocol renders 0-999
+    const char *b[] = {"render", "--protocol", "var-d16", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4",
+                       "--out", tmp("p"), NULL};
+    cr_assert_eq(run_cli(b, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "class 10"), "%s", g_err);
+}
+
+// ---------------------------------------------------------------------------------------------- bad inputs
+Test(cli_fid, bad_inputs_give_clear_errors) {
+    // truncated sample npz
+    uint8_t *img = eight_images();
+    const char *good = tmp("good.npz"), *cut = tmp("cut.npz");
+    write_samples_npz(good, img, 8);
+    size_t n;
+    char *raw = slurp(good, &n);
+    FILE *f = fopen(cut, "wb");
+    fwrite(raw, 1, n / 2, f);
+    fclose(f);
+    free(raw);
+    const char *a[] = {"fid", cut, "--inception", INCEPTION, "-q", NULL};
+    cr_assert_eq(run_cli(a, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "cut.npz"), "%s", g_err);
+    // a directory with only JPEGs
+    const char *dir = tmp("jpegs");
+    cr_assert(ensure_dir(dir) == KT_OK);
+    char p[4300];
+    snprintf(p, sizeof p, "%s/a.jpg", dir);
+    OK(write_jpeg_rgb8(p, img, 64, 64, 90));
+    a[1] = dir;
+    cr_assert_eq(run_cli(a, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "no .png files") && strstr(g_err, "JPEG"), "%s", g_err);
+    // a 16-bit PNG among 8-bit ones
+    snprintf(p, sizeof p, "%s/b.png", dir);
+    static const uint8_t png16[] = {  // 1x1 16-bit grayscale PNG (made with Python's zlib)
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00,
+        0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x10, 0x00, 0x00, 0x00, 0x00, 0x6a, 0xee, 0x47, 0x16, 0x00, 0x00, 0x00,
+        0x0b, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x10, 0x32, 0x01, 0x00, 0x00, 0x5b, 0x00, 0x47, 0x96, 0xfb,
+        0x1b, 0x65, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+    f = fopen(p, "wb");
+    fwrite(png16, 1, sizeof png16, f);
+    fclose(f);
+    cr_assert_eq(run_cli(a, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "b.png") && strstr(g_err, "16-bit"), "%s", g_err);
+    // no Inception weights anywhere
+    setenv("HOME", test_tmpdir(), 1);
+    unsetenv("ARGEN_INCEPTION");
+    const char *c[] = {"fid", good, "-q", NULL};
+    cr_assert_eq(run_cli(c, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "pt_inception-2015-12-05-6726825d.pth") && strstr(g_err, "--inception"), "%s", g_err);
+    // an npz that is neither samples nor statistics
+    const char *d[] = {"fid", fixture_path("fid/ref.safetensors"), "-q", NULL};
+    cr_assert_eq(run_cli(d, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "ref.safetensors"), "%s", g_err);
+    free(img);
+}
