@@ -64,7 +64,13 @@ if [ "${1:-}" != "--quick" ]; then
     "$bin/test_cuda_backend" --jobs 1
   [ -f "$OUT/memcheck.log" ] && grep -a -E "ERROR SUMMARY|Invalid|========= [A-Z]" "$OUT/memcheck.log" | sort | uniq -c | head -20
 fi
+if [ "${1:-}" != "--quick" ]; then  # FID Inception throughput (random weights; 256x256 inputs, statistics included)
+  for dt in fp32 bf16; do
+    timeout 120 "$bin/argen" bench --arch inception --random-init --batch 1,64,200 --device cuda --dtype $dt --reps 3
+  done > "$OUT/bench_inception.md" 2>&1
+fi
 echo "---- benchmark"
 cat "$OUT/bench.txt"
+[ -f "$OUT/bench_inception.md" ] && cat "$OUT/bench_inception.md"
 echo "---- summary"
 printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
