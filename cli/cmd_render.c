@@ -437,16 +437,18 @@ static KtStatus report_fid(Render *r, int64_t n) {
         free(mu1), free(s1), free(mu2), free(s2);
     }
     if (st == KT_OK) st = ev_is_score(&r->stats.is, &ism, &iss);
+    int64_t n_ref = ev_stats_count(&ref);
     ev_stats_free(&ref);
     if (st != KT_OK) return st;
     if (n < INC_POOL3 && !g.quiet)
         fprintf(stderr, "warning: %lld samples < %d: the covariance is rank-deficient; compare FIDs only at equal "
                 "sample counts (published: 50,000)\n", (long long)n, INC_POOL3);
-    char sf[64] = "null";
+    char sf[64] = "null", nb[32] = "null";
     if (has_sfid) snprintf(sf, sizeof sf, "%.17g", sfid);
+    if (n_ref >= 0) snprintf(nb, sizeof nb, "%lld", (long long)n_ref);
     if (g.json)
-        printf("{\"fid\": %.17g, \"sfid\": %s, \"is_mean\": %.17g, \"is_std\": %.17g, \"n_a\": %lld, \"n_b\": %lld}\n",
-               fid, sf, ism, iss, (long long)n, (long long)ev_stats_count(&ref));
+        printf("{\"fid\": %.17g, \"sfid\": %s, \"is_mean\": %.17g, \"is_std\": %.17g, \"n_a\": %lld, \"n_b\": %s}\n",
+               fid, sf, ism, iss, (long long)n, nb);
     else
         printf("FID: %.4f\n%s%s%sInception Score: %.4f +- %.4f (%lld samples, %d splits)\n", fid, has_sfid ? "sFID: " : "",
                has_sfid ? sf : "", has_sfid ? "\n" : "", ism, iss, (long long)n, EV_IS_SPLITS);

@@ -255,6 +255,7 @@ Test(cli_fid, render_streaming_statistics_equal_those_of_its_files) {
     cr_assert(fabs(json_num(j1, "fid") - json_num(j2, "fid")) < 1e-9 * json_num(j2, "fid"), "%s vs %s", j1, j2);
     cr_assert(fabs(json_num(j1, "sfid") - json_num(j2, "sfid")) < 1e-9 * json_num(j2, "sfid"), "%s vs %s", j1, j2);
     cr_assert(json_num(j1, "fid") > 0);
+    cr_assert(strstr(j1, "\"n_a\": 6") && strstr(j1, "\"n_b\": 8"), "%s", j1);
     free(j1), free(j2);
 }
 
