@@ -531,6 +531,44 @@ Test(image_io, corrupt_and_truncated_png) {
     free(rgb), free(bytes), unlink(good), rmdir(dir), free(good), free(bad), free(dir);
 }
 
+// The evaluation reader takes 8-bit gray, gray+alpha, RGB and RGBA only (gray replicated, alpha dropped, like the
+// general reader) and names the file when it refuses 16-bit, palette, JPEG or truncated input.
+Test(image_io, eval_reader_accepts_8bit_only) {
+    char *dir = make_tmpdir(), *path = path_in(dir, "e.png");
+    uint16_t s[2 * 2 * 4] = {10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120, 130, 140, 150, 160};
+    int colors[4] = {PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
+    for (int i = 0; i < 4; i++) {
+        write_test_png(path, 2, 2, colors[i], 8, PNG_INTERLACE_NONE, s, NULL, 0, NULL, 0);
+        uint8_t *a = NULL, *b = NULL;
+        int w, h, w2, h2;
+        cr_assert_eq(read_png_eval(path, &a, &w, &h), KT_OK, "color %d: %s", colors[i], kt_last_error());
+        cr_assert_eq(read_image_rgb8(path, &b, &w2, &h2), KT_OK);
+        cr_assert(w == 2 && h == 2 && !memcmp(a, b, 12), "color %d", colors[i]);
+        free(a), free(b);
+    }
+    uint8_t *rgb = (uint8_t *)1;
+    int w, h;
+    write_test_png(path, 2, 2, PNG_COLOR_TYPE_RGB, 16, PNG_INTERLACE_NONE, s, NULL, 0, NULL, 0);
+    cr_assert_eq(read_png_eval(path, &rgb, &w, &h), KT_ERR_FORMAT);
+    cr_assert(rgb == NULL && strstr(kt_last_error(), path) && strstr(kt_last_error(), "16-bit"), "%s", kt_last_error());
+    png_color pal[2] = {{1, 2, 3}, {4, 5, 6}};
+    uint16_t idx[4] = {0, 1, 1, 0};
+    write_test_png(path, 2, 2, PNG_COLOR_TYPE_PALETTE, 8, PNG_INTERLACE_NONE, idx, pal, 2, NULL, 0);
+    cr_assert_eq(read_png_eval(path, &rgb, &w, &h), KT_ERR_FORMAT);
+    cr_assert(strstr(kt_last_error(), "palette"), "%s", kt_last_error());
+    uint8_t *px = random_rgb(16, 16, 3);
+    cr_assert_eq(write_jpeg_rgb8(path, px, 16, 16, 90), KT_OK);
+    cr_assert_eq(read_png_eval(path, &rgb, &w, &h), KT_ERR_FORMAT);
+    cr_assert(strstr(kt_last_error(), "JPEG"), "%s", kt_last_error());
+    cr_assert_eq(write_png_rgb8(path, px, 16, 16, NULL, NULL, 0), KT_OK);
+    size_t n;
+    uint8_t *bytes = read_file(path, &n);
+    write_file(path, bytes, n / 2);
+    cr_assert_eq(read_png_eval(path, &rgb, &w, &h), KT_ERR_FORMAT);
+    cr_assert(strstr(kt_last_error(), "truncated"), "%s", kt_last_error());
+    free(px), free(bytes), unlink(path), rmdir(dir), free(path), free(dir);
+}
+
 Test(image_io, absurd_dimensions_rejected) {
     char *dir = make_tmpdir(), *path = path_in(dir, "wide.png");
     const int w = IMAGE_MAX_DIM + 1;
