@@ -353,6 +353,7 @@ typedef struct {
     bool has_stats;
     KtBackend eval_be;
     const char *settings;  // borrowed: the run's settings JSON (PNG metadata)
+    double t_generate, t_features, t_io;  // seconds spent generating, in Inception + statistics, reading/writing
 } Render;
 
 // argen_* errors as a KtStatus (copying the message out of the shared error buffer first).
@@ -398,16 +399,24 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
         int b = 0;
         while (i + b < hi && b < B && (r->has_out && r->out.is_done[i + b - lo]) == done) b++;
         if (done) {
+            double t = cli_now();
             if (r->has_stats)
                 for (int j = 0; j < b && st == KT_OK; j++) st = output_read(&r->out, i + j - lo, px + (size_t)j * img, S);
+            r->t_io += cli_now() - t;
         } else {
             for (int j = 0; j < b; j++) ids[j] = i + j, cls[j] = g.classes.v[(i + j) / g.per_class];
+            double t = cli_now();
             if (argen_sample(r->model, &r->sp, b, cls, ids, px, NULL) != ARGEN_OK)
                 st = from_argen();
+            r->t_generate += cli_now() - t;
+            t = cli_now();
             if (st == KT_OK && r->has_out) st = output_write(&r->out, i - lo, b, px, S, r->settings);
+            r->t_io += cli_now() - t;
             made += b;
         }
+        double t = cli_now();
         if (st == KT_OK && r->has_stats) st = ev_extractor_add(&r->ex, &r->stats, px, b, S, S, i, NULL);
+        r->t_features += cli_now() - t;
         i += b;
         if (cli_now() - last > 0.5 || i == hi) progress(i - lo, hi - lo, made, t0), last = cli_now();
     }
@@ -523,10 +532,15 @@ static int run(const CliParsed *parsed) {
     if (st == KT_OK) st = render_range(&r, lo, hi, total);
     if (st == KT_OK && r.has_out) st = output_finish(&r.out, r.info.image_size);
     if (st == KT_OK && !g.quiet)
-        fprintf(stderr, "render: %lld images (%lld-%lld of %lld) in %.1f s%s%s\n", (long long)(hi - lo), (long long)lo,
-                (long long)hi - 1, (long long)total, cli_now() - t0, r.has_out ? " -> " : "", r.has_out ? r.out.path : "");
+        fprintf(stderr, "render: %lld images (%lld-%lld of %lld) in %.1f s (generate %.1f s, features %.1f s, files "
+                "%.1f s)%s%s\n", (long long)(hi - lo), (long long)lo, (long long)hi - 1, (long long)total, cli_now() - t0,
+                r.t_generate, r.t_features, r.t_io, r.has_out ? " -> " : "", r.has_out ? r.out.path : "");
     if (st == KT_OK && g.save_stats) st = ev_stats_save(&r.stats, g.save_stats, g.shard != NULL);
+    double t_fd = cli_now();
     if (st == KT_OK && r.has_stats && !g.shard) st = report_fid(&r, hi - lo);
+    if (st == KT_OK && r.has_stats && !g.shard && !g.quiet)
+        fprintf(stderr, "render: statistics and Frechet distance in %.1f s; end to end %.1f s\n", cli_now() - t_fd,
+                cli_now() - t0);
     int rc = st == KT_OK ? 0 : cli_fail();
     output_close(&r.out);
     ev_stats_free(&r.stats);
