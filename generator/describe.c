@@ -17,7 +17,7 @@ static void describe_vq(FILE *out, const KtCheckpoint *ck, const int *pns, int n
     }
     fprintf(out, "model: VAR multi-scale VQVAE\nconfig: ch %d, ch_mult (", c.ch);
     print_schedule(out, c.ch_mult, c.n_levels);
-    fprintf(out, "), res blocks %d, Cvae %d, codebook %d, Phi convs %d\n", c.num_res_blocks, c.Cvae, c.V, c.n_phi);
+    fprintf(out, "), res blocks %d, Cvae %d, codebook %d, Phi convs %d, GroupNorm groups %d\n", c.num_res_blocks, c.Cvae, c.V, c.n_phi, c.norm_groups);
     fprintf(out, "with --patch-nums ");
     print_schedule(out, c.patch_nums, c.n_scales);
     fprintf(out, ": image %dx%d, %d tokens, Phi per scale (", c.image_size, c.image_size, vq_var_num_tokens(&c));

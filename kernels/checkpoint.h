@@ -11,6 +11,7 @@
 // {"module": ...} is unwrapped; kt_ckpt_open_params selects another key.
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,3 +65,13 @@ KtStatus kt_ckpt_read_f32(const KtCheckpoint *ck, const KtCkptTensor *t, float *
 KtStatus kt_ckpt_read_i64(const KtCheckpoint *ck, const KtCkptTensor *t, int64_t *dst);
 
 const char *kt_ckpt_format_name(KtCkptFormat f);
+
+// safetensors "__metadata__" entry `key` as a malloc'd string (*value; the caller frees), or *value = NULL when the
+// file has no metadata or no such key. A present key whose value is not a JSON string is KT_ERR_FORMAT.
+KtStatus kt_ckpt_meta_get(const KtCheckpoint *ck, const char *key, char **value);
+// The entry parsed as an int / a list of ints ("1,2,3"): *found = false when absent; a malformed value or one
+// outside [lo, hi] is KT_ERR_FORMAT naming the file and the key.
+KtStatus kt_ckpt_meta_int(const KtCheckpoint *ck, const char *key, int lo, int hi, int *v, bool *found);
+KtStatus kt_ckpt_meta_ints(const KtCheckpoint *ck, const char *key, int *v, int cap, int *n, bool *found);
+// The entry parsed as a finite float (*found = false when absent).
+KtStatus kt_ckpt_meta_float(const KtCheckpoint *ck, const char *key, float *v, bool *found);

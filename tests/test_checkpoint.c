@@ -601,3 +601,49 @@ Test(checkpoint, training_checkpoint_objects_are_inert_placeholders) {
     static const char ex[] = "\x80\x04\x8c\x02os\x8c\x06system\x93)}\x92.";
     expect_error(open_pickle(ex, sizeof ex - 1, "ex.pth"), KT_ERR_FORMAT, "ex.pth", "os.system");
 }
+
+// ------------------------------------------------------------------------------------------------------ metadata
+// A safetensors file whose header is `json` (one F32 scalar tensor "w" after the metadata), from memory.
+static void open_st_json(KtCheckpoint *ck, uint8_t *buf, size_t cap, const char *json) {
+    size_t hl = strlen(json);
+    cr_assert(8 + hl + 4 <= cap);
+    for (int i = 0; i < 8; i++) buf[i] = (uint8_t)(hl >> (8 * i));
+    memcpy(buf + 8, json, hl);
+    memset(buf + 8 + hl, 0, 4);
+    cr_assert(kt_ckpt_open_memory(ck, buf, 8 + hl + 4, "meta.safetensors") == KT_OK, "%s", kt_last_error());
+}
+
+Test(checkpoint, safetensors_metadata_lookup) {
+    uint8_t buf[1024];
+    KtCheckpoint ck;
+    open_st_json(&ck, buf, sizeof buf,
+                 "{\"__metadata__\": {\"argen_model\": \"var\", \"patch_nums\": \"1,2,3,4,5,6,8\", \"cfg\": \"2.5\", "
+                 "\"norm_groups\": \"16\", \"esc\": \"a\\\"b\\u00e9\", \"bad\": \"1,x\", \"obj\": {\"n\": [1, 2]}, "
+                 "\"num\": 3}, \"w\": {\"dtype\": \"F32\", \"shape\": [], \"data_offsets\": [0, 4]}}");
+    char *s = NULL;
+    cr_assert(kt_ckpt_meta_get(&ck, "argen_model", &s) == KT_OK && s && !strcmp(s, "var"));
+    free(s);
+    cr_assert(kt_ckpt_meta_get(&ck, "esc", &s) == KT_OK && s && !strcmp(s, "a\"b\xc3\xa9"));
+    free(s);
+    cr_assert(kt_ckpt_meta_get(&ck, "missing", &s) == KT_OK && s == NULL);
+    cr_assert(kt_ckpt_meta_get(&ck, "num", &s) == KT_ERR_FORMAT && s == NULL);  // not a string
+    cr_assert(strstr(kt_last_error(), "meta.safetensors") && strstr(kt_last_error(), "'num'"));
+    int v[8], n = 0, g = 0;
+    bool found = false;
+    cr_assert(kt_ckpt_meta_ints(&ck, "patch_nums", v, 8, &n, &found) == KT_OK && found && n == 7 && v[6] == 8);
+    cr_assert(kt_ckpt_meta_ints(&ck, "patch_nums", v, 6, &n, &found) == KT_ERR_FORMAT && !found);  // too many
+    cr_assert(kt_ckpt_meta_ints(&ck, "bad", v, 8, &n, &found) == KT_ERR_FORMAT && !found);
+    cr_assert(strstr(kt_last_error(), "'bad'") && strstr(kt_last_error(), "1,x"));
+    cr_assert(kt_ckpt_meta_int(&ck, "norm_groups", 1, 64, &g, &found) == KT_OK && found && g == 16);
+    cr_assert(kt_ckpt_meta_int(&ck, "norm_groups", 1, 8, &g, &found) == KT_ERR_FORMAT && !found);  // out of range
+    float f = 0;
+    cr_assert(kt_ckpt_meta_float(&ck, "cfg", &f, &found) == KT_OK && found && f == 2.5f);
+    cr_assert(kt_ckpt_meta_float(&ck, "argen_model", &f, &found) == KT_ERR_FORMAT && !found);
+    cr_assert(kt_ckpt_meta_float(&ck, "nothing", &f, &found) == KT_OK && !found);
+    kt_ckpt_close(&ck);
+
+    open_st_json(&ck, buf, sizeof buf, "{\"w\": {\"dtype\": \"F32\", \"shape\": [], \"data_offsets\": [0, 4]}}");
+    cr_assert(kt_ckpt_meta_get(&ck, "cfg", &s) == KT_OK && s == NULL);  // no metadata at all
+    cr_assert(kt_ckpt_meta_int(&ck, "norm_groups", 1, 64, &g, &found) == KT_OK && !found);
+    kt_ckpt_close(&ck);
+}

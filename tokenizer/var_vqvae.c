@@ -7,7 +7,6 @@
 #include "kernels/ops.h"
 #include "var_vqvae.h"
 
-#define GN_GROUPS 32
 #define GN_EPS 1e-6f
 
 // A feature map in one of the ping-pong buffers.
@@ -41,10 +40,10 @@ static KtStatus resblock(VarVqvae *m, const VqResBlock *r, int64_t B, Fmap *f) {
     KtTensor t = view(m, o[0], B, f->H, f->W, r->cin);  // (B, H, W, cin)
     KtTensor h = view(m, o[1], B, f->H, f->W, r->cout); // (B, H, W, cout)
     KtTensor y = view(m, o[2], B, f->H, f->W, r->cout); // (B, H, W, cout)
-    KT_TRY(kt_group_norm_silu(be, &t, &x, &r->norm1_w, &r->norm1_b, GN_GROUPS, GN_EPS));
+    KT_TRY(kt_group_norm_silu(be, &t, &x, &r->norm1_w, &r->norm1_b, m->config.norm_groups, GN_EPS));
     KT_TRY(conv(m, &h, &t, &r->conv1_w, &r->conv1_b, 3));
     KtTensor t2 = view(m, o[0], B, f->H, f->W, r->cout);
-    KT_TRY(kt_group_norm_silu(be, &t2, &h, &r->norm2_w, &r->norm2_b, GN_GROUPS, GN_EPS));
+    KT_TRY(kt_group_norm_silu(be, &t2, &h, &r->norm2_w, &r->norm2_b, m->config.norm_groups, GN_EPS));
     KT_TRY(conv(m, &y, &t2, &r->conv2_w, &r->conv2_b, 3));
     if (r->nin_w.data) {  // 1x1 shortcut conv: a Linear over channels (float32 maps) or a 1x1 kt_conv2d (16-bit)
         if (x.dtype == KT_F32) {
@@ -78,7 +77,7 @@ static KtStatus attnblock(VarVqvae *m, const VqAttn *a, int64_t B, Fmap f) {
     KtTensor qkv = kt_reshape3(&m->qkv, B, T, 3 * C);   // (B, T, 3C)
     KtTensor q = kt_reshape4(&m->q, B, 1, T, C), k = kt_reshape4(&m->k, B, 1, T, C), v = kt_reshape4(&m->v, B, 1, T, C);
     KtTensor att = kt_reshape3(&m->att, B, T, C);      // (B, T, C)
-    KT_TRY(kt_group_norm(be, &t4, &x4, &a->norm_w, &a->norm_b, GN_GROUPS, GN_EPS));
+    KT_TRY(kt_group_norm(be, &t4, &x4, &a->norm_w, &a->norm_b, m->config.norm_groups, GN_EPS));
     KT_TRY(kt_linear(be, &qkv, &t, &a->qkv_w, &a->qkv_b));
     KT_TRY(kt_split_qkv_heads(be, &q, &k, &v, &qkv));
     KT_TRY(kt_attention(be, &att, &q, &k, &v, T, NULL, 1.0f / sqrtf((float)C)));
@@ -98,7 +97,7 @@ static KtStatus head_out(VarVqvae *m, const VqCoder *cd, int64_t B, Fmap f, KtTe
     int o[3];
     others(f.buf, o);
     KtTensor x = fview(m, f, B), t = view(m, o[0], B, f.H, f.W, f.C);
-    KT_TRY(kt_group_norm_silu(m->be, &t, &x, &cd->norm_out_w, &cd->norm_out_b, GN_GROUPS, GN_EPS));
+    KT_TRY(kt_group_norm_silu(m->be, &t, &x, &cd->norm_out_w, &cd->norm_out_b, m->config.norm_groups, GN_EPS));
     return conv(m, y, &t, &cd->conv_out_w, &cd->conv_out_b, 3);
 }
 

@@ -23,6 +23,7 @@ typedef struct {
     int Cvae;                      // latent channels (32)
     int V;                         // codebook entries (4096)
     int n_phi;                     // share_quant_resi: number of Phi convs (4)
+    int norm_groups;               // GroupNorm groups (official 32; safetensors metadata "norm_groups")
     int patch_nums[VQ_MAX_SCALES]; // (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)
     int n_scales;
     int phi_index[VQ_MAX_SCALES];  // Phi used at each scale (PhiPartiallyShared rule, computed in double)

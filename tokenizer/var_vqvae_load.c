@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tok_config.h"
 #include "var_vqvae.h"
 
 // ----------------------------------------------------------------------------------------------------- config
@@ -51,6 +52,7 @@ KtStatus vq_var_config_default(VarVqConfig *c, const int *patch_nums, int n_scal
     c->Cvae = 32;
     c->V = 4096;
     c->n_phi = 4;
+    c->norm_groups = 32;
     return vq_var_config_set_schedule(c, patch_nums, n_scales);
 }
 
@@ -90,6 +92,7 @@ KtStatus vq_var_config_from_ckpt(VarVqConfig *c, const KtCheckpoint *ck, const i
     if (emb->shape[1] != c->Cvae)
         return KT_FAIL(KT_ERR_FORMAT, "%s: codebook is (%lld, %lld) but quant_conv has %d channels", ck->path,
                        (long long)emb->shape[0], (long long)emb->shape[1], c->Cvae);
+    KT_TRY(tok_norm_groups(ck, c->ch, c->ch_mult, c->n_levels, &c->norm_groups));
     return vq_var_config_set_schedule(c, patch_nums, n_scales);
 }
 

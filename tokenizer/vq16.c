@@ -9,7 +9,6 @@
 #include "kernels/ops.h"
 #include "vq16.h"
 
-#define GN_GROUPS 32
 #define GN_EPS 1e-6f  // LlamaGen's Normalize(): GroupNorm(32, eps=1e-6)
 
 typedef struct {
@@ -47,10 +46,10 @@ static KtStatus resblock(Vq16 *m, const Vq16Res *r, int64_t B, Fmap *f) {
     KtTensor t = view(m, o[0], B, f->H, f->W, r->cin);   // (B, H, W, cin)
     KtTensor h = view(m, o[1], B, f->H, f->W, r->cout);  // (B, H, W, cout)
     KtTensor y = view(m, o[2], B, f->H, f->W, r->cout);  // (B, H, W, cout)
-    KT_TRY(kt_group_norm_silu(be, &t, &x, &r->norm1_w, &r->norm1_b, GN_GROUPS, GN_EPS));
+    KT_TRY(kt_group_norm_silu(be, &t, &x, &r->norm1_w, &r->norm1_b, m->config.norm_groups, GN_EPS));
     KT_TRY(conv3(m, &h, &t, &r->conv1_w, &r->conv1_b));
     KtTensor t2 = view(m, o[0], B, f->H, f->W, r->cout);
-    KT_TRY(kt_group_norm_silu(be, &t2, &h, &r->norm2_w, &r->norm2_b, GN_GROUPS, GN_EPS));
+    KT_TRY(kt_group_norm_silu(be, &t2, &h, &r->norm2_w, &r->norm2_b, m->config.norm_groups, GN_EPS));
     KT_TRY(conv3(m, &y, &t2, &r->conv2_w, &r->conv2_b));
     if (r->nin_w.data) {
         KT_TRY(conv1x1(m, &h, &x, &r->nin_w, &r->nin_b));  // (B, H, W, cout)
@@ -78,7 +77,7 @@ static KtStatus attnblock(Vq16 *m, const Vq16Attn *a, int64_t B, Fmap f) {
     KtTensor t = kt_reshape3(&m->t, B, T, C), t4 = kt_reshape4(&t, B, f.H, f.W, C);  // (B, T, C)
     KtTensor q = kt_reshape3(&m->q, B, T, C), k = kt_reshape3(&m->k, B, T, C), v = kt_reshape3(&m->v, B, T, C);
     KtTensor att = kt_reshape3(&m->att, B, T, C);                       // (B, T, C)
-    KT_TRY(kt_group_norm(be, &t4, &x4, &a->norm_w, &a->norm_b, GN_GROUPS, GN_EPS));
+    KT_TRY(kt_group_norm(be, &t4, &x4, &a->norm_w, &a->norm_b, m->config.norm_groups, GN_EPS));
     KT_TRY(kt_linear(be, &q, &t, &a->q_w, &a->q_b));
     KT_TRY(kt_linear(be, &k, &t, &a->k_w, &a->k_b));
     KT_TRY(kt_linear(be, &v, &t, &a->v_w, &a->v_b));
@@ -109,7 +108,7 @@ static KtStatus head_out(Vq16 *m, const Vq16Coder *cd, int64_t B, Fmap f, KtTens
     int o[3];
     others(f.buf, o);
     KtTensor x = fview(m, f, B), t = view(m, o[0], B, f.H, f.W, f.C);
-    KT_TRY(kt_group_norm_silu(m->be, &t, &x, &cd->norm_out_w, &cd->norm_out_b, GN_GROUPS, GN_EPS));
+    KT_TRY(kt_group_norm_silu(m->be, &t, &x, &cd->norm_out_w, &cd->norm_out_b, m->config.norm_groups, GN_EPS));
     return conv3(m, y, &t, &cd->conv_out_w, &cd->conv_out_b);
 }
 

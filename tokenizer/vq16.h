@@ -23,6 +23,7 @@ typedef struct {
     int Z;                           // z_channels (256)
     int D;                           // codebook_embed_dim (8)
     int V;                           // codebook_size (16384)
+    int norm_groups;                 // GroupNorm groups (official 32; safetensors metadata "norm_groups")
     int image_size;                  // S
     int grid;                        // g = S / 2^(n_levels - 1)
 } Vq16Config;

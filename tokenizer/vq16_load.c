@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/ops.h"
+#include "tok_config.h"
 #include "vq16.h"
 
 // ----------------------------------------------------------------------------------------------------- config
@@ -29,6 +30,7 @@ KtStatus vq16_config_default(Vq16Config *c, int image_size) {
     c->Z = 256;
     c->D = 8;
     c->V = 16384;
+    c->norm_groups = 32;
     return vq16_config_set_image_size(c, image_size);
 }
 
@@ -76,6 +78,7 @@ KtStatus vq16_config_from_ckpt(Vq16Config *c, const KtCheckpoint *ck, int image_
     if (emb->shape[1] != c->D)
         return KT_FAIL(KT_ERR_FORMAT, "%s: the codebook is (%lld, %lld) but quant_conv has %d output channels",
                        ck->path, (long long)emb->shape[0], (long long)emb->shape[1], c->D);
+    KT_TRY(tok_norm_groups(ck, c->ch, c->ch_mult, c->n_levels, &c->norm_groups));
     return vq16_config_set_image_size(c, image_size);
 }
 

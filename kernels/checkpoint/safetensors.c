@@ -5,6 +5,8 @@
 // lives here because the header is the only JSON we parse.
 // ref: https://github.com/huggingface/safetensors (README "Format")
 #include <ctype.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -325,4 +327,83 @@ KtStatus ckpt_read_safetensors(KtCheckpoint *ck, const uint8_t *data, size_t siz
     if (s == KT_OK) s = check_spans(ck, offs, size - 8 - hlen);
     free(offs);
     return s;
+}
+
+// ------------------------------------------------------------------------------------------------- metadata
+KtStatus kt_ckpt_meta_get(const KtCheckpoint *ck, const char *key, char **value) {
+    *value = NULL;
+    if (!ck->metadata_json) return KT_OK;
+    Js j = {ck, ck->metadata_json, ck->metadata_json + strlen(ck->metadata_json), ck->metadata_json};
+    KT_TRY(js_expect(&j, '{'));
+    js_ws(&j);
+    if (j.p < j.end && *j.p == '}') return KT_OK;
+    for (;;) {
+        char *name = NULL;
+        size_t len = 0;
+        KT_TRY(js_string(&j, &name, &len));
+        bool hit = !strcmp(name, key);
+        free(name);
+        KT_TRY(js_expect(&j, ':'));
+        js_ws(&j);
+        if (hit) {
+            if (j.p >= j.end || *j.p != '"')
+                return KT_FAIL(KT_ERR_FORMAT, "%s: metadata '%s' is not a string", ck->path, key);
+            return js_string(&j, value, &len);
+        }
+        KT_TRY(js_skip(&j, 1));
+        js_ws(&j);
+        if (j.p < j.end && *j.p == ',') { j.p++; continue; }
+        return js_expect(&j, '}');
+    }
+}
+
+KtStatus kt_ckpt_meta_ints(const KtCheckpoint *ck, const char *key, int *v, int cap, int *n, bool *found) {
+    char *s = NULL;
+    *found = false;
+    *n = 0;
+    KT_TRY(kt_ckpt_meta_get(ck, key, &s));
+    if (!s) return KT_OK;
+    KtStatus st = KT_OK;
+    const char *p = s;
+    while (st == KT_OK) {
+        char *e;
+        long x = strtol(p, &e, 10);
+        if (e == p || x < INT32_MIN || x > INT32_MAX || *n == cap)
+            st = KT_FAIL(KT_ERR_FORMAT, "%s: metadata '%s' = '%.60s': expected at most %d comma-separated integers",
+                         ck->path, key, s, cap);
+        else v[(*n)++] = (int)x;
+        if (st == KT_OK && *e == 0) break;
+        if (st == KT_OK && *e != ',')
+            st = KT_FAIL(KT_ERR_FORMAT, "%s: metadata '%s' = '%.60s': expected comma-separated integers", ck->path,
+                         key, s);
+        p = e + 1;
+    }
+    free(s);
+    *found = st == KT_OK;
+    return st;
+}
+
+KtStatus kt_ckpt_meta_int(const KtCheckpoint *ck, const char *key, int lo, int hi, int *v, bool *found) {
+    int x = 0, n = 0;
+    KT_TRY(kt_ckpt_meta_ints(ck, key, &x, 1, &n, found));
+    if (*found && (x < lo || x > hi))
+        return *found = false, KT_FAIL(KT_ERR_FORMAT, "%s: metadata '%s' = %d: expected %d to %d", ck->path, key, x,
+                                       lo, hi);
+    if (*found) *v = x;
+    return KT_OK;
+}
+
+KtStatus kt_ckpt_meta_float(const KtCheckpoint *ck, const char *key, float *v, bool *found) {
+    char *s = NULL;
+    *found = false;
+    KT_TRY(kt_ckpt_meta_get(ck, key, &s));
+    if (!s) return KT_OK;
+    char *e;
+    double x = strtod(s, &e);
+    KtStatus st = (e == s || *e || !isfinite(x) || fabs(x) > 3e38)
+                      ? KT_FAIL(KT_ERR_FORMAT, "%s: metadata '%s' = '%.60s': expected a finite number", ck->path, key, s)
+                      : KT_OK;
+    free(s);
+    if (st == KT_OK) *v = (float)x, *found = true;
+    return st;
 }
