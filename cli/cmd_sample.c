@@ -12,7 +12,7 @@
 #include "image_io.h"
 
 typedef struct {
-    const char *vae, *ckpt, *out, *tokens_out, *device, *dtype, *format;
+    const char *vae, *ckpt, *out, *tokens_out, *grid, *device, *dtype, *format;
     CliIntList patch_nums, classes;
     int n, top_k, batch, quality;
     float cfg, top_p;
@@ -29,19 +29,19 @@ static SampleArgs g;  // the option table points into it; one command per proces
 
 static const CliOption k_opts[] = {
     {"arch", 0, CLI_STRING, "var", NULL, "model family: var (next-scale) or llamagen (raster)", &g.arch, .choices = "var|llamagen"},
-    {"vae", 0, CLI_STRING, NULL, "FILE", "VAR: VQVAE checkpoint (.pth/.safetensors), e.g. vae_ch160v4096z32.pth (required)", &g.vae, .required = false},
-    {"vq", 0, CLI_STRING, NULL, "FILE", "LlamaGen: VQ tokenizer checkpoint, e.g. vq_ds16_c2i.pt (required)", &g.vq, .required = false},
-    {"ckpt", 0, CLI_STRING, NULL, "FILE", "transformer checkpoint, e.g. var_d16.pth or c2i_B_256.pt", &g.ckpt, .required = true},
-    {"patch-nums", 0, CLI_INT_LIST, "1,2,3,4,5,6,8,10,13,16", "N,...", "VAR: token-map side of each scale (the model's schedule)", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
-    {"image-size", 0, CLI_INT, "256", NULL, "LlamaGen: image side; the token grid is image-size/16 (256 or 384 models)", &g.image_size, .has_min = true, .min = 16, .has_max = true, .max = 4096},
-    {"heads", 0, CLI_INT, "0", NULL, "LlamaGen: attention heads (0: the official count for the width, else head size 64)", &g.heads, .has_min = true, .min = 0, .has_max = true, .max = 1024},
+    {"vae", 0, CLI_STRING, NULL, "FILE", "VAR: VQVAE checkpoint (.pth/.safetensors), e.g. vae_ch160v4096z32.pth (default: the embedded digits model)", &g.vae, .required = false},
+    {"vq", 0, CLI_STRING, NULL, "FILE", "LlamaGen: VQ tokenizer checkpoint, e.g. vq_ds16_c2i.pt (default: the embedded digits model)", &g.vq, .required = false},
+    {"ckpt", 0, CLI_STRING, NULL, "FILE", "transformer checkpoint, e.g. var_d16.pth or c2i_B_256.pt (default: the embedded digits model)", &g.ckpt, .required = false},
+    {"patch-nums", 0, CLI_INT_LIST, NULL, "N,...", "VAR: token-map side of each scale (default: the checkpoint's metadata, else 1,2,3,4,5,6,8,10,13,16)", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
+    {"image-size", 0, CLI_INT, "0", NULL, "LlamaGen: image side, token grid image-size/16 (0: the checkpoint's metadata, else 256; 384 models need 384)", &g.image_size, .has_min = true, .min = 0, .has_max = true, .max = 4096},
+    {"heads", 0, CLI_INT, "0", NULL, "LlamaGen: attention heads (0: the checkpoint's metadata, else the official count for the width, else head size 64)", &g.heads, .has_min = true, .min = 0, .has_max = true, .max = 1024},
     {"class", 'c', CLI_INT_LIST, NULL, "C,...", "class labels, e.g. 3,7 or 0-9", &g.classes, .required = true, .has_min = true, .min = 0},
     {"n", 'n', CLI_INT, "1", NULL, "images per class", &g.n, .has_min = true, .min = 1, .has_max = true, .max = 1000000},
-    {"cfg", 0, CLI_FLOAT, NULL, "X", "classifier-free guidance (default: var 1.5 at the last scale, ramped up from 0; llamagen 4.0)", &g.cfg, .has_min = true, .min = 0},
+    {"cfg", 0, CLI_FLOAT, NULL, "X", "classifier-free guidance (default: the model's metadata, else var 1.5 at the last scale, ramped up from 0; llamagen 4.0)", &g.cfg, .has_min = true, .min = 0},
     {"cfg-interval", 0, CLI_FLOAT, "-1", NULL, "LlamaGen: decode steps after this one use the conditional logits only (-1: all)", &g.cfg_interval, .has_min = true, .min = -1},
-    {"top-k", 'k', CLI_INT, NULL, "N", "keep the k most likely tokens (0: off; 1: greedy; default: var 900, llamagen 2000)", &g.top_k, .has_min = true, .min = 0},
-    {"top-p", 'p', CLI_FLOAT, NULL, "X", "nucleus filter (default: var 0.96, 0 = off; llamagen 1.0 = off)", &g.top_p, .has_min = true, .min = 0, .has_max = true, .max = 1},
-    {"temperature", 't', CLI_FLOAT, "1", NULL, "LlamaGen: logits are divided by it before filtering", &g.temperature, .has_min = true, .min = 1e-5, .has_max = true, .max = 100},
+    {"top-k", 'k', CLI_INT, NULL, "N", "keep the k most likely tokens (0: off; 1: greedy; default: the model's metadata, else var 900, llamagen 2000)", &g.top_k, .has_min = true, .min = 0},
+    {"top-p", 'p', CLI_FLOAT, NULL, "X", "nucleus filter (default: the model's metadata, else var 0.96, 0 = off; llamagen 1.0 = off)", &g.top_p, .has_min = true, .min = 0, .has_max = true, .max = 1},
+    {"temperature", 't', CLI_FLOAT, NULL, "X", "LlamaGen: logits are divided by it before filtering (default: the model's metadata, else 1)", &g.temperature, .has_min = true, .min = 1e-5, .has_max = true, .max = 100},
     {"decode", 0, CLI_STRING, "sequential", NULL, "decoding strategy: sequential (var, llamagen), sjd, zipar (llamagen only)", &g.decode, .choices = "sequential|sjd|zipar"},
     {"sjd-window", 0, CLI_INT, "16", NULL, "SJD: tokens per forward (the accepted one + drafts)", &g.sjd_window, .has_min = true, .min = 1, .has_max = true, .max = 1024},
     {"sjd-init", 0, CLI_STRING, "random", NULL, "SJD: draft initialisation", &g.sjd_init, .choices = "random|repeat-horizon|sample-horizon"},
@@ -55,6 +55,7 @@ static const CliOption k_opts[] = {
     {"format", 0, CLI_STRING, "png", NULL, "image file format", &g.format, .choices = "png|jpg"},
     {"quality", 0, CLI_INT, "95", NULL, "JPEG quality", &g.quality, .has_min = true, .min = 1, .has_max = true, .max = 100},
     {"tokens-out", 0, CLI_STRING, NULL, "FILE", "also write {\"tokens\": [[...], ...]} (implies regenerating every image)", &g.tokens_out, .required = false},
+    {"grid", 0, CLI_STRING, NULL, "FILE.png", "also write all images as one PNG, a row per class (implies regenerating every image)", &g.grid, .required = false},
     {"overwrite", 0, CLI_FLAG, NULL, NULL, "regenerate existing files, even with other settings", &g.overwrite, .required = false},
     {"device", 0, CLI_STRING, "auto", NULL, "compute device", &g.device, .choices = "auto|cpu|cuda"},
     {"dtype", 0, CLI_STRING, "fp32", NULL, "GEMM/conv precision (bf16/fp16: CUDA only)", &g.dtype, .choices = "fp32|bf16|fp16"},
@@ -69,9 +70,14 @@ static const CliCommand k_cmd = {
     "Decoding strategies (--decode): VAR supports sequential only (its scale-by-scale loop); LlamaGen supports\n"
     "sequential (one token per forward), sjd (speculative Jacobi decoding: the same distribution, fewer forwards) and\n"
     "zipar (the next row starts --zipar-window tokens behind the current one).\n"
-    "Files are named <index>_c<class>.<format>; a re-run with the same settings skips existing files.",
+    "Files are named <index>_c<class>.<format>; a re-run with the same settings skips existing files.\n"
+    "With no --vae/--vq/--ckpt, the embedded digits models are used (classes 0-9, 128x128): --arch var (default)\n"
+    "embedded:var_digits_vae.safetensors + embedded:var_digits.safetensors, --arch llamagen\n"
+    "embedded:llamagen_digits_vq.safetensors + embedded:llamagen_digits.safetensors.",
     k_opts, CLI_COUNT(k_opts), NULL, 0, 0,
-    "examples:\n  argen sample --vae vae_ch160v4096z32.pth --ckpt var_d16.pth --class 207,980 --n 4 --cfg 4 "
+    "examples:\n  argen sample --class 0-9 --n 4 --grid digits.png --out samples/       (embedded digits model)\n"
+    "  argen sample --arch llamagen --class 7 --decode sjd --stats --out samples/\n"
+    "  argen sample --vae vae_ch160v4096z32.pth --ckpt var_d16.pth --class 207,980 --n 4 --cfg 4 "
     "--top-p 0.95 --out samples/\n"
     "  argen sample --arch llamagen --vq vq_ds16_c2i.pt --ckpt c2i_B_256.pt --class 207,360 --decode sjd --stats "
     "--out samples/",
@@ -88,12 +94,9 @@ static ArgenSjdInit sjd_init_of(const char *s) {
            : !strcmp(s, "sample-horizon") ? ARGEN_SJD_INIT_SAMPLE_HORIZON : ARGEN_SJD_INIT_RANDOM;
 }
 
-// Per-architecture defaults of options left out, and options that belong to the other architecture.
+// Options that belong to the other architecture, and the model files (the embedded digits model when none given).
 static bool check_arch(const CliParsed *parsed) {
     bool ll = llamagen();
-    if (!cli_opt_given(&k_cmd, parsed, "cfg")) g.cfg = ll ? 4.0f : 1.5f;
-    if (!cli_opt_given(&k_cmd, parsed, "top-k")) g.top_k = ll ? 2000 : 900;
-    if (!cli_opt_given(&k_cmd, parsed, "top-p")) g.top_p = ll ? 1.0f : 0.96f;
     static const char *var_only[] = {"patch-nums", "more-smooth"};
     static const char *ll_only[] = {"vq", "image-size", "heads", "cfg-interval", "temperature", "sjd-window",
                                     "sjd-init", "zipar-window"};
@@ -110,17 +113,41 @@ static bool check_arch(const CliParsed *parsed) {
         return false;
     }
     if (ll && !g.vq) g.vq = g.vae;  // --vae is accepted for the tokenizer too
-    if (!(ll ? g.vq : g.vae)) {
-        fprintf(stderr, "argen: missing required option %s\n(see argen sample --help)\n", ll ? "--vq (the LlamaGen VQ "
-                "tokenizer, e.g. vq_ds16_c2i.pt)" : "--vae (the VAR VQVAE, e.g. vae_ch160v4096z32.pth)");
+    const char **tok = ll ? &g.vq : &g.vae;
+    if (!*tok && !g.ckpt) {  // the embedded default model of the architecture
+        *tok = ll ? "embedded:llamagen_digits_vq.safetensors" : "embedded:var_digits_vae.safetensors";
+        g.ckpt = ll ? "embedded:llamagen_digits.safetensors" : "embedded:var_digits.safetensors";
+        return true;
+    }
+    if (!*tok || !g.ckpt) {
+        fprintf(stderr, "argen: %s given without %s: pass both (or neither, for the embedded digits model)\n"
+                "(see argen sample --help)\n", g.ckpt ? "--ckpt" : (ll ? "--vq" : "--vae"),
+                g.ckpt ? (ll ? "--vq (the LlamaGen VQ tokenizer, e.g. vq_ds16_c2i.pt)" : "--vae (the VAR VQVAE, e.g. "
+                "vae_ch160v4096z32.pth)") : "--ckpt (the transformer)");
         return false;
     }
     return true;
 }
 
+// The sampling settings: the model's defaults (architecture, then checkpoint metadata), then the options given.
+static void sample_params(ArgenSampleParams *sp, const ArgenModel *model, const CliParsed *parsed) {
+    argen_sample_params_init_for(sp, model);
+    if (cli_opt_given(&k_cmd, parsed, "cfg")) sp->cfg = g.cfg;
+    if (cli_opt_given(&k_cmd, parsed, "top-k")) sp->top_k = g.top_k;
+    if (cli_opt_given(&k_cmd, parsed, "top-p")) sp->top_p = g.top_p;
+    if (cli_opt_given(&k_cmd, parsed, "temperature")) sp->temperature = g.temperature;
+    sp->more_smooth = g.more_smooth;
+    sp->seed = (uint64_t)g.seed;
+    sp->cfg_interval = g.cfg_interval;
+    sp->decode = decode_of(g.decode);
+    sp->sjd_window = g.sjd_window;
+    sp->sjd_init = sjd_init_of(g.sjd_init);
+    sp->zipar_window = g.zipar_window;
+}
+
 // ------------------------------------------------------------------------------------------------ run manifest
 // DIR/argen_run.json records the settings that determine the pixels; a re-run into DIR must agree with it.
-static char *settings_json(void) {
+static char *settings_json(const ArgenSampleParams *sp, const ArgenInfo *info) {
     size_t cap = 8192, m = 0;
     char *buf = malloc(cap), vae[1024], ckpt[1024];
     if (!buf) return NULL;
@@ -128,17 +155,18 @@ static char *settings_json(void) {
         snprintf(buf, cap, "{\"arch\": \"llamagen\", \"vq\": %s, \"ckpt\": %s, \"image_size\": %d, \"heads\": %d, "
                  "\"cfg\": %g, \"cfg_interval\": %g, \"top_k\": %d, \"top_p\": %g, \"temperature\": %g, \"decode\": \"%s\", "
                  "\"sjd_window\": %d, \"sjd_init\": \"%s\", \"zipar_window\": %d, \"seed\": %lld, \"dtype\": \"%s\"}",
-                 cli_json_str(vae, sizeof vae, g.vq), cli_json_str(ckpt, sizeof ckpt, g.ckpt), g.image_size, g.heads,
-                 (double)g.cfg, (double)g.cfg_interval, g.top_k, (double)g.top_p, (double)g.temperature, g.decode,
-                 strcmp(g.decode, "sjd") ? 0 : g.sjd_window, strcmp(g.decode, "sjd") ? "" : g.sjd_init,
-                 strcmp(g.decode, "zipar") ? 0 : g.zipar_window, (long long)g.seed, g.dtype);
+                 cli_json_str(vae, sizeof vae, g.vq), cli_json_str(ckpt, sizeof ckpt, g.ckpt), info->image_size,
+                 info->heads, (double)sp->cfg, (double)sp->cfg_interval, sp->top_k, (double)sp->top_p,
+                 (double)sp->temperature, g.decode, strcmp(g.decode, "sjd") ? 0 : g.sjd_window,
+                 strcmp(g.decode, "sjd") ? "" : g.sjd_init, strcmp(g.decode, "zipar") ? 0 : g.zipar_window,
+                 (long long)g.seed, g.dtype);
         return buf;
     }
     m += (size_t)snprintf(buf + m, cap - m, "{\"vae\": %s, \"ckpt\": %s, \"patch_nums\": [",
                           cli_json_str(vae, sizeof vae, g.vae), cli_json_str(ckpt, sizeof ckpt, g.ckpt));
-    for (int i = 0; i < g.patch_nums.n; i++) m += (size_t)snprintf(buf + m, cap - m, i ? ", %d" : "%d", g.patch_nums.v[i]);
+    for (int i = 0; i < info->n_scales; i++) m += (size_t)snprintf(buf + m, cap - m, i ? ", %d" : "%d", info->patch_nums[i]);
     snprintf(buf + m, cap - m, "], \"cfg\": %g, \"top_k\": %d, \"top_p\": %g, \"more_smooth\": %s, \"seed\": %lld, "
-             "\"dtype\": \"%s\"}", (double)g.cfg, g.top_k, (double)g.top_p, g.more_smooth ? "true" : "false",
+             "\"dtype\": \"%s\"}", (double)sp->cfg, sp->top_k, (double)sp->top_p, sp->more_smooth ? "true" : "false",
              (long long)g.seed, g.dtype);
     return buf;
 }
@@ -231,7 +259,7 @@ static void progress(int64_t done, int64_t total, double t0) {
 }
 
 // --------------------------------------------------------------------------------------------------------- run
-static int run(ArgenModel *model, const char *settings) {
+static int run(ArgenModel *model, const ArgenSampleParams *sp_in, const char *settings) {
     ArgenInfo info;
     argen_info(model, &info);
     for (int i = 0; i < g.classes.n; i++)
@@ -257,7 +285,7 @@ static int run(ArgenModel *model, const char *settings) {
     for (int64_t k = g.index >= 0 ? g.index : 0; k < (g.index >= 0 ? g.index + 1 : total); k++) {
         char path[4200];
         image_path(path, sizeof path, k, g.classes.v[k / g.n]);
-        if (g.tokens_out || g.overwrite || !file_exists(path)) todo[n_todo++] = k;
+        if (g.tokens_out || g.grid || g.overwrite || !file_exists(path)) todo[n_todo++] = k;
     }
     int S = info.image_size, L = info.num_tokens, B = info.max_batch;
     if (n_todo < (g.index >= 0 ? 1 : total) && !g.quiet)
@@ -266,21 +294,13 @@ static int run(ArgenModel *model, const char *settings) {
     uint8_t *px = malloc((size_t)B * (size_t)S * (size_t)S * 3);
     int32_t *tokens = g.tokens_out ? malloc((size_t)(n_todo ? n_todo : 1) * (size_t)L * sizeof *tokens) : NULL;
     int *cls = malloc((size_t)B * sizeof *cls);
-    ArgenSampleParams sp;
-    argen_sample_params_init_for(&sp, model);
-    sp.cfg = g.cfg;
-    sp.top_k = g.top_k;
-    sp.top_p = g.top_p;
-    sp.more_smooth = g.more_smooth;
-    sp.seed = (uint64_t)g.seed;
-    sp.cfg_interval = g.cfg_interval;
-    sp.temperature = g.temperature;
-    sp.decode = decode_of(g.decode);
-    sp.sjd_window = g.sjd_window;
-    sp.sjd_init = sjd_init_of(g.sjd_init);
-    sp.zipar_window = g.zipar_window;
+    // --grid: a row per class, a column per image of the class (every image of the run is generated)
+    int grid_cols = g.index >= 0 ? 1 : g.n, grid_rows = g.index >= 0 ? 1 : g.classes.n;
+    uint8_t *grid = g.grid ? calloc((size_t)grid_rows * grid_cols * (size_t)S * S * 3, 1) : NULL;
+    ArgenSampleParams sp = *sp_in;
     argen_stats_reset(model);
-    int rc = (px && cls && (tokens || !g.tokens_out)) ? 0 : (fprintf(stderr, "argen: out of memory\n"), 1);
+    int rc = (px && cls && (tokens || !g.tokens_out) && (grid || !g.grid)) ? 0
+                                                                           : (fprintf(stderr, "argen: out of memory\n"), 1);
     double t0 = cli_now();
     for (int64_t i = 0; rc == 0 && i < n_todo; i += B) {
         int b = n_todo - i < B ? (int)(n_todo - i) : B;
@@ -289,12 +309,23 @@ static int run(ArgenModel *model, const char *settings) {
             rc = cli_fail();
             break;
         }
-        for (int j = 0; j < b && rc == 0; j++)
-            if (save_image(px + (size_t)j * (size_t)S * (size_t)S * 3, S, todo[i + j], cls[j], settings) != KT_OK)
-                rc = cli_fail();
+        for (int j = 0; j < b && rc == 0; j++) {
+            const uint8_t *im = px + (size_t)j * (size_t)S * (size_t)S * 3;
+            if (save_image(im, S, todo[i + j], cls[j], settings) != KT_OK) rc = cli_fail();
+            int64_t cell = g.index >= 0 ? 0 : todo[i + j];  // image k: row k / n, column k % n
+            for (int y = 0; grid && y < S; y++)
+                memcpy(grid + (((size_t)(cell / grid_cols) * S + y) * grid_cols * S + (size_t)(cell % grid_cols) * S) * 3,
+                       im + (size_t)y * S * 3, (size_t)S * 3);
+        }
         progress(i + b, n_todo, t0);
     }
     if (rc == 0 && g.tokens_out && write_tokens(tokens, n_todo, L) != KT_OK) rc = cli_fail();
+    if (rc == 0 && g.grid) {
+        const char *keys[] = {"Software", "argen"}, *values[] = {"argen", settings};
+        if (write_png_rgb8(g.grid, grid, grid_cols * S, grid_rows * S, keys, values, 2) != KT_OK) rc = cli_fail();
+        else if (!g.quiet)
+            fprintf(stderr, "sample: wrote the %dx%d grid %s\n", grid_rows, grid_cols, g.grid);
+    }
     if (rc == 0 && !g.quiet)
         fprintf(stderr, "sample: wrote %lld images to %s%s%s\n", (long long)n_todo, g.out, g.tokens_out ? ", tokens to " : "",
                 g.tokens_out ? g.tokens_out : "");
@@ -312,6 +343,7 @@ static int run(ArgenModel *model, const char *settings) {
     free(px);
     free(tokens);
     free(cls);
+    free(grid);
     return rc;
 }
 
@@ -326,9 +358,7 @@ int cmd_sample(int argc, char **argv) {
         goto cleanup;
     }
     rc = 1;
-    settings = settings_json();
-    if (!settings) goto cleanup;
-    if (ensure_dir(g.out) != KT_OK || check_manifest(settings, false) != KT_OK) {
+    if (ensure_dir(g.out) != KT_OK) {
         rc = cli_fail();
         goto cleanup;
     }
@@ -339,7 +369,7 @@ int cmd_sample(int argc, char **argv) {
     lp.heads = g.heads;
     lp.vae_path = llamagen() ? g.vq : g.vae;
     lp.ckpt_path = g.ckpt;
-    lp.patch_nums = g.patch_nums.v;
+    lp.patch_nums = g.patch_nums.n ? g.patch_nums.v : NULL;  // NULL: the checkpoint's metadata, else official
     lp.n_patch_nums = g.patch_nums.n;
     lp.device = g.device;
     lp.dtype = g.dtype;
@@ -352,14 +382,22 @@ int cmd_sample(int argc, char **argv) {
         rc = cli_fail();
         goto cleanup;
     }
-    if (g.verbose) {
-        ArgenInfo info;
-        argen_info(model, &info);
-        fprintf(stderr, "device: %s\nmodel: %s depth %d, width %d, %d heads, %d classes; %dx%d images, %d tokens\n",
-                info.device, llamagen() ? "LlamaGen" : "VAR", info.depth, info.width, info.heads, info.num_classes,
-                info.image_size, info.image_size, info.num_tokens);
+    ArgenInfo info;
+    argen_info(model, &info);
+    ArgenSampleParams sp;
+    sample_params(&sp, model, &parsed);
+    if (g.verbose)
+        fprintf(stderr, "device: %s\nmodel: %s depth %d, width %d, %d heads, %d classes; %dx%d images, %d tokens\n"
+                "sampling: cfg %g, top-k %d, top-p %g, temperature %g\n", info.device, llamagen() ? "LlamaGen" : "VAR",
+                info.depth, info.width, info.heads, info.num_classes, info.image_size, info.image_size, info.num_tokens,
+                (double)sp.cfg, sp.top_k, (double)sp.top_p, (double)sp.temperature);
+    settings = settings_json(&sp, &info);
+    if (!settings) goto cleanup;
+    if (check_manifest(settings, false) != KT_OK) {
+        rc = cli_fail();
+        goto cleanup;
     }
-    rc = run(model, settings);
+    rc = run(model, &sp, settings);
 cleanup:
     argen_free(model);
     free(settings);

@@ -29,12 +29,8 @@ void argen_sample_params_init(ArgenSampleParams *p) {
 }
 
 void argen_sample_params_init_for(ArgenSampleParams *p, const ArgenModel *m) {
-    argen_sample_params_init(p);
-    if (m && m->arch == ARGEN_ARCH_LLAMAGEN) {  // LlamaGen's sample_c2i.py demo
-        p->cfg = 4.0f;
-        p->top_k = 2000;
-        p->top_p = 1.0f;
-    }
+    if (m) *p = m->sample_defaults;  // set at load: the architecture's defaults, then the checkpoint's metadata
+    else argen_sample_params_init(p);
 }
 
 ArgenStatus argen_stats(const ArgenModel *m, ArgenStats *s) {
@@ -63,40 +59,90 @@ static KtStatus parse_dtype(const char *s, KtDType *dt) {
     return KT_OK;
 }
 
-static KtStatus load_vq(ArgenModel *m, const ArgenLoadParams *p, const int *pns, int n_pns) {
-    VarVqConfig c;
-    if (p->random_depth > 0) {
-        KT_TRY(vq_var_config_default(&c, pns, n_pns));
-        return vq_var_init(&m->vq, &m->be, &c, NULL, p->random_seed + 1, m->max_batch);
-    }
-    if (!p->vae_path) return KT_FAIL(KT_ERR_ARG, "--vae: a VQVAE checkpoint is required");
-    KtCheckpoint ck = {0};
-    KT_TRY(kt_ckpt_open(&ck, p->vae_path));
-    KtStatus st = vq16_ckpt_is_vq16(&ck) ? KT_FAIL(KT_ERR_FORMAT, "%s: this is a LlamaGen VQ tokenizer, not a VAR "
-                                                   "VQVAE: use --arch llamagen --vq", p->vae_path)
-                                         : vq_var_config_from_ckpt(&c, &ck, pns, n_pns);
-    if (st == KT_OK) st = vq_var_init(&m->vq, &m->be, &c, &ck, 0, m->max_batch);
-    kt_ckpt_close(&ck);
-    return st;
+// Sampling defaults a checkpoint recommends in its safetensors metadata ("cfg", "top_k", "top_p", "temperature";
+// the embedded digits models carry them), over the architecture's official ones.
+KtStatus argen_read_sample_defaults(ArgenModel *m, const KtCheckpoint *ck) {
+    ArgenSampleParams *d = &m->sample_defaults;
+    bool found;
+    int k = 0;
+    KT_TRY(kt_ckpt_meta_float(ck, "cfg", &d->cfg, &found));
+    KT_TRY(kt_ckpt_meta_int(ck, "top_k", 0, 1 << 30, &k, &found));
+    if (found) d->top_k = k;
+    KT_TRY(kt_ckpt_meta_float(ck, "top_p", &d->top_p, &found));
+    KT_TRY(kt_ckpt_meta_float(ck, "temperature", &d->temperature, &found));
+    if (d->cfg < 0 || d->top_p < 0 || d->top_p > 1 || d->temperature <= 0)
+        return KT_FAIL(KT_ERR_FORMAT, "%s: metadata sampling defaults out of range (cfg %g >= 0, top_p %g in [0, 1], "
+                       "temperature %g > 0)", ck->path, (double)d->cfg, (double)d->top_p, (double)d->temperature);
+    return KT_OK;
 }
 
-static KtStatus load_var(ArgenModel *m, const ArgenLoadParams *p, const int *pns, int n_pns) {
-    VarConfig c;
-    if (p->random_depth > 0) {
-        KT_TRY(var_config_official(&c, p->random_depth, pns, n_pns));
-        KT_TRY(var_init(&m->var, &m->be, &c, NULL, p->random_seed));
-    } else {
-        KtCheckpoint ck = {0};
-        KT_TRY(kt_ckpt_open(&ck, p->ckpt_path));
-        KtStatus st = llamagen_ckpt_is_gpt(&ck) ? KT_FAIL(KT_ERR_FORMAT, "%s: this is a LlamaGen GPT, not a VAR "
-                                                          "transformer: use --arch llamagen", p->ckpt_path)
-                                                : var_config_from_ckpt(&c, &ck, pns, n_pns);
-        if (st == KT_OK) st = var_init(&m->var, &m->be, &c, &ck, 0);
-        kt_ckpt_close(&ck);
-        KT_TRY(st);
+// The patch schedule: the caller's, else the one the VQVAE's (then the transformer's) metadata names, else the
+// official 10-scale schedule.
+static KtStatus resolve_patch_nums(const ArgenLoadParams *p, const KtCheckpoint *vae, const KtCheckpoint *var,
+                                   int *pns, int *n_pns) {
+    if (p->patch_nums) {
+        if (p->n_patch_nums < 1 || p->n_patch_nums > VQ_MAX_SCALES)
+            return KT_FAIL(KT_ERR_ARG, "--patch-nums: expected 1 to %d scales, got %d", VQ_MAX_SCALES, p->n_patch_nums);
+        memcpy(pns, p->patch_nums, (size_t)p->n_patch_nums * sizeof *pns);
+        *n_pns = p->n_patch_nums;
+        return KT_OK;
     }
+    bool found = false;
+    const KtCheckpoint *cks[2] = {vae, var};
+    for (int i = 0; i < 2 && !found; i++)
+        if (cks[i]) KT_TRY(kt_ckpt_meta_ints(cks[i], "patch_nums", pns, VQ_MAX_SCALES, n_pns, &found));
+    if (!found) {
+        *n_pns = (int)(sizeof k_official_patch_nums / sizeof *k_official_patch_nums);
+        memcpy(pns, k_official_patch_nums, sizeof k_official_patch_nums);
+    }
+    return KT_OK;
+}
+
+static KtStatus load_var_random(ArgenModel *m, const ArgenLoadParams *p) {
+    int pns[VQ_MAX_SCALES], n_pns;
+    KT_TRY(resolve_patch_nums(p, NULL, NULL, pns, &n_pns));
+    VarVqConfig qc;
+    VarConfig c;
+    KT_TRY(vq_var_config_default(&qc, pns, n_pns));
+    KT_TRY(vq_var_init(&m->vq, &m->be, &qc, NULL, p->random_seed + 1, m->max_batch));
+    KT_TRY(var_config_official(&c, p->random_depth, pns, n_pns));
+    KT_TRY(var_init(&m->var, &m->be, &c, NULL, p->random_seed));
     m->has_var = true;
     return var_workspace_init(&m->ws, &m->var, &m->vq, m->max_batch);
+}
+
+// Opens the VQVAE and (when given) the transformer, resolves the schedule, builds both.
+static KtStatus load_var_files(ArgenModel *m, const ArgenLoadParams *p) {
+    if (!p->vae_path) return KT_FAIL(KT_ERR_ARG, "--vae: a VQVAE checkpoint is required");
+    KtCheckpoint vae = {0}, var = {0};
+    KT_TRY(argen_ckpt_open(&vae, p->vae_path));
+    KtStatus st = vq16_ckpt_is_vq16(&vae) ? KT_FAIL(KT_ERR_FORMAT, "%s: this is a LlamaGen VQ tokenizer, not a VAR "
+                                                    "VQVAE: use --arch llamagen --vq", p->vae_path) : KT_OK;
+    if (st == KT_OK && p->ckpt_path) {
+        st = argen_ckpt_open(&var, p->ckpt_path);
+        if (st == KT_OK && llamagen_ckpt_is_gpt(&var))
+            st = KT_FAIL(KT_ERR_FORMAT, "%s: this is a LlamaGen GPT, not a VAR transformer: use --arch llamagen",
+                         p->ckpt_path);
+    }
+    int pns[VQ_MAX_SCALES], n_pns = 0;
+    if (st == KT_OK) st = resolve_patch_nums(p, &vae, p->ckpt_path ? &var : NULL, pns, &n_pns);
+    VarVqConfig qc;
+    if (st == KT_OK) st = vq_var_config_from_ckpt(&qc, &vae, pns, n_pns);
+    if (st == KT_OK) st = vq_var_init(&m->vq, &m->be, &qc, &vae, 0, m->max_batch);
+    VarConfig c;
+    if (st == KT_OK && p->ckpt_path) st = var_config_from_ckpt(&c, &var, pns, n_pns);
+    if (st == KT_OK && p->ckpt_path && c.V != qc.V)
+        st = KT_FAIL(KT_ERR_SHAPE, "%s: the transformer's vocabulary (%d) does not match the VQVAE codebook (%d "
+                     "entries): use the VQVAE the model was trained with", p->ckpt_path, c.V, qc.V);
+    if (st == KT_OK && p->ckpt_path) st = var_init(&m->var, &m->be, &c, &var, 0);
+    if (st == KT_OK && p->ckpt_path) st = argen_read_sample_defaults(m, &var);
+    if (st == KT_OK && p->ckpt_path) {
+        m->has_var = true;
+        st = var_workspace_init(&m->ws, &m->var, &m->vq, m->max_batch);
+    }
+    kt_ckpt_close(&vae);
+    kt_ckpt_close(&var);
+    return st;
 }
 
 ArgenStatus argen_load(ArgenModel **out, const ArgenLoadParams *p) {
@@ -107,8 +153,12 @@ ArgenStatus argen_load(ArgenModel **out, const ArgenLoadParams *p) {
     if (!m) return KT_FAIL(KT_ERR_OOM, "out of memory");
     m->max_batch = p->max_batch;
     m->arch = p->arch;
-    const int *pns = p->patch_nums ? p->patch_nums : k_official_patch_nums;
-    int n_pns = p->patch_nums ? p->n_patch_nums : (int)(sizeof k_official_patch_nums / sizeof *k_official_patch_nums);
+    argen_sample_params_init(&m->sample_defaults);
+    if (p->arch == ARGEN_ARCH_LLAMAGEN) {  // LlamaGen's sample_c2i.py demo
+        m->sample_defaults.cfg = 4.0f;
+        m->sample_defaults.top_k = 2000;
+        m->sample_defaults.top_p = 1.0f;
+    }
     KtDType dt = KT_F32;
     KtStatus st = parse_dtype(p->dtype, &dt);
     if (st == KT_OK) st = kt_backend_init_by_name(&m->be, p->device);
@@ -117,9 +167,8 @@ ArgenStatus argen_load(ArgenModel **out, const ArgenLoadParams *p) {
         if (st == KT_OK) st = argen_llamagen_load(m, p);
     } else if (p->arch != ARGEN_ARCH_VAR) {
         if (st == KT_OK) st = KT_FAIL(KT_ERR_ARG, "--arch: unknown architecture %d", (int)p->arch);
-    } else {
-        if (st == KT_OK) st = load_vq(m, p, pns, n_pns);
-        if (st == KT_OK && (p->ckpt_path || p->random_depth > 0)) st = load_var(m, p, pns, n_pns);
+    } else if (st == KT_OK) {
+        st = p->random_depth > 0 ? load_var_random(m, p) : load_var_files(m, p);
     }
     if (st != KT_OK) {
         argen_free(m);

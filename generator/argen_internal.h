@@ -3,6 +3,7 @@
 #pragma once
 
 #include "argen.h"
+#include "assets/embedded.h"
 #include "kernels/ops.h"
 #include "llamagen.h"
 #include "tokenizer/vq16.h"
@@ -13,6 +14,7 @@ struct ArgenModel {
     ArgenArch arch;
     int max_batch;
     ArgenStats stats;
+    ArgenSampleParams sample_defaults;  // argen_sample_params_init_for: arch defaults + checkpoint metadata
     // VAR
     VarVqvae vq;
     VarModel var;
@@ -25,6 +27,9 @@ struct ArgenModel {
     bool has_llama;
     KtBuffer img_buf;     // decoded images (max_batch, S, S, 3) float32
 };
+
+// Reads "cfg", "top_k", "top_p", "temperature" from a transformer checkpoint's metadata into m->sample_defaults.
+KtStatus argen_read_sample_defaults(ArgenModel *m, const KtCheckpoint *ck);
 
 // argen_llamagen.c: the LlamaGen side of each entry point (m->be is initialised, m->max_batch set).
 KtStatus argen_llamagen_load(ArgenModel *m, const ArgenLoadParams *p);

@@ -29,20 +29,30 @@ KtStatus argen_llamagen_load(ArgenModel *m, const ArgenLoadParams *p) {
         KT_TRY(llamagen_init(&m->llama, &m->be, &gc, NULL, p->random_seed));
     } else {
         if (!p->vae_path) return KT_FAIL(KT_ERR_ARG, "--vq: a LlamaGen VQ tokenizer checkpoint is required (vq_ds16_c2i.pt)");
-        KT_TRY(kt_ckpt_open(&ck, p->vae_path));
-        st = vq16_config_from_ckpt(&qc, &ck, S);
+        KtCheckpoint gpt = {0};
+        KT_TRY(argen_ckpt_open(&ck, p->vae_path));
+        if (p->ckpt_path) st = argen_ckpt_open(&gpt, p->ckpt_path);
+        // image side and head count: the caller's, else the GPT's (then the tokenizer's) metadata, else 256 / the
+        // official rule (checkpoints do not record them; the embedded digits model does)
+        int heads = p->heads;
+        bool found = false;
+        if (st == KT_OK && p->image_size <= 0 && p->ckpt_path) st = kt_ckpt_meta_int(&gpt, "image_size", 16, 16384, &S, &found);
+        if (st == KT_OK && p->image_size <= 0 && !found) st = kt_ckpt_meta_int(&ck, "image_size", 16, 16384, &S, &found);
+        if (st == KT_OK && heads <= 0 && p->ckpt_path) st = kt_ckpt_meta_int(&gpt, "heads", 1, 4096, &heads, &found);
+        if (st == KT_OK) st = vq16_config_from_ckpt(&qc, &ck, S);
         if (st == KT_OK) st = vq16_init(&m->vq16, &m->be, &qc, &ck, 0, m->max_batch);
+        if (st == KT_OK && p->ckpt_path) {
+            st = llamagen_config_from_ckpt(&gc, &gpt, heads, qc.grid);
+            if (st == KT_OK && gc.V != qc.V)
+                st = KT_FAIL(KT_ERR_SHAPE, "%s: the GPT's vocabulary (%d) does not match the VQ codebook (%d entries): "
+                             "use the tokenizer the model was trained with", p->ckpt_path, gc.V, qc.V);
+            if (st == KT_OK) st = llamagen_init(&m->llama, &m->be, &gc, &gpt, 0);
+            if (st == KT_OK) st = argen_read_sample_defaults(m, &gpt);
+        }
         kt_ckpt_close(&ck);
+        kt_ckpt_close(&gpt);
         KT_TRY(st);
         if (!p->ckpt_path) return KT_OK;  // tokenizer only (encode / decode)
-        KT_TRY(kt_ckpt_open(&ck, p->ckpt_path));
-        st = llamagen_config_from_ckpt(&gc, &ck, p->heads, qc.grid);
-        if (st == KT_OK && gc.V != qc.V)
-            st = KT_FAIL(KT_ERR_SHAPE, "%s: the GPT's vocabulary (%d) does not match the VQ codebook (%d entries): use "
-                         "the tokenizer the model was trained with", p->ckpt_path, gc.V, qc.V);
-        if (st == KT_OK) st = llamagen_init(&m->llama, &m->be, &gc, &ck, 0);
-        kt_ckpt_close(&ck);
-        KT_TRY(st);
     }
     m->has_llama = true;
     return llamagen_workspace_init(&m->lws, &m->llama, m->max_batch, 1);

@@ -41,12 +41,18 @@ static void describe_var(FILE *out, const KtCheckpoint *ck, const int *pns, int 
 
 ArgenStatus argen_describe_checkpoint(const char *path, const int *patch_nums, int n_patch_nums, FILE *out) {
     static const int official[] = {1, 2, 3, 4, 5, 6, 8, 10, 13, 16};
+    KtCheckpoint ck = {0};
+    KT_TRY(argen_ckpt_open(&ck, path));
+    int meta_pns[32], n_meta = 0;
+    bool found = false;
+    if (!patch_nums && kt_ckpt_meta_ints(&ck, "patch_nums", meta_pns, 32, &n_meta, &found) == KT_OK && found) {
+        patch_nums = meta_pns;  // the schedule the file records (the embedded digits models do)
+        n_patch_nums = n_meta;
+    }
     if (!patch_nums) {
         patch_nums = official;
         n_patch_nums = 10;
     }
-    KtCheckpoint ck = {0};
-    KT_TRY(kt_ckpt_open(&ck, path));
     int64_t n_float = 0;
     fprintf(out, "file: %s\nformat: %s, %d tensors\n", path, kt_ckpt_format_name(ck.format), ck.n_tensors);
     for (int i = 0; i < ck.n_tensors; i++) {
@@ -58,6 +64,7 @@ ArgenStatus argen_describe_checkpoint(const char *path, const int *patch_nums, i
             n_float += kt_ckpt_numel(t);
     }
     fprintf(out, "floating-point values: %" PRId64 "\n", n_float);
+    if (ck.metadata_json) fprintf(out, "metadata: %s\n", ck.metadata_json);
     if (argen_llamagen_describe(&ck, out)) (void)0;  // LlamaGen VQ or GPT (its VQ also has encoder.conv_in)
     else if (kt_ckpt_find(&ck, "encoder.conv_in.weight")) describe_vq(out, &ck, patch_nums, n_patch_nums);
     else if (kt_ckpt_find(&ck, "word_embed.weight")) describe_var(out, &ck, patch_nums, n_patch_nums);

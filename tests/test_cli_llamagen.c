@@ -136,7 +136,7 @@ Test(cli_llamagen, bad_input_gets_a_clear_error_and_exit_code) {
                 (const char *[]){LL, "--decode", "zipar", "--zipar-window", "4", "--out", out, NULL});
     expect_fail(2, "--sjd-window", (const char *[]){LL, "--decode", "sjd", "--sjd-window", "0", "--out", out, NULL});
     expect_fail(2, "--sjd-init", (const char *[]){LL, "--decode", "sjd", "--sjd-init", "left", "--out", out, NULL});
-    expect_fail(2, "missing required option --vq", (const char *[]){"sample", "--arch", "llamagen", "--ckpt", gpt,
+    expect_fail(2, "--ckpt given without --vq", (const char *[]){"sample", "--arch", "llamagen", "--ckpt", gpt,
                                                                     "--class", "1", "--out", out, NULL});
     expect_fail(2, "--patch-nums applies to --arch var", (const char *[]){LL, "--patch-nums", "1,2", "--out", out, NULL});
     expect_fail(2, "--temperature applies to --arch llamagen",
