@@ -13,8 +13,8 @@ static struct {
 } g;
 
 static const CliOption k_opts[] = {
-    {"vae", 0, CLI_STRING, NULL, "FILE", "VQVAE checkpoint (.pth/.safetensors)", &g.vae, .required = true},
-    {"patch-nums", 0, CLI_INT_LIST, "1,2,3,4,5,6,8,10,13,16", "N,...", "token-map side of each scale", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
+    {"vae", 0, CLI_STRING, "embedded:var_digits_vae.safetensors", "FILE", "VQVAE checkpoint (.pth/.safetensors; default: the embedded digits VQVAE, 128x128)", &g.vae, .required = false},
+    {"patch-nums", 0, CLI_INT_LIST, NULL, "N,...", "token-map side of each scale (default: the checkpoint's metadata, else 1,2,3,4,5,6,8,10,13,16)", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
     {"device", 0, CLI_STRING, "auto", NULL, "compute device", &g.device, .choices = "auto|cpu|cuda"},
     {"dtype", 0, CLI_STRING, "fp32", NULL, "conv weight/map precision (bf16/fp16: CUDA only)", &g.dtype, .choices = "fp32|bf16|fp16"},
 };
@@ -36,7 +36,7 @@ int cmd_recon(int argc, char **argv) {
     ArgenLoadParams lp;
     argen_load_params_init(&lp);
     lp.vae_path = g.vae;
-    lp.patch_nums = g.patch_nums.v;
+    lp.patch_nums = g.patch_nums.n ? g.patch_nums.v : NULL;
     lp.n_patch_nums = g.patch_nums.n;
     lp.device = g.device;
     lp.dtype = g.dtype;
