@@ -13,7 +13,7 @@ static struct {
 } g;
 
 static const CliOption k_opts[] = {
-    {"vae", 0, CLI_STRING, "embedded:var_digits_vae.safetensors", "FILE", "VQVAE checkpoint (.pth/.safetensors; default: the embedded digits VQVAE, 128x128)", &g.vae, .required = false},
+    {"vae", 0, CLI_STRING, "embedded:var_digits_vae.safetensors", "FILE", "VQVAE checkpoint (.pth/.safetensors; the default is the embedded digits VQVAE, 128x128)", &g.vae, .required = false},
     {"patch-nums", 0, CLI_INT_LIST, NULL, "N,...", "token-map side of each scale (default: the checkpoint's metadata, else 1,2,3,4,5,6,8,10,13,16)", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
     {"device", 0, CLI_STRING, "auto", NULL, "compute device", &g.device, .choices = "auto|cpu|cuda"},
     {"dtype", 0, CLI_STRING, "fp32", NULL, "conv weight/map precision (bf16/fp16: CUDA only)", &g.dtype, .choices = "fp32|bf16|fp16"},

@@ -196,3 +196,32 @@ Test(cli, help_info_and_recon) {
     cr_expect(file_exists(out));
     free(img);
 }
+
+// --grid: one PNG with a row per class and a column per image, each cell byte-identical to the image's own file.
+Test(cli, grid_png_holds_every_image_in_class_rows) {
+    paths();
+    char dir[700], grid[800];
+    snprintf(dir, sizeof dir, "%s/g", test_tmpdir());
+    snprintf(grid, sizeof grid, "%s/grid.png", test_tmpdir());
+    const char *args[] = {"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--class", "3,7,1", "--n",
+                          "2", "--device", "cpu", "-q", "--out", dir, "--grid", grid, NULL};
+    int rc = cli(args);
+    cr_assert_eq(rc, 0, "%s", g_err);
+    uint8_t *g = NULL;
+    int gw = 0, gh = 0;
+    cr_assert(read_image_rgb8(grid, &g, &gw, &gh) == KT_OK, "%s", kt_last_error());
+    cr_assert(gw == 2 * 64 && gh == 3 * 64, "grid is %dx%d, want 128x192 (2 columns, 3 class rows)", gw, gh);
+    const int cls[3] = {3, 7, 1};
+    for (int k = 0; k < 6; k++) {
+        char path[900];
+        snprintf(path, sizeof path, "%s/%06d_c%d.png", dir, k, cls[k / 2]);
+        uint8_t *im = NULL;
+        int w = 0, h = 0;
+        cr_assert(read_image_rgb8(path, &im, &w, &h) == KT_OK, "%s", kt_last_error());
+        for (int y = 0; y < 64; y++)
+            cr_assert(!memcmp(g + (((size_t)(k / 2) * 64 + y) * gw + (size_t)(k % 2) * 64) * 3, im + (size_t)y * 64 * 3,
+                              64 * 3), "grid cell (%d, %d) row %d differs from %s", k / 2, k % 2, y, path);
+        free(im);
+    }
+    free(g);
+}
