@@ -45,7 +45,7 @@ static const CliOption k_opts[] = {
     {"decode", 0, CLI_STRING, "sequential", NULL, "decoding strategy: sequential (var, llamagen), sjd, zipar (llamagen only)", &g.decode, .choices = "sequential|sjd|zipar"},
     {"sjd-window", 0, CLI_INT, "16", NULL, "SJD: tokens per forward (the accepted one + drafts)", &g.sjd_window, .has_min = true, .min = 1, .has_max = true, .max = 1024},
     {"sjd-init", 0, CLI_STRING, "random", NULL, "SJD: draft initialisation", &g.sjd_init, .choices = "random|repeat-horizon|sample-horizon"},
-    {"zipar-window", 0, CLI_INT, "8", NULL, "ZipAR: tokens of a row before the next row starts (2 .. grid-1)", &g.zipar_window, .has_min = true, .min = 2, .has_max = true, .max = 255},
+    {"zipar-window", 0, CLI_INT, NULL, "N", "ZipAR: tokens of a row before the next row starts (2 .. grid-1; default: 8, at most half the grid)", &g.zipar_window, .has_min = true, .min = 2, .has_max = true, .max = 255},
     {"stats", 0, CLI_FLAG, NULL, NULL, "print forward passes, tokens accepted per forward and wall time", &g.stats, .required = false},
     {"more-smooth", 0, CLI_FLAG, NULL, NULL, "VAR: Gumbel-softmax latents (smoother pictures, not for FID)", &g.more_smooth, .required = false},
     {"seed", 's', CLI_INT64, "0", NULL, "random seed (image k uses stream (seed, k))", &g.seed, .has_min = true, .min = 0},
@@ -142,7 +142,7 @@ static void sample_params(ArgenSampleParams *sp, const ArgenModel *model, const 
     sp->decode = decode_of(g.decode);
     sp->sjd_window = g.sjd_window;
     sp->sjd_init = sjd_init_of(g.sjd_init);
-    sp->zipar_window = g.zipar_window;
+    if (cli_opt_given(&k_cmd, parsed, "zipar-window")) sp->zipar_window = g.zipar_window;
 }
 
 // ------------------------------------------------------------------------------------------------ run manifest
@@ -158,7 +158,7 @@ static char *settings_json(const ArgenSampleParams *sp, const ArgenInfo *info) {
                  cli_json_str(vae, sizeof vae, g.vq), cli_json_str(ckpt, sizeof ckpt, g.ckpt), info->image_size,
                  info->heads, (double)sp->cfg, (double)sp->cfg_interval, sp->top_k, (double)sp->top_p,
                  (double)sp->temperature, g.decode, strcmp(g.decode, "sjd") ? 0 : g.sjd_window,
-                 strcmp(g.decode, "sjd") ? "" : g.sjd_init, strcmp(g.decode, "zipar") ? 0 : g.zipar_window,
+                 strcmp(g.decode, "sjd") ? "" : g.sjd_init, strcmp(g.decode, "zipar") ? 0 : sp->zipar_window,
                  (long long)g.seed, g.dtype);
         return buf;
     }
@@ -260,6 +260,7 @@ static void progress(int64_t done, int64_t total, double t0) {
 
 // --------------------------------------------------------------------------------------------------------- run
 static int run(ArgenModel *model, const ArgenSampleParams *sp_in, const char *settings) {
+    int zipar_window = sp_in->zipar_window;
     ArgenInfo info;
     argen_info(model, &info);
     for (int i = 0; i < g.classes.n; i++)
@@ -269,9 +270,9 @@ static int run(ArgenModel *model, const ArgenSampleParams *sp_in, const char *se
             return 2;
         }
     int64_t total = (int64_t)g.classes.n * g.n;
-    if (llamagen() && !strcmp(g.decode, "zipar") && g.zipar_window > info.grid - 1) {
+    if (llamagen() && !strcmp(g.decode, "zipar") && zipar_window > info.grid - 1) {
         fprintf(stderr, "argen: --zipar-window %d: expected 2 to %d for this %dx%d token grid (a window >= the grid is "
-                "plain sequential decoding: use --decode sequential)\n", g.zipar_window, info.grid - 1, info.grid, info.grid);
+                "plain sequential decoding: use --decode sequential)\n", zipar_window, info.grid - 1, info.grid, info.grid);
         return 2;
     }
     if (g.index >= total) {

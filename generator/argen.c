@@ -8,6 +8,9 @@
 
 #include "argen_internal.h"
 
+// Below this many parameters (tokenizer + generator) the CPU backend runs on one thread (argen_load).
+#define ARGEN_SMALL_MODEL_PARAMS ((size_t)20000000)
+
 static const int k_official_patch_nums[] = {1, 2, 3, 4, 5, 6, 8, 10, 13, 16};
 
 void argen_load_params_init(ArgenLoadParams *p) {
@@ -174,6 +177,12 @@ ArgenStatus argen_load(ArgenModel **out, const ArgenLoadParams *p) {
         argen_free(m);
         return st;
     }
+    // Small models (the embedded digits ones) gain nothing from threads: their ops are microseconds long, and a
+    // spinning OpenMP team only slows other processes (and itself) down when the cores are shared. OMP_NUM_THREADS
+    // still decides when set.
+    size_t params = m->vq.table.n_params + m->var.table.n_params + m->vq16.table.n_params + m->llama.table.n_params;
+    if (m->be.device == KT_CPU && !getenv("OMP_NUM_THREADS") && params < ARGEN_SMALL_MODEL_PARAMS)
+        kt_backend_cpu_set_threads(&m->be, 1);
     *out = m;
     return KT_OK;
 }

@@ -54,6 +54,9 @@ KtStatus argen_llamagen_load(ArgenModel *m, const ArgenLoadParams *p) {
         KT_TRY(st);
         if (!p->ckpt_path) return KT_OK;  // tokenizer only (encode / decode)
     }
+    // ZipAR: 8 tokens ahead on the official 16x16 grid, at most half a row on smaller grids (8x8 digits: 4)
+    int half = m->vq16.config.grid / 2;
+    m->sample_defaults.zipar_window = half < 8 ? (half < 2 ? 2 : half) : 8;
     m->has_llama = true;
     return llamagen_workspace_init(&m->lws, &m->llama, m->max_batch, 1);
 }

@@ -131,6 +131,9 @@ struct KtBackend {
 // CPU backend: always available. threads <= 0 keeps the OpenMP default (OMP_NUM_THREADS). OpenBLAS is set to run
 // serially: the backend parallelises GEMMs itself so results do not depend on the thread count.
 KtStatus kt_backend_cpu_init(KtBackend *be, int threads);
+// Changes a CPU backend's thread count (results do not depend on it: work is split by shape, not by thread).
+// No-op for other backends.
+void kt_backend_cpu_set_threads(KtBackend *be, int threads);
 // CUDA backend: KT_ERR_UNSUPPORTED when this build has no CUDA, KT_ERR_CUDA when no device is usable.
 KtStatus kt_backend_cuda_init(KtBackend *be, int device_index);
 // True when this build has CUDA and a device is present. Safe to call without initialising anything else.

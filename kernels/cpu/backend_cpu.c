@@ -147,6 +147,18 @@ static void blas_version(char *buf, size_t cap) {
     buf[n] = 0;
 }
 
+void kt_backend_cpu_set_threads(KtBackend *be, int threads) {
+    if (be->device != KT_CPU || threads < 1) return;
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    CpuState *st = be->impl;
+    char ver[64];
+    blas_version(ver, sizeof ver);
+    int n = cpu_max_threads();
+    snprintf(st->name, sizeof st->name, "cpu (%s, %d thread%s)", ver, n, n == 1 ? "" : "s");
+}
+
 KtStatus kt_backend_cpu_init(KtBackend *be, int threads) {
     memset(be, 0, sizeof *be);
     CpuState *st = calloc(1, sizeof *st);
