@@ -128,7 +128,7 @@ struct KtBackend {
     size_t peak_bytes;
 };
 
-// CPU backend: always available. threads <= 0 keeps the OpenMP default (OMP_NUM_THREADS). OpenBLAS is set to run
+// CPU backend: always available. threads <= 0 uses the OpenMP default (OMP_NUM_THREADS, else the cores). OpenBLAS is set to run
 // serially: the backend parallelises GEMMs itself so results do not depend on the thread count.
 KtStatus kt_backend_cpu_init(KtBackend *be, int threads);
 // Changes a CPU backend's thread count (results do not depend on it: work is split by shape, not by thread).

@@ -167,7 +167,11 @@ KtStatus kt_backend_cpu_init(KtBackend *be, int threads) {
     // results independent of the thread count and avoids two thread pools competing for the cores.
     openblas_set_num_threads(1);
 #ifdef _OPENMP
-    if (threads > 0) omp_set_num_threads(threads);
+    // threads <= 0: the process's initial default (OMP_NUM_THREADS or the cores), also after an earlier backend
+    // lowered it (kt_backend_cpu_set_threads for a small model)
+    static int initial_threads;
+    if (!initial_threads) initial_threads = omp_get_max_threads();
+    omp_set_num_threads(threads > 0 ? threads : initial_threads);
 #endif
     char ver[64];
     blas_version(ver, sizeof ver);
