@@ -21,27 +21,37 @@
 typedef struct {
     const char *name, *arch, *ckpt, *tokenizer;
     float cfg, top_p, temperature;
-    int top_k, image_size;
+    int top_k, image_size, eval_size;  // eval_size: the side the images are resized to before 8-bit (0: none)
     const char *published;  // the published numbers, with their source
 } Protocol;
 
-// VAR: README "FID evaluation" settings; LlamaGen: GETTING_STARTED sample_c2i_ddp settings for the 256px models
-// (spec/var.md, spec/raster.md section 7).
+// VAR: README "FID evaluation" settings; LlamaGen: GETTING_STARTED sample_c2i_ddp settings (top-k 0, top-p 1); its
+// 384px models are evaluated at 256 (--image-size 384 --image-size-eval 256: a bicubic resize of the float image
+// before the 8-bit conversion). spec/var.md, spec/raster.md section 7.
+#define LLAMAGEN_LABELS "; the official script draws labels uniformly at random, argen renders 50 per class"
 static const Protocol k_protocols[] = {
-    {"var-d16", "var", "var_d16.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256,
+    {"var-d16", "var", "var_d16.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256, 0,
      "FID 3.55 (VAR README); paper Table 1: FID 3.30, IS 274.4 (not verified here)"},
-    {"var-d20", "var", "var_d20.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256,
+    {"var-d20", "var", "var_d20.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256, 0,
      "FID 2.95 (VAR README); paper Table 1: FID 2.57, IS 302.6 (not verified here)"},
-    {"var-d24", "var", "var_d24.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256,
+    {"var-d24", "var", "var_d24.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256, 0,
      "FID 2.33 (VAR README); paper Table 1: FID 2.09, IS 312.9 (not verified here)"},
-    {"var-d30", "var", "var_d30.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256,
+    {"var-d30", "var", "var_d30.pth", "vae_ch160v4096z32.pth", 1.5f, 0.96f, 1.0f, 900, 256, 0,
      "FID 1.97 (VAR README); paper Table 1: FID 1.92, IS 323.1 (not verified here)"},
-    {"llamagen-b", "llamagen", "c2i_B_256.pt", "vq_ds16_c2i.pt", 2.0f, 1.0f, 1.0f, 0, 256,
-     "FID 5.46 (LlamaGen README, cfg 2.0); IS 193.6 (paper, not verified here); the official script draws labels "
-     "uniformly at random, argen renders 50 per class"},
-    {"llamagen-l", "llamagen", "c2i_L_256.pt", "vq_ds16_c2i.pt", 2.0f, 1.0f, 1.0f, 0, 256,
-     "FID 3.80 (LlamaGen README, cfg 2.0); IS 248.3 (paper, not verified here); the official script draws labels "
-     "uniformly at random, argen renders 50 per class"},
+    {"llamagen-b", "llamagen", "c2i_B_256.pt", "vq_ds16_c2i.pt", 2.0f, 1.0f, 1.0f, 0, 256, 0,
+     "FID 5.46 (LlamaGen README, cfg 2.0); IS 193.6 (paper, not verified here)" LLAMAGEN_LABELS},
+    {"llamagen-l", "llamagen", "c2i_L_256.pt", "vq_ds16_c2i.pt", 2.0f, 1.0f, 1.0f, 0, 256, 0,
+     "FID 3.80 (LlamaGen README, cfg 2.0); IS 248.3 (paper, not verified here)" LLAMAGEN_LABELS},
+    {"llamagen-b-384", "llamagen", "c2i_B_384.pt", "vq_ds16_c2i.pt", 2.0f, 1.0f, 1.0f, 0, 384, 256,
+     "FID 6.09 (LlamaGen README, cfg 2.0, 384px evaluated at 256)" LLAMAGEN_LABELS},
+    {"llamagen-l-384", "llamagen", "c2i_L_384.pt", "vq_ds16_c2i.pt", 2.0f, 1.0f, 1.0f, 0, 384, 256,
+     "FID 3.07 (LlamaGen README, cfg 2.0, 384px evaluated at 256); IS 256.1 (paper, not verified here)" LLAMAGEN_LABELS},
+    {"llamagen-xl", "llamagen", "c2i_XL_384.pt", "vq_ds16_c2i.pt", 1.75f, 1.0f, 1.0f, 0, 384, 256,
+     "FID 2.62 (LlamaGen README, cfg 1.75, 384px evaluated at 256); IS 244.1 (paper, not verified here)" LLAMAGEN_LABELS},
+    {"llamagen-xxl", "llamagen", "c2i_XXL_384.pt", "vq_ds16_c2i.pt", 1.75f, 1.0f, 1.0f, 0, 384, 256,
+     "FID 2.34 (LlamaGen README, cfg 1.75, 384px evaluated at 256); IS 253.9 (paper, not verified here)" LLAMAGEN_LABELS},
+    {"llamagen-3b", "llamagen", "c2i_3B_384.pt", "vq_ds16_c2i.pt", 1.65f, 1.0f, 1.0f, 0, 384, 256,
+     "FID 2.18 (LlamaGen README, cfg 1.65, 384px evaluated at 256); IS 263.3 (paper, not verified here)" LLAMAGEN_LABELS},
 };
 
 // ---------------------------------------------------------------------------------------------------- options
@@ -49,7 +59,7 @@ typedef struct {
     const char *arch, *vae, *vq, *ckpt, *out, *protocol, *shard, *fid_ref, *save_stats, *inception, *resize;
     const char *device, *dtype;
     CliIntList classes, patch_nums;
-    int per_class, top_k, batch, image_size, heads;
+    int per_class, top_k, batch, image_size, eval_size, heads;
     float cfg, top_p, temperature;
     int64_t seed;
     bool no_spatial, json, quiet, verbose;
@@ -58,13 +68,14 @@ typedef struct {
 static RenderArgs g;
 
 static const CliOption k_opts[] = {
-    {"protocol", 0, CLI_STRING, NULL, NULL, "the official FID-50k recipe of a model (fixes arch, cfg, top-k/p, classes, per-class, seed)", &g.protocol, .choices = "var-d16|var-d20|var-d24|var-d30|llamagen-b|llamagen-l"},
+    {"protocol", 0, CLI_STRING, NULL, NULL, "the official FID-50k recipe of a model (fixes arch, cfg, top-k/p, image and evaluation size, classes, per-class, seed)", &g.protocol, .choices = "var-d16|var-d20|var-d24|var-d30|llamagen-b|llamagen-l|llamagen-b-384|llamagen-l-384|llamagen-xl|llamagen-xxl|llamagen-3b"},
     {"arch", 0, CLI_STRING, "var", NULL, "model family", &g.arch, .choices = "var|llamagen"},
     {"vae", 0, CLI_STRING, NULL, "FILE", "VAR: VQVAE checkpoint (vae_ch160v4096z32.pth)", &g.vae, .required = false},
     {"vq", 0, CLI_STRING, NULL, "FILE", "LlamaGen: VQ tokenizer checkpoint (vq_ds16_c2i.pt)", &g.vq, .required = false},
     {"ckpt", 0, CLI_STRING, NULL, "FILE", "transformer checkpoint (var_d16.pth, c2i_B_256.pt, ...)", &g.ckpt, .required = true},
     {"patch-nums", 0, CLI_INT_LIST, "1,2,3,4,5,6,8,10,13,16", "N,...", "VAR: token-map side of each scale", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
     {"image-size", 0, CLI_INT, "256", NULL, "LlamaGen: image side", &g.image_size, .has_min = true, .min = 16, .has_max = true, .max = 4096},
+    {"eval-size", 0, CLI_INT, "0", NULL, "LlamaGen: resize each image (float values, bicubic) to this side before the 8-bit conversion (0: keep the image size; the 384px models' FID protocol: 256)", &g.eval_size, .has_min = true, .min = 0, .has_max = true, .max = 4096},
     {"heads", 0, CLI_INT, "0", NULL, "LlamaGen: attention heads (0: official for the width)", &g.heads, .has_min = true, .min = 0, .has_max = true, .max = 1024},
     {"classes", 0, CLI_INT_LIST, "0-999", "C,...", "classes of the set, e.g. 0-999", &g.classes, .has_min = true, .min = 0},
     {"per-class", 0, CLI_INT, "50", NULL, "images per class", &g.per_class, .has_min = true, .min = 1, .has_max = true, .max = 1000000},
@@ -98,7 +109,8 @@ static const CliCommand k_cmd = {
     "examples:\n  argen render --protocol var-d16 --vae vae_ch160v4096z32.pth --ckpt var_d16.pth --out var_d16_50k.npz\n"
     "  argen fid var_d16_50k.npz VIRTUAL_imagenet256_labeled.npz\n"
     "  argen render --protocol var-d16 --vae ... --ckpt ... --fid-ref VIRTUAL_imagenet256_labeled.npz   (no files)\n"
-    "  argen render ... --shard 3/8 --fid-ref REF.npz --save-stats part3.npz   (scripts/slurm_fid50k.sh)",
+    "  argen render ... --shard 3/8 --fid-ref REF.npz --save-stats part3.npz   (scripts/slurm_fid50k.sh)\n"
+    "  argen render --protocol llamagen-xl --vq vq_ds16_c2i.pt --ckpt c2i_XL_384.pt --out xl_50k.npz   (384 -> 256)",
 };
 
 static bool llamagen(void) { return !strcmp(g.arch, "llamagen"); }
@@ -110,7 +122,7 @@ static const Protocol *apply_protocol(const CliParsed *p) {
         if (!strcmp(g.protocol, k_protocols[i].name)) pr = &k_protocols[i];
     if (pr) {
         static const char *fixed[] = {"arch", "cfg", "top-k", "top-p", "temperature", "classes", "per-class", "seed",
-                                      "image-size"};
+                                      "image-size", "eval-size"};
         for (int i = 0; i < CLI_COUNT(fixed); i++)
             if (cli_opt_given(&k_cmd, p, fixed[i])) {
                 fprintf(stderr, "argen: --%s: --protocol %s fixes it; drop one of the two\n", fixed[i], pr->name);
@@ -119,6 +131,7 @@ static const Protocol *apply_protocol(const CliParsed *p) {
         g.arch = pr->arch;
         g.cfg = pr->cfg, g.top_k = pr->top_k, g.top_p = pr->top_p, g.temperature = pr->temperature;
         g.image_size = pr->image_size;
+        g.eval_size = pr->eval_size;
         g.seed = 0, g.per_class = 50;
         g.classes.n = 1000;
         for (int i = 0; i < 1000; i++) g.classes.v[i] = i;
@@ -139,8 +152,8 @@ static char *settings_json(const Protocol *pr, int64_t total) {
                           pr ? cli_json_str(s1, sizeof s1, pr->name) : "null", g.arch,
                           cli_json_str(s2, sizeof s2, llamagen() ? g.vq : g.vae), cli_json_str(s3, sizeof s3, g.ckpt));
     if (llamagen())
-        m += (size_t)snprintf(b + m, cap - m, "\"image_size\": %d, \"heads\": %d, \"temperature\": %g, ", g.image_size,
-                              g.heads, (double)g.temperature);
+        m += (size_t)snprintf(b + m, cap - m, "\"image_size\": %d, \"eval_size\": %d, \"heads\": %d, \"temperature\": %g, ",
+                              g.image_size, g.eval_size ? g.eval_size : g.image_size, g.heads, (double)g.temperature);
     else {
         m += (size_t)snprintf(b + m, cap - m, "\"patch_nums\": [");
         for (int i = 0; i < g.patch_nums.n; i++) m += (size_t)snprintf(b + m, cap - m, i ? ", %d" : "%d", g.patch_nums.v[i]);
@@ -375,7 +388,7 @@ static void progress(int64_t done, int64_t total, int64_t made, double t0) {
 // Renders images [lo, hi) in index order; consecutive missing images are generated in batches, finished ones read
 // back when statistics are wanted.
 static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
-    int S = r->info.image_size, B = r->info.max_batch;
+    int S = r->info.output_size, B = r->info.max_batch;
     size_t img = (size_t)S * S * 3;
     uint8_t *px = malloc((size_t)B * img);
     int *cls = malloc((size_t)B * sizeof *cls);
@@ -487,6 +500,7 @@ static int run(const CliParsed *parsed) {
     argen_load_params_init(&lp);
     lp.arch = llamagen() ? ARGEN_ARCH_LLAMAGEN : ARGEN_ARCH_VAR;
     lp.image_size = g.image_size;
+    lp.output_size = g.eval_size;
     lp.heads = g.heads;
     lp.vae_path = llamagen() ? g.vq : g.vae;
     lp.ckpt_path = g.ckpt;
@@ -510,7 +524,7 @@ static int run(const CliParsed *parsed) {
         if (g.verbose) fprintf(stderr, "device: %s\n", r.info.device);
     }
     if (st == KT_OK && g.out) {
-        st = output_open(&r.out, g.out, shard_k, shard_n, lo, hi - lo, r.info.image_size, settings);
+        st = output_open(&r.out, g.out, shard_k, shard_n, lo, hi - lo, r.info.output_size, settings);
         r.has_out = st == KT_OK;
     }
     if (st == KT_OK && g.fid_ref) {
@@ -530,7 +544,7 @@ static int run(const CliParsed *parsed) {
     }
     double t0 = cli_now();
     if (st == KT_OK) st = render_range(&r, lo, hi, total);
-    if (st == KT_OK && r.has_out) st = output_finish(&r.out, r.info.image_size);
+    if (st == KT_OK && r.has_out) st = output_finish(&r.out, r.info.output_size);
     if (st == KT_OK && !g.quiet)
         fprintf(stderr, "render: %lld images (%lld-%lld of %lld) in %.1f s (generate %.1f s, features %.1f s, files "
                 "%.1f s)%s%s\n", (long long)(hi - lo), (long long)lo, (long long)hi - 1, (long long)total, cli_now() - t0,

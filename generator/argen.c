@@ -172,6 +172,10 @@ ArgenStatus argen_load(ArgenModel **out, const ArgenLoadParams *p) {
         if (st == KT_OK) st = KT_FAIL(KT_ERR_ARG, "--arch: unknown architecture %d", (int)p->arch);
     } else if (st == KT_OK) {
         st = p->random_depth > 0 ? load_var_random(m, p) : load_var_files(m, p);
+        m->output_size = m->vq.config.image_size;
+        if (st == KT_OK && p->output_size && p->output_size != m->output_size)
+            st = KT_FAIL(KT_ERR_ARG, "--eval-size %d: VAR models write their native %d x %d images (resizing for "
+                         "evaluation is LlamaGen's 384px protocol)", p->output_size, m->output_size, m->output_size);
     }
     if (st != KT_OK) {
         argen_free(m);
@@ -205,7 +209,7 @@ ArgenStatus argen_info(const ArgenModel *m, ArgenInfo *info) {
         return KT_OK;
     }
     const VarVqConfig *q = &m->vq.config;
-    info->image_size = q->image_size;
+    info->image_size = info->output_size = q->image_size;
     info->num_tokens = vq_var_num_tokens(q);
     info->vocab_size = q->V;
     info->n_scales = q->n_scales;

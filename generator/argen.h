@@ -64,6 +64,10 @@ typedef struct {
     int image_size;          // image side; token grid = image_size / 16 (default 256; the 384px checkpoints: 384)
     int heads;               // attention heads (0: the official count for the checkpoint's width, else head size 64)
     const char *random_arch; // official GPT with random weights: "B", "L", "XL", "XXL", "3B" ... (benchmarks)
+    int output_size;         // LlamaGen: 0 (default) writes pixels at image_size; else each decoded image is resized
+                             // on its float values with PyTorch's bicubic (align_corners=False, no antialias) to
+                             // output_size x output_size before the 8-bit conversion: the official FID protocol of the
+                             // 384px models (sample_c2i_ddp.py --image-size-eval 256). VAR: 0 or its image size only.
 } ArgenLoadParams;
 
 void argen_load_params_init(ArgenLoadParams *p);
@@ -84,6 +88,8 @@ typedef struct {
     size_t device_bytes_peak;// peak memory allocated on the device so far
     ArgenArch arch;
     int grid;                // LlamaGen: token grid side (num_tokens = grid * grid); 0 for VAR
+    int output_size;         // side of the pixels argen_sample / argen_decode write (n, O, O, 3): image_size unless
+                             // ArgenLoadParams.output_size resized them
 } ArgenInfo;
 
 ArgenStatus argen_info(const ArgenModel *m, ArgenInfo *info);
@@ -111,11 +117,12 @@ void argen_sample_params_init_for(ArgenSampleParams *p, const ArgenModel *m);
 
 // Samples n images (any n; run in batches of max_batch). Image i uses class classes[i] and the random stream
 // image_ids[i], so it does not depend on n, the batch size, the device or the thread count.
-// pixels: n*S*S*3 bytes; tokens: n*num_tokens ids or NULL.
+// pixels: n*O*O*3 bytes (O = ArgenInfo.output_size); tokens: n*num_tokens ids or NULL.
 ArgenStatus argen_sample(ArgenModel *m, const ArgenSampleParams *p, int n, const int *classes,
                          const int64_t *image_ids, uint8_t *pixels, int32_t *tokens);
 
-// Tokenizer: images (n, S, S, 3) -> tokens (n, num_tokens) and back (decode writes pixels like argen_sample).
+// Tokenizer: images (n, S, S, 3) -> tokens (n, num_tokens) and back (decode writes pixels like argen_sample, at
+// output_size).
 // LlamaGen tokens are in raster order (row-major over the grid).
 ArgenStatus argen_encode(ArgenModel *m, int n, const uint8_t *pixels, int32_t *tokens);
 ArgenStatus argen_decode(ArgenModel *m, int n, const int32_t *tokens, uint8_t *pixels);

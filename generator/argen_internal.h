@@ -26,6 +26,8 @@ struct ArgenModel {
     LlamaWorkspace lws;
     bool has_llama;
     KtBuffer img_buf;     // decoded images (max_batch, S, S, 3) float32
+    int output_size;      // O: side of the pixels written (S, or the evaluation size of ArgenLoadParams.output_size)
+    KtBuffer out_buf;     // resized images (max_batch, O, O, 3) float32 when O != S
 };
 
 // Reads "cfg", "top_k", "top_p", "temperature" from a transformer checkpoint's metadata into m->sample_defaults.

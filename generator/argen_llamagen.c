@@ -52,8 +52,12 @@ KtStatus argen_llamagen_load(ArgenModel *m, const ArgenLoadParams *p) {
         kt_ckpt_close(&ck);
         kt_ckpt_close(&gpt);
         KT_TRY(st);
-        if (!p->ckpt_path) return KT_OK;  // tokenizer only (encode / decode)
     }
+    int S0 = m->vq16.config.image_size;
+    if (p->output_size < 0 || p->output_size > 16384)
+        return KT_FAIL(KT_ERR_ARG, "--eval-size: expected 1 to 16384 pixels, got %d", p->output_size);
+    m->output_size = p->output_size > 0 ? p->output_size : S0;
+    if (!p->ckpt_path && !p->random_arch) return KT_OK;  // tokenizer only (encode / decode)
     // ZipAR: 8 tokens ahead on the official 16x16 grid, at most half a row on smaller grids (8x8 digits: 4)
     int half = m->vq16.config.grid / 2;
     m->sample_defaults.zipar_window = half < 8 ? (half < 2 ? 2 : half) : 8;
@@ -66,6 +70,7 @@ void argen_llamagen_free(ArgenModel *m) {
     llamagen_free(&m->llama);
     vq16_free(&m->vq16);
     kt_buffer_free(&m->img_buf);
+    kt_buffer_free(&m->out_buf);
     m->has_llama = false;
 }
 
@@ -73,6 +78,7 @@ void argen_llamagen_info(const ArgenModel *m, ArgenInfo *info) {
     const Vq16Config *q = &m->vq16.config;
     info->image_size = q->image_size;
     info->grid = q->grid;
+    info->output_size = m->output_size;
     info->num_tokens = q->grid * q->grid;
     info->vocab_size = q->V;
     info->max_batch = m->max_batch;
@@ -98,11 +104,11 @@ static KtStatus image_buffer(ArgenModel *m, int B, KtTensor *img) {
     return KT_OK;
 }
 
-// Host tokens (B, N) -> decoder -> 8-bit pixels: u8 = floor(127.5 * clamp(x, -1, 1) + 128) (sample_c2i_ddp.py;
-// save_image(normalize=True) rounds the same way). The float image comes back to the host for the conversion.
+// Host tokens (B, N) -> decoder -> [bicubic resize to the output size] -> 8-bit pixels (vq16_image_to_u8), as
+// sample_c2i_ddp.py. The float image comes back to the host for the conversion.
 static KtStatus decode_batch(ArgenModel *m, int B, const int32_t *tokens, uint8_t *pixels) {
     const Vq16Config *q = &m->vq16.config;
-    int64_t N = (int64_t)q->grid * q->grid, n = (int64_t)B * q->image_size * q->image_size * 3;
+    int64_t O = m->output_size, N = (int64_t)q->grid * q->grid, n = (int64_t)B * O * O * 3;
     for (int64_t i = 0; i < B * N; i++)
         if (tokens[i] < 0 || tokens[i] >= q->V)
             return KT_FAIL(KT_ERR_ARG, "token %d (image %lld, position %lld) is outside the codebook [0, %d)", tokens[i],
@@ -111,20 +117,17 @@ static KtStatus decode_batch(ArgenModel *m, int B, const int32_t *tokens, uint8_
     KT_TRY(image_buffer(m, B, &img));
     KT_TRY(kt_upload(&m->be, &idx, tokens));
     KT_TRY(vq16_decode_code(&m->vq16, &img, &idx, B));
+    if (O != q->image_size) {  // F.interpolate(samples, size=(O, O), mode='bicubic') on the float image
+        KtTensor out = kt_tensor4(NULL, KT_F32, m->be.device, B, O, O, 3);
+        if (!m->out_buf.data) KT_TRY(kt_buffer_alloc(&m->be, &m->out_buf, (size_t)m->max_batch * (size_t)(O * O * 3) * 4));
+        out.data = m->out_buf.data;
+        KT_TRY(kt_resize_bicubic(&m->be, &out, &img));
+        img = out;
+    }
     float *host = malloc((size_t)n * sizeof *host);
     if (!host) return KT_FAIL(KT_ERR_OOM, "out of memory");
     KtStatus st = kt_download(&m->be, host, &img);
-    int64_t bad = 0;
-    for (int64_t i = 0; st == KT_OK && i < n; i++) {
-        float v = host[i];
-        if (!isfinite(v)) {
-            bad++;
-            pixels[i] = 0;
-            continue;
-        }
-        float y = 127.5f * (v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v) + 128.0f;
-        pixels[i] = (uint8_t)(y > 255.0f ? 255.0f : y);
-    }
+    int64_t bad = st == KT_OK ? vq16_image_to_u8(pixels, host, n) : 0;
     free(host);
     if (st == KT_OK && bad) st = KT_FAIL(KT_ERR_NUMERIC, "VQ decoder: %lld non-finite pixel values", (long long)bad);
     return st;
@@ -154,7 +157,7 @@ KtStatus argen_llamagen_sample(ArgenModel *m, const ArgenSampleParams *p, int n,
     sp.sjd_init = (SmpSjdInit)p->sjd_init;
     sp.zipar_window = p->zipar_window;
     KT_TRY(llamagen_check_params(c, &sp));
-    int64_t N = c->N, px = (int64_t)m->vq16.config.image_size * m->vq16.config.image_size * 3;
+    int64_t N = c->N, px = (int64_t)m->output_size * m->output_size * 3;
     int32_t *lab = malloc((size_t)m->max_batch * sizeof *lab);
     int32_t *tok = tokens ? NULL : malloc((size_t)(m->max_batch * N) * sizeof *tok);
     if (!lab || (!tokens && !tok)) {
@@ -182,8 +185,7 @@ KtStatus argen_llamagen_sample(ArgenModel *m, const ArgenSampleParams *p, int n,
 }
 
 KtStatus argen_llamagen_decode(ArgenModel *m, int n, const int32_t *tokens, uint8_t *pixels) {
-    int64_t N = (int64_t)m->vq16.config.grid * m->vq16.config.grid;
-    int64_t px = (int64_t)m->vq16.config.image_size * m->vq16.config.image_size * 3;
+    int64_t N = (int64_t)m->vq16.config.grid * m->vq16.config.grid, px = (int64_t)m->output_size * m->output_size * 3;
     for (int i = 0; i < n; i += m->max_batch) {
         int b = n - i < m->max_batch ? n - i : m->max_batch;
         KT_TRY(decode_batch(m, b, tokens + (int64_t)i * N, pixels + (int64_t)i * px));

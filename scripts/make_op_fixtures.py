@@ -3,7 +3,8 @@
 op in kernels/ops.h on small odd shapes (C=65, T=1, H != W, batch 3, kv_len < capacity, -inf masks, VAR's
 asymmetric stride-2 downsampler, every 16<->pn resize of VAR's schedule), plus VAR's top-k/top-p masking and the FID
 Inception ops (pools, pool3 mean, folded BN + ReLU, the pytorch-fid input pipeline, and the ADM evaluator's TF1 legacy
-resize computed with numpy as spec/fid.md 1.1 states it: torch has no legacy grid).
+resize computed with numpy as spec/fid.md 1.1 states it: torch has no legacy grid), and LlamaGen's evaluation
+downsample (bicubic, then its 8-bit conversion). New cases go last so the earlier tensors keep their values.
 
 Torch layouts are converted to argen's (NCHW -> NHWC, OIHW -> OHWI) here, so each C test feeds the op its own layout.
 Writes tests/fixtures/ops.tar.xz holding ops/ops.safetensors (the safetensors format is written by hand: 8-byte
@@ -310,6 +311,19 @@ def fid():
         put(f'fid_adm_{name}.y', nhwc(resize_adm(u8, size)))
 
 
+# --------------------------------------------------------------------------------------- evaluation resize
+def eval_resize():
+    # LlamaGen's FID protocol for its 384px models (sample_c2i_ddp.py): the decoded float image in [-1, 1] (a little
+    # beyond), F.interpolate(bicubic, align_corners=False, no antialias) to the evaluation size, then
+    # clamp(127.5 x + 128, 0, 255) and a truncating uint8 cast. 48 -> 32 has 384 -> 256's ratio (same tap pattern).
+    x = rn(2, 3, 48, 48, scale=0.7)
+    for name, size in (('48_32', (32, 32)), ('48_20', (20, 20))):
+        y = F.interpolate(x, size=size, mode='bicubic', align_corners=False)
+        put(f'eval_resize_{name}.y', nhwc(y))
+        put(f'eval_resize_{name}.u8', nhwc(torch.clamp(127.5 * y + 128.0, 0, 255).to(torch.uint8)).long())
+    put('eval_resize.x', nhwc(x))
+
+
 # ------------------------------------------------------------------------------------------------------ output
 DTYPES = {np.dtype('float32'): 'F32', np.dtype('int64'): 'I64'}
 
@@ -335,7 +349,7 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument('--out', default=os.path.join(root, 'tests', 'fixtures', 'ops.tar.xz'))
     args = ap.parse_args()
-    for make in (dense, norms, elementwise, convs, resample, attention, sampling, fid):
+    for make in (dense, norms, elementwise, convs, resample, attention, sampling, fid, eval_resize):
         make()
     data = safetensors_bytes(OUT, {'format': 'argen-op-fixtures', 'version': str(VERSION), 'seed': str(SEED),
                                    'torch': torch.__version__})

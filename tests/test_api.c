@@ -1,6 +1,7 @@
 // The public C API (generator/argen.h) as an outside program uses it: load, info, greedy sample, encode/decode,
 // errors as status + message.
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +111,45 @@ Test(api, llamagen_load_sample_encode_decode_stats) {
     free(px);
     argen_free(m);
 
+    // output_size: the float image resized with PyTorch's bicubic before the 8-bit conversion. Halving puts every
+    // output pixel at t = 0.5 between input pixels 2o and 2o+1: taps 2o-1..2o+2 with weights (-3, 19, 19, -3) / 32.
+    uint8_t *full = malloc(64 * 64 * 3), *half = malloc(32 * 32 * 3);
+    cr_assert_eq(argen_load(&m, &lp), ARGEN_OK, "%s", argen_last_error());
+    cr_assert_eq(argen_decode(m, 1, tok, full), ARGEN_OK, "%s", argen_last_error());
+    argen_free(m);
+    lp.output_size = 32;
+    cr_assert_eq(argen_load(&m, &lp), ARGEN_OK, "%s", argen_last_error());
+    argen_info(m, &info);
+    cr_expect(info.image_size == 64 && info.output_size == 32);
+    cr_assert_eq(argen_decode(m, 1, tok, half), ARGEN_OK, "%s", argen_last_error());
+    argen_free(m);
+    static const double w4[4] = {-3 / 32.0, 19 / 32.0, 19 / 32.0, -3 / 32.0};
+    int worst = 0, compared = 0;
+    for (int oy = 0; oy < 32; oy++)
+        for (int ox = 0; ox < 32; ox++)
+            for (int c = 0; c < 3; c++) {
+                double v = 0;
+                bool clipped = false;  // the float image behind a 0 or 255 is unknown (random weights go far beyond)
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++) {
+                        int y = 2 * oy - 1 + i, x = 2 * ox - 1 + j;
+                        y = y < 0 ? 0 : y > 63 ? 63 : y;
+                        x = x < 0 ? 0 : x > 63 ? 63 : x;
+                        uint8_t f = full[(y * 64 + x) * 3 + c];
+                        clipped |= f == 0 || f == 255;
+                        v += w4[i] * w4[j] * ((f + 0.5 - 128.0) / 127.5);  // the float image, to half a level
+                    }
+                if (clipped) continue;
+                double u = 127.5 * v + 128.0;
+                int ref = u < 0 ? 0 : u > 255 ? 255 : (int)u, d = abs(ref - (int)half[(oy * 32 + ox) * 3 + c]);
+                if (d > worst) worst = d;
+                compared++;
+            }
+    cr_expect(compared > 200 && worst <= 2, "resized pixels vs a bicubic of the full-size 8-bit image: %d levels apart "
+              "(%d pixels away from the clamp)", worst, compared);
+    free(full);
+    free(half);
+
     argen_load_params_init(&lp);
     lp.vae_path = FIX("var_tiny/vae.pth");
     lp.ckpt_path = FIX("var_tiny/var.pth");
@@ -126,4 +166,7 @@ Test(api, llamagen_load_sample_encode_decode_stats) {
     cr_expect_eq(argen_sample(m, &sp, 1, &c3, ids, img, NULL), ARGEN_ERR_ARG);
     cr_expect(strstr(argen_last_error(), "sequential decoding only") != NULL, "%s", argen_last_error());
     argen_free(m);
+    lp.output_size = 32;  // VAR writes its native size only
+    cr_expect_eq(argen_load(&m, &lp), ARGEN_ERR_ARG);
+    cr_expect(strstr(argen_last_error(), "--eval-size 32") != NULL, "%s", argen_last_error());
 }

@@ -274,6 +274,52 @@ Test(cli_fid, protocol_fixes_its_settings) {
     cr_assert(strstr(g_err, "class 10"), "%s", g_err);
 }
 
+// LlamaGen's 384px protocol renders at the model's size and stores images resized to the evaluation size.
+Test(cli_fid, render_llamagen_at_an_evaluation_size) {
+    char vq[4200], gpt[4200];
+    snprintf(vq, sizeof vq, "%s", fixture_path("llamagen_tiny/vq.pt"));
+    snprintf(gpt, sizeof gpt, "%s", fixture_path("llamagen_tiny/gpt.pt"));
+    const char *npz = tmp("ll32.npz"), *dir = tmp("ll32");
+    const char *a[] = {"render", "--arch", "llamagen", "--vq", vq, "--ckpt", gpt, "--image-size", "64", "--heads", "4",
+                       "--eval-size", "32", "--classes", "1,4", "--per-class", "2", "--out", npz, "-q", NULL};
+    cr_assert_eq(run_cli(a, g_err, sizeof g_err), 0, "%s", g_err);
+    EvNpz *z;
+    OK(ev_npz_open(&z, npz));
+    EvNpyStream *st;
+    EvNpyHeader h;
+    OK(ev_npy_stream_open(&st, z, "arr_0", &h));
+    cr_assert(h.ndim == 4 && h.shape[0] == 4 && h.shape[1] == 32 && h.shape[2] == 32 && h.shape[3] == 3,
+              "%lld x %lld x %lld", (long long)h.shape[0], (long long)h.shape[1], (long long)h.shape[2]);
+    uint8_t *x = malloc(4 * 32 * 32 * 3);
+    int64_t got;
+    OK(ev_npy_stream_read(st, x, 4, &got));
+    ev_npy_stream_close(st), ev_npz_close(z);
+    a[18] = dir;  // the PNG directory holds the same 32x32 images, and its manifest the size
+    cr_assert_eq(run_cli(a, g_err, sizeof g_err), 0, "%s", g_err);
+    char p[4300];
+    snprintf(p, sizeof p, "%s/%06d_c%d.png", dir, 3, 4);
+    uint8_t *rgb;
+    int w, hh;
+    OK(read_image_rgb8(p, &rgb, &w, &hh));
+    cr_assert(w == 32 && hh == 32 && !memcmp(rgb, x + 3 * 32 * 32 * 3, 32 * 32 * 3), "%s: %dx%d", p, w, hh);
+    free(rgb), free(x);
+    snprintf(p, sizeof p, "%s/argen_run.json", dir);
+    char *manifest = slurp(p, NULL);
+    cr_assert(strstr(manifest, "\"image_size\": 64, \"eval_size\": 32"), "%s", manifest);
+    free(manifest);
+    // the 384px protocols fix the evaluation size; VAR has none to change
+    const char *b[] = {"render", "--protocol", "llamagen-xl", "--vq", vq, "--ckpt", gpt, "--eval-size", "128",
+                       "--out", tmp("x"), NULL};
+    cr_assert_eq(run_cli(b, g_err, sizeof g_err), 2);
+    cr_assert(strstr(g_err, "--eval-size") && strstr(g_err, "llamagen-xl"), "%s", g_err);
+    char vae[4200], var[4200];
+    snprintf(vae, sizeof vae, "%s", fixture_path("var_tiny/vae.pth"));
+    snprintf(var, sizeof var, "%s", fixture_path("var_tiny/var.pth"));
+    const char *c[] = {"render", VAR_ARGS, "--eval-size", "32", "--out", tmp("v"), "-q", NULL};
+    cr_assert_eq(run_cli(c, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "--eval-size 32"), "%s", g_err);
+}
+
 // ---------------------------------------------------------------------------------------------- bad inputs
 Test(cli_fid, bad_inputs_give_clear_errors) {
     // truncated sample npz

@@ -423,6 +423,21 @@ TWIN(resample, resize) {
     ctx_close(&c);
 }
 
+// LlamaGen's evaluation downsample (384 -> 256 in the official FID protocol; here 48 -> 32, the same ratio, and 48 ->
+// 20) on a float image a little beyond [-1, 1].
+TWIN(resample, eval_downsample) {
+    Ctx c;
+    ctx_open(&c, dev);
+    KtTensor x = IN("eval_resize.x");
+    static const char *names[] = {"eval_resize_48_32.y", "eval_resize_48_20.y"};
+    for (int i = 0; i < 2; i++) {
+        KtTensor y = OUT(names[i]);
+        OK(kt_resize_bicubic(&c.be, &y, &x));
+        expect_fx(&c, &y, names[i], TOL_CONV_F32);
+    }
+    ctx_close(&c);
+}
+
 // --------------------------------------------------------------------------------------- FID Inception ops
 TWIN(fid, pools_vs_torch) {
     static const struct { const char *y; bool avg; int k, stride, pad; } cases[] = {

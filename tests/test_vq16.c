@@ -71,6 +71,42 @@ Test(vq16, cpu_encode_decode_vs_official_pt) { check_encode_decode(KT_CPU, "llam
 Test(vq16, cpu_encode_decode_vs_official_safetensors) { check_encode_decode(KT_CPU, "llamagen_tiny/vq.safetensors"); }
 Test(vq16, cuda_encode_decode_vs_official) { check_encode_decode(KT_CUDA, "llamagen_tiny/vq.pt"); }
 
+// The 8-bit conversion of sample_c2i_ddp.py, on torch's own bicubic output (exact) and on argen's resize of the same
+// input (within one level: the resize matches torch to ~1 ulp, which can move a value across an integer).
+Test(vq16, image_to_u8_as_the_official_sampler) {
+    int64_t n, nu, nx, shape[KT_MAX_DIMS];
+    int ndim;
+    const char *fx = fixture_path("ops/ops.safetensors");
+    float *x = read_f32(fx, "eval_resize.x", &nx, shape, &ndim);
+    float *y = read_f32(fx, "eval_resize_48_32.y", &n, NULL, NULL);
+    int64_t *ref = read_i64(fx, "eval_resize_48_32.u8", &nu);
+    cr_assert(nu == n && ndim == 4 && shape[1] == 48);
+    uint8_t *px = malloc((size_t)n);
+    int64_t *got = malloc((size_t)n * sizeof *got), clamped = 0;
+    cr_expect(vq16_image_to_u8(px, y, n) == 0);
+    for (int64_t i = 0; i < n; i++) {
+        got[i] = px[i];
+        clamped += px[i] == 0 || px[i] == 255;
+    }
+    expect_equal_i64("u8 of torch's resize", got, ref, n);
+    cr_expect(clamped > 0, "the fixture reaches the clamp");
+    KtBackend be;
+    cr_assert(kt_backend_cpu_init(&be, 0) == KT_OK);
+    KtTensor xt = kt_tensor4(x, KT_F32, KT_CPU, 2, 48, 48, 3), yt = kt_tensor4(y, KT_F32, KT_CPU, 2, 32, 32, 3);
+    cr_assert(kt_resize_bicubic(&be, &yt, &xt) == KT_OK);
+    vq16_image_to_u8(px, y, n);
+    int64_t off = 0;
+    for (int64_t i = 0; i < n; i++) {
+        cr_assert(abs((int)px[i] - (int)ref[i]) <= 1, "pixel %lld: %d vs %lld", (long long)i, px[i], (long long)ref[i]);
+        off += px[i] != ref[i];
+    }
+    cr_expect(off <= n / 1000, "%lld of %lld pixels one level off", (long long)off, (long long)n);
+    float bad[3] = {NAN, INFINITY, 0.0f};
+    cr_expect(vq16_image_to_u8(px, bad, 3) == 2 && px[0] == 0 && px[1] == 0 && px[2] == 128);
+    kt_backend_free(&be);
+    free(x), free(y), free(ref), free(px), free(got);
+}
+
 Test(vq16, codebook_rows_are_normalised_at_load) {
     KtBackend be;
     Vq16 vq;

@@ -182,3 +182,18 @@ KtStatus vq16_decode_code(Vq16 *m, KtTensor *img, const KtTensor *tokens, int B)
     }
     return head_out(m, &m->dec, B, f, img);
 }
+
+int64_t vq16_image_to_u8(uint8_t *px, const float *img, int64_t n) {
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float v = img[i];
+        if (!isfinite(v)) {
+            bad++;
+            px[i] = 0;
+            continue;
+        }
+        float y = 127.5f * v + 128.0f;  // torch: clamp(127.5 * x + 128, 0, 255).to(uint8)
+        px[i] = (uint8_t)(y < 0.0f ? 0.0f : y > 255.0f ? 255.0f : y);
+    }
+    return bad;
+}

@@ -94,3 +94,7 @@ KtStatus vq16_encode(Vq16 *m, KtTensor *tokens, const KtTensor *img);
 // tokens (B*N) int32 on the backend -> img (B, S, S, 3), NOT clamped. `img` must not be workspace memory.
 // ref: VQModel.decode_code (codebook rows normalised, post_quant_conv, decoder)
 KtStatus vq16_decode_code(Vq16 *m, KtTensor *img, const KtTensor *tokens, int B);
+// Decoded image values (host, any layout) -> 8-bit: u8 = (uint8)clamp(127.5 x + 128, 0, 255), truncating, as
+// sample_c2i_ddp.py (save_image(normalize=True) in the demo rounds the same way). A non-finite value becomes 0;
+// returns how many there were.
+int64_t vq16_image_to_u8(uint8_t *px, const float *img, int64_t n);
