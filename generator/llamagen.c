@@ -33,10 +33,10 @@ static KtStatus ws_carve(LlamaWorkspace *ws, KtArena *a, const LlamaConfig *c, i
     I32(&ws->in_tok, R, "input tokens");
     I32(&ws->in_pos, R, "input positions");
     I32(&ws->smp_pos, B * tmax, "sample positions");
-    KT_TRY(kt_arena_tensor(a, &ws->pos_table, KT_I32, 2, (int64_t[]){c->P, rows}, "position table"));
     KT_TRY(kt_arena_tensor(a, &ws->image_ids, KT_I64, 1, (int64_t[]){B}, "image ids"));
     KT_TRY(kt_arena_tensor(a, &ws->seq, KT_I32, 2, (int64_t[]){c->N, B}, "sampled tokens"));
     I32(&ws->out_tok, B * tmax, "step tokens");
+    I32(&ws->step, 1, "step counter");
 #undef F32
 #undef I32
     return KT_OK;
@@ -58,20 +58,17 @@ KtStatus llamagen_workspace_init(LlamaWorkspace *ws, const LlamaModel *m, int ma
     if (st == KT_OK) st = ws_carve(ws, &ws->arena, c, max_batch, tmax);
     size_t nprob = (size_t)max_batch * (size_t)tmax * (size_t)c->V;
     ws->host_probs = st == KT_OK ? malloc(nprob * sizeof(float)) : NULL;
-    ws->host_i32 = st == KT_OK ? malloc((size_t)(3 * ws->rows * tmax + c->P * ws->rows) * sizeof(int32_t)) : NULL;
+    // (seq is downloaded through it too: N x max_batch)
+    ws->host_i32 = st == KT_OK ? malloc((size_t)(3 * ws->rows * tmax + c->N * max_batch) * sizeof(int32_t)) : NULL;
     if (st == KT_OK && (!ws->host_probs || !ws->host_i32)) st = KT_FAIL(KT_ERR_OOM, "out of host memory");
-    if (st == KT_OK) {  // pos_table row p holds p in every entry
-        int32_t *pt = ws->host_i32;
-        for (int64_t p = 0; p < c->P; p++)
-            for (int64_t r = 0; r < ws->rows; r++) pt[p * ws->rows + r] = (int32_t)p;
-        st = kt_upload(m->be, &ws->pos_table, pt);
-    }
     if (st != KT_OK) llamagen_workspace_free(ws);
     return st;
 }
 
 void llamagen_workspace_free(LlamaWorkspace *ws) {
     if (!ws) return;
+    kt_graph_free(&ws->step_graph[0]);  // graphs hold the arena's addresses
+    kt_graph_free(&ws->step_graph[1]);
     kt_arena_free(&ws->arena);
     free(ws->host_probs);
     free(ws->host_i32);

@@ -76,12 +76,21 @@ typedef struct {
     KtTensor kcache[LLAMA_MAX_LAYERS], vcache[LLAMA_MAX_LAYERS];  // (B2max, NH, Lc, HS)
     KtTensor in_tok, in_pos;  // (rows * tmax) int32: fed token ids (or class labels) and their sequence positions
     KtTensor smp_pos;         // (max_batch * tmax) int32: raster index of each sampled row (the RNG position)
-    KtTensor pos_table;       // (P, rows) int32: row p holds p (sequential steps slice it)
     KtTensor image_ids;       // (max_batch) int64
     KtTensor seq;             // (N, max_batch) int32: sequentially sampled tokens, position-major
     KtTensor out_tok;         // (max_batch * tmax) int32: tokens sampled by one forward
+    KtTensor step;            // (1) int32: sequential decoding's token counter (kt_raster_step_*)
+    // Sequential decoding's captured per-token step (CUDA graphs), one with CFG on and one with it off
+    // (cfg_interval), valid while the batch and the sampling settings stay those of step_key.
+    KtGraph step_graph[2];
+    struct {
+        int B;
+        float cfg;
+        SmpParams smp;
+    } step_key;
+    bool graphs_unsupported;
     float *host_probs;        // owned host staging (max_batch * tmax * V) for SJD
-    int32_t *host_i32;        // owned host staging (rows * tmax * 2 + max_batch * tmax)
+    int32_t *host_i32;        // owned host staging (3 * rows * tmax + N * max_batch int32)
 } LlamaWorkspace;
 
 // Sizes the workspace for max_batch images and up to tmax tokens per forward (1 for sequential decoding).

@@ -81,9 +81,8 @@ static KtStatus prefill(Run *r, KtTensor *logits) {
         if (r->cfg) h[r->B + b] = r->m->config.num_classes;  // the null class
     }
     KtTensor it = kt_slice0(&r->ws->in_tok, 0, r->B2), ip = kt_slice0(&r->ws->in_pos, 0, r->B2);
-    KtTensor row0 = kt_index0(&r->ws->pos_table, 0), zeros = kt_slice0(&row0, 0, r->B2);
     KT_TRY(kt_upload(r->m->be, &it, h));
-    KT_TRY(kt_copy(r->m->be, &ip, &zeros));
+    KT_TRY(kt_zero(r->m->be, &ip));
     return llamagen_forward(r->m, r->ws, r->B2, 1, true, logits);
 }
 
@@ -109,33 +108,74 @@ static KtStatus guide(Run *r, const KtTensor *logits, int64_t T, bool all_cfg, c
 }
 
 // ------------------------------------------------------------------------------------------------ sequential
-// Every step on the device: the sampled tokens (seq, position-major) feed the next step without a host round trip.
+// Every step on the device: the sampled tokens (seq, position-major) feed the next step without a host round trip,
+// and a counter on the device (ws->step) says which token a step is at, so one captured step replays for all.
+
+// Samples token n = step from logits (B2, 1, V) (in_pos rows [0, B) hold n: the RNG position) into seq[n], step++.
+static KtStatus sample_commit(Run *r, const KtTensor *logits, bool cfg_on) {
+    KtBackend *be = r->m->be;
+    LlamaWorkspace *ws = r->ws;
+    int64_t B = r->B;
+    KtTensor lc, ids = kt_slice0(&ws->image_ids, 0, B), out = kt_slice0(&ws->out_tok, 0, B);  // (B), (B)
+    KtTensor pos = kt_slice0(&ws->in_pos, 0, B), out2 = kt_reshape2(&out, B, 1), pos2 = kt_reshape2(&pos, B, 1);
+    KT_TRY(guide(r, logits, 1, cfg_on, NULL, &lc));
+    KT_TRY(kt_sample_llama(be, &out2, &lc, &ids, &pos2, r->p->smp));
+    return kt_raster_step_commit(be, &ws->seq, &out, &ws->step);
+}
+
+// One token n = step >= 1: feed token n-1 at position n (both CFG halves), forward, sample token n.
+static KtStatus seq_step(Run *r, bool cfg_on) {
+    LlamaWorkspace *ws = r->ws;
+    KtTensor it = kt_slice0(&ws->in_tok, 0, r->B2), ip = kt_slice0(&ws->in_pos, 0, r->B2), logits;
+    KT_TRY(kt_raster_step_inputs(r->m->be, &it, &ip, &ws->seq, &ws->step, r->B));
+    KT_TRY(llamagen_forward(r->m, ws, r->B2, 1, false, &logits));
+    return sample_commit(r, &logits, cfg_on);
+}
+
+static bool same_step_key(const LlamaWorkspace *ws, const Run *r) {
+    const SmpParams *a = &ws->step_key.smp, *b = &r->p->smp;
+    return ws->step_key.B == r->B && ws->step_key.cfg == r->p->cfg && a->seed == b->seed && a->top_k == b->top_k &&
+           a->top_p == b->top_p && a->temperature == b->temperature;
+}
+
+// seq_step replayed from its captured graph when there is one for these settings; otherwise run eagerly (which sizes
+// every scratch buffer) and captured for the next tokens. Backends without graphs always run eagerly.
+static KtStatus seq_step_graphed(Run *r, bool cfg_on) {
+    KtBackend *be = r->m->be;
+    LlamaWorkspace *ws = r->ws;
+    if (!same_step_key(ws, r)) {
+        kt_graph_free(&ws->step_graph[0]);
+        kt_graph_free(&ws->step_graph[1]);
+        ws->step_key.B = r->B;
+        ws->step_key.cfg = r->p->cfg;
+        ws->step_key.smp = r->p->smp;
+    }
+    KtGraph *g = &ws->step_graph[cfg_on];
+    if (g->handle) return kt_graph_launch(be, g);
+    KT_TRY(seq_step(r, cfg_on));
+    if (ws->graphs_unsupported) return KT_OK;
+    KtStatus st = kt_graph_begin(be);
+    if (st == KT_ERR_UNSUPPORTED) {
+        ws->graphs_unsupported = true;
+        return KT_OK;
+    }
+    KT_TRY(st);
+    st = seq_step(r, cfg_on);  // recorded, not run: the counter has moved on by one step already
+    KtStatus end = kt_graph_end(be, g);  // always end the capture, even after a failed op
+    KT_TRY(st);
+    return end;
+}
+
 static KtStatus run_sequential(Run *r, int32_t *tokens, LlamaStats *stats) {
     KtBackend *be = r->m->be;
     LlamaWorkspace *ws = r->ws;
     const LlamaConfig *c = &r->m->config;
     int64_t B = r->B, N = c->N;
-    KtTensor ids = kt_slice0(&ws->image_ids, 0, B), logits, lc;
-    KT_TRY(prefill(r, &logits));
-    for (int64_t n = 0; n < N; n++) {
-        if (n > 0) {  // feed token n-1 at position n (both halves), predict token n
-            KtTensor prev = kt_index0(&ws->seq, n - 1);  // (B) = seq[n-1, :B]
-            prev = kt_slice0(&prev, 0, B);
-            KtTensor it = kt_slice0(&ws->in_tok, 0, r->B2), ip = kt_slice0(&ws->in_pos, 0, r->B2);
-            KtTensor rowp = kt_index0(&ws->pos_table, n), posn = kt_slice0(&rowp, 0, r->B2);
-            KtTensor c0 = kt_slice0(&it, 0, B), c1 = kt_slice0(&it, r->cfg ? B : 0, B);
-            KT_TRY(kt_copy(be, &c0, &prev));
-            if (r->cfg) KT_TRY(kt_copy(be, &c1, &prev));
-            KT_TRY(kt_copy(be, &ip, &posn));
-            KT_TRY(llamagen_forward(r->m, ws, r->B2, 1, false, &logits));
-        }
-        KT_TRY(guide(r, &logits, 1, n == 0 || cfg_on_token(r->p, n), NULL, &lc));
-        KtTensor out = kt_index0(&ws->seq, n), rown = kt_index0(&ws->pos_table, n);  // the RNG position is n
-        out = kt_slice0(&out, 0, B);
-        rown = kt_slice0(&rown, 0, B);
-        KtTensor out2 = kt_reshape2(&out, B, 1), pos2 = kt_reshape2(&rown, B, 1);
-        KT_TRY(kt_sample_llama(be, &out2, &lc, &ids, &pos2, r->p->smp));
-    }
+    KtTensor logits;
+    KT_TRY(kt_zero(be, &ws->step));
+    KT_TRY(prefill(r, &logits));  // the class token at position 0 predicts token 0 (RNG position 0)
+    KT_TRY(sample_commit(r, &logits, true));
+    for (int64_t n = 1; n < N; n++) KT_TRY(seq_step_graphed(r, cfg_on_token(r->p, n)));
     int32_t *h = ws->host_i32;  // (N, max_batch) -> (B, N)
     KT_TRY(kt_download(be, h, &ws->seq));
     for (int64_t b = 0; b < B; b++)

@@ -103,6 +103,9 @@ typedef struct {
     KtStatus (*sample_llama)(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                              const KtTensor *positions, SmpParams params);
     KtStatus (*probs_llama)(KtBackend *, KtTensor *probs, KtTensor *logits, SmpParams params);
+    KtStatus (*raster_step_inputs)(KtBackend *, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
+                                   int64_t B);
+    KtStatus (*raster_step_commit)(KtBackend *, KtTensor *seq, const KtTensor *sampled, KtTensor *step);
 
     // FID Inception ops: see ops.h
     KtStatus (*fid_preprocess)(KtBackend *, KtTensor *y, const KtTensor *x, KtFidResize mode);

@@ -538,6 +538,31 @@ KtStatus kt_sample_llama(KtBackend *be, KtTensor *tokens, KtTensor *logits, cons
     return be->ops->sample_llama(be, tokens, logits, image_ids, positions, params);
 }
 
+KtStatus kt_raster_step_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
+                               int64_t B) {
+    NEED(tok, KT_I32, 1);
+    NEED(pos, KT_I32, 1);
+    NEED(seq, KT_I32, 2);
+    NEED(step, KT_I32, 1);
+    DIMS1(step, 1);
+    DIMS1(pos, tok->shape[0]);
+    if (B < 1 || B > seq->shape[1] || tok->shape[0] % B)
+        return KT_FAIL(KT_ERR_ARG, "%s: %lld images do not fit %lld rows / %lld sequence columns", __func__,
+                       (long long)B, (long long)tok->shape[0], (long long)seq->shape[1]);
+    HAVE_OP(raster_step_inputs);
+    return be->ops->raster_step_inputs(be, tok, pos, seq, step, B);
+}
+
+KtStatus kt_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, KtTensor *step) {
+    NEED(seq, KT_I32, 2);
+    NEED(sampled, KT_I32, 1);
+    NEED(step, KT_I32, 1);
+    DIMS1(step, 1);
+    if (sampled->shape[0] > seq->shape[1]) return shape_err(__func__, "sampled", sampled, "at most seq.shape[1] images");
+    HAVE_OP(raster_step_commit);
+    return be->ops->raster_step_commit(be, seq, sampled, step);
+}
+
 KtStatus kt_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params) {
     NEED_F32(probs, 3);
     NEED_F32(logits, 3);

@@ -207,6 +207,18 @@ KtStatus kt_sample_llama(KtBackend *be, KtTensor *tokens, KtTensor *logits, cons
 // probs, logits: (B, T, V); logits is masked in place. probs may alias logits.
 KtStatus kt_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params);
 
+// Sequential raster decoding driven by a step counter on the device, so that one captured step (a CUDA graph) serves
+// every token: step (1) int32 holds n, the image token about to be sampled; seq (N, S) int32 holds the sampled tokens
+// position-major (image b at column b).
+// kt_raster_step_inputs, for 1 <= n <= N-1: tok[r] = seq[n-1, r % B] (rows B.. repeat the images: CFG's null-class
+// half), pos[r] = n (token n-1 sits at sequence position n, behind the class token; n is also the sampler's RNG
+// position). tok, pos: (R) int32 with R a multiple of B, B <= S.
+// kt_raster_step_commit, for 0 <= n <= N-1: seq[n, b] = sampled[b] for b < B, then step = n + 1. sampled: (B) int32.
+// A counter outside those ranges is an error on the CPU; the CUDA kernels then write nothing (memory-safe).
+KtStatus kt_raster_step_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
+                               int64_t B);
+KtStatus kt_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, KtTensor *step);
+
 // ------------------------------------------------------------------------------------- FID Inception-v3 ops (eval/)
 // Inception input from 8-bit images (spec/fid.md section 1.1); mode: KtFidResize (declared in backend.h for the
 // vtable): KT_FID_RESIZE_PYTORCH or KT_FID_RESIZE_ADM. In float32 in the order stated here, per axis with

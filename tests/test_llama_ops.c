@@ -175,6 +175,49 @@ TWIN(llama_ops, attention_causal_by_position) {
     check_attention(dev, "attention_pos_long");   // more than one block of queries
 }
 
+// ----------------------------------------------------------------------------------- sequential step counter
+// The device-side counter of sequential decoding: commit writes seq[n] and advances, inputs feeds seq[n-1] to both
+// CFG halves at position n; a counter outside the sequence is an error on the CPU and a no-op on CUDA.
+TWIN(llama_ops, raster_step_counter) {
+    Ctx c;
+    ctx_open(&c, dev);
+    static const int32_t zero[1] = {0}, s0[2] = {7, 8}, s1[2] = {9, 10};
+    int32_t seqh[12];
+    for (int i = 0; i < 12; i++) seqh[i] = -1 - i;
+    KtTensor seq = dev_new(&c, KT_I32, 2, (int64_t[]){4, 3}, seqh), step = dev_new(&c, KT_I32, 1, (int64_t[]){1}, zero);
+    KtTensor a = dev_new(&c, KT_I32, 1, (int64_t[]){2}, s0), b = dev_new(&c, KT_I32, 1, (int64_t[]){2}, s1);
+    KtTensor tok = dev_new(&c, KT_I32, 1, (int64_t[]){4}, NULL), pos = dev_new(&c, KT_I32, 1, (int64_t[]){4}, NULL);
+    int32_t t[4], p[4], n, sq[12];
+    OK(kt_raster_step_commit(&c.be, &seq, &a, &step));  // token 0
+    OK(kt_raster_step_inputs(&c.be, &tok, &pos, &seq, &step, 2));
+    OK(kt_download(&c.be, t, &tok));
+    OK(kt_download(&c.be, p, &pos));
+    cr_expect(t[0] == 7 && t[1] == 8 && t[2] == 7 && t[3] == 8 && p[0] == 1 && p[3] == 1, "%d %d %d %d / %d",
+              t[0], t[1], t[2], t[3], p[0]);
+    OK(kt_raster_step_commit(&c.be, &seq, &b, &step));  // token 1
+    OK(kt_raster_step_inputs(&c.be, &tok, &pos, &seq, &step, 2));
+    OK(kt_download(&c.be, t, &tok));
+    OK(kt_download(&c.be, p, &pos));
+    OK(kt_download(&c.be, &n, &step));
+    OK(kt_download(&c.be, sq, &seq));
+    cr_expect(n == 2 && t[0] == 9 && t[3] == 10 && p[2] == 2, "step %d, tok %d %d, pos %d", n, t[0], t[3], p[2]);
+    cr_expect(sq[0] == 7 && sq[1] == 8 && sq[2] == -3 && sq[3] == 9 && sq[4] == 10 && sq[5] == -6 && sq[6] == -7);
+    // a batch that does not divide the rows, or more images than sequence columns
+    cr_expect(kt_raster_step_inputs(&c.be, &tok, &pos, &seq, &step, 3) == KT_ERR_ARG);
+    KtTensor wide = dev_new(&c, KT_I32, 1, (int64_t[]){4}, NULL);
+    cr_expect(kt_raster_step_commit(&c.be, &seq, &wide, &step) == KT_ERR_SHAPE);
+    // past the end: the CPU says so, CUDA writes nothing
+    static const int32_t four[1] = {4};
+    OK(kt_upload(&c.be, &step, four));
+    KtStatus st = kt_raster_step_commit(&c.be, &seq, &a, &step);
+    if (dev == KT_CPU) cr_expect(st == KT_ERR_ARG && strstr(kt_last_error(), "step 4"), "%s", kt_last_error());
+    else OK(st);
+    OK(kt_download(&c.be, sq, &seq));
+    OK(kt_download(&c.be, &n, &step));
+    cr_expect(n == 4 && sq[9] == -10 && sq[11] == -12);
+    ctx_close(&c);
+}
+
 // -------------------------------------------------------------------------------------------------- sampling
 static const char *k_hf_cases[] = {"plain", "k5", "k7_ties", "p80", "p0", "k10_p90_t07", "k1", "t15_premasked",
                                    "k2000"};
@@ -299,33 +342,42 @@ static float frand(uint64_t *s) {
     return (float)((*s >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
 }
 
-// Same inputs on both backends: GPT-B-sized attention over a 264-row cache and the sampler at V = 16384.
+// Same inputs on both backends: GPT-B-sized attention over a 264-row cache (SJD-like 16-token windows and a decode
+// step, which take the split-key kernel on an H100, and a batch of 24 x 2 tokens, which takes one warp per query)
+// and the sampler at V = 16384.
 Test(llama_ops, cpu_vs_cuda_model_shapes) {
     if (!kt_cuda_available()) cr_skip_test("no CUDA device");
     Ctx cc, gc;
     ctx_open(&cc, KT_CPU);
     ctx_open(&gc, KT_CUDA);
-    int64_t B = 2, NH = 12, Tq = 16, HS = 64, Tcap = 264, V = 16384;
+    static const int64_t shapes[3][2] = {{2, 16}, {2, 1}, {24, 2}};  // (B, Tq)
+    int64_t NH = 12, HS = 64, Tcap = 264, V = 16384;
     uint64_t seed = 7;
-    size_t nq = (size_t)(B * NH * Tq * HS), nk = (size_t)(B * NH * Tcap * HS);
-    float *q = keep(&cc, malloc(nq * 4)), *k = keep(&cc, malloc(nk * 4)), *v = keep(&cc, malloc(nk * 4));
-    int32_t *pos = keep(&cc, malloc((size_t)(B * Tq) * 4));
-    for (size_t i = 0; i < nq; i++) q[i] = frand(&seed);
-    for (size_t i = 0; i < nk; i++) k[i] = frand(&seed), v[i] = frand(&seed);
-    for (int64_t i = 0; i < B * Tq; i++) pos[i] = (int32_t)(100 + 9 * i % 160);
-    float *res[2];
     Ctx *cs[2] = {&cc, &gc};
-    for (int d = 0; d < 2; d++) {
-        Ctx *c = cs[d];
-        KtTensor Q = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tq, HS}, q);
-        KtTensor K = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, k);
-        KtTensor Vv = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, v);
-        KtTensor P = dev_new(c, KT_I32, 2, (int64_t[]){B, Tq}, pos);
-        KtTensor O = dev_new(c, KT_F32, 3, (int64_t[]){B, Tq, NH * HS}, NULL);
-        OK(kt_attention_pos(&c->be, &O, &Q, &K, &Vv, &P, 0.125f));
-        res[d] = down(c, &O);
+    for (int sh = 0; sh < 3; sh++) {
+        int64_t B = shapes[sh][0], Tq = shapes[sh][1];
+        size_t nq = (size_t)(B * NH * Tq * HS), nk = (size_t)(B * NH * Tcap * HS);
+        float *q = keep(&cc, malloc(nq * 4)), *k = keep(&cc, malloc(nk * 4)), *v = keep(&cc, malloc(nk * 4));
+        int32_t *pos = keep(&cc, malloc((size_t)(B * Tq) * 4));
+        for (size_t i = 0; i < nq; i++) q[i] = frand(&seed);
+        for (size_t i = 0; i < nk; i++) k[i] = frand(&seed), v[i] = frand(&seed);
+        for (int64_t i = 0; i < B * Tq; i++) pos[i] = (int32_t)(100 + 9 * i % 160);
+        if (Tq == 1) pos[0] = 0, pos[1] = 256;  // the first step (one key) and the last of a 16x16 grid
+        float *res[2];
+        for (int d = 0; d < 2; d++) {
+            Ctx *c = cs[d];
+            KtTensor Q = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tq, HS}, q);
+            KtTensor K = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, k);
+            KtTensor Vv = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, v);
+            KtTensor P = dev_new(c, KT_I32, 2, (int64_t[]){B, Tq}, pos);
+            KtTensor O = dev_new(c, KT_F32, 3, (int64_t[]){B, Tq, NH * HS}, NULL);
+            OK(kt_attention_pos(&c->be, &O, &Q, &K, &Vv, &P, 0.125f));
+            res[d] = down(c, &O);
+        }
+        char what[96];
+        snprintf(what, sizeof what, "attention_pos cuda vs cpu, B %lld, Tq %lld", (long long)B, (long long)Tq);
+        expect_close(what, res[1], res[0], B * Tq * NH * HS, TOL_REDUCE_F32);
     }
-    expect_close("attention_pos cuda vs cpu", res[1], res[0], B * Tq * NH * HS, TOL_REDUCE_F32);
 
     int64_t R = 64;
     float *lg = keep(&cc, malloc((size_t)(R * V) * 4));

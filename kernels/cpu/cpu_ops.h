@@ -131,3 +131,6 @@ KtStatus cpu_l2_normalize(KtBackend *be, KtTensor *y, const KtTensor *x);
 KtStatus cpu_sample_llama(KtBackend *be, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                           const KtTensor *positions, SmpParams params);
 KtStatus cpu_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params);
+KtStatus cpu_raster_step_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
+                                int64_t B);
+KtStatus cpu_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, KtTensor *step);

@@ -196,3 +196,30 @@ KtStatus cpu_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpPa
     }
     return KT_OK;
 }
+
+// ------------------------------------------------------------------------------------ sequential step counter
+KtStatus cpu_raster_step_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
+                                int64_t B) {
+    (void)be;
+    int64_t N = seq->shape[0], S = seq->shape[1], R = tok->shape[0], n = *(const int32_t *)step->data;
+    if (n < 1 || n >= N)
+        return KT_FAIL(KT_ERR_ARG, "kt_raster_step_inputs: step %lld outside [1, %lld)", (long long)n, (long long)N);
+    const int32_t *prev = (const int32_t *)seq->data + (n - 1) * S;  // (S) tokens n-1
+    int32_t *t = tok->data, *p = pos->data;
+    for (int64_t r = 0; r < R; r++) {
+        t[r] = prev[r % B];
+        p[r] = (int32_t)n;
+    }
+    return KT_OK;
+}
+
+KtStatus cpu_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, KtTensor *step) {
+    (void)be;
+    int64_t N = seq->shape[0], S = seq->shape[1], B = sampled->shape[0];
+    int32_t *ctr = step->data, n = *ctr;
+    if (n < 0 || n >= N)
+        return KT_FAIL(KT_ERR_ARG, "kt_raster_step_commit: step %d outside [0, %lld)", n, (long long)N);
+    memcpy((int32_t *)seq->data + n * S, sampled->data, (size_t)B * sizeof(int32_t));
+    *ctr = n + 1;
+    return KT_OK;
+}

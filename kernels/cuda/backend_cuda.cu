@@ -279,6 +279,8 @@ static const KtBackendOps *cuda_ops(void) {
     o.l2_normalize = cuda_l2_normalize;
     o.sample_llama = cuda_sample_llama;
     o.probs_llama = cuda_probs_llama;
+    o.raster_step_inputs = cuda_raster_step_inputs;
+    o.raster_step_commit = cuda_raster_step_commit;
     o.fid_preprocess = cuda_fid_preprocess;
     o.channel_affine_relu = cuda_channel_affine_relu;
     o.max_pool2d = cuda_max_pool2d;

@@ -267,6 +267,9 @@ KtStatus cuda_l2_normalize(KtBackend *, KtTensor *y, const KtTensor *x);
 KtStatus cuda_sample_llama(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                            const KtTensor *positions, SmpParams params);
 KtStatus cuda_probs_llama(KtBackend *, KtTensor *probs, KtTensor *logits, SmpParams params);
+KtStatus cuda_raster_step_inputs(KtBackend *, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
+                                 int64_t B);
+KtStatus cuda_raster_step_commit(KtBackend *, KtTensor *seq, const KtTensor *sampled, KtTensor *step);
 // pool.cu (FID Inception-v3)
 KtStatus cuda_fid_preprocess(KtBackend *, KtTensor *y, const KtTensor *x, KtFidResize mode);
 KtStatus cuda_channel_affine_relu(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,

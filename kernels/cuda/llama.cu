@@ -101,6 +101,7 @@ KtStatus cuda_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTe
 // ------------------------------------------------------------------------------- attention causal by position
 #define ATT_WARPS 4
 #define ATT_MAXD 8  // head dims per lane: HS <= 256
+#define ATT_SPLIT 8  // warps per query in the split-key kernel
 
 // One warp per query (b, h, t): keys 0..pos with an online softmax; lane l holds dims l, l+32, ...
 __global__ void __launch_bounds__(32 * ATT_WARPS)
@@ -147,6 +148,67 @@ attention_pos_kernel(float *__restrict__ out, const float *__restrict__ q, const
     }
 }
 
+// Few queries (the decode steps of small batches: one warp per query would leave the GPU idle and walk up to P keys
+// serially): a block of `split` warps per query (b, h, t). Warp w takes keys w, w + split, ... with its own online
+// softmax; the partial (max, sum, acc) of the warps are merged through shared memory, output dim d by thread d.
+__global__ void __launch_bounds__(32 * ATT_SPLIT)
+attention_pos_split_kernel(float *__restrict__ out, const float *__restrict__ q, const float *__restrict__ k,
+                           const float *__restrict__ v, const int32_t *__restrict__ pos, int64_t NH, int64_t Tq,
+                           int64_t HS, int64_t Tcap, float scale) {
+    extern __shared__ float part[];  // (split, HS + 2): acc[HS], m, l of each warp
+    int64_t wid = blockIdx.x;        // the query
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, split = blockDim.x >> 5;
+    int64_t t = wid % Tq, bh = wid / Tq, b = bh / NH, h = bh % NH;
+    int64_t p = pos[b * Tq + t];
+    p = p < 0 ? 0 : p >= Tcap ? Tcap - 1 : p;
+    const float *qr = q + wid * HS, *kb = k + bh * Tcap * HS, *vb = v + bh * Tcap * HS;
+    float qv[ATT_MAXD], acc[ATT_MAXD];
+#pragma unroll
+    for (int i = 0; i < ATT_MAXD; i++) {
+        int64_t d = lane + 32 * i;
+        qv[i] = d < HS ? qr[d] : 0.f;
+        acc[i] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    for (int64_t j = warp; j <= p; j += split) {
+        const float *kr = kb + j * HS, *vr = vb + j * HS;
+        float dot = 0.f;
+#pragma unroll
+        for (int i = 0; i < ATT_MAXD; i++) {
+            int64_t d = lane + 32 * i;
+            if (d < HS) dot += qv[i] * kr[d];
+        }
+        float s = warp_sum(dot) * scale, mn = fmaxf(m, s), corr = expf(m - mn), e = expf(s - mn);
+        l = l * corr + e;
+#pragma unroll
+        for (int i = 0; i < ATT_MAXD; i++) {
+            int64_t d = lane + 32 * i;
+            acc[i] = acc[i] * corr + (d < HS ? e * vr[d] : 0.f);
+        }
+        m = mn;
+    }
+    float *mine = part + warp * (HS + 2);
+#pragma unroll
+    for (int i = 0; i < ATT_MAXD; i++) {
+        int64_t d = lane + 32 * i;
+        if (d < HS) mine[d] = acc[i];
+    }
+    if (lane == 0) mine[HS] = m, mine[HS + 1] = l;
+    __syncthreads();
+    float M = -INFINITY;  // warp 0 always holds key 0, so M is finite for finite inputs
+    for (int w = 0; w < split; w++) M = fmaxf(M, part[w * (HS + 2) + HS]);
+    for (int64_t d = threadIdx.x; d < HS; d += blockDim.x) {
+        float L = 0.f, o = 0.f;
+        for (int w = 0; w < split; w++) {
+            const float *pw = part + w * (HS + 2);
+            float c = pw[HS] == -INFINITY ? 0.f : expf(pw[HS] - M);  // a warp without keys adds nothing
+            L += pw[HS + 1] * c;
+            o += pw[d] * c;
+        }
+        out[(b * Tq + t) * NH * HS + h * HS + d] = o / L;
+    }
+}
+
 KtStatus cuda_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                             const KtTensor *positions, float scale) {
     int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3], Tcap = k->shape[2];
@@ -154,6 +216,14 @@ KtStatus cuda_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, con
     if (n == 0 || HS == 0) return KT_OK;
     if (HS > 32 * ATT_MAXD)
         return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_attention_pos: head size %lld > %d on CUDA", (long long)HS, 32 * ATT_MAXD);
+    if (n < 4 * (int64_t)cuda_impl(be)->sm_count && Tcap > 32) {  // fewer queries than ~4 per SM: split the keys
+        size_t smem = (size_t)ATT_SPLIT * (size_t)(HS + 2) * sizeof(float);
+        attention_pos_split_kernel<<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(
+            (float *)out->data, (const float *)q->data, (const float *)k->data, (const float *)v->data,
+            (const int32_t *)positions->data, NH, Tq, HS, Tcap, scale);
+        KT_CUDA_LAUNCHED();
+        return KT_OK;
+    }
     attention_pos_kernel<<<cuda_blocks(n, ATT_WARPS), 32 * ATT_WARPS, 0, cuda_stream(be)>>>(
         (float *)out->data, (const float *)q->data, (const float *)k->data, (const float *)v->data,
         (const int32_t *)positions->data, NH, Tq, HS, Tcap, scale, n);
@@ -364,4 +434,46 @@ KtStatus cuda_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpP
     int64_t V = kt_cols(logits);
     return hf_dispatch<true>(be, kt_rows(logits), V, NULL, (float *)probs->data, (float *)logits->data, NULL, NULL, 1,
                              &params);
+}
+
+// ------------------------------------------------------------------------------------ sequential step counter
+// The counter is read on the device, so a captured step replays for every token.
+__global__ void raster_step_inputs_kernel(int32_t *__restrict__ tok, int32_t *__restrict__ pos,
+                                          const int32_t *__restrict__ seq, const int32_t *__restrict__ step, int64_t N,
+                                          int64_t S, int64_t R, int64_t B) {
+    int64_t n = *step;
+    if (n < 1 || n >= N) return;
+    for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < R; r += (int64_t)gridDim.x * blockDim.x) {
+        tok[r] = seq[(n - 1) * S + r % B];
+        pos[r] = (int32_t)n;
+    }
+}
+
+KtStatus cuda_raster_step_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
+                                 int64_t B) {
+    int64_t R = tok->shape[0];
+    if (R == 0) return KT_OK;
+    raster_step_inputs_kernel<<<cuda_blocks_capped(R, 256, cuda_impl(be)->sm_count), 256, 0, cuda_stream(be)>>>(
+        (int32_t *)tok->data, (int32_t *)pos->data, (const int32_t *)seq->data, (const int32_t *)step->data,
+        seq->shape[0], seq->shape[1], R, B);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+// One block: every thread reads n before thread 0 advances the counter.
+__global__ void raster_step_commit_kernel(int32_t *__restrict__ seq, const int32_t *__restrict__ sampled,
+                                          int32_t *__restrict__ step, int64_t N, int64_t S, int64_t B) {
+    int64_t n = *step;
+    __syncthreads();
+    if (n < 0 || n >= N) return;
+    for (int64_t b = threadIdx.x; b < B; b += blockDim.x) seq[n * S + b] = sampled[b];
+    if (threadIdx.x == 0) *step = (int32_t)(n + 1);
+}
+
+KtStatus cuda_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, KtTensor *step) {
+    raster_step_commit_kernel<<<1, 256, 0, cuda_stream(be)>>>((int32_t *)seq->data, (const int32_t *)sampled->data,
+                                                             (int32_t *)step->data, seq->shape[0], seq->shape[1],
+                                                             sampled->shape[0]);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
 }
