@@ -1,5 +1,5 @@
-// PNG/JPEG reading and atomic writing as packed 8-bit RGB, mkdir -p and file_exists. libpng's error handling
-// (its error callback longjmps) is confined to this file: each libpng session runs in one function that owns a
+// PNG/JPEG reading and atomic writing as packed 8-bit RGB, mkdir -p and file_exists. libpng's and libjpeg's error
+// handling (their error callbacks longjmp) is confined to this file: each session runs in one function that owns a
 // context struct in its caller's frame, so nothing the longjmp skips over needs to be volatile.
 #include "cli/image_io.h"
 
@@ -44,12 +44,11 @@
 #include <stb_image_write.h>
 #undef static
 #endif
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_JPEG
-#define STBI_FAILURE_USERMSG
-#define STBI_MAX_DIMENSIONS IMAGE_MAX_DIM
-#include <stb_image.h>
 #pragma GCC diagnostic pop
+
+// JPEG input goes through libjpeg(-turbo), not stb_image: stb's decoder overflows its Huffman size table on crafted
+// files (found by tests/fuzz/fuzz_image.c), libjpeg is fuzzed upstream. Included after stdio.h, as it requires.
+#include <jpeglib.h>
 
 // ------------------------------------------------------------------------------------------- atomic files
 typedef struct {
@@ -286,6 +285,13 @@ static int png_read_session(PngReadCtx *c) {
         return 0;
     }
     png_set_read_fn(c->png, c, png_read_cb);
+    // libpng allocates a chunk's declared length before reading its data (a 100-byte file with a tEXt chunk "of
+    // 1.3 GB" asks for 1.3 GB): skip unknown chunks and the text/profile/palette-suggestion chunks nothing here
+    // uses (they are then read past in small pieces), and cap what any other chunk may take
+    static const png_byte unused[] = "tEXt\0zTXt\0iTXt\0iCCP\0sPLT\0eXIf\0tIME\0pHYs\0hIST\0";
+    png_set_keep_unknown_chunks(c->png, PNG_HANDLE_CHUNK_NEVER, NULL, 0);
+    png_set_keep_unknown_chunks(c->png, PNG_HANDLE_CHUNK_NEVER, unused, (int)(sizeof unused / 5));
+    png_set_chunk_malloc_max(c->png, 16u << 20);
     c->info = png_create_info_struct(c->png);
     if (!c->info) png_error(c->png, "out of memory");
     png_set_sig_bytes(c->png, 8);
@@ -349,15 +355,87 @@ static KtStatus read_png(FILE *f, const char *path, uint8_t **rgb, int *w, int *
     return KT_OK;
 }
 
+// libjpeg reports errors through error_exit (must not return: longjmp back to the session) and corrupt-data warnings
+// (premature end of data, bad Huffman code: it would go on and fill the rest with grey) through emit_message level
+// -1, which is an error here too: a damaged JPEG is refused, not decoded into partly made-up pixels.
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jb;
+    char msg[JMSG_LENGTH_MAX];
+} JpegErr;
+
+static void jpeg_on_error(j_common_ptr cinfo) {
+    JpegErr *e = (JpegErr *)cinfo->err;
+    cinfo->err->format_message(cinfo, e->msg);
+    longjmp(e->jb, 1);
+}
+
+static void jpeg_on_message(j_common_ptr cinfo, int level) {
+    if (level < 0) jpeg_on_error(cinfo);  // a warning: corrupt data
+}
+
+typedef struct {
+    JpegErr err;
+    struct jpeg_decompress_struct cinfo;
+    bool created;
+    KtStatus kind;
+    uint8_t *pix;
+    JDIMENSION w, h;
+} JpegReadCtx;
+
+static int jpeg_read_session(JpegReadCtx *c, FILE *f) {
+    if (setjmp(c->err.jb)) return 0;
+    c->cinfo.err = jpeg_std_error(&c->err.pub);
+    c->err.pub.error_exit = jpeg_on_error;
+    c->err.pub.emit_message = jpeg_on_message;
+    jpeg_create_decompress(&c->cinfo);
+    c->created = true;
+    jpeg_stdio_src(&c->cinfo, f);
+    jpeg_read_header(&c->cinfo, TRUE);
+    c->w = c->cinfo.image_width;
+    c->h = c->cinfo.image_height;
+    if (c->w > IMAGE_MAX_DIM || c->h > IMAGE_MAX_DIM) {
+        snprintf(c->err.msg, sizeof c->err.msg, "image is %lux%lu, larger than the %dx%d limit", (unsigned long)c->w,
+                 (unsigned long)c->h, IMAGE_MAX_DIM, IMAGE_MAX_DIM);
+        return 0;
+    }
+    c->cinfo.out_color_space = JCS_RGB;  // gray and YCbCr convert; CMYK/YCCK are refused by libjpeg
+    jpeg_start_decompress(&c->cinfo);
+    if (c->cinfo.output_components != 3 || c->cinfo.output_width != c->w || c->cinfo.output_height != c->h) {
+        snprintf(c->err.msg, sizeof c->err.msg, "unsupported JPEG layout (%d components)", c->cinfo.output_components);
+        return 0;
+    }
+    size_t row = (size_t)c->w * 3;
+    c->pix = malloc(row * c->h);
+    if (!c->pix) {
+        c->kind = KT_ERR_OOM;
+        snprintf(c->err.msg, sizeof c->err.msg, "out of memory");
+        return 0;
+    }
+    while (c->cinfo.output_scanline < c->h) {
+        JSAMPROW r = c->pix + row * c->cinfo.output_scanline;
+        jpeg_read_scanlines(&c->cinfo, &r, 1);
+    }
+    jpeg_finish_decompress(&c->cinfo);
+    return 1;
+}
+
 static KtStatus read_jpeg(FILE *f, const char *path, uint8_t **rgb, int *w, int *h) {
-    int x, y, comp;
+    JpegReadCtx c;
+    memset(&c, 0, sizeof c);
+    c.kind = KT_ERR_FORMAT;
     rewind(f);
-    uint8_t *pix = stbi_load_from_file(f, &x, &y, &comp, 3);
-    if (!pix) return KT_FAIL(KT_ERR_FORMAT, "%s: cannot decode JPEG: %s", path, stbi_failure_reason());
-    // stb allocates with malloc (STBI_MALLOC default), so the caller's free() matches.
-    *rgb = pix;
-    *w = x;
-    *h = y;
+    int ok = jpeg_read_session(&c, f);
+    if (c.created) jpeg_destroy_decompress(&c.cinfo);
+    if (!ok) {
+        free(c.pix);
+        if (ferror(f)) return KT_FAIL(KT_ERR_IO, "%s: read error: %s", path, strerror(errno ? errno : EIO));
+        if (c.kind != KT_ERR_FORMAT || !strncmp(c.err.msg, "image is", 8)) return KT_FAIL(c.kind, "%s: %s", path, c.err.msg);
+        return KT_FAIL(KT_ERR_FORMAT, "%s: corrupt or truncated JPEG: %s", path, c.err.msg);
+    }
+    *rgb = c.pix;
+    *w = (int)c.w;
+    *h = (int)c.h;
     return KT_OK;
 }
 

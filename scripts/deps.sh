@@ -2,7 +2,7 @@
 # Installs the Debian packages argen builds and tests with, when any is missing (apt-get; sudo when not root).
 # Usage: scripts/deps.sh [--fuzz]     (--fuzz adds clang for the libFuzzer harnesses)
 set -euo pipefail
-pkgs=(cmake make gcc pkg-config xz-utils libopenblas-dev liblapacke-dev libpng-dev zlib1g-dev libcriterion-dev libstb-dev)
+pkgs=(cmake make gcc pkg-config xz-utils libopenblas-dev liblapacke-dev libpng-dev libjpeg-dev zlib1g-dev libcriterion-dev libstb-dev)
 [[ "${1:-}" == "--fuzz" ]] && pkgs+=(clang)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath -m "${2:-$root/build-fuzz}")
 cc=${CC:-clang}
 jobs=${FUZZ_JOBS:-1}
-harnesses=(fuzz_checkpoint fuzz_npz)
+harnesses=(fuzz_checkpoint fuzz_npz fuzz_image)
 
 mkdir -p "$build"
 # The top-level build when the whole project configures; otherwise the harness directory on its own.
@@ -32,7 +32,7 @@ cmake --build "$build" --target "${harnesses[@]}" -j "$(nproc)" >"$build/build.l
 # directory and the safetensors/pickle headers, which is where the parsing is). The npz harness gets the .npz files
 # only: tests/fixtures/npz.tar.xz holds small numpy-written ones of every layout (scripts/make_npz_fixtures.py).
 rm -rf "$build"/seeds-* "$build/fixtures"
-mkdir -p "$build/seeds-checkpoint" "$build/seeds-npz" "$build/fixtures"
+mkdir -p "$build/seeds-checkpoint" "$build/seeds-npz" "$build/seeds-image" "$build/fixtures"
 for a in "$root"/tests/fixtures/*.tar.xz; do tar xJf "$a" -C "$build/fixtures"; done
 find "$build/fixtures" -type f \( -name '*.pth' -o -name '*.pt' -o -name '*.safetensors' -o -name '*.npz' \) |
   sort | while read -r f; do
@@ -45,6 +45,9 @@ find "$build/fixtures" -type f \( -name '*.pth' -o -name '*.pt' -o -name '*.safe
     fi
     case "$f" in *.npz) cp "$out" "$build/seeds-npz/$name" ;; esac
   done
+
+# Images: small PNGs of every colour type, bit depth and interlacing, and JPEGs (scripts/make_image_seeds.py).
+python3 "$root/scripts/make_image_seeds.py" "$build/seeds-image"
 
 # Tokens the formats are made of, so mutations can splice them in.
 cat >"$build/checkpoint.dict" <<'EOF'
@@ -98,6 +101,29 @@ cat >"$build/npz.dict" <<'EOF'
 "'=i8'"
 "'<i4'"
 "L, "
+EOF
+
+cat >"$build/image.dict" <<'EOF'
+"\x89PNG\x0d\x0a\x1a\x0a"
+"IHDR"
+"IDAT"
+"IEND"
+"PLTE"
+"tRNS"
+"tEXt"
+"zTXt"
+"iCCP"
+"sBIT"
+"gAMA"
+"\xff\xd8\xff"
+"\xff\xc0"
+"\xff\xc2"
+"\xff\xc4"
+"\xff\xdb"
+"\xff\xda"
+"\xff\xdd"
+"\xff\xd9"
+"\xff\xe0"
 EOF
 
 parallel=()  # independent workers sharing the corpus dir; each logs to $build/fuzz-<n>.log
