@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The CUDA check we run on the GPU machine: every Criterion test binary (the CUDA twins run there instead of
 # skipping), compute-sanitizer memcheck on the CUDA backend test, and the op benchmark. Logs and a summary go to $OUT.
+# --full adds: memcheck of the LlamaGen op and model tests, racecheck + 5 repeated runs of the attention twins (the
+# intermittent var_attention_fused tolerance failure), and the standard benchmark sets (bench_var.sh,
+# bench_llamagen.sh), about 8 minutes in all.
 #
 # Here (no GPU needed):
 #   cmake -B build-cuda -DARGEN_CUDA=ON -DARGEN_SHARED=ON && cmake --build build-cuda -j2
 #   scripts/gpu_check.sh --pack        # test binaries + bundled libraries (Criterion, ...) into build-cuda/gpu
 # On the GPU machine (the `run` tool, carry ["build-cuda/gpu"], from the repository root):
-#   scripts/gpu_check.sh [--quick|--no-memcheck]   # --quick: only test_cuda_backend and the op benchmark
+#   scripts/gpu_check.sh [--quick|--no-memcheck|--full]   # --quick: only test_cuda_backend and the op benchmark
 # The build bakes absolute paths in (fixtures, the CLI): when the checkout sits elsewhere there, the original source
 # path is linked to it, and the fixture archives (tracked in tests/fixtures) are unpacked into build-cuda/tests.
 set -uo pipefail
@@ -64,6 +67,19 @@ if [ "${1:-}" != "--quick" ]; then
     "$bin/test_cuda_backend" --jobs 1
   [ -f "$OUT/memcheck.log" ] && grep -a -E "ERROR SUMMARY|Invalid|========= [A-Z]" "$OUT/memcheck.log" | sort | uniq -c | head -20
 fi
+if [ "${1:-}" = "--full" ]; then
+  run memcheck_llama 240 compute-sanitizer --tool memcheck --print-limit 20 "$bin/test_llama_ops" --jobs 1
+  run memcheck_llamagen 300 compute-sanitizer --tool memcheck --print-limit 20 "$bin/test_llamagen" --jobs 1 \
+    --filter '*cuda*'
+  run racecheck_attention 300 compute-sanitizer --tool racecheck --print-limit 20 "$bin/test_cuda_backend" --jobs 1 \
+    --filter 'cuda_attention/*'
+  for i in 1 2 3 4 5; do run "attention_repeat$i" 60 "$bin/test_cuda_backend" --jobs 1 --filter 'cuda_attention/*'; done
+  for f in memcheck_llama memcheck_llamagen racecheck_attention; do
+    [ -f "$OUT/$f.log" ] && echo "$f: $(grep -a -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$f.log" | tail -1)"
+  done
+  OUT=$OUT timeout 300 scripts/bench_var.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_var.sh failed" >&2
+  OUT=$OUT timeout 300 scripts/bench_llamagen.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_llamagen.sh failed" >&2
+fi
 if [ "${1:-}" != "--quick" ]; then  # FID Inception throughput (random weights; 256x256 inputs, statistics included)
   for dt in fp32 bf16; do
     timeout 120 "$bin/argen" bench --arch inception --random-init --batch 1,64,200 --device cuda --dtype $dt --reps 3
@@ -72,5 +88,6 @@ fi
 echo "---- benchmark"
 cat "$OUT/bench.txt"
 [ -f "$OUT/bench_inception.md" ] && cat "$OUT/bench_inception.md"
+for f in bench_var.md bench_llamagen.md; do [ -f "$OUT/$f" ] && cat "$OUT/$f"; done
 echo "---- summary"
 printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
