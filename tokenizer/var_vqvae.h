@@ -4,14 +4,11 @@
 // Hl = W l = patch_nums[last] latent side. All feature maps are NHWC; a scale's token l = y*pn + x.
 #pragma once
 
-#include <stdbool.h>
-
 #include "kernels/backend.h"
 #include "kernels/checkpoint.h"
 #include "kernels/weights.h"
+#include "vq_blocks.h"
 
-#define VQ_MAX_LEVELS 8
-#define VQ_MAX_RES 4
 #define VQ_MAX_SCALES 32
 #define VQ_MAX_PHI 16
 
@@ -32,34 +29,8 @@ typedef struct {
 } VarVqConfig;
 
 typedef struct {
-    KtTensor norm1_w, norm1_b, conv1_w, conv1_b, norm2_w, norm2_b, conv2_w, conv2_b;
-    KtTensor nin_w, nin_b;  // 1x1 shortcut as a Linear (cout, cin), only when cin != cout
-    int cin, cout;
-} VqResBlock;
-
-typedef struct {
-    KtTensor norm_w, norm_b, qkv_w, qkv_b, proj_w, proj_b;  // qkv (3C, C), proj (C, C) as Linears
-} VqAttn;
-
-typedef struct {
-    VqResBlock block[VQ_MAX_RES];
-    VqAttn attn[VQ_MAX_RES];
-    int n_blocks, n_attn;
-    KtTensor resample_w, resample_b;  // downsample (encoder) / upsample (decoder) conv, if present
-    bool has_resample;
-} VqLevel;
-
-typedef struct {
-    KtTensor conv_in_w, conv_in_b;
-    VqLevel level[VQ_MAX_LEVELS];
-    VqResBlock mid_block1, mid_block2;
-    VqAttn mid_attn;
-    KtTensor norm_out_w, norm_out_b, conv_out_w, conv_out_b;
-} VqCoder;
-
-typedef struct {
     VarVqConfig config;
-    VqCoder enc, dec;
+    VqCoder enc, dec;  // levels down.i / up.i at index i (i = 0: full resolution)
     KtTensor quant_conv_w, quant_conv_b, post_quant_conv_w, post_quant_conv_b;
     KtTensor codebook;  // (V, Cv)
     KtTensor phi_w[VQ_MAX_PHI], phi_b[VQ_MAX_PHI];

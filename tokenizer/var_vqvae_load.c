@@ -79,6 +79,9 @@ KtStatus vq_var_config_from_ckpt(VarVqConfig *c, const KtCheckpoint *ck, const i
         c->n_levels++;
     while (c->num_res_blocks < VQ_MAX_RES && findf(ck, "encoder.down.%d.block.%d.conv1.weight", 0, c->num_res_blocks))
         c->num_res_blocks++;
+    if (c->num_res_blocks > VQ_MAX_RES - 1)  // the decoder has one more per level
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "%s: %d or more res blocks per level; argen supports up to %d", ck->path,
+                       c->num_res_blocks, VQ_MAX_RES - 1);
     while (c->n_phi < VQ_MAX_PHI && findf(ck, "quantize.quant_resi.qresi_ls.%d.weight", c->n_phi, 0)) c->n_phi++;
     if (c->n_levels < 1 || c->num_res_blocks < 1 || c->n_phi < 1 || c->ch < 1)
         return KT_FAIL(KT_ERR_FORMAT, "%s: VAR VQVAE with no encoder levels, res blocks or Phi convs", ck->path);
@@ -103,130 +106,41 @@ int vq_var_num_tokens(const VarVqConfig *c) {
 }
 
 // ------------------------------------------------------------------------------------------------- name table
-// "prefix.sub" with empty parts (and their dots) left out.
-static const char *join(char *buf, size_t cap, const char *p, const char *sub) {
-    snprintf(buf, cap, "%s%s%s", p, p[0] && sub[0] ? "." : "", sub);
-    return buf;
-}
-#define ADD(dst, kind, nd, ...)                                                                   \
-    do {                                                                                          \
-        char full_[160];                                                                          \
-        KT_TRY(kt_wtab_add(t, (dst), (kind), (nd), (int64_t[]){__VA_ARGS__}, "%s",                \
-                           join(full_, sizeof full_, p, sub)));                                   \
-    } while (0)
+static const VqLayout k_layout = {
+    .res = "block", .mid = {"mid.block_1", "mid.attn_1", "mid.block_2"}, .fused_qkv = true, .scale_f32 = true};
 
-static KtStatus add_vec(KtWeightTable *t, KtTensor *dst, int64_t n, const char *p, const char *sub) {
-    ADD(dst, KT_W_PLAIN, 1, n);
-    return KT_OK;
-}
-
-static KtStatus add_conv(KtWeightTable *t, KtTensor *w, KtTensor *b, int64_t co, int64_t ci, int k, const char *p,
-                         const char *name) {
-    char sub[64];
-    snprintf(sub, sizeof sub, "%s%sweight", name, name[0] ? "." : "");
-    ADD(w, KT_W_CONV, 4, co, ci, k, k);
-    snprintf(sub, sizeof sub, "%s%sbias", name, name[0] ? "." : "");
-    return add_vec(t, b, co, p, sub);
-}
-
-static KtStatus add_norm(KtWeightTable *t, KtTensor *w, KtTensor *b, int64_t c, const char *p, const char *name) {
-    char sub[64];
-    snprintf(sub, sizeof sub, "%s.weight", name);
-    KT_TRY(add_vec(t, w, c, p, sub));
-    snprintf(sub, sizeof sub, "%s.bias", name);
-    return add_vec(t, b, c, p, sub);
-}
-
-static KtStatus add_resblock(KtWeightTable *t, VqResBlock *r, int cin, int cout, const char *p) {
-    r->cin = cin;
-    r->cout = cout;
-    KT_TRY(add_norm(t, &r->norm1_w, &r->norm1_b, cin, p, "norm1"));
-    KT_TRY(add_conv(t, &r->conv1_w, &r->conv1_b, cout, cin, 3, p, "conv1"));
-    KT_TRY(add_norm(t, &r->norm2_w, &r->norm2_b, cout, p, "norm2"));
-    KT_TRY(add_conv(t, &r->conv2_w, &r->conv2_b, cout, cout, 3, p, "conv2"));
-    if (cin != cout) {
-        const char *sub = "nin_shortcut.weight";
-        ADD(&r->nin_w, KT_W_CONV1X1_LINEAR, 4, cout, cin, 1, 1);
-        KT_TRY(add_vec(t, &r->nin_b, cout, p, "nin_shortcut.bias"));
-    }
-    return KT_OK;
-}
-
-static KtStatus add_attn(KtWeightTable *t, VqAttn *a, int c, const char *p) {
-    const char *sub;
-    KT_TRY(add_norm(t, &a->norm_w, &a->norm_b, c, p, "norm"));
-    sub = "qkv.weight";
-    ADD(&a->qkv_w, KT_W_CONV1X1_LINEAR, 4, 3 * c, c, 1, 1);
-    KT_TRY(add_vec(t, &a->qkv_b, 3 * c, p, "qkv.bias"));
-    sub = "proj_out.weight";
-    ADD(&a->proj_w, KT_W_CONV1X1_LINEAR, 4, c, c, 1, 1);
-    return add_vec(t, &a->proj_b, c, p, "proj_out.bias");
-}
-
-static KtStatus add_mid(KtWeightTable *t, VqCoder *cd, int c, const char *coder) {
-    char p[64];
-    snprintf(p, sizeof p, "%s.mid.block_1", coder);
-    KT_TRY(add_resblock(t, &cd->mid_block1, c, c, p));
-    snprintf(p, sizeof p, "%s.mid.attn_1", coder);
-    KT_TRY(add_attn(t, &cd->mid_attn, c, p));
-    snprintf(p, sizeof p, "%s.mid.block_2", coder);
-    return add_resblock(t, &cd->mid_block2, c, c, p);
-}
-
+// Encoder: level i (down.i) maps ch*in_mult[i] -> ch*mult[i] (in_mult = (1,) + mult); attention only at the last
+// level; a downsampler after every level but the last.
 static KtStatus add_encoder(KtWeightTable *t, VqCoder *e, const VarVqConfig *c) {
     char p[96];
-    const char *root = "encoder";
-    KT_TRY(add_conv(t, &e->conv_in_w, &e->conv_in_b, c->ch, 3, 3, root, "conv_in"));
     int cin = c->ch, last = c->n_levels - 1;
+    KT_TRY(vq_conv_add(t, &e->conv_in_w, &e->conv_in_b, c->ch, 3, 3, "encoder.conv_in"));
     for (int i = 0; i < c->n_levels; i++) {
-        VqLevel *lv = &e->level[i];
-        int cout = c->ch * c->ch_mult[i];
-        lv->n_blocks = c->num_res_blocks;
-        lv->n_attn = i == last ? c->num_res_blocks : 0;
-        for (int j = 0; j < lv->n_blocks; j++, cin = cout) {
-            snprintf(p, sizeof p, "encoder.down.%d.block.%d", i, j);
-            KT_TRY(add_resblock(t, &lv->block[j], cin, cout, p));
-            if (j < lv->n_attn) {
-                snprintf(p, sizeof p, "encoder.down.%d.attn.%d", i, j);
-                KT_TRY(add_attn(t, &lv->attn[j], cout, p));
-            }
-        }
-        if ((lv->has_resample = i != last)) {
-            snprintf(p, sizeof p, "encoder.down.%d.downsample", i);
-            KT_TRY(add_conv(t, &lv->resample_w, &lv->resample_b, cout, cout, 3, p, "conv"));
-        }
+        int cout = c->ch * c->ch_mult[i], n = c->num_res_blocks;
+        snprintf(p, sizeof p, "encoder.down.%d", i);
+        KT_TRY(vq_level_add(t, &k_layout, &e->level[i], p, cin, cout, n, i == last ? n : 0,
+                            i != last ? "downsample" : NULL));
+        cin = cout;
     }
-    KT_TRY(add_mid(t, e, cin, root));
-    KT_TRY(add_norm(t, &e->norm_out_w, &e->norm_out_b, cin, root, "norm_out"));
-    return add_conv(t, &e->conv_out_w, &e->conv_out_b, c->Cvae, cin, 3, root, "conv_out");
+    KT_TRY(vq_mid_add(t, &k_layout, e, cin, "encoder"));
+    return vq_head_add(t, e, cin, c->Cvae, "encoder");
 }
 
+// Decoder: level i (up.i, registered from the last level down) maps to ch*mult[i] with num_res_blocks + 1 blocks;
+// attention only at the last level; an upsampler after every level but level 0.
 static KtStatus add_decoder(KtWeightTable *t, VqCoder *d, const VarVqConfig *c) {
     char p[96];
-    const char *root = "decoder";
     int last = c->n_levels - 1, cin = c->ch * c->ch_mult[last];
-    KT_TRY(add_conv(t, &d->conv_in_w, &d->conv_in_b, cin, c->Cvae, 3, root, "conv_in"));
-    KT_TRY(add_mid(t, d, cin, root));
+    KT_TRY(vq_conv_add(t, &d->conv_in_w, &d->conv_in_b, cin, c->Cvae, 3, "decoder.conv_in"));
+    KT_TRY(vq_mid_add(t, &k_layout, d, cin, "decoder"));
     for (int i = last; i >= 0; i--) {
-        VqLevel *lv = &d->level[i];
-        int cout = c->ch * c->ch_mult[i];
-        lv->n_blocks = c->num_res_blocks + 1;
-        lv->n_attn = i == last ? lv->n_blocks : 0;
-        for (int j = 0; j < lv->n_blocks; j++, cin = cout) {
-            snprintf(p, sizeof p, "decoder.up.%d.block.%d", i, j);
-            KT_TRY(add_resblock(t, &lv->block[j], cin, cout, p));
-            if (j < lv->n_attn) {
-                snprintf(p, sizeof p, "decoder.up.%d.attn.%d", i, j);
-                KT_TRY(add_attn(t, &lv->attn[j], cout, p));
-            }
-        }
-        if ((lv->has_resample = i != 0)) {
-            snprintf(p, sizeof p, "decoder.up.%d.upsample", i);
-            KT_TRY(add_conv(t, &lv->resample_w, &lv->resample_b, cout, cout, 3, p, "conv"));
-        }
+        int cout = c->ch * c->ch_mult[i], n = c->num_res_blocks + 1;
+        snprintf(p, sizeof p, "decoder.up.%d", i);
+        KT_TRY(vq_level_add(t, &k_layout, &d->level[i], p, cin, cout, n, i == last ? n : 0,
+                            i != 0 ? "upsample" : NULL));
+        cin = cout;
     }
-    KT_TRY(add_norm(t, &d->norm_out_w, &d->norm_out_b, cin, root, "norm_out"));
-    return add_conv(t, &d->conv_out_w, &d->conv_out_b, 3, cin, 3, root, "conv_out");
+    return vq_head_add(t, d, cin, 3, "decoder");
 }
 
 static KtStatus build_table(VarVqvae *m) {
@@ -235,27 +149,27 @@ static KtStatus build_table(VarVqvae *m) {
     kt_wtab_init(t);
     KT_TRY(add_encoder(t, &m->enc, c));
     KT_TRY(add_decoder(t, &m->dec, c));
-    KT_TRY(add_conv(t, &m->quant_conv_w, &m->quant_conv_b, c->Cvae, c->Cvae, 3, "", "quant_conv"));
-    KT_TRY(add_conv(t, &m->post_quant_conv_w, &m->post_quant_conv_b, c->Cvae, c->Cvae, 3, "", "post_quant_conv"));
+    KT_TRY(vq_conv_add(t, &m->quant_conv_w, &m->quant_conv_b, c->Cvae, c->Cvae, 3, "quant_conv"));
+    KT_TRY(vq_conv_add(t, &m->post_quant_conv_w, &m->post_quant_conv_b, c->Cvae, c->Cvae, 3, "post_quant_conv"));
     KT_TRY(kt_wtab_add(t, &m->codebook, KT_W_PLAIN, 2, (int64_t[]){c->V, c->Cvae}, "quantize.embedding.weight"));
     for (int k = 0; k < c->n_phi; k++) {
         char p[64];
         snprintf(p, sizeof p, "quantize.quant_resi.qresi_ls.%d", k);
-        KT_TRY(add_conv(t, &m->phi_w[k], &m->phi_b[k], c->Cvae, c->Cvae, 3, p, ""));
+        KT_TRY(vq_conv_add(t, &m->phi_w[k], &m->phi_b[k], c->Cvae, c->Cvae, 3, p));
     }
     return kt_wtab_ignore(t, "quantize.ema_vocab_hit_SV");
 }
 
 // ------------------------------------------------------------------------------------------------- workspace
-// Largest H*W*C feature map of the encoder and decoder, per image.
+// Largest H*W*C feature map per image: at resolution S/2^i the encoder holds ch*in_mult[i] and ch*mult[i]
+// channels, the decoder ch*mult[i] and (just upsampled from level i+1) ch*mult[i+1].
 static int64_t max_map(const VarVqConfig *c) {
-    int64_t best = (int64_t)c->image_size * c->image_size * 3;
-    int s = c->image_size;
-    for (int i = 0; i < c->n_levels; i++, s /= 2) {
-        int64_t chans = (int64_t)c->ch * (i ? c->ch_mult[i - 1] : 1);
-        int64_t out = (int64_t)c->ch * c->ch_mult[i];
-        if (chans < out) chans = out;
-        if ((int64_t)s * s * chans > best) best = (int64_t)s * s * chans;
+    int64_t best = (int64_t)c->image_size * c->image_size * 3;  // the input image (conv_in reads it)
+    for (int i = 0; i < c->n_levels; i++) {
+        int64_t s = c->image_size >> i, chans = (int64_t)c->ch * (i ? c->ch_mult[i - 1] : 1);
+        if ((int64_t)c->ch * c->ch_mult[i] > chans) chans = (int64_t)c->ch * c->ch_mult[i];
+        if (i + 1 < c->n_levels && (int64_t)c->ch * c->ch_mult[i + 1] > chans) chans = (int64_t)c->ch * c->ch_mult[i + 1];
+        if (s * s * chans > best) best = s * s * chans;
     }
     return best;
 }

@@ -11,13 +11,11 @@
 #include "kernels/backend.h"
 #include "kernels/checkpoint.h"
 #include "kernels/weights.h"
-
-#define VQ16_MAX_LEVELS 8
-#define VQ16_MAX_RES 4  // res blocks per level (the decoder has num_res_blocks + 1)
+#include "vq_blocks.h"
 
 typedef struct {
     int ch;                          // base channels (VQ-16: 128)
-    int ch_mult[VQ16_MAX_LEVELS];    // (1, 1, 2, 2, 4)
+    int ch_mult[VQ_MAX_LEVELS];      // (1, 1, 2, 2, 4)
     int n_levels;
     int num_res_blocks;              // 2
     int Z;                           // z_channels (256)
@@ -29,34 +27,8 @@ typedef struct {
 } Vq16Config;
 
 typedef struct {
-    KtTensor norm1_w, norm1_b, conv1_w, conv1_b, norm2_w, norm2_b, conv2_w, conv2_b;
-    KtTensor nin_w, nin_b;           // 1x1 shortcut as a Linear (cout, cin), only when cin != cout
-    int cin, cout;
-} Vq16Res;
-
-typedef struct {
-    KtTensor norm_w, norm_b, q_w, q_b, k_w, k_b, v_w, v_b, proj_w, proj_b;  // 1x1 convs as Linears (C, C)
-} Vq16Attn;
-
-typedef struct {
-    Vq16Res res[VQ16_MAX_RES];
-    Vq16Attn attn[VQ16_MAX_RES];
-    int n_res, n_attn;
-    KtTensor resample_w, resample_b; // encoder downsample.conv / decoder upsample.conv
-    bool has_resample;
-} Vq16Level;
-
-typedef struct {
-    KtTensor conv_in_w, conv_in_b;
-    Vq16Level level[VQ16_MAX_LEVELS];  // conv_blocks.i (decoder: level 0 is the lowest resolution)
-    Vq16Res mid_res1, mid_res2;        // mid.0, mid.2
-    Vq16Attn mid_attn;                 // mid.1
-    KtTensor norm_out_w, norm_out_b, conv_out_w, conv_out_b;
-} Vq16Coder;
-
-typedef struct {
     Vq16Config config;
-    Vq16Coder enc, dec;
+    VqCoder enc, dec;  // levels conv_blocks.i at index i (decoder: level 0 is the lowest resolution)
     KtTensor quant_conv_w, quant_conv_b;            // (D, Z) as a Linear, (D)
     KtTensor post_quant_conv_w, post_quant_conv_b;  // (Z, D), (Z)
     KtTensor codebook;                              // quantize.embedding.weight (V, D), as stored (not unit norm)

@@ -63,11 +63,13 @@ KtStatus vq16_config_from_ckpt(Vq16Config *c, const KtCheckpoint *ck, int image_
     c->Z = (int)conv_out->shape[0];
     c->D = (int)qconv->shape[0];
     c->V = (int)emb->shape[0];
-    while (c->n_levels < VQ16_MAX_LEVELS && findf(ck, "encoder.conv_blocks.%d.res.%d.conv1.weight", c->n_levels, 0))
+    while (c->n_levels < VQ_MAX_LEVELS && findf(ck, "encoder.conv_blocks.%d.res.%d.conv1.weight", c->n_levels, 0))
         c->n_levels++;
-    while (c->num_res_blocks < VQ16_MAX_RES - 1 &&
-           findf(ck, "encoder.conv_blocks.%d.res.%d.conv1.weight", 0, c->num_res_blocks))
+    while (c->num_res_blocks < VQ_MAX_RES && findf(ck, "encoder.conv_blocks.%d.res.%d.conv1.weight", 0, c->num_res_blocks))
         c->num_res_blocks++;
+    if (c->num_res_blocks > VQ_MAX_RES - 1)  // the decoder has one more per level
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "%s: %d or more res blocks per level; argen supports up to %d", ck->path,
+                       c->num_res_blocks, VQ_MAX_RES - 1);
     for (int i = 0; i < c->n_levels; i++) {
         const KtCkptTensor *w = findf(ck, "encoder.conv_blocks.%d.res.%d.conv2.weight", i, 0);
         if (!w || w->ndim != 4 || c->ch < 1 || w->shape[0] % c->ch)
@@ -83,122 +85,41 @@ KtStatus vq16_config_from_ckpt(Vq16Config *c, const KtCheckpoint *ck, int image_
 }
 
 // ------------------------------------------------------------------------------------------------- name table
-#define VEC(dst, n, ...) KT_TRY(kt_wtab_add(t, (dst), KT_W_PLAIN, 1, (int64_t[]){(n)}, __VA_ARGS__))
-
-static KtStatus add_conv(KtWeightTable *t, KtTensor *w, KtTensor *b, int64_t co, int64_t ci, const char *p) {
-    KT_TRY(kt_wtab_add(t, w, KT_W_CONV, 4, (int64_t[]){co, ci, 3, 3}, "%s.weight", p));
-    VEC(b, co, "%s.bias", p);
-    return KT_OK;
-}
-
-static KtStatus add_1x1(KtWeightTable *t, KtTensor *w, KtTensor *b, int64_t co, int64_t ci, const char *p) {
-    KT_TRY(kt_wtab_add(t, w, KT_W_CONV1X1_LINEAR, 4, (int64_t[]){co, ci, 1, 1}, "%s.weight", p));
-    VEC(b, co, "%s.bias", p);
-    return KT_OK;
-}
-
-static KtStatus add_norm(KtWeightTable *t, KtTensor *w, KtTensor *b, int64_t c, const char *p) {
-    VEC(w, c, "%s.weight", p);
-    VEC(b, c, "%s.bias", p);
-    return KT_OK;
-}
-
-static KtStatus add_res(KtWeightTable *t, Vq16Res *r, int cin, int cout, const char *p) {
-    char s[160];
-    r->cin = cin;
-    r->cout = cout;
-    snprintf(s, sizeof s, "%s.norm1", p);
-    KT_TRY(add_norm(t, &r->norm1_w, &r->norm1_b, cin, s));
-    snprintf(s, sizeof s, "%s.conv1", p);
-    KT_TRY(add_conv(t, &r->conv1_w, &r->conv1_b, cout, cin, s));
-    snprintf(s, sizeof s, "%s.norm2", p);
-    KT_TRY(add_norm(t, &r->norm2_w, &r->norm2_b, cout, s));
-    snprintf(s, sizeof s, "%s.conv2", p);
-    KT_TRY(add_conv(t, &r->conv2_w, &r->conv2_b, cout, cout, s));
-    if (cin == cout) return KT_OK;
-    snprintf(s, sizeof s, "%s.nin_shortcut", p);
-    return add_1x1(t, &r->nin_w, &r->nin_b, cout, cin, s);
-}
-
-static KtStatus add_attn(KtWeightTable *t, Vq16Attn *a, int c, const char *p) {
-    char s[160];
-    snprintf(s, sizeof s, "%s.norm", p);
-    KT_TRY(add_norm(t, &a->norm_w, &a->norm_b, c, s));
-    struct { KtTensor *w, *b; const char *name; } conv[] = {
-        {&a->q_w, &a->q_b, "q"}, {&a->k_w, &a->k_b, "k"}, {&a->v_w, &a->v_b, "v"}, {&a->proj_w, &a->proj_b, "proj_out"}};
-    for (int i = 0; i < 4; i++) {
-        snprintf(s, sizeof s, "%s.%s", p, conv[i].name);
-        KT_TRY(add_1x1(t, conv[i].w, conv[i].b, c, c, s));
-    }
-    return KT_OK;
-}
-
-static KtStatus add_mid(KtWeightTable *t, Vq16Coder *cd, int c, const char *coder) {
-    char p[64];
-    snprintf(p, sizeof p, "%s.mid.0", coder);
-    KT_TRY(add_res(t, &cd->mid_res1, c, c, p));
-    snprintf(p, sizeof p, "%s.mid.1", coder);
-    KT_TRY(add_attn(t, &cd->mid_attn, c, p));
-    snprintf(p, sizeof p, "%s.mid.2", coder);
-    return add_res(t, &cd->mid_res2, c, c, p);
-}
+static const VqLayout k_layout = {
+    .res = "res", .mid = {"mid.0", "mid.1", "mid.2"}, .fused_qkv = false, .scale_f32 = false};
 
 // Encoder: level i maps ch*in_mult[i] -> ch*mult[i] (in_mult = (1,) + mult); attention only at the last level;
 // a downsampler after every level but the last.
-static KtStatus add_encoder(KtWeightTable *t, Vq16Coder *e, const Vq16Config *c) {
+static KtStatus add_encoder(KtWeightTable *t, VqCoder *e, const Vq16Config *c) {
     char p[96];
     int last = c->n_levels - 1, cin = c->ch;
-    KT_TRY(add_conv(t, &e->conv_in_w, &e->conv_in_b, c->ch, 3, "encoder.conv_in"));
+    KT_TRY(vq_conv_add(t, &e->conv_in_w, &e->conv_in_b, c->ch, 3, 3, "encoder.conv_in"));
     for (int i = 0; i < c->n_levels; i++) {
-        Vq16Level *lv = &e->level[i];
-        int cout = c->ch * c->ch_mult[i];
-        lv->n_res = c->num_res_blocks;
-        lv->n_attn = i == last ? lv->n_res : 0;
-        for (int j = 0; j < lv->n_res; j++, cin = cout) {
-            snprintf(p, sizeof p, "encoder.conv_blocks.%d.res.%d", i, j);
-            KT_TRY(add_res(t, &lv->res[j], cin, cout, p));
-            if (j < lv->n_attn) {
-                snprintf(p, sizeof p, "encoder.conv_blocks.%d.attn.%d", i, j);
-                KT_TRY(add_attn(t, &lv->attn[j], cout, p));
-            }
-        }
-        if ((lv->has_resample = i != last)) {
-            snprintf(p, sizeof p, "encoder.conv_blocks.%d.downsample.conv", i);
-            KT_TRY(add_conv(t, &lv->resample_w, &lv->resample_b, cout, cout, p));
-        }
+        int cout = c->ch * c->ch_mult[i], n = c->num_res_blocks;
+        snprintf(p, sizeof p, "encoder.conv_blocks.%d", i);
+        KT_TRY(vq_level_add(t, &k_layout, &e->level[i], p, cin, cout, n, i == last ? n : 0,
+                            i != last ? "downsample" : NULL));
+        cin = cout;
     }
-    KT_TRY(add_mid(t, e, cin, "encoder"));
-    KT_TRY(add_norm(t, &e->norm_out_w, &e->norm_out_b, cin, "encoder.norm_out"));
-    return add_conv(t, &e->conv_out_w, &e->conv_out_b, c->Z, cin, "encoder.conv_out");
+    KT_TRY(vq_mid_add(t, &k_layout, e, cin, "encoder"));
+    return vq_head_add(t, e, cin, c->Z, "encoder");
 }
 
 // Decoder: level i (0 = lowest resolution) maps to ch*mult[L-1-i] with num_res_blocks + 1 blocks; attention only
 // at level 0; an upsampler after every level but the last.
-static KtStatus add_decoder(KtWeightTable *t, Vq16Coder *d, const Vq16Config *c) {
+static KtStatus add_decoder(KtWeightTable *t, VqCoder *d, const Vq16Config *c) {
     char p[96];
     int L = c->n_levels, cin = c->ch * c->ch_mult[L - 1];
-    KT_TRY(add_conv(t, &d->conv_in_w, &d->conv_in_b, cin, c->Z, "decoder.conv_in"));
-    KT_TRY(add_mid(t, d, cin, "decoder"));
+    KT_TRY(vq_conv_add(t, &d->conv_in_w, &d->conv_in_b, cin, c->Z, 3, "decoder.conv_in"));
+    KT_TRY(vq_mid_add(t, &k_layout, d, cin, "decoder"));
     for (int i = 0; i < L; i++) {
-        Vq16Level *lv = &d->level[i];
-        int cout = c->ch * c->ch_mult[L - 1 - i];
-        lv->n_res = c->num_res_blocks + 1;
-        lv->n_attn = i == 0 ? lv->n_res : 0;
-        for (int j = 0; j < lv->n_res; j++, cin = cout) {
-            snprintf(p, sizeof p, "decoder.conv_blocks.%d.res.%d", i, j);
-            KT_TRY(add_res(t, &lv->res[j], cin, cout, p));
-            if (j < lv->n_attn) {
-                snprintf(p, sizeof p, "decoder.conv_blocks.%d.attn.%d", i, j);
-                KT_TRY(add_attn(t, &lv->attn[j], cout, p));
-            }
-        }
-        if ((lv->has_resample = i != L - 1)) {
-            snprintf(p, sizeof p, "decoder.conv_blocks.%d.upsample.conv", i);
-            KT_TRY(add_conv(t, &lv->resample_w, &lv->resample_b, cout, cout, p));
-        }
+        int cout = c->ch * c->ch_mult[L - 1 - i], n = c->num_res_blocks + 1;
+        snprintf(p, sizeof p, "decoder.conv_blocks.%d", i);
+        KT_TRY(vq_level_add(t, &k_layout, &d->level[i], p, cin, cout, n, i == 0 ? n : 0,
+                            i != L - 1 ? "upsample" : NULL));
+        cin = cout;
     }
-    KT_TRY(add_norm(t, &d->norm_out_w, &d->norm_out_b, cin, "decoder.norm_out"));
-    return add_conv(t, &d->conv_out_w, &d->conv_out_b, 3, cin, "decoder.conv_out");
+    return vq_head_add(t, d, cin, 3, "decoder");
 }
 
 static KtStatus build_table(Vq16 *m) {
@@ -207,8 +128,8 @@ static KtStatus build_table(Vq16 *m) {
     kt_wtab_init(t);
     KT_TRY(add_encoder(t, &m->enc, c));
     KT_TRY(add_decoder(t, &m->dec, c));
-    KT_TRY(add_1x1(t, &m->quant_conv_w, &m->quant_conv_b, c->D, c->Z, "quant_conv"));
-    KT_TRY(add_1x1(t, &m->post_quant_conv_w, &m->post_quant_conv_b, c->Z, c->D, "post_quant_conv"));
+    KT_TRY(vq_1x1_add(t, &m->quant_conv_w, &m->quant_conv_b, c->D, c->Z, "quant_conv"));
+    KT_TRY(vq_1x1_add(t, &m->post_quant_conv_w, &m->post_quant_conv_b, c->Z, c->D, "post_quant_conv"));
     KT_TRY(kt_wtab_add(t, &m->codebook, KT_W_PLAIN, 2, (int64_t[]){c->V, c->D}, "quantize.embedding.weight"));
     return kt_wtab_ignore(t, "quantize.codebook_used");  // a training statistic
 }
