@@ -142,3 +142,35 @@ Test(var_vqvae, loader_reports_all_mismatches_at_once) {
     kt_ckpt_close(&ck);
     kt_backend_free(&be);
 }
+
+// Widths that grow toward the latent (ch_mult 1, 2, 4: the decoder's upsampled map at a level is wider than the
+// level itself): every feature map must fit the workspace, so image 0 of a batch of two decodes as alone, up to
+// GEMM rounding (OpenBLAS blocks by matrix size: measured 6e-6; an undersized ping-pong buffer spilling into the next
+// image's rows gave 1.4). Also 3 res blocks per level (4 in the decoder).
+Test(var_vqvae, widening_levels_fit_the_workspace) {
+    KtBackend be;
+    cr_assert(kt_backend_cpu_init(&be, 1) == KT_OK);
+    static const int pns[] = {1, 2, 4};
+    VarVqConfig c;
+    cr_assert(vq_var_config_default(&c, pns, 3) == KT_OK, "%s", kt_last_error());
+    c.ch = 8, c.n_levels = 3, c.num_res_blocks = 3, c.Cvae = 4, c.V = 16, c.norm_groups = 4;
+    c.ch_mult[0] = 1, c.ch_mult[1] = 2, c.ch_mult[2] = 4;
+    cr_assert(vq_var_config_set_schedule(&c, pns, 3) == KT_OK, "%s", kt_last_error());
+    cr_assert_eq(c.image_size, 16);
+    VarVqvae m;
+    cr_assert(vq_var_init(&m, &be, &c, NULL, 5, 2) == KT_OK, "%s", kt_last_error());
+    int64_t nf = 2 * 4 * 4 * 4, S = 16;
+    float *f = malloc((size_t)nf * sizeof *f), *img2 = malloc((size_t)(2 * S * S * 3) * sizeof(float));
+    float *img1 = malloc((size_t)(S * S * 3) * sizeof(float));
+    for (int64_t i = 0; i < nf; i++) f[i] = (float)((i * 37) % 17) / 8.0f - 1.0f;
+    KtTensor ft = kt_tensor4(f, KT_F32, KT_CPU, 2, 4, 4, 4), it = kt_tensor4(img2, KT_F32, KT_CPU, 2, S, S, 3);
+    cr_assert(vq_var_decode(&m, &it, &ft) == KT_OK, "%s", kt_last_error());
+    KtTensor f1 = kt_tensor4(f, KT_F32, KT_CPU, 1, 4, 4, 4), i1 = kt_tensor4(img1, KT_F32, KT_CPU, 1, S, S, 3);
+    cr_assert(vq_var_decode(&m, &i1, &f1) == KT_OK, "%s", kt_last_error());
+    double worst = 0;
+    for (int64_t i = 0; i < S * S * 3; i++) worst = fmax(worst, fabs((double)img1[i] - img2[i]));
+    cr_expect(worst < 1e-4, "image 0 depends on the batch: %g", worst);
+    vq_var_free(&m);
+    kt_backend_free(&be);
+    free(f), free(img1), free(img2);
+}
