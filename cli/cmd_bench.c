@@ -231,6 +231,13 @@ int cmd_bench(int argc, char **argv) {
         lp.vae_path = g.vae;
         lp.ckpt_path = g.decode_only ? NULL : g.ckpt;
     }
+    for (int i = 0; i < g.batch.n; i++) lp.max_batch = g.batch.v[i] > lp.max_batch ? g.batch.v[i] : lp.max_batch;
+    ArgenModel *m = NULL;
+    double t0 = cli_now();
+    if (argen_load(&m, &lp) != ARGEN_OK) {  // before the table header: an error leaves no empty table behind
+        rc = cli_fail();
+        goto done;
+    }
     printf("argen bench: %s, %s, %s, cfg %g, top-k %d, top-p %g, %d warm-up + median of %d\n",
            g.arch ? g.arch : g.ckpt ? g.ckpt : g.vae, g.decode_only ? "VQVAE decode only" : "sampling + VQVAE decode",
            g.dtype, (double)g.cfg, g.top_k, (double)g.top_p, g.warmup, g.reps);
@@ -239,13 +246,6 @@ int cmd_bench(int argc, char **argv) {
         printf("| batch | ms / batch |    img / s | peak MiB  | NFE/img | tok/NFE | device |\n|---|---|---|---|---|---|---|\n");
     } else {
         printf("| batch | ms / batch |    img / s | peak MiB  | device |\n|---|---|---|---|---|\n");
-    }
-    for (int i = 0; i < g.batch.n; i++) lp.max_batch = g.batch.v[i] > lp.max_batch ? g.batch.v[i] : lp.max_batch;
-    ArgenModel *m = NULL;
-    double t0 = cli_now();
-    if (argen_load(&m, &lp) != ARGEN_OK) {
-        rc = cli_fail();
-        goto done;
     }
     fprintf(stderr, "bench: model ready in %.1f s (max batch %d)\n", cli_now() - t0, lp.max_batch);
     rc = 0;

@@ -156,6 +156,14 @@ KtStatus llamagen_init(LlamaModel *m, KtBackend *be, const LlamaConfig *c, const
     memset(m, 0, sizeof *m);
     if (c->n_layer < 1 || c->n_layer > LLAMA_MAX_LAYERS)
         return KT_FAIL(KT_ERR_ARG, "LlamaGen: %d layers outside [1, %d]", c->n_layer, LLAMA_MAX_LAYERS);
+    // configurations edited after llamagen_config_*: the same rules (the rotary table needs head size % 4 == 0)
+    if (c->n_heads < 1 || c->head_size < 4 || c->head_size % 4 || (int64_t)c->n_heads * c->head_size != c->D)
+        return KT_FAIL(KT_ERR_ARG, "LlamaGen: %d heads of size %d for width %d (the head size must be a multiple of 4: "
+                       "2D rotary embedding, a quarter of each head per axis)", c->n_heads, c->head_size, c->D);
+    if (c->F < 1 || c->V < 1 || c->num_classes < 1 || c->grid < 1 || c->N != c->grid * c->grid || c->P != c->N + 1 ||
+        c->cache_len < c->P)
+        return KT_FAIL(KT_ERR_ARG, "LlamaGen: inconsistent configuration (F %d, V %d, classes %d, grid %d, N %d, P %d, "
+                       "cache %d)", c->F, c->V, c->num_classes, c->grid, c->N, c->P, c->cache_len);
     m->config = *c;
     m->be = be;
     KtStatus st = build_table(m);

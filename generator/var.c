@@ -170,14 +170,16 @@ KtStatus var_forward_teacher(VarModel *m, int B, const int32_t *labels, const fl
     int64_t L = c->L, C = c->C;
     KT_TRY(var_check_labels(c, B, labels));
     VarWorkspace ws;
+    KtBuffer vbuf = {0};  // var_input (B, L-1, Cv): its own buffer (Cv may exceed 3C, the width of ws.qkv)
     KtStatus st = var_ws_alloc(&ws, m, NULL, B, L, B);
+    if (st == KT_OK) st = kt_buffer_alloc(be, &vbuf, (size_t)B * (size_t)(L - 1) * (size_t)c->Cvae * sizeof(float));
     if (st != KT_OK) goto cleanup;
     KtTensor lab = kt_slice0(&ws.labels, 0, B);
     if ((st = kt_upload(be, &lab, labels)) != KT_OK) goto cleanup;
     if ((st = var_cond_prepare(m, &ws, B)) != KT_OK) goto cleanup;
 
     // x[:, 0] = class_emb + pos_start; x[:, 1:] = word_embed(var_input); then x += lvl_pos
-    KtTensor vin = kt_reshape3(&ws.qkv, B, L - 1, c->Cvae);  // staging in the qkv buffer: (B, L-1, Cv)
+    KtTensor vin = kt_tensor3(vbuf.data, KT_F32, be->device, B, L - 1, c->Cvae);  // (B, L-1, Cv)
     KtTensor we = kt_reshape3(&ws.h, B, L - 1, C);           // (B, L-1, C)
     KtTensor x = kt_reshape3(&ws.x, B, L, C);                // (B, L, C)
     KtTensor cond = kt_reshape2(&ws.cond, B, C), pos0 = kt_reshape1(&m->pos_start, C);
@@ -195,6 +197,7 @@ KtStatus var_forward_teacher(VarModel *m, int B, const int32_t *labels, const fl
     if (st == KT_OK) st = var_head_forward(m, &ws, B, L, &logits);
     if (st == KT_OK) st = kt_download(be, logits_out, &logits);
 cleanup:
+    kt_buffer_free(&vbuf);
     var_workspace_free(&ws);
     return st;
 }

@@ -11,6 +11,9 @@
 static KtStatus set_schedule(VarConfig *c, const int *patch_nums, int n_scales) {
     if (n_scales < 2 || n_scales > VQ_MAX_SCALES)
         return KT_FAIL(KT_ERR_ARG, "--patch-nums: expected 2 to %d scales, got %d", VQ_MAX_SCALES, n_scales);
+    if (patch_nums[0] != 1)  // pos_start, the start token and var_input all hold one first-scale token
+        return KT_FAIL(KT_ERR_ARG, "--patch-nums: the first scale must be 1 (a single token, as in every released VAR "
+                       "model), got %d", patch_nums[0]);
     c->n_scales = n_scales;
     c->L = 0;
     for (int i = 0; i < n_scales; i++) {

@@ -29,6 +29,9 @@ void vq_var_phi_indices(int K, int SN, int *out) {
 KtStatus vq_var_config_set_schedule(VarVqConfig *c, const int *patch_nums, int n_scales) {
     if (n_scales < 2 || n_scales > VQ_MAX_SCALES)
         return KT_FAIL(KT_ERR_ARG, "--patch-nums: expected 2 to %d scales, got %d", VQ_MAX_SCALES, n_scales);
+    if (patch_nums[0] != 1)  // pos_start, the start token and var_input all hold one first-scale token
+        return KT_FAIL(KT_ERR_ARG, "--patch-nums: the first scale must be 1 (a single token, as in every released VAR "
+                       "model), got %d", patch_nums[0]);
     for (int i = 0; i < n_scales; i++) {
         if (patch_nums[i] < 1 || (i && patch_nums[i] <= patch_nums[i - 1]))
             return KT_FAIL(KT_ERR_ARG, "--patch-nums: expected increasing positive sides, got %d after %d",
