@@ -14,25 +14,10 @@
 
 // ------------------------------------------------------------------------------------------------------- helpers
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *d = malloc((size_t)len + 1);
-    cr_assert(d && fread(d, 1, (size_t)len, f) == (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return d;
-}
-
 static const char *write_tmp(const char *name, const void *data, size_t n) {
     static _Thread_local char path[512];
     snprintf(path, sizeof path, "%s/%s", test_tmpdir(), name);
-    FILE *f = fopen(path, "wb");
-    cr_assert(f && fwrite(data, 1, n, f) == n);
-    fclose(f);
+    write_file(path, data, n);
     return path;
 }
 
@@ -85,14 +70,6 @@ static void expect_same_files(const char *rel_a, const char *rel_b) {
     expect_same_ckpt(&a, &b);
     kt_ckpt_close(&a);
     kt_ckpt_close(&b);
-}
-
-// An error of kind `want` whose message names `name` and contains `needle` (if not NULL).
-static void expect_error(KtStatus got, KtStatus want, const char *name, const char *needle) {
-    const char *msg = kt_last_error();
-    cr_expect(got == want, "expected %s, got %s (%s)", kt_status_name(want), kt_status_name(got), msg);
-    cr_expect(strstr(msg, name) != NULL, "message does not name '%s': %s", name, msg);
-    if (needle) cr_expect(strstr(msg, needle) != NULL, "message lacks '%s': %s", needle, msg);
 }
 
 static KtStatus open_mem(KtCheckpoint *ck, const void *d, size_t n, const char *name) {
@@ -330,7 +307,7 @@ Test(checkpoint, wrappers) {
 
 Test(checkpoint, zip64_archive) {
     size_t n;
-    uint8_t *orig = slurp(fixture_path("var_tiny/var.pth"), &n);
+    uint8_t *orig = read_file(fixture_path("var_tiny/var.pth"), &n);
     KtZip z;
     cr_assert(kt_zip_open(&z, orig, n, "var.pth") == KT_OK, "%s", kt_last_error());
     Member *m = calloc((size_t)z.n_entries, sizeof *m);
@@ -369,8 +346,8 @@ Test(checkpoint, zip64_archive) {
 
 Test(checkpoint, zip_deflated_npz_members) {
     size_t ns, nd;
-    uint8_t *st = slurp(fixture_path("fid/ref_batch_stored.npz"), &ns);
-    uint8_t *df = slurp(fixture_path("fid/ref_batch_deflated.npz"), &nd);
+    uint8_t *st = read_file(fixture_path("fid/ref_batch_stored.npz"), &ns);
+    uint8_t *df = read_file(fixture_path("fid/ref_batch_deflated.npz"), &nd);
     KtZip a, b;
     cr_assert(kt_zip_open(&a, st, ns, "stored.npz") == KT_OK && kt_zip_open(&b, df, nd, "deflated.npz") == KT_OK);
     const KtZipEntry *ea = kt_zip_find(&a, "arr_0.npy"), *eb = kt_zip_find(&b, "arr_0.npy");
@@ -410,7 +387,7 @@ Test(checkpoint, truncated_everywhere) {
                            "ckpt/legacy_view.pth", "var_tiny/var.pth"};
     for (int f = 0; f < 5; f++) {
         size_t n;
-        uint8_t *d = slurp(fixture_path(files[f]), &n);
+        uint8_t *d = read_file(fixture_path(files[f]), &n);
         size_t step = n > 20000 ? n / 97 : 1;  // every prefix of the small files; ~100 of the large one
         for (size_t cut = 0; cut < n; cut += step) {
             KtCheckpoint ck;
@@ -425,12 +402,12 @@ Test(checkpoint, truncated_everywhere) {
         free(d);
     }
     size_t n;
-    uint8_t *d = slurp(fixture_path("ckpt/strided.pth"), &n);
+    uint8_t *d = read_file(fixture_path("ckpt/strided.pth"), &n);
     KtCheckpoint ck;
     expect_error(kt_ckpt_open(&ck, write_tmp("half.pth", d, n / 2)), KT_ERR_FORMAT, "half.pth",
                  "truncated: the zip directory is missing");
     free(d);
-    d = slurp(fixture_path("ckpt/strided_legacy.pth"), &n);
+    d = read_file(fixture_path("ckpt/strided_legacy.pth"), &n);
     expect_error(kt_ckpt_open(&ck, write_tmp("leg.pth", d, n - 10)), KT_ERR_FORMAT, "leg.pth", "truncated: storage");
     free(d);
 }
@@ -441,7 +418,7 @@ Test(checkpoint, corrupted_bytes) {
     const uint8_t xors[] = {0xFF, 0x01, 0x80};
     for (int f = 0; f < 5; f++) {
         size_t n;
-        uint8_t *d = slurp(fixture_path(files[f]), &n);
+        uint8_t *d = read_file(fixture_path(files[f]), &n);
         int n_ok = 0, n_err = 0;
         for (size_t i = 0; i < n; i++)
             for (int x = 0; x < 3; x++) {

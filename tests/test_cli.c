@@ -54,18 +54,8 @@ Test(cli, greedy_sample_reproduces_official_tokens_and_image) {
     // tokens.json: {"tokens": [[30 ids], [30 ids]]}
     char path[1100];
     snprintf(path, sizeof path, "%s/tokens.json", dir);
-    FILE *f = fopen(path, "r");
-    cr_assert(f != NULL);
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    cr_assert(strncmp(buf, "{\"tokens\": [", 12) == 0, "%s", buf);
     int64_t got[60];
-    int k = 0;
-    for (char *p = buf + 12; *p && k < 60; p++)
-        if (*p >= '0' && *p <= '9') got[k++] = strtol(p, &p, 10);
-    cr_assert_eq(k, 60);
+    read_tokens_json(path, got, 60);
     expect_equal_i64("tokens.json", got, ref_tok, 60);
     free(ref);
     free(ref_tok);
@@ -124,13 +114,6 @@ static void expect_fail(int want_rc, const char *needle, const char *const *args
     cr_expect_eq(rc, want_rc, "exit %d (want %d) for %s ...: %s", rc, want_rc, args[0], g_err);
     cr_expect(strstr(g_err, "argen: ") != NULL, "no 'argen:' prefix: %s", g_err);
     cr_expect(strstr(g_err, needle) != NULL, "message lacks '%s': %s", needle, g_err);
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    cr_assert(f != NULL);
-    fwrite(data, 1, n, f);
-    fclose(f);
 }
 
 Test(cli, bad_input_gets_a_clear_error_and_nonzero_exit) {

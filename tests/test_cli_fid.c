@@ -12,12 +12,6 @@
 #include "cli/image_io.h"
 #include "testutil.h"
 
-#define OK(e)                                                                                       \
-    do {                                                                                            \
-        KtStatus s_ = (e);                                                                          \
-        cr_assert(s_ == KT_OK, "%s -> %s: %s", #e, kt_status_name(s_), kt_last_error());            \
-    } while (0)
-
 static char g_err[16384];
 
 static char *tmp(const char *name) {
@@ -25,20 +19,6 @@ static char *tmp(const char *name) {
     static int k;
     char *b = buf[k++ % 8];
     snprintf(b, sizeof buf[0], "%s/%s", test_tmpdir(), name);
-    return b;
-}
-
-static char *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    rewind(f);
-    char *b = malloc((size_t)len + 1);
-    cr_assert(fread(b, 1, (size_t)len, f) == (size_t)len);
-    b[len] = 0;
-    fclose(f);
-    if (n) *n = (size_t)len;
     return b;
 }
 
@@ -91,7 +71,7 @@ Test(cli_fid, fid_of_two_statistics_files_matches_pytorch_fid) {
     snprintf(b, sizeof b, "%s", fixture_path("fid/ref_batch_deflated.npz"));
     const char *args[] = {"fid", a, b, "--json", NULL};
     cr_assert_eq(run_cli_stdout(args, out, g_err, sizeof g_err), 0, "%s", g_err);
-    char *json = slurp(out, NULL);
+    char *json = read_file(out, NULL);
     double fid = json_num(json, "fid");
     cr_assert(fabs(fid - 130.26287816353067) < 1e-6 * 130.26, "FID %.15g (pytorch-fid 130.26287816353067)", fid);
     cr_assert(strstr(json, "\"n_a\": null"), "%s", json);
@@ -114,7 +94,7 @@ Test(cli_fid, png_directory_features_match_pytorch_fid) {
                           "--device", "cpu", "-q", NULL};
     cr_assert_eq(run_cli(args, g_err, sizeof g_err), 0, "%s", g_err);
     size_t n;
-    char *raw = slurp(feats, &n);
+    char *raw = read_file(feats, &n);
     EvNpyHeader h;
     OK(ev_npy_parse_header(&h, (const uint8_t *)raw, n, feats));
     cr_assert(h.dtype == KT_F32 && h.ndim == 2 && h.shape[0] == 2 && h.shape[1] == 2048);
@@ -165,7 +145,7 @@ Test(cli_fid, four_shards_merged_equal_one_run) {
     const char *out = tmp("self.json");
     const char *fargs[] = {"fid", all, merged, "--json", NULL};
     cr_assert_eq(run_cli_stdout(fargs, out, g_err, sizeof g_err), 0, "%s", g_err);
-    char *json = slurp(out, NULL);
+    char *json = read_file(out, NULL);
     cr_assert(fabs(json_num(json, "fid")) < 1e-3, "%s", json);
     free(json);
     // a mu/sigma-only file cannot be merged exactly
@@ -251,7 +231,7 @@ Test(cli_fid, render_streaming_statistics_equal_those_of_its_files) {
     cr_assert_eq(run_cli_stdout(r1, o1, g_err, sizeof g_err), 0, "%s", g_err);
     const char *r2[] = {"fid", npz, ref, "--inception", INCEPTION, "--json", "-q", NULL};
     cr_assert_eq(run_cli_stdout(r2, o2, g_err, sizeof g_err), 0, "%s", g_err);
-    char *j1 = slurp(o1, NULL), *j2 = slurp(o2, NULL);
+    char *j1 = read_file(o1, NULL), *j2 = read_file(o2, NULL);
     cr_assert(fabs(json_num(j1, "fid") - json_num(j2, "fid")) < 1e-9 * json_num(j2, "fid"), "%s vs %s", j1, j2);
     cr_assert(fabs(json_num(j1, "sfid") - json_num(j2, "sfid")) < 1e-9 * json_num(j2, "sfid"), "%s vs %s", j1, j2);
     cr_assert(json_num(j1, "fid") > 0);
@@ -304,7 +284,7 @@ Test(cli_fid, render_llamagen_at_an_evaluation_size) {
     cr_assert(w == 32 && hh == 32 && !memcmp(rgb, x + 3 * 32 * 32 * 3, 32 * 32 * 3), "%s: %dx%d", p, w, hh);
     free(rgb), free(x);
     snprintf(p, sizeof p, "%s/argen_run.json", dir);
-    char *manifest = slurp(p, NULL);
+    char *manifest = read_file(p, NULL);
     cr_assert(strstr(manifest, "\"image_size\": 64, \"eval_size\": 32"), "%s", manifest);
     free(manifest);
     // the 384px protocols fix the evaluation size; VAR has none to change
@@ -327,7 +307,7 @@ Test(cli_fid, bad_inputs_give_clear_errors) {
     const char *good = tmp("good.npz"), *cut = tmp("cut.npz");
     write_samples_npz(good, img, 8);
     size_t n;
-    char *raw = slurp(good, &n);
+    char *raw = read_file(good, &n);
     FILE *f = fopen(cut, "wb");
     fwrite(raw, 1, n / 2, f);
     fclose(f);

@@ -25,21 +25,6 @@ static void paths(void) {
 #define LL "sample", "--arch", "llamagen", "--vq", vq, "--ckpt", gpt, "--image-size", "64", "--heads", "4", \
            "--class", "2,9", "--device", "cpu"
 
-// {"tokens": [[16 ids], [16 ids]]} -> 32 ids
-static void read_tokens(const char *path, int64_t *got) {
-    FILE *f = fopen(path, "r");
-    cr_assert(f != NULL, "%s", path);
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    cr_assert(strncmp(buf, "{\"tokens\": [", 12) == 0, "%s", buf);
-    int k = 0;
-    for (char *p = buf + 12; *p && k < 32; p++)
-        if (*p >= '0' && *p <= '9') got[k++] = strtol(p, &p, 10);
-    cr_assert_eq(k, 32);
-}
-
 Test(cli_llamagen, greedy_tokens_and_image_vs_official) {
     paths();
     const char *dir = test_tmpdir();
@@ -48,7 +33,7 @@ Test(cli_llamagen, greedy_tokens_and_image_vs_official) {
     int rc = cli((const char *[]){LL, "--cfg", "2", "--top-k", "1", "--out", dir, "--tokens-out", tok, "-q", NULL});
     cr_assert_eq(rc, 0, "%s", g_err);
     int64_t got[32], *ref = read_i64(fixture_path("llamagen_tiny/ref.safetensors"), "greedy_tokens", NULL);
-    read_tokens(tok, got);
+    read_tokens_json(tok, got, 32);
     expect_equal_i64("tokens.json", got, ref, 32);
     // greedy_image is the decoder output in [-1, 1]; the PNG holds floor(127.5 * clamp(x) + 128)
     float *img = read_f32(fixture_path("llamagen_tiny/ref.safetensors"), "greedy_image", NULL, NULL, NULL);
@@ -88,7 +73,7 @@ Test(cli_llamagen, sjd_and_zipar_greedy_with_stats) {
     cr_assert_eq(rc, 0, "%s", g_err);
     cr_expect(strstr(g_err, "stats: sjd decoding, 2 images of 16 tokens") != NULL, "%s", g_err);
     int64_t got[32], *ref = read_i64(fixture_path("llamagen_tiny/ref.safetensors"), "greedy_tokens", NULL);
-    read_tokens(tok, got);
+    read_tokens_json(tok, got, 32);
     expect_equal_i64("SJD tokens.json", got, ref, 32);
     free(ref);
     snprintf(tok, sizeof tok, "%s/zipar.json", dir);
@@ -101,7 +86,7 @@ Test(cli_llamagen, sjd_and_zipar_greedy_with_stats) {
               "%s", g_err);
     static const int64_t want[32] = {59, 11, 47, 12, 63, 109, 21, 4, 63, 109, 21, 4, 84, 126, 7, 117,
                                      47, 101, 82, 19, 90, 101, 82, 14, 90, 101, 82, 17, 30, 104, 7, 117};
-    read_tokens(tok, got);
+    read_tokens_json(tok, got, 32);
     expect_equal_i64("ZipAR tokens.json (scripts/zipar_reference.py)", got, want, 32);
 }
 

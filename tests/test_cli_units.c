@@ -14,6 +14,7 @@
 
 #include "cli/image_io.h"
 #include "cli/options.h"
+#include "testutil.h"
 
 // ============================================================================================ options
 typedef struct {
@@ -71,14 +72,14 @@ static KtStatus parse_with(const CliCommand *cmd, CliParsed *p, const char *cons
 
 #define PARSE(p, ...) parse_with(&k_cmd, (p), (const char *const[]){__VA_ARGS__, NULL})
 
-static void expect_error(const char *want, const char *const *args) {
+static void expect_parse_error(const char *want, const char *const *args) {
     CliParsed p;
     KtStatus s = parse_with(&k_cmd, &p, args);
     cr_assert_eq(s, KT_ERR_ARG, "expected KT_ERR_ARG for '%s', got %d", args[0], s);
     cr_assert_str_eq(kt_last_error(), want);
     cr_assert_null(p.pos);
 }
-#define EXPECT_ERROR(want, ...) expect_error((want), (const char *const[]){__VA_ARGS__, NULL})
+#define EXPECT_ERROR(want, ...) expect_parse_error((want), (const char *const[]){__VA_ARGS__, NULL})
 
 Test(options, every_type_and_syntax) {
     CliParsed p;
@@ -326,25 +327,6 @@ static int count_entries(const char *dir) {
     for (struct dirent *e; (e = readdir(d));) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
     closedir(d);
     return n;
-}
-
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(data, 1, n, f), n);
-    fclose(f);
-}
-
-static uint8_t *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    rewind(f);
-    uint8_t *b = malloc(*n);
-    cr_assert_eq(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
 }
 
 static uint8_t *random_rgb(int w, int h, unsigned seed) {

@@ -9,12 +9,6 @@
 
 #include "testutil.h"
 
-#define OK(e)                                                                               \
-    do {                                                                                    \
-        KtStatus s_ = (e);                                                                  \
-        cr_assert(s_ == KT_OK, "%s -> %s: %s", #e, kt_status_name(s_), kt_last_error());    \
-    } while (0)
-
 // ------------------------------------------------------------------------------------------------ harness
 #define MAXT 512
 typedef struct {

@@ -11,12 +11,6 @@
 #include "testutil.h"
 #include "tokenizer/var_vqvae.h"
 
-#define OK(e)                                                                            \
-    do {                                                                                 \
-        KtStatus s_ = (e);                                                               \
-        cr_assert(s_ == KT_OK, "%s -> %s: %s", #e, kt_status_name(s_), kt_last_error()); \
-    } while (0)
-
 #define MAXB 512
 typedef struct {
     KtBackend cpu, gpu;
@@ -202,15 +196,6 @@ Test(cuda_maps, elementwise_bf16) {
 
 // ------------------------------------------------------------------------------------------- VQVAE decoder
 static const int k_tiny_pns[] = {1, 2, 3, 4};
-
-// NCHW (B, C, H, W) -> NHWC.
-static float *to_nhwc(const float *x, int64_t B, int64_t C, int64_t H, int64_t W) {
-    float *y = malloc((size_t)(B * C * H * W) * sizeof *y);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t i = 0; i < H * W; i++) y[(b * H * W + i) * C + c] = x[(b * C + c) * H * W + i];
-    return y;
-}
 
 // The var_tiny VQVAE decoding the fixture's tokens with bf16 weights and feature maps in `map` (bf16, or float32 as
 // before maps had a dtype: the backend's field is overridden), against the official float32 decode. Returns the

@@ -81,19 +81,6 @@ Test(default_models, built_in_and_load_with_their_metadata) {
               "%s", kt_last_error());
 }
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *d = malloc((size_t)len);
-    cr_assert(d && fread(d, 1, (size_t)len, f) == (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return d;
-}
-
 // `argen sample` with no model flags (the embedded model of arch), 2 classes x 1 image, into dir.
 static void sample_default(const char *arch, const char *decode, const char *seed, const char *dir) {
     const char *args[] = {"sample", "--arch", arch, "--decode", decode, "--class", "3,7", "--seed", seed,
@@ -104,7 +91,7 @@ static void sample_default(const char *arch, const char *decode, const char *see
 
 static bool same_file(const char *a, const char *b) {
     size_t na, nb;
-    uint8_t *da = slurp(a, &na), *db = slurp(b, &nb);
+    uint8_t *da = read_file(a, &na), *db = read_file(b, &nb);
     bool same = na == nb && !memcmp(da, db, na);
     free(da);
     free(db);

@@ -15,11 +15,6 @@
 #include "testutil.h"
 
 #define FX(f) fixture_path("fid/" f)
-#define OK(e)                                                                                       \
-    do {                                                                                            \
-        KtStatus s_ = (e);                                                                          \
-        cr_assert(s_ == KT_OK, "%s -> %s: %s", #e, kt_status_name(s_), kt_last_error());            \
-    } while (0)
 
 // (B, 3, H, W) uint8 NCHW (the fixture's layout) -> (B, H, W, 3) NHWC.
 static uint8_t *nchw_to_nhwc(const uint8_t *x, int B, int H, int W) {

@@ -7,105 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "optest.h"
 #include "samplers/philox.h"
-#include "testutil.h"
 
 #define FX "llama_ops/llama_ops.safetensors"
-#define OK(e)                                                                                \
-    do {                                                                                     \
-        KtStatus s_ = (e);                                                                   \
-        cr_assert(s_ == KT_OK, "%s -> %s: %s", #e, kt_status_name(s_), kt_last_error());     \
-    } while (0)
-
-// ------------------------------------------------------------------------------------------- shared helpers
-#define CTX_MAX 128
-typedef struct {
-    KtBackend be;
-    KtBuffer buf[CTX_MAX];
-    void *host[CTX_MAX];
-    int nbuf, nhost;
-} Ctx;
-
-static void ctx_open(Ctx *c, KtDevice dev) {
-    memset(c, 0, sizeof *c);
-    test_backend_init(&c->be, dev);
-}
-
-static void ctx_close(Ctx *c) {
-    for (int i = 0; i < c->nbuf; i++) kt_buffer_free(&c->buf[i]);
-    for (int i = 0; i < c->nhost; i++) free(c->host[i]);
-    kt_backend_free(&c->be);
-}
-
-static void *keep(Ctx *c, void *p) {
-    cr_assert(c->nhost < CTX_MAX && p);
-    return c->host[c->nhost++] = p;
-}
-
-// A device tensor filled from `host` (or with 0xff bytes, NaN floats, so unwritten outputs show).
-static KtTensor dev_new(Ctx *c, KtDType dt, int ndim, const int64_t *shape, const void *host) {
-    cr_assert(c->nbuf < CTX_MAX);
-    KtTensor t = kt_tensor(NULL, dt, c->be.device, ndim, shape);
-    KtBuffer *b = &c->buf[c->nbuf++];
-    OK(kt_buffer_alloc(&c->be, b, kt_nbytes(&t)));
-    t.data = b->data;
-    if (!host) {
-        void *fill = keep(c, malloc(kt_nbytes(&t) + 1));
-        memset(fill, 0xff, kt_nbytes(&t));
-        host = fill;
-    }
-    OK(kt_upload(&c->be, &t, host));
-    return t;
-}
-
-// Fixture tensor `name` as dtype dt (F32 or I32) on the device; upload = false: an unfilled tensor of its shape.
-static KtTensor fx(Ctx *c, const char *name, KtDType dt, bool upload) {
-    int64_t n, shape[KT_MAX_DIMS];
-    int ndim;
-    float *v = keep(c, read_f32(fixture_path(FX), name, &n, shape, &ndim));
-    if (!upload) return dev_new(c, dt, ndim, shape, NULL);
-    if (dt == KT_I32) {
-        int32_t *h = keep(c, malloc((size_t)(n ? n : 1) * 4));
-        for (int64_t i = 0; i < n; i++) h[i] = (int32_t)v[i];
-        return dev_new(c, dt, ndim, shape, h);
-    }
-    return dev_new(c, dt, ndim, shape, v);
-}
-#define IN(name) fx(&c, name, KT_F32, true)
-#define OUT(name) fx(&c, name, KT_F32, false)
-
-static double fx_scalar(const char *name) {
-    float *v = read_f32(fixture_path(FX), name, NULL, NULL, NULL);
-    double r = v[0];
-    free(v);
-    return r;
-}
-
-static float *down(Ctx *c, const KtTensor *t) {
-    float *h = keep(c, malloc(kt_nbytes(t) + 1));
-    OK(kt_download(&c->be, h, t));
-    return h;
-}
-
-static void expect_fx(Ctx *c, const KtTensor *t, const char *ref, double atol, double rtol) {
-    int64_t n;
-    float *r = keep(c, read_f32(fixture_path(FX), ref, &n, NULL, NULL));
-    cr_assert_eq(n, kt_numel(t), "%s: %lld values, op output has %lld", ref, (long long)n, (long long)kt_numel(t));
-    char what[160];
-    snprintf(what, sizeof what, "%s (%s)", ref, kt_device_name(c->be.device));
-    expect_close(what, down(c, t), r, n, atol, rtol);
-}
-
-#define TWIN(suite, name)                                  \
-    static void name(KtDevice dev);                        \
-    Test(suite, name##_cpu) { name(KT_CPU); }              \
-    Test(suite, name##_cuda) { name(KT_CUDA); }            \
-    static void name(KtDevice dev)
 
 // ------------------------------------------------------------------------------------------------- elementwise
 TWIN(llama_ops, rmsnorm) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     static const char *cases[] = {"rmsnorm", "rmsnorm_t1"};
     for (int i = 0; i < 2; i++) {
         char n[64];
@@ -125,7 +35,7 @@ TWIN(llama_ops, rmsnorm) {
 
 TWIN(llama_ops, silu_mul_and_l2_normalize) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor a = IN("silu_mul.a"), b = IN("silu_mul.b"), y = OUT("silu_mul.y");
     OK(kt_silu_mul(&c.be, &y, &a, &b));
     expect_fx(&c, &y, "silu_mul.y", TOL_ELEMWISE_F32);
@@ -140,10 +50,10 @@ TWIN(llama_ops, silu_mul_and_l2_normalize) {
 // ------------------------------------------------------------------------------------------------- attention
 static void check_prep(KtDevice dev, const char *name) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     char n[96];
 #define FXN(suffix) (snprintf(n, sizeof n, "%s.%s", name, suffix), n)
-    KtTensor qkv = IN(FXN("qkv")), rope = IN(FXN("rope")), pos = fx(&c, FXN("positions"), KT_I32, true);
+    KtTensor qkv = IN(FXN("qkv")), rope = IN(FXN("rope")), pos = fx_tensor(&c, FXN("positions"), KT_I32, true);
     KtTensor kc = IN(FXN("kcache0")), vc = IN(FXN("vcache0")), q = OUT(FXN("q"));
     OK(kt_llama_attn_prep(&c.be, &q, &kc, &vc, &qkv, &rope, &pos));
     expect_fx(&c, &q, FXN("q"), TOL_ELEMWISE_F32);
@@ -159,12 +69,12 @@ TWIN(llama_ops, attn_prep_rope_and_cache_scatter) {
 
 static void check_attention(KtDevice dev, const char *name) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     char n[96];
 #define FXN(suffix) (snprintf(n, sizeof n, "%s.%s", name, suffix), n)
-    KtTensor q = IN(FXN("q")), k = IN(FXN("k")), v = IN(FXN("v")), pos = fx(&c, FXN("positions"), KT_I32, true);
+    KtTensor q = IN(FXN("q")), k = IN(FXN("k")), v = IN(FXN("v")), pos = fx_tensor(&c, FXN("positions"), KT_I32, true);
     KtTensor out = OUT(FXN("out"));
-    OK(kt_attention_pos(&c.be, &out, &q, &k, &v, &pos, (float)fx_scalar(FXN("scale"))));
+    OK(kt_attention_pos(&c.be, &out, &q, &k, &v, &pos, (float)fx_scalar(&c, FXN("scale"))));
     expect_fx(&c, &out, FXN("out"), TOL_REDUCE_F32);
 #undef FXN
     ctx_close(&c);
@@ -180,7 +90,7 @@ TWIN(llama_ops, attention_causal_by_position) {
 // CFG halves at position n; a counter outside the sequence is an error on the CPU and a no-op on CUDA.
 TWIN(llama_ops, raster_step_counter) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     static const int32_t zero[1] = {0}, s0[2] = {7, 8}, s1[2] = {9, 10};
     int32_t seqh[12];
     for (int i = 0; i < 12; i++) seqh[i] = -1 - i;
@@ -222,28 +132,28 @@ TWIN(llama_ops, raster_step_counter) {
 static const char *k_hf_cases[] = {"plain", "k5", "k7_ties", "p80", "p0", "k10_p90_t07", "k1", "t15_premasked",
                                    "k2000"};
 
-static SmpParams hf_params(const char *name) {
+static SmpParams hf_params(const Ctx *c, const char *name) {
     char n[96];
     SmpParams p = smp_params_default();
     snprintf(n, sizeof n, "hf.%s.top_k", name);
-    p.top_k = (int)fx_scalar(n);
+    p.top_k = (int)fx_scalar(c, n);
     snprintf(n, sizeof n, "hf.%s.top_p", name);
-    p.top_p = (float)fx_scalar(n);
+    p.top_p = (float)fx_scalar(c, n);
     snprintf(n, sizeof n, "hf.%s.temperature", name);
-    p.temperature = (float)fx_scalar(n);
+    p.temperature = (float)fx_scalar(c, n);
     return p;
 }
 
 TWIN(llama_ops, probs_match_llamagen_logits_to_probs) {
     for (size_t i = 0; i < sizeof k_hf_cases / sizeof *k_hf_cases; i++) {
         Ctx c;
-        ctx_open(&c, dev);
+        ctx_open(&c, dev, FX);
         char n[96];
         snprintf(n, sizeof n, "hf.%s.logits", k_hf_cases[i]);
         KtTensor l2 = IN(n);
         KtTensor l = kt_reshape3(&l2, 1, l2.shape[0], l2.shape[1]);
         KtTensor pbuf = dev_new(&c, KT_F32, 3, l.shape, NULL);
-        OK(kt_probs_llama(&c.be, &pbuf, &l, hf_params(k_hf_cases[i])));
+        OK(kt_probs_llama(&c.be, &pbuf, &l, hf_params(&c, k_hf_cases[i])));
         snprintf(n, sizeof n, "hf.%s.probs", k_hf_cases[i]);
         expect_fx(&c, &pbuf, n, TOL_REDUCE_F32);
         ctx_close(&c);
@@ -254,18 +164,19 @@ TWIN(llama_ops, probs_match_llamagen_logits_to_probs) {
 // (chi-square over the kept entries), and greedy (top_k 1) picks the argmax; negative positions are skipped.
 TWIN(llama_ops, sample_draws_from_the_filtered_distribution) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     const char *name = "k10_p90_t07";
     char n[96];
     snprintf(n, sizeof n, "hf.%s.logits", name);
     int64_t nl, shape[KT_MAX_DIMS];
-    float *logits = keep(&c, read_f32(fixture_path(FX), n, &nl, shape, NULL));
+    float *logits = fx_read(&c, n, &nl, shape, NULL);
     snprintf(n, sizeof n, "hf.%s.probs", name);
-    float *probs = keep(&c, read_f32(fixture_path(FX), n, NULL, NULL, NULL));
+    float *probs = fx_read(&c, n, NULL, NULL, NULL);
     int64_t V = shape[1], R = 4000;
-    float *rows = keep(&c, malloc((size_t)(R * V) * sizeof(float)));
-    int64_t *ids = keep(&c, malloc((size_t)R * sizeof(int64_t)));
-    int32_t *pos = keep(&c, malloc((size_t)R * sizeof(int32_t))), *tok = keep(&c, malloc((size_t)R * sizeof(int32_t)));
+    float *rows = ctx_keep(&c, malloc((size_t)(R * V) * sizeof(float)));
+    int64_t *ids = ctx_keep(&c, malloc((size_t)R * sizeof(int64_t)));
+    int32_t *pos = ctx_keep(&c, malloc((size_t)R * sizeof(int32_t)));
+    int32_t *tok = ctx_keep(&c, malloc((size_t)R * sizeof(int32_t)));
     for (int64_t r = 0; r < R; r++) {
         memcpy(rows + r * V, logits, (size_t)V * sizeof(float));  // row 0 of the case
         ids[r] = r;
@@ -274,7 +185,7 @@ TWIN(llama_ops, sample_draws_from_the_filtered_distribution) {
     }
     KtTensor L = dev_new(&c, KT_F32, 3, (int64_t[]){R, 1, V}, rows), I = dev_new(&c, KT_I64, 1, (int64_t[]){R}, ids);
     KtTensor P = dev_new(&c, KT_I32, 2, (int64_t[]){R, 1}, pos), T = dev_new(&c, KT_I32, 2, (int64_t[]){R, 1}, tok);
-    SmpParams sp = hf_params(name);
+    SmpParams sp = hf_params(&c, name);
     sp.seed = 42;
     OK(kt_sample_llama(&c.be, &T, &L, &I, &P, sp));
     OK(kt_download(&c.be, tok, &T));
@@ -348,8 +259,8 @@ static float frand(uint64_t *s) {
 Test(llama_ops, cpu_vs_cuda_model_shapes) {
     if (!kt_cuda_available()) cr_skip_test("no CUDA device");
     Ctx cc, gc;
-    ctx_open(&cc, KT_CPU);
-    ctx_open(&gc, KT_CUDA);
+    ctx_open(&cc, KT_CPU, FX);
+    ctx_open(&gc, KT_CUDA, FX);
     static const int64_t shapes[3][2] = {{2, 16}, {2, 1}, {24, 2}};  // (B, Tq)
     int64_t NH = 12, HS = 64, Tcap = 264, V = 16384;
     uint64_t seed = 7;
@@ -357,8 +268,9 @@ Test(llama_ops, cpu_vs_cuda_model_shapes) {
     for (int sh = 0; sh < 3; sh++) {
         int64_t B = shapes[sh][0], Tq = shapes[sh][1];
         size_t nq = (size_t)(B * NH * Tq * HS), nk = (size_t)(B * NH * Tcap * HS);
-        float *q = keep(&cc, malloc(nq * 4)), *k = keep(&cc, malloc(nk * 4)), *v = keep(&cc, malloc(nk * 4));
-        int32_t *pos = keep(&cc, malloc((size_t)(B * Tq) * 4));
+        float *q = ctx_keep(&cc, malloc(nq * 4)), *k = ctx_keep(&cc, malloc(nk * 4));
+        float *v = ctx_keep(&cc, malloc(nk * 4));
+        int32_t *pos = ctx_keep(&cc, malloc((size_t)(B * Tq) * 4));
         for (size_t i = 0; i < nq; i++) q[i] = frand(&seed);
         for (size_t i = 0; i < nk; i++) k[i] = frand(&seed), v[i] = frand(&seed);
         for (int64_t i = 0; i < B * Tq; i++) pos[i] = (int32_t)(100 + 9 * i % 160);
@@ -372,7 +284,7 @@ Test(llama_ops, cpu_vs_cuda_model_shapes) {
             KtTensor P = dev_new(c, KT_I32, 2, (int64_t[]){B, Tq}, pos);
             KtTensor O = dev_new(c, KT_F32, 3, (int64_t[]){B, Tq, NH * HS}, NULL);
             OK(kt_attention_pos(&c->be, &O, &Q, &K, &Vv, &P, 0.125f));
-            res[d] = down(c, &O);
+            res[d] = download_f32(c, &O);
         }
         char what[96];
         snprintf(what, sizeof what, "attention_pos cuda vs cpu, B %lld, Tq %lld", (long long)B, (long long)Tq);
@@ -380,9 +292,9 @@ Test(llama_ops, cpu_vs_cuda_model_shapes) {
     }
 
     int64_t R = 64;
-    float *lg = keep(&cc, malloc((size_t)(R * V) * 4));
-    int64_t *ids = keep(&cc, malloc((size_t)R * 8));
-    int32_t *sp = keep(&cc, malloc((size_t)R * 4)), *tk[2];
+    float *lg = ctx_keep(&cc, malloc((size_t)(R * V) * 4));
+    int64_t *ids = ctx_keep(&cc, malloc((size_t)R * 8));
+    int32_t *sp = ctx_keep(&cc, malloc((size_t)R * 4)), *tk[2];
     for (int64_t i = 0; i < R * V; i++) lg[i] = 4.0f * frand(&seed);
     for (int64_t r = 0; r < R; r++) ids[r] = 1000 + r, sp[r] = (int32_t)r;
     SmpParams p = smp_params_default();
@@ -396,11 +308,11 @@ Test(llama_ops, cpu_vs_cuda_model_shapes) {
         KtTensor L = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, lg), I = dev_new(c, KT_I64, 1, (int64_t[]){R}, ids);
         KtTensor P = dev_new(c, KT_I32, 2, (int64_t[]){R, 1}, sp), T = dev_new(c, KT_I32, 2, (int64_t[]){R, 1}, NULL);
         OK(kt_sample_llama(&c->be, &T, &L, &I, &P, p));
-        tk[d] = keep(c, malloc((size_t)R * 4));
+        tk[d] = ctx_keep(c, malloc((size_t)R * 4));
         OK(kt_download(&c->be, tk[d], &T));
         KtTensor L2 = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, lg), PR = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, NULL);
         OK(kt_probs_llama(&c->be, &PR, &L2, p));
-        pr[d] = down(c, &PR);
+        pr[d] = download_f32(c, &PR);
     }
     int64_t diff = 0;
     for (int64_t r = 0; r < R; r++) diff += tk[0][r] != tk[1][r];

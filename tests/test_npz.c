@@ -85,30 +85,9 @@ static uint8_t *want_raw(const Want *w, size_t *bytes) {
     return p;
 }
 
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    cr_assert(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *d = malloc((size_t)len + 1);
-    cr_assert(d && fread(d, 1, (size_t)len, f) == (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return d;
-}
-
 static bool file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;
-}
-
-// An error of kind `want` whose message names `name` and contains `needle` (if not NULL).
-static void expect_error(KtStatus got, KtStatus want, const char *name, const char *needle) {
-    const char *msg = kt_last_error();
-    cr_expect(got == want, "expected %s, got %s (%s)", kt_status_name(want), kt_status_name(got), msg);
-    cr_expect(strstr(msg, name) != NULL, "message does not name '%s': %s", name, msg);
-    if (needle) cr_expect(strstr(msg, needle) != NULL, "message lacks '%s': %s", needle, msg);
 }
 
 static EvNpz *open_ok(const char *path) {
@@ -476,7 +455,7 @@ Test(npz_writer, layout_like_np_savez) {
     const char *path = tmp_path("layout.npz");
     write_standard(path, false);
     size_t n;
-    uint8_t *d = slurp(path, &n);
+    uint8_t *d = read_file(path, &n);
     cr_expect(!memcmp(d, "PK\x03\x04\x14\x00\x00\x00\x00\x00\x00\x00\x21\x00", 14), "local header: version 20, "
               "stored, 1980-01-01");
     size_t off = member_offset(d, n, "arr_0.npy");
@@ -490,7 +469,7 @@ Test(npz_writer, force_zip64) {
     const char *path = tmp_path("z64.npz");
     write_standard(path, true);
     size_t n;
-    uint8_t *d = slurp(path, &n);
+    uint8_t *d = read_file(path, &n);
     const uint8_t *eocd = d + n - 22, *loc = eocd - 20;
     cr_expect(!memcmp(eocd, "PK\x05\x06", 4) && !memcmp(eocd + 8, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
                                                          12), "EOCD fields saturated");
@@ -543,7 +522,7 @@ Test(npz_writer, atomic_write) {
     cr_assert(ev_npz_writer_close(w) == KT_OK, "%s", kt_last_error());
     cr_expect(file_exists(path) && !file_exists(tmp));
     size_t n0;
-    uint8_t *before = slurp(path, &n0);
+    uint8_t *before = read_file(path, &n0);
     // an abort, and a close with an unfinished member, leave the existing file alone and no temporary behind
     for (int k = 0; k < 2; k++) {
         cr_assert(ev_npz_writer_open(&w, path) == KT_OK);
@@ -553,7 +532,7 @@ Test(npz_writer, atomic_write) {
         if (k == 0) ev_npz_writer_abort(w);
         else expect_error(ev_npz_writer_close(w), KT_ERR_ARG, path, "begun but not ended");
         size_t n1;
-        uint8_t *after = slurp(path, &n1);
+        uint8_t *after = read_file(path, &n1);
         cr_expect(n1 == n0 && !memcmp(before, after, n0) && !file_exists(tmp), "pass %d changed %s", k, path);
         free(after);
     }
@@ -610,7 +589,7 @@ Test(npz_corrupt, truncated_everywhere) {
     const char *files[] = {"npz/zip64.npz", "npz/unseekable_deflated.npz", "npz/headers.npz", "npz/deflated.npz"};
     for (int f = 0; f < 4; f++) {
         size_t n;
-        uint8_t *d = slurp(fixture_path(files[f]), &n);
+        uint8_t *d = read_file(fixture_path(files[f]), &n);
         cr_assert(open_read_mem(d, n, "whole.npz") == KT_OK, "%s: %s", files[f], kt_last_error());
         for (size_t cut = 0; cut < n; cut++)
             expect_error(open_read_mem(d, cut, "cut.npz"), KT_ERR_FORMAT, "cut.npz", NULL);
@@ -627,7 +606,7 @@ Test(npz_corrupt, truncated_everywhere) {
 
 Test(npz_corrupt, flipped_data_bytes_fail_the_crc) {
     size_t n, nb;
-    uint8_t *d = slurp(fixture_path("npz/stored.npz"), &n);
+    uint8_t *d = read_file(fixture_path("npz/stored.npz"), &n);
     size_t off = member_offset(d, n, "arr_0.npy");
     off += 10 + (d[off + 8] | (size_t)d[off + 9] << 8);  // the first data byte
     uint8_t *buf = want_raw(&k_standard[0], &nb);
@@ -659,7 +638,7 @@ Test(npz_corrupt, flipped_data_bytes_fail_the_crc) {
     }
     // deflated: every flipped byte of the compressed data is caught (bad deflate data, size or CRC) or harmless
     free(d);
-    d = slurp(fixture_path("npz/zip64.npz"), &n);
+    d = read_file(fixture_path("npz/zip64.npz"), &n);
     KtZip zip;
     cr_assert(kt_zip_open(&zip, d, n, "z") == KT_OK);
     const KtZipEntry *e = kt_zip_find(&zip, "f8.npy");
@@ -707,7 +686,7 @@ static KtStatus open_read_key(const uint8_t *d, size_t n, const char *key) {
 
 Test(npz_corrupt, bad_headers) {
     size_t n;
-    uint8_t *d = slurp(fixture_path("npz/stored.npz"), &n);
+    uint8_t *d = read_file(fixture_path("npz/stored.npz"), &n);
     size_t off = member_offset(d, n, "arr_0.npy");
     size_t f8 = member_offset(d, n, "f8.npy");  // 408 bytes
     uint8_t *c = malloc(n);
@@ -840,7 +819,7 @@ Test(npz_corrupt, inflated_size_disagrees) {
 
 Test(npz_corrupt, not_an_npz) {
     size_t n;
-    uint8_t *d = slurp(fixture_path("npz/stored.npz"), &n);
+    uint8_t *d = read_file(fixture_path("npz/stored.npz"), &n);
     size_t off = member_offset(d, n, "f8.npy");
     expect_error(open_read_mem(d + off, 128 + 280, "mu.npy"), KT_ERR_FORMAT, "mu.npy", "single .npy array");
     expect_error(open_read_mem((const uint8_t *)"GIF89a", 6, "x.npz"), KT_ERR_FORMAT, "x.npz", "zip directory");

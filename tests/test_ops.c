@@ -10,121 +10,14 @@
 #include <omp.h>
 #endif
 
-#include "testutil.h"
+#include "optest.h"
 
 #define FX "ops/ops.safetensors"
-#define OK(e)                                                                  \
-    do {                                                                       \
-        KtStatus s_ = (e);                                                     \
-        cr_assert(s_ == KT_OK, "%s -> %s: %s", #e, kt_status_name(s_), kt_last_error()); \
-    } while (0)
-
-// ------------------------------------------------------------------------------------------- shared helpers
-// One test's backend plus everything it allocated, freed together by ctx_close.
-#define CTX_MAX 256
-typedef struct {
-    KtBackend be;
-    KtBuffer buf[CTX_MAX];
-    void *host[CTX_MAX];
-    int nbuf, nhost;
-} Ctx;
-
-static void ctx_open(Ctx *c, KtDevice dev) {
-    memset(c, 0, sizeof *c);
-    test_backend_init(&c->be, dev);
-}
-
-static void ctx_close(Ctx *c) {
-    for (int i = 0; i < c->nbuf; i++) kt_buffer_free(&c->buf[i]);
-    for (int i = 0; i < c->nhost; i++) free(c->host[i]);
-    kt_backend_free(&c->be);
-}
-
-static void *ctx_keep(Ctx *c, void *p) {
-    cr_assert(c->nhost < CTX_MAX);
-    return c->host[c->nhost++] = p;
-}
-
-// A device tensor; filled from `host` when given, else with 0xff bytes (NaN floats) so unwritten outputs show.
-static KtTensor dev_new(Ctx *c, KtDType dt, int ndim, const int64_t *shape, const void *host) {
-    cr_assert(c->nbuf < CTX_MAX);
-    KtTensor t = kt_tensor(NULL, dt, c->be.device, ndim, shape);
-    KtBuffer *b = &c->buf[c->nbuf++];
-    OK(kt_buffer_alloc(&c->be, b, kt_nbytes(&t)));
-    t.data = b->data;
-    if (host) {
-        OK(kt_upload(&c->be, &t, host));
-    } else {
-        void *fill = ctx_keep(c, malloc(kt_nbytes(&t) + 1));
-        memset(fill, 0xff, kt_nbytes(&t));
-        OK(kt_upload(&c->be, &t, fill));
-    }
-    return t;
-}
-
-// Fixture tensor `name` converted to `dt` (F32, I32, I64 or U8) on the device, or (upload = false) an unfilled
-// output of the same shape.
-static KtTensor fx_tensor(Ctx *c, const char *name, KtDType dt, bool upload) {
-    int64_t n, shape[KT_MAX_DIMS];
-    int ndim;
-    float *v = ctx_keep(c, read_f32(fixture_path(FX), name, &n, shape, &ndim));
-    if (!upload) return dev_new(c, dt, ndim, shape, NULL);
-    void *h = ctx_keep(c, malloc((size_t)(n ? n : 1) * 8));
-    for (int64_t i = 0; i < n; i++) {
-        if (dt == KT_F32) ((float *)h)[i] = v[i];
-        else if (dt == KT_I32) ((int32_t *)h)[i] = (int32_t)v[i];
-        else if (dt == KT_I64) ((int64_t *)h)[i] = (int64_t)v[i];
-        else ((uint8_t *)h)[i] = (uint8_t)v[i];
-    }
-    return dev_new(c, dt, ndim, shape, h);
-}
-#define IN(name) fx_tensor(&c, name, KT_F32, true)
-#define OUT(name) fx_tensor(&c, name, KT_F32, false)
-
-static double fx_scalar(const char *name) {
-    float *v = read_f32(fixture_path(FX), name, NULL, NULL, NULL);
-    double r = v[0];
-    free(v);
-    return r;
-}
-
-static float *download_f32(Ctx *c, const KtTensor *t) {
-    float *h = ctx_keep(c, malloc(kt_nbytes(t) + 1));
-    OK(kt_download(&c->be, h, t));
-    return h;
-}
-
-// Compares a float32 device tensor with fixture `ref` (same numel).
-static void expect_fx(Ctx *c, const KtTensor *t, const char *ref, double atol, double rtol) {
-    int64_t n;
-    float *r = ctx_keep(c, read_f32(fixture_path(FX), ref, &n, NULL, NULL));
-    cr_assert_eq(n, kt_numel(t), "%s: %lld values, op output has %lld", ref, (long long)n, (long long)kt_numel(t));
-    char what[160];
-    snprintf(what, sizeof what, "%s (%s)", ref, kt_device_name(c->be.device));
-    expect_close(what, download_f32(c, t), r, n, atol, rtol);
-}
-
-// Compares an integer device tensor (I32 or U8) with fixture `ref` exactly.
-static void expect_fx_int(Ctx *c, const KtTensor *t, const char *ref) {
-    int64_t n, nt = kt_numel(t);
-    int64_t *r = ctx_keep(c, read_i64(fixture_path(FX), ref, &n));
-    cr_assert_eq(n, nt, "%s: size mismatch", ref);
-    void *h = download_f32(c, t);
-    int64_t *g = ctx_keep(c, malloc((size_t)(n ? n : 1) * 8));
-    for (int64_t i = 0; i < n; i++) g[i] = t->dtype == KT_I32 ? ((int32_t *)h)[i] : ((uint8_t *)h)[i];
-    expect_equal_i64(ref, g, r, n);
-}
-
-#define TWIN(suite, name)                                  \
-    static void name(KtDevice dev);                        \
-    Test(suite, name##_cpu) { name(KT_CPU); }              \
-    Test(suite, name##_cuda) { name(KT_CUDA); }            \
-    static void name(KtDevice dev)
 
 // ------------------------------------------------------------------------------------------------ dense ops
 TWIN(dense, linear) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = IN("linear.x"), w = IN("linear.w"), b = IN("linear.b"), y = OUT("linear.y");
     OK(kt_linear(&c.be, &y, &x, &w, &b));
     expect_fx(&c, &y, "linear.y", TOL_REDUCE_F32);
@@ -138,7 +31,7 @@ TWIN(dense, linear) {
 
 TWIN(dense, embedding) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor t = IN("embedding.table"), idx = fx_tensor(&c, "embedding.idx", KT_I32, true), y = OUT("embedding.y");
     OK(kt_embedding(&c.be, &y, &t, &idx));
     expect_fx(&c, &y, "embedding.y", 0, 0);
@@ -150,19 +43,19 @@ TWIN(dense, embedding) {
 
 TWIN(dense, split_chunks_and_cfg) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = IN("split_chunks.x"), y = OUT("split_chunks.y");
     OK(kt_split_chunks(&c.be, &y, &x));
     expect_fx(&c, &y, "split_chunks.y", 0, 0);
     KtTensor l = IN("cfg_combine.logits"), yc = OUT("cfg_combine.y");
-    OK(kt_cfg_combine(&c.be, &yc, &l, (float)fx_scalar("cfg_combine.t")));
+    OK(kt_cfg_combine(&c.be, &yc, &l, (float)fx_scalar(&c, "cfg_combine.t")));
     expect_fx(&c, &yc, "cfg_combine.y", TOL_ELEMWISE_F32);
     ctx_close(&c);
 }
 
 TWIN(dense, codebook_argmin) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor z = IN("codebook_argmin.z"), cb = IN("codebook_argmin.codebook");
     KtTensor idx = fx_tensor(&c, "codebook_argmin.idx", KT_I32, false);
     OK(kt_codebook_argmin(&c.be, &idx, &z, &cb));
@@ -180,7 +73,7 @@ TWIN(dense, codebook_argmin) {
 // ------------------------------------------------------------------------------------------------------ norms
 TWIN(norm, layernorm) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     static const char *names[2][2] = {{"layernorm.x", "layernorm.y"}, {"layernorm_t1.x", "layernorm_t1.y"}};
     for (int i = 0; i < 2; i++) {
         KtTensor x = IN(names[i][0]), y = OUT(names[i][1]);
@@ -194,7 +87,7 @@ TWIN(norm, layernorm) {
 
 TWIN(norm, adaln) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = IN("adaln.x"), h = IN("adaln.h"), sc = IN("adaln.scale"), sh = IN("adaln.shift");
     KtTensor g = IN("adaln.gate"), y = OUT("adaln_modulate.y");
     OK(kt_adaln_modulate(&c.be, &y, &x, &sc, &sh));
@@ -219,7 +112,7 @@ static void expect_same_bytes(Ctx *c, const char *what, const KtTensor *a, const
 // The fused op equals kt_gated_residual followed by kt_layernorm_adaln bit for bit (x and y).
 TWIN(norm, gated_residual_layernorm_adaln) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x1 = IN("adaln.x"), x2 = IN("adaln.x"), h = IN("adaln.h"), sc = IN("adaln.scale"), sh = IN("adaln.shift");
     KtTensor g = IN("adaln.gate"), y1 = OUT("layernorm_adaln.y"), y2 = OUT("layernorm_adaln.y");
     OK(kt_gated_residual(&c.be, &x1, &h, &g));
@@ -233,7 +126,7 @@ TWIN(norm, gated_residual_layernorm_adaln) {
 
 TWIN(norm, group_norm) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = IN("group_norm.x"), w = IN("group_norm.w"), b = IN("group_norm.b"), y = OUT("group_norm.y");
     OK(kt_group_norm(&c.be, &y, &x, &w, &b, 32, 1e-6f));
     expect_fx(&c, &y, "group_norm.y", TOL_REDUCE_F32);
@@ -245,7 +138,7 @@ TWIN(norm, group_norm) {
 // ----------------------------------------------------------------------------------------------- elementwise
 TWIN(elementwise, activations) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = IN("act.x"), y = OUT("gelu_tanh.y");
     OK(kt_gelu_tanh(&c.be, &y, &x));
     expect_fx(&c, &y, "gelu_tanh.y", TOL_ELEMWISE_F32);
@@ -258,20 +151,20 @@ TWIN(elementwise, activations) {
 
 TWIN(elementwise, add_axpby) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor a = IN("add.a"), b2 = IN("add.b2"), b1 = IN("add.b1"), bb = IN("axpby.b"), y = OUT("add.y2");
     OK(kt_add(&c.be, &y, &a, &b2));
     expect_fx(&c, &y, "add.y2", TOL_ELEMWISE_F32);
     OK(kt_add(&c.be, &y, &a, &b1));
     expect_fx(&c, &y, "add.y1", TOL_ELEMWISE_F32);
-    OK(kt_axpby(&c.be, &y, (float)fx_scalar("axpby.alpha"), &a, (float)fx_scalar("axpby.beta"), &bb));
+    OK(kt_axpby(&c.be, &y, (float)fx_scalar(&c, "axpby.alpha"), &a, (float)fx_scalar(&c, "axpby.beta"), &bb));
     expect_fx(&c, &y, "axpby.y", TOL_ELEMWISE_F32);
     ctx_close(&c);
 }
 
 TWIN(elementwise, softmax) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = IN("softmax.x"), y = OUT("softmax.y");
     OK(kt_softmax(&c.be, &y, &x));
     expect_fx(&c, &y, "softmax.y", TOL_REDUCE_F32);
@@ -295,7 +188,7 @@ TWIN(elementwise, softmax) {
 
 TWIN(elementwise, image_to_u8) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = IN("image_to_u8.x"), y = fx_tensor(&c, "image_to_u8.y", KT_U8, false);
     int64_t bad = -1, zero = 0;
     KtTensor counter = dev_new(&c, KT_I64, 1, (int64_t[]){1}, &zero);
@@ -323,7 +216,7 @@ TWIN(elementwise, image_to_u8) {
 TWIN(conv, conv2d) {
     static const char *cases[] = {"conv_s1", "conv_s2", "conv_1x1", "conv_in", "conv_k13"};
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     for (int i = 0; i < 5; i++) {
         char n[4][64];
         const char *suf[4] = {"x", "w", "b", "y"};
@@ -332,10 +225,10 @@ TWIN(conv, conv2d) {
         if (strcmp(cases[i], "conv_in")) b = IN(n[2]);
         char pn[64];
         snprintf(pn, sizeof pn, "%s.pad", cases[i]);
-        float *pv = ctx_keep(&c, read_f32(fixture_path(FX), pn, NULL, NULL, NULL));
+        float *pv = fx_read(&c, pn, NULL, NULL, NULL);
         int pad[4] = {(int)pv[0], (int)pv[1], (int)pv[2], (int)pv[3]};
         snprintf(pn, sizeof pn, "%s.stride", cases[i]);
-        OK(kt_conv2d(&c.be, &y, &x, &w, b.data ? &b : NULL, (int)fx_scalar(pn), pad));
+        OK(kt_conv2d(&c.be, &y, &x, &w, b.data ? &b : NULL, (int)fx_scalar(&c, pn), pad));
         expect_fx(&c, &y, n[3], TOL_CONV_F32);
     }
     ctx_close(&c);
@@ -350,7 +243,7 @@ static float lcg_uniform(uint64_t *s) {  // deterministic test data in [-1, 1)
 TWIN(conv, conv2d_chunked) {
     const int64_t B = 1, H = 48, W = 70, Ci = 160, Co = 24, K = 3 * 3 * Ci;
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     float *x = ctx_keep(&c, malloc(sizeof(float) * B * H * W * Ci)), *w = ctx_keep(&c, malloc(sizeof(float) * Co * K));
     float *ref = ctx_keep(&c, malloc(sizeof(float) * B * H * W * Co)), bias[24];
     uint64_t s = 42;
@@ -382,7 +275,7 @@ TWIN(conv, conv2d_chunked) {
 // --------------------------------------------------------------------------------------------------- resample
 TWIN(resample, upsample_nearest2x) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = IN("upsample_nearest2x.x"), y = OUT("upsample_nearest2x.y");
     OK(kt_upsample_nearest2x(&c.be, &y, &x));
     expect_fx(&c, &y, "upsample_nearest2x.y", 0, 0);
@@ -393,7 +286,7 @@ TWIN(resample, upsample_nearest2x) {
 TWIN(resample, resize) {
     static const int pns[] = {1, 2, 3, 4, 5, 6, 8, 10, 13};
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x16 = IN("resize.x16"), xo = IN("resize.x7x11");
     for (int i = 0; i < 11; i++) {
         for (int dir = 0; dir < 2; dir++) {
@@ -427,7 +320,7 @@ TWIN(resample, resize) {
 // 20) on a float image a little beyond [-1, 1].
 TWIN(resample, eval_downsample) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = IN("eval_resize.x");
     static const char *names[] = {"eval_resize_48_32.y", "eval_resize_48_20.y"};
     for (int i = 0; i < 2; i++) {
@@ -444,7 +337,7 @@ TWIN(fid, pools_vs_torch) {
         {"max_pool_k3s2p0.y", false, 3, 2, 0}, {"max_pool_k3s1p1.y", false, 3, 1, 1},
         {"avg_pool_k3s1p1.y", true, 3, 1, 1},  {"avg_pool_k3s2p1.y", true, 3, 2, 1}};
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = IN("pool.x");
     for (int i = 0; i < 4; i++) {
         KtTensor y = OUT(cases[i].y);
@@ -458,7 +351,7 @@ TWIN(fid, pools_vs_torch) {
 
 TWIN(fid, spatial_mean_and_affine_relu_vs_torch) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     static const char *names[2][2] = {{"spatial_mean.x", "spatial_mean.y"},
                                       {"spatial_mean_8x8.x", "spatial_mean_8x8.y"}};
     for (int i = 0; i < 2; i++) {
@@ -479,7 +372,7 @@ TWIN(fid, spatial_mean_and_affine_relu_vs_torch) {
 TWIN(fid, preprocess_vs_reference) {
     static const char *cases[] = {"up", "down", "mixed"};
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     for (int i = 0; i < 3; i++) {
         char xn[64], yn[2][64];
         snprintf(xn, sizeof xn, "fid_%s.x", cases[i]);
@@ -503,7 +396,7 @@ TWIN(fid, preprocess_ramp) {
         for (int ch = 0; ch < 3; ch++) ramp[i * 3 + ch] = (uint8_t)(30 * i * (ch + 1) / 3);  // TL, TR, BL, BR
     static const float adm[9] = {0, 20, 30, 40, 60, 70, 60, 80, 90}, pt[9] = {0, 15, 30, 30, 45, 60, 60, 75, 90};
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = dev_new(&c, KT_U8, 4, (int64_t[]){1, 2, 2, 3}, ramp);
     KtTensor y = dev_new(&c, KT_F32, 4, (int64_t[]){1, 3, 3, 3}, NULL);
     for (int m = 0; m < 2; m++) {
@@ -525,7 +418,7 @@ TWIN(fid, pools_by_hand) {
     float v[18];
     for (int i = 0; i < 9; i++) v[2 * i] = (float)(1 << i), v[2 * i + 1] = -(float)(1 << i);
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor x = dev_new(&c, KT_F32, 4, (int64_t[]){1, 3, 3, 2}, v), y = dev_new(&c, KT_F32, 4, x.shape, NULL);
     KtTensor y1 = dev_new(&c, KT_F32, 4, (int64_t[]){1, 1, 1, 2}, NULL);
     // window sums of 1..256 (row-major 3x3), divided by the in-bounds tap count
@@ -557,7 +450,7 @@ TWIN(fid, copy_channels_and_affine_by_hand) {
     for (int i = 0; i < 8; i++) a[i] = (float)i;
     for (int i = 0; i < 12; i++) b[i] = 100.0f + (float)i;
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor at = dev_new(&c, KT_F32, 4, (int64_t[]){1, 2, 2, 2}, a);
     KtTensor bt = dev_new(&c, KT_F32, 4, (int64_t[]){1, 2, 2, 3}, b);
     KtTensor cat = dev_new(&c, KT_F32, 4, (int64_t[]){1, 2, 2, 5}, NULL), mid = dev_new(&c, KT_F32, 4, at.shape, NULL);
@@ -588,8 +481,8 @@ TWIN(fid, copy_channels_and_affine_by_hand) {
 static void fid_maps16(KtDType dt) {
     const int64_t B = 2, H = 9, W = 11, C = 40, n = B * H * W * C;
     Ctx g, c;
-    ctx_open(&g, KT_CUDA);
-    ctx_open(&c, KT_CPU);
+    ctx_open(&g, KT_CUDA, FX);
+    ctx_open(&c, KT_CPU, FX);
     OK(kt_backend_set_matmul_dtype(&g.be, dt));
     cr_assert_eq(g.be.map_dtype, dt);
     uint16_t *h16 = ctx_keep(&c, malloc(sizeof(uint16_t) * n));
@@ -645,7 +538,7 @@ Test(fid, maps16_cuda_fp16) { fid_maps16(KT_F16); }
 // -------------------------------------------------------------------------------------------------- attention
 TWIN(attention, split_and_prep) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor qkv = IN("qkv.qkv"), hsl = IN("qkv.head_scale_log");
     KtTensor q = OUT("split_qkv_heads.q"), k = OUT("split_qkv_heads.k"), v = OUT("split_qkv_heads.v");
     OK(kt_split_qkv_heads(&c.be, &q, &k, &v, &qkv));
@@ -653,7 +546,7 @@ TWIN(attention, split_and_prep) {
     expect_fx(&c, &k, "split_qkv_heads.k", 0, 0);
     expect_fx(&c, &v, "split_qkv_heads.v", 0, 0);
     int64_t B = q.shape[0], NH = q.shape[1], T = q.shape[2], HS = q.shape[3];
-    int64_t t0 = (int64_t)fx_scalar("qkv.t0"), cap = (int64_t)fx_scalar("qkv.tcap"), n = B * NH * cap * HS;
+    int64_t t0 = (int64_t)fx_scalar(&c, "qkv.t0"), cap = (int64_t)fx_scalar(&c, "qkv.tcap"), n = B * NH * cap * HS;
     float *sentinel = ctx_keep(&c, malloc(sizeof(float) * n));
     for (int64_t i = 0; i < n; i++) sentinel[i] = 7.0f;
     int64_t cs[4] = {B, NH, cap, HS};
@@ -661,7 +554,7 @@ TWIN(attention, split_and_prep) {
     OK(kt_var_attn_prep(&c.be, &q, &kc, &vc, &qkv, &hsl, t0));
     expect_fx(&c, &q, "var_attn_prep.q", TOL_ELEMWISE_F32);
     float *kh = download_f32(&c, &kc), *vh = download_f32(&c, &vc), *vref = download_f32(&c, &v);
-    float *kref = ctx_keep(&c, read_f32(fixture_path(FX), "var_attn_prep.k", NULL, NULL, NULL));
+    float *kref = fx_read(&c, "var_attn_prep.k", NULL, NULL, NULL);
     float *kw = ctx_keep(&c, malloc(sizeof(float) * B * NH * T * HS));  // cache positions [t0, t0 + T)
     float *vw = ctx_keep(&c, malloc(sizeof(float) * B * NH * T * HS));
     int64_t untouched_bad = 0;
@@ -686,10 +579,10 @@ TWIN(attention, split_and_prep) {
 // without a bias, on a cache whose first t0 rows hold earlier keys.
 TWIN(attention, var_attention_composition) {
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     KtTensor qkv = IN("qkv.qkv"), hsl = IN("qkv.head_scale_log");
     int64_t B = qkv.shape[0], T = qkv.shape[1], NH = hsl.shape[0], HS = qkv.shape[2] / (3 * NH);
-    int64_t t0 = (int64_t)fx_scalar("qkv.t0"), cap = (int64_t)fx_scalar("qkv.tcap"), n = B * NH * cap * HS;
+    int64_t t0 = (int64_t)fx_scalar(&c, "qkv.t0"), cap = (int64_t)fx_scalar(&c, "qkv.tcap"), n = B * NH * cap * HS;
     float *prev = ctx_keep(&c, malloc(sizeof(float) * n)), *bias = ctx_keep(&c, malloc(sizeof(float) * T * (t0 + T)));
     for (int64_t i = 0; i < n; i++) prev[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
     for (int64_t i = 0; i < T * (t0 + T); i++) bias[i] = i % 3 ? 0.0f : -INFINITY;
@@ -715,7 +608,7 @@ TWIN(attention, var_attention_composition) {
 TWIN(attention, attention) {
     static const char *cases[] = {"attention", "attention_t1", "attention_1head"};
     Ctx c;
-    ctx_open(&c, dev);
+    ctx_open(&c, dev, FX);
     for (int i = 0; i < 3; i++) {
         char n[6][64];
         const char *suf[6] = {"q", "k", "v", "bias", "out", "kv_len"};
@@ -724,8 +617,8 @@ TWIN(attention, attention) {
         if (i == 0) bias = IN(n[3]);
         char sn[64];
         snprintf(sn, sizeof sn, "%s.scale", cases[i]);
-        OK(kt_attention(&c.be, &out, &q, &k, &v, (int64_t)fx_scalar(n[5]), i == 0 ? &bias : NULL,
-                        (float)fx_scalar(sn)));
+        OK(kt_attention(&c.be, &out, &q, &k, &v, (int64_t)fx_scalar(&c, n[5]), i == 0 ? &bias : NULL,
+                        (float)fx_scalar(&c, sn)));
         expect_fx(&c, &out, n[4], TOL_REDUCE_F32);
     }
     ctx_close(&c);

@@ -21,15 +21,6 @@ Test(var_vqvae, phi_schedule_rule) {
     for (int i = 0; i < 6; i++) cr_expect_eq(idx[i], want6[i]);
 }
 
-// NCHW (B, C, H, W) -> NHWC.
-static float *to_nhwc(const float *x, int64_t B, int64_t C, int64_t H, int64_t W) {
-    float *y = malloc((size_t)(B * C * H * W) * sizeof *y);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t i = 0; i < H * W; i++) y[(b * H * W + i) * C + c] = x[(b * C + c) * H * W + i];
-    return y;
-}
-
 static void load_tiny(VarVqvae *vq, KtBackend *be, const char *file) {
     KtCheckpoint ck = {0};
     cr_assert(kt_ckpt_open(&ck, fixture_path(file)) == KT_OK, "%s", kt_last_error());

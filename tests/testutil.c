@@ -59,6 +59,46 @@ int64_t *read_i64(const char *path, const char *name, int64_t *n) {
     return out;
 }
 
+float *to_nhwc(const float *x, int64_t B, int64_t C, int64_t H, int64_t W) {
+    float *y = malloc((size_t)(B * C * H * W) * sizeof *y);
+    cr_assert(y != NULL);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t i = 0; i < H * W; i++) y[(b * H * W + i) * C + c] = x[(b * C + c) * H * W + i];
+    return y;
+}
+
+void *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    cr_assert(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *d = malloc((size_t)len + 1);
+    cr_assert(d && fread(d, 1, (size_t)len, f) == (size_t)len, "cannot read %s", path);
+    d[len] = 0;
+    fclose(f);
+    if (n) *n = (size_t)len;
+    return d;
+}
+
+void write_file(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f != NULL, "cannot create %s", path);
+    cr_assert(fwrite(data, 1, n, f) == n, "cannot write %s", path);
+    fclose(f);
+}
+
+void read_tokens_json(const char *path, int64_t *ids, int n) {
+    char *buf = read_file(path, NULL);
+    cr_assert(strncmp(buf, "{\"tokens\": [", 12) == 0, "%s", buf);
+    int k = 0;
+    for (char *p = buf + 12; *p && k < n; p++)
+        if (*p >= '0' && *p <= '9') ids[k++] = strtol(p, &p, 10);
+    free(buf);
+    cr_assert_eq(k, n, "%s: %d ids, expected %d", path, k, n);
+}
+
 void expect_close(const char *what, const float *got, const float *ref, int64_t n, double atol, double rtol) {
     double max_abs = 0, max_rel = 0;
     int64_t worst = -1, n_bad = 0;
@@ -96,6 +136,13 @@ void expect_equal_i64(const char *what, const int64_t *got, const int64_t *ref, 
     cr_expect(n_bad == 0, "%s: %lld of %lld differ; first at [%lld]: %lld vs %lld", what, (long long)n_bad,
               (long long)n, (long long)first, first >= 0 ? (long long)got[first] : 0LL,
               first >= 0 ? (long long)ref[first] : 0LL);
+}
+
+void expect_error(KtStatus got, KtStatus want, const char *name, const char *needle) {
+    const char *msg = kt_last_error();
+    cr_expect(got == want, "expected %s, got %s (%s)", kt_status_name(want), kt_status_name(got), msg);
+    cr_expect(strstr(msg, name) != NULL, "message does not name '%s': %s", name, msg);
+    if (needle) cr_expect(strstr(msg, needle) != NULL, "message lacks '%s': %s", needle, msg);
 }
 
 int run_cli(const char *const *args, char *err, size_t cap) { return run_cli_stdout(args, NULL, err, cap); }
