@@ -399,7 +399,11 @@ static int jpeg_read_session(JpegReadCtx *c, FILE *f) {
                  (unsigned long)c->h, IMAGE_MAX_DIM, IMAGE_MAX_DIM);
         return 0;
     }
-    c->cinfo.out_color_space = JCS_RGB;  // gray and YCbCr convert; CMYK/YCCK are refused by libjpeg
+    if (c->cinfo.jpeg_color_space == JCS_CMYK || c->cinfo.jpeg_color_space == JCS_YCCK) {
+        snprintf(c->err.msg, sizeof c->err.msg, "a CMYK JPEG: argen reads RGB and gray images (convert it to RGB)");
+        return 0;
+    }
+    c->cinfo.out_color_space = JCS_RGB;  // gray and YCbCr convert to RGB
     jpeg_start_decompress(&c->cinfo);
     if (c->cinfo.output_components != 3 || c->cinfo.output_width != c->w || c->cinfo.output_height != c->h) {
         snprintf(c->err.msg, sizeof c->err.msg, "unsupported JPEG layout (%d components)", c->cinfo.output_components);
@@ -430,7 +434,8 @@ static KtStatus read_jpeg(FILE *f, const char *path, uint8_t **rgb, int *w, int 
     if (!ok) {
         free(c.pix);
         if (ferror(f)) return KT_FAIL(KT_ERR_IO, "%s: read error: %s", path, strerror(errno ? errno : EIO));
-        if (c.kind != KT_ERR_FORMAT || !strncmp(c.err.msg, "image is", 8)) return KT_FAIL(c.kind, "%s: %s", path, c.err.msg);
+        if (c.kind != KT_ERR_FORMAT || !strncmp(c.err.msg, "image is", 8) || !strncmp(c.err.msg, "a CMYK", 6))
+            return KT_FAIL(c.kind, "%s: %s", path, c.err.msg);
         return KT_FAIL(KT_ERR_FORMAT, "%s: corrupt or truncated JPEG: %s", path, c.err.msg);
     }
     *rgb = c.pix;

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jpeglib.h>  // after stdio.h, as it requires
+
 #include "cli/image_io.h"
 #include "cli/options.h"
 #include "testutil.h"
@@ -624,6 +626,39 @@ Test(image_io, failed_write_mid_file_leaves_no_temp_file) {
     cr_assert(strstr(kt_last_error(), "File too large"), "%s", kt_last_error());
     cr_assert_eq(count_entries(dir), 0, "temporary file left behind");
     free(rgb), rmdir(dir), free(path), free(dir);
+}
+
+// A 4-channel CMYK JPEG (as print workflows write them), made with libjpeg: refused with a message that says so.
+static void write_cmyk_jpeg(const char *path) {
+    struct jpeg_compress_struct ci;
+    struct jpeg_error_mgr err;
+    ci.err = jpeg_std_error(&err);
+    jpeg_create_compress(&ci);
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    jpeg_stdio_dest(&ci, f);
+    ci.image_width = 8, ci.image_height = 8, ci.input_components = 4, ci.in_color_space = JCS_CMYK;
+    jpeg_set_defaults(&ci);
+    jpeg_start_compress(&ci, TRUE);
+    uint8_t row[8 * 4];
+    for (int i = 0; i < 8 * 4; i++) row[i] = (uint8_t)(i * 7);
+    while (ci.next_scanline < 8) {
+        JSAMPROW r = row;
+        jpeg_write_scanlines(&ci, &r, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    fclose(f);
+}
+
+Test(image_io, cmyk_jpeg_is_refused_by_name) {
+    char *dir = make_tmpdir(), *path = path_in(dir, "cmyk.jpg");
+    write_cmyk_jpeg(path);
+    uint8_t *rgb = (uint8_t *)1;
+    int w, h;
+    cr_assert_eq(read_image_rgb8(path, &rgb, &w, &h), KT_ERR_FORMAT);
+    cr_assert(rgb == NULL && strstr(kt_last_error(), path) && strstr(kt_last_error(), "CMYK"), "%s", kt_last_error());
+    unlink(path), rmdir(dir), free(path), free(dir);
 }
 
 Test(image_io, jpeg_round_trip) {
