@@ -20,7 +20,7 @@ if [ "${1:-}" = "--pack" ]; then
   rm -rf "$G" && mkdir -p "$G/bin"
   for src in tests/test_*.c; do  # only the tests with CUDA twins: the carried tree is limited to 64 MiB
     n=$(basename "$src" .c)
-    if grep -q KT_CUDA "$src" && [ -x "$BUILD/tests/$n" ]; then cp "$BUILD/tests/$n" "$G/bin/"; fi
+    if grep -q -E 'KT_CUDA|"cuda"' "$src" && [ -x "$BUILD/tests/$n" ]; then cp "$BUILD/tests/$n" "$G/bin/"; fi
   done
   cp "$BUILD/argen" "$G/bin/"
   strip "$G"/bin/* 2>/dev/null
