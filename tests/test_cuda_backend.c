@@ -419,7 +419,12 @@ Test(cuda_attention, fp16_tensor_cores) {
 static void check_var_attention(Pair *p, int64_t B, int64_t NH, int64_t T, int64_t t0, int64_t Tcap, int64_t HS,
                                 bool bias, KtDType odt, bool clamp) {
     int64_t C = NH * HS, kv = t0 + T;
-    float hsl[8] = {0.3f, 1.5f, -1.2f, 1.0f, 0.5f, 0.0f, 1.2f, -0.5f};  // scale exp(hsl) <= 4.5: scores of a few units
+    // head scales exp(hsl) <= 4.5 (scores of a few units), one per head: the 8 values repeat. (This used to be an
+    // 8-float array read as NH floats: the NH = 132 shape took 124 scales from the stack, which made the test fail
+    // now and then with the stack's contents.)
+    static const float hsl8[8] = {0.3f, 1.5f, -1.2f, 1.0f, 0.5f, 0.0f, 1.2f, -0.5f};
+    float *hsl = keep(p, malloc((size_t)NH * sizeof(float)));
+    for (int64_t h = 0; h < NH; h++) hsl[h] = hsl8[h % 8];
     if (clamp) hsl[1] = 5.0f;
     float *bh = NULL;
     if (bias) {
