@@ -98,7 +98,8 @@ static void sort_pairs(float *v, int32_t *ix, int64_t n) {
 }
 
 // VAR's nucleus filter: the finite logits sorted ascending, softmax in that order (max subtracted, double), the
-// cumulative probability summed in double; entries whose cumulative probability is <= 1 - top_p are masked, except
+// cumulative probability (the running sum of exp terms, divided by the total: as the CUDA sampler's scan, so exactly
+// tied logits give exact fractions on both); entries whose cumulative probability is <= 1 - top_p are masked, except
 // the largest. Non-finite entries are left as they are (masked -inf entries carry no probability).
 void smp_top_p_mask(float *logits, int64_t V, float top_p, float *scratch_v, int32_t *scratch_i) {
     if (!(top_p > 0.0f) || top_p >= 1.0f) return;
@@ -114,8 +115,8 @@ void smp_top_p_mask(float *logits, int64_t V, float top_p, float *scratch_v, int
     for (int64_t j = 0; j < n; j++) z += exp((double)scratch_v[j] - m);
     double thr = 1.0 - (double)top_p, cum = 0;
     for (int64_t j = 0; j < n - 1; j++) {
-        cum += exp((double)scratch_v[j] - m) / z;
-        if (cum > thr) break;  // the cumulative sum only grows
+        cum += exp((double)scratch_v[j] - m);
+        if (cum / z > thr) break;  // the cumulative sum only grows
         logits[scratch_i[j]] = -INFINITY;
     }
 }

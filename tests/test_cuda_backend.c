@@ -495,8 +495,9 @@ Test(cuda_attention, var_prep_split) {
 }
 
 // ------------------------------------------------------------------------------------------------- sampling
-static void check_sampling(Pair *p, int64_t B, int64_t T, int64_t V, SmpParams sp, int64_t pos0) {
-    float *lh = rnd(p, B * T * V, 4.f);
+// tied: every logit equal (top-p boundaries at exact fractions of the row)
+static void check_sampling_rows(Pair *p, int64_t B, int64_t T, int64_t V, SmpParams sp, int64_t pos0, bool tied) {
+    float *lh = rnd(p, B * T * V, tied ? 0.f : 4.f);
     for (int64_t i = 0; i < B * T * V; i += 97) lh[i] = lh[(i * 31) % (B * T * V)];  // some exact ties
     int64_t ids[4] = {7, 123456789012ll, 0, 42};
     Twin lg = TW(lh, B, T, V), id = TWT(KT_I64, ids, B), tok = TWT(KT_I32, NULL, B, T);
@@ -510,6 +511,10 @@ static void check_sampling(Pair *p, int64_t B, int64_t T, int64_t V, SmpParams s
     Twin cb = TW(rnd(p, V * 8, 1.f), V, 8), h = TW(NULL, B, T, 8);
     BOTH(kt_smooth_embed, S(h), S(lg), S(cb), 0.4f, S(id), pos0, sp.seed);
     expect_twin(p, "smooth_embed", &h, TOL_SMOOTH_F32);
+}
+
+static void check_sampling(Pair *p, int64_t B, int64_t T, int64_t V, SmpParams sp, int64_t pos0) {
+    check_sampling_rows(p, B, T, V, sp, pos0, false);
 }
 
 Test(cuda_sampling, tokens_match_cpu) {
@@ -527,6 +532,10 @@ Test(cuda_sampling, tokens_match_cpu) {
     check_sampling(p, 2, 50, 4096, sp, 100);
     sp.top_k = 2000, sp.top_p = 0.9f;
     check_sampling(p, 1, 20, 16384, sp, 5);
+    sp.top_k = 0, sp.top_p = 0.5f;  // 18 tied entries: the CPU's cumulative sum must give exact fractions too
+    check_sampling_rows(p, 2, 3, 18, sp, 0, true);
+    sp.top_p = 0.75f;
+    check_sampling_rows(p, 2, 3, 36, sp, 0, true);
     pair_close(p);
 }
 

@@ -90,6 +90,19 @@ Test(masking, top_k_top_p_vs_torch) {
     }
 }
 
+// Exactly tied survivors: the cumulative probability is an exact fraction (9/18 = 0.5 <= 1 - 0.5, so 9 entries go),
+// as in the CUDA sampler's scan. (A running sum of rounded 1/18 terms reaches 0.5000000000000001 and kept one more.)
+Test(masking, top_p_exact_ties) {
+    enum { V = 20 };
+    float l[V], sv[V];
+    int32_t si[V];
+    for (int i = 0; i < V; i++) l[i] = i < 18 ? 1.5f : -INFINITY;
+    smp_top_p_mask(l, V, 0.5f, sv, si);
+    int masked = 0;
+    for (int i = 0; i < 18; i++) masked += l[i] == -INFINITY;
+    cr_expect_eq(masked, 9, "%d of 18 tied entries masked", masked);
+}
+
 Test(masking, top_k_1_is_argmax) {
     enum { V = 300 };
     float l[V], sv[V];
