@@ -266,12 +266,9 @@ static KtStatus launch_f16(KtBackend *be, FlashF16Args a, int64_t BH) {
     constexpr int BQ = 16 * NW;
     size_t smem = (size_t)4 * BK * D * 4 + (size_t)(2 * BK + BQ) * (D + 8) * 2;
     if (smem > cuda_impl(be)->smem_optin) return KT_ERR_UNSUPPORTED;
-    static bool attr_set = false;  // per template instance; the attribute is per device function
-    if (!attr_set) {
-        KT_CUDA_TRY(cudaFuncSetAttribute(flash_f16_kernel<D, BK, NW, OT, PREP>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        attr_set = true;
-    }
+    // per call: the attribute belongs to the current device's context (cheap, and allowed during capture)
+    KT_CUDA_TRY(cudaFuncSetAttribute(flash_f16_kernel<D, BK, NW, OT, PREP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)smem));
     a.qtiles = (a.Tq + BQ - 1) / BQ;
     int64_t grid = BH * a.qtiles;
     if (grid > INT32_MAX) return KT_ERR_UNSUPPORTED;
@@ -442,11 +439,7 @@ static KtStatus launch_f32(KtBackend *be, float *out, const float *q, const floa
                            int NH, int Tq, int64_t Tcap, int kv, const float *bias, float scale) {
     size_t smem = (size_t)(32 * D + 64 * (D + 4) + 64 * D + 32 * 68) * 4;
     if (smem > cuda_impl(be)->smem_optin) return KT_ERR_UNSUPPORTED;
-    static bool attr_set = false;
-    if (!attr_set) {
-        KT_CUDA_TRY(cudaFuncSetAttribute(flash_f32_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        attr_set = true;
-    }
+    KT_CUDA_TRY(cudaFuncSetAttribute(flash_f32_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     int qtiles = (Tq + 31) / 32;
     int64_t grid = BH * qtiles;
     if (grid > INT32_MAX) return KT_ERR_UNSUPPORTED;

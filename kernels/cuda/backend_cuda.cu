@@ -67,7 +67,18 @@ KtStatus cuda_scratch(KtBackend *be, size_t nbytes, void **ptr) {
     KT_CUDA_TRY(cudaStreamSynchronize(c->stream));  // the old scratch may still be in use by queued work
     size_t grown = c->scratch_cap / 4 * 5;             // grow geometrically: shapes vary from call to call
     size_t want = nbytes > grown ? nbytes : grown;
-    cuda_release_raw(be, c->scratch);
+    if (c->scratch && c->live_graphs > 0) {  // a captured graph may address it: keep it until the last graph goes
+        if (c->n_retired == c->cap_retired) {
+            int cap = c->cap_retired ? 2 * c->cap_retired : 8;
+            void **r = (void **)realloc(c->retired, (size_t)cap * sizeof *r);
+            if (!r) return KT_FAIL(KT_ERR_OOM, "cuda scratch: out of host memory");
+            c->retired = r;
+            c->cap_retired = cap;
+        }
+        c->retired[c->n_retired++] = c->scratch;
+    } else {
+        cuda_release_raw(be, c->scratch);
+    }
     c->scratch = NULL;
     c->scratch_cap = 0;
     want = (want + (2u << 20) - 1) / (2u << 20) * (2u << 20);
@@ -77,19 +88,30 @@ KtStatus cuda_scratch(KtBackend *be, size_t nbytes, void **ptr) {
     return KT_OK;
 }
 
-// Reports (and clears) the error flags device kernels raise on bad data: bit 0 an embedding index outside [0, V)
-// (the row is zero), bit 1 a sampled row without any finite logit (its token is 0).
-static KtStatus check_flag(KtBackend *be) {
+// The error flags device kernels raise on bad data: bit 0 an embedding index outside [0, V) (the row is zero), bit 1
+// a sampled row without any finite logit (its token is 0). queue_flag_read queues their copy to host_small;
+// flag_status, after a stream sync, reports (and clears) them.
+static KtStatus queue_flag_read(KtBackend *be) {
     CudaImpl *c = cuda_impl(be);
-    int32_t flag;
     KT_CUDA_TRY(cudaMemcpyAsync(c->host_small, (char *)c->dev_small + CUDA_SMALL_FLAG, 4, cudaMemcpyDeviceToHost,
                                 c->stream));
-    KT_CUDA_TRY(cudaStreamSynchronize(c->stream));
+    return KT_OK;
+}
+
+static KtStatus flag_status(KtBackend *be) {
+    CudaImpl *c = cuda_impl(be);
+    int32_t flag;
     memcpy(&flag, c->host_small, 4);
     if (!flag) return KT_OK;
     KT_CUDA_TRY(cudaMemsetAsync((char *)c->dev_small + CUDA_SMALL_FLAG, 0, 4, c->stream));
     if (flag & 1) return KT_FAIL(KT_ERR_ARG, "kt_embedding: an index was outside [0, V) (its rows were set to zero)");
     return KT_FAIL(KT_ERR_NUMERIC, "sampling: a row had no finite logit (its token was set to 0)");
+}
+
+static KtStatus check_flag(KtBackend *be) {
+    KT_TRY(queue_flag_read(be));
+    KT_CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)));
+    return flag_status(be);
 }
 
 static KtStatus be_alloc(KtBackend *be, void **ptr, size_t nbytes) { return cuda_alloc_raw(be, ptr, nbytes); }
@@ -100,10 +122,13 @@ static KtStatus be_upload(KtBackend *be, void *dst, const void *src, size_t n) {
     KT_CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)));  // the host buffer may be reused on return
     return KT_OK;
 }
+// A download is where results reach the host, so it also reports the error flags of the work before it (e.g. a
+// sampled row without a finite logit inside a replayed graph), as the CPU backend reports them at the op.
 static KtStatus be_download(KtBackend *be, void *dst, const void *src, size_t n) {
     KT_CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, cuda_stream(be)));
+    KT_TRY(queue_flag_read(be));  // same sync
     KT_CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)));
-    return KT_OK;
+    return flag_status(be);
 }
 static KtStatus be_copy(KtBackend *be, void *dst, const void *src, size_t n) {
     if (n) KT_CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, cuda_stream(be)));
@@ -186,7 +211,14 @@ static KtStatus be_graph_end(KtBackend *be, void **out) {
         KT_CUDA_TRY(e);
     }
     *out = cg;
+    c->live_graphs++;
     return KT_OK;
+}
+
+static void free_retired_scratch(KtBackend *be) {
+    CudaImpl *c = cuda_impl(be);
+    for (int i = 0; i < c->n_retired; i++) cuda_release_raw(be, c->retired[i]);
+    c->n_retired = 0;
 }
 
 static KtStatus be_graph_launch(KtBackend *be, void *graph) {
@@ -196,12 +228,13 @@ static KtStatus be_graph_launch(KtBackend *be, void *graph) {
 }
 
 static void be_graph_free(KtBackend *be, void *graph) {
-    (void)be;
     CudaGraph *cg = (CudaGraph *)graph;
     if (!cg) return;
     if (cg->exec) cudaGraphExecDestroy(cg->exec);
     if (cg->graph) cudaGraphDestroy(cg->graph);
     free(cg);
+    CudaImpl *c = cuda_impl(be);
+    if (c && --c->live_graphs == 0) free_retired_scratch(be);  // (cudaFree waits for queued replays)
 }
 
 // --------------------------------------------------------------------------------------------------- lifecycle
@@ -215,6 +248,8 @@ static void be_destroy(KtBackend *be) {
     if (c->lt) cublasLtDestroy(c->lt);
     if (c->blas) cublasDestroy(c->blas);
     if (c->scratch) cuda_release_raw(be, c->scratch);
+    free_retired_scratch(be);
+    free(c->retired);
     if (c->blas_ws) cuda_release_raw(be, c->blas_ws);
     if (c->dev_small) cuda_release_raw(be, c->dev_small);
     if (c->host_small) cudaFreeHost(c->host_small);
@@ -273,7 +308,8 @@ static const KtBackendOps *cuda_ops(void) {
     o.graph_launch = be_graph_launch;
     o.graph_free = be_graph_free;
     o.rmsnorm = cuda_rmsnorm;
-    o.silu_mul = cuda_silu_mul;
+    o.add_rmsnorm = cuda_add_rmsnorm;
+    o.swiglu = cuda_swiglu;
     o.llama_attn_prep = cuda_llama_attn_prep;
     o.attention_pos = cuda_attention_pos;
     o.l2_normalize = cuda_l2_normalize;

@@ -327,12 +327,9 @@ static KtStatus run_small_co(KtBackend *be, KtTensor *y, const KtTensor *x, cons
     }
     int Co = (int)w->shape[0], kh = (int)w->shape[1], kw = (int)w->shape[2], Ci = (int)x->shape[3];
     size_t smem = (size_t)Co * kh * kw * Ci * sizeof(float);
-    static size_t attr = 48 << 10;
-    if (smem > attr) {
+    if (smem > (48u << 10))  // per call: the attribute belongs to the current device's context (cheap, capturable)
         KT_CUDA_TRY(cudaFuncSetAttribute(conv_small_co_kernel<WT, XT, YT, 8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)smem));
-        attr = smem;
-    }
     unsigned g = cuda_blocks_capped(npix * 32, 256, 16 * cuda_impl(be)->sm_count);
     conv_small_co_kernel<WT, XT, YT, 8><<<g, 256, smem, cuda_stream(be)>>>(
         (YT *)y->data, (const XT *)x->data, (const WT *)w->data, b ? (const float *)b->data : NULL, Co,
@@ -378,9 +375,11 @@ static void launch_prep(KtBackend *be, T *xp, const XT *x, const CudaConvPlan *p
 }
 
 // T: the weight (compute) dtype. x and y are float32 or T (16-bit maps only with 16-bit weights; ops.c checks).
+// Sets *refused (and returns KT_OK, y unwritten) when cuDNN refuses the shape outside a capture: the caller then runs
+// the direct kernel.
 template <typename T>
 static KtStatus run_conv(KtBackend *be, CudaConvPlan *p, KtTensor *y, const KtTensor *x, const KtTensor *w,
-                         const KtTensor *b) {
+                         const KtTensor *b, bool *refused) {
     CudaImpl *c = cuda_impl(be);
     cudaStream_t st = c->stream;
     bool is16 = p->dt != KT_F32, x16 = x->dtype != KT_F32, y16 = y->dtype != KT_F32;
@@ -421,12 +420,13 @@ static KtStatus run_conv(KtBackend *be, CudaConvPlan *p, KtTensor *y, const KtTe
     if (e != CUDNN_STATUS_SUCCESS) {
         if (c->capturing) KT_CUDA_TRY(e);
         p->ok = false;  // e.g. an alignment the algorithm cannot take: use the direct kernel from now on
-        return KT_ERR_UNSUPPORTED;
+        *refused = true;
+        return KT_OK;
     }
     int64_t n = p->B * p->Ho * p->Wo * p->Co;
     const float *bp = b ? (const float *)b->data : NULL;
     unsigned g = cuda_blocks_capped(n, 256, 16 * c->sm_count);
-    bool small = n < (1ll << 31);
+    bool small = ny < (1ll << 31);  // the kernel reads yo up to ny (Cop >= Co)
     if (own_out && y16) {
         if (small)
             conv_finish_kernel<T, T, uint32_t><<<g, 256, 0, st>>>((T *)y->data, (const T *)yout, bp, (uint32_t)p->Co,
@@ -524,10 +524,11 @@ KtStatus cuda_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTens
     CudaConvPlan *p = NULL;
     if (fits) KT_TRY(plan_get(be, &p, &key));
     if (p && p->ok) {
-        KtStatus s = w->dtype == KT_BF16 ? run_conv<__nv_bfloat16>(be, p, y, x, w, b)
-                     : w->dtype == KT_F16 ? run_conv<__half>(be, p, y, x, w, b)
-                                          : run_conv<float>(be, p, y, x, w, b);
-        if (s != KT_ERR_UNSUPPORTED) return s;
+        bool refused = false;  // by cuDNN (other errors, e.g. scratch during capture, are errors)
+        KtStatus s = w->dtype == KT_BF16 ? run_conv<__nv_bfloat16>(be, p, y, x, w, b, &refused)
+                     : w->dtype == KT_F16 ? run_conv<__half>(be, p, y, x, w, b, &refused)
+                                          : run_conv<float>(be, p, y, x, w, b, &refused);
+        if (s != KT_OK || !refused) return s;
     }
     return run_kernel(be, false, y, x, w, b, stride, pad);
 }

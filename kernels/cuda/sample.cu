@@ -152,11 +152,8 @@ template <int NT, int IT>
 static KtStatus launch_sample(KtBackend *be, int64_t rows, int32_t *tok, float *logits, const int64_t *ids, int64_t T,
                               int V, int64_t pos0, const SmpParams *p) {
     size_t smem = sizeof(SampleSmem<NT, IT>);
-    static bool attr_set = false;
-    if (!attr_set) {
-        KT_CUDA_TRY(cudaFuncSetAttribute(sample_kernel<NT, IT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        attr_set = true;
-    }
+    // per call: the attribute belongs to the current device's context (cheap, and allowed during capture)
+    KT_CUDA_TRY(cudaFuncSetAttribute(sample_kernel<NT, IT>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     int32_t *flag = (int32_t *)((char *)cuda_impl(be)->dev_small + CUDA_SMALL_FLAG);
     sample_kernel<NT, IT><<<(unsigned)rows, NT, smem, cuda_stream(be)>>>(tok, logits, ids, T, V, pos0, p->seed,
                                                                           p->top_k, p->top_p, p->temperature, flag);
@@ -255,11 +252,8 @@ KtStatus cuda_smooth_embed(KtBackend *be, KtTensor *h, const KtTensor *logits, c
     size_t smem = (size_t)V * sizeof(float);
     if (smem > cuda_impl(be)->smem_optin)
         return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_smooth_embed: vocabulary %lld exceeds shared memory", (long long)V);
-    static size_t attr = 48 << 10;
-    if (smem > attr) {
+    if (smem > (48u << 10))  // per call: the attribute belongs to the current device's context
         KT_CUDA_TRY(cudaFuncSetAttribute(smooth_embed_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        attr = smem;
-    }
     float mul = (float)(1.0 + (double)ratio);
     double tau_d = 0.27 * (1.0 - 0.95 * (double)ratio);
     float tau = (float)(tau_d > 0.005 ? tau_d : 0.005);
