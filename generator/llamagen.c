@@ -12,17 +12,20 @@
 #include "llamagen.h"
 
 // ------------------------------------------------------------------------------------------------- workspace
-static KtStatus ws_carve(LlamaWorkspace *ws, KtArena *a, const LlamaConfig *c, int64_t B, int64_t tmax) {
+// hdt: dtype of the GEMM inputs hn, att, g (the layers' weight dtype).
+static KtStatus ws_carve(LlamaWorkspace *ws, KtArena *a, const LlamaConfig *c, KtDType hdt, int64_t B, int64_t tmax) {
     int64_t rows = 2 * B, R = rows * tmax, D = c->D;
 #define F32(t, n, what) KT_TRY(kt_arena_tensor(a, (t), KT_F32, 1, (int64_t[]){(n)}, (what)))
 #define I32(t, n, what) KT_TRY(kt_arena_tensor(a, (t), KT_I32, 1, (int64_t[]){(n)}, (what)))
+#define GEMM_IN(t, n, what) KT_TRY(kt_arena_tensor(a, (t), hdt, 1, (int64_t[]){(n)}, (what)))
     F32(&ws->x, R * D, "x");
     F32(&ws->h, R * D, "h");
+    GEMM_IN(&ws->hn, R * D, "normed x");
     F32(&ws->qkv, R * 3 * D, "qkv");
     F32(&ws->q, R * D, "q");
-    F32(&ws->att, R * D, "att");
-    F32(&ws->a1, R * c->F, "ffn a1");
-    F32(&ws->a3, R * c->F, "ffn a3");
+    GEMM_IN(&ws->att, R * D, "att");
+    F32(&ws->a13, R * 2 * c->F, "ffn w1|w3 out");
+    GEMM_IN(&ws->g, R * c->F, "ffn gate");
     F32(&ws->logits, R * c->V, "logits");
     F32(&ws->logits_cfg, B * tmax * c->V, "cfg logits");
     for (int i = 0; i < c->n_layer; i++) {
@@ -39,6 +42,7 @@ static KtStatus ws_carve(LlamaWorkspace *ws, KtArena *a, const LlamaConfig *c, i
     I32(&ws->step, 1, "step counter");
 #undef F32
 #undef I32
+#undef GEMM_IN
     return KT_OK;
 }
 
@@ -53,9 +57,10 @@ KtStatus llamagen_workspace_init(LlamaWorkspace *ws, const LlamaModel *m, int ma
     ws->tmax = tmax;
     KtArena sizing;
     kt_arena_measure(&sizing);
-    KtStatus st = ws_carve(ws, &sizing, c, max_batch, tmax);
+    KtDType hdt = m->layers[0].wqkv.dtype;
+    KtStatus st = ws_carve(ws, &sizing, c, hdt, max_batch, tmax);
     if (st == KT_OK) st = kt_arena_init(&ws->arena, m->be, sizing.used);
-    if (st == KT_OK) st = ws_carve(ws, &ws->arena, c, max_batch, tmax);
+    if (st == KT_OK) st = ws_carve(ws, &ws->arena, c, hdt, max_batch, tmax);
     size_t nprob = (size_t)max_batch * (size_t)tmax * (size_t)c->V;
     ws->host_probs = st == KT_OK ? malloc(nprob * sizeof(float)) : NULL;
     // (seq is downloaded through it too: N x max_batch)
@@ -101,33 +106,36 @@ KtStatus llamagen_check_labels(const LlamaConfig *c, int B, const int32_t *label
 
 // ----------------------------------------------------------------------------------------------------- forward
 // x (B2, T, D) += Attn(RMSNorm(x)); x += FFN(RMSNorm(x)) for layer i. pos: (B2, T) sequence positions.
+// Each residual add is fused into the RMSNorm after it: on entry h holds the previous layer's FFN output, not yet
+// added to x (layer 0: nothing pending); on exit h holds this layer's.
 static KtStatus layer_forward(LlamaModel *m, LlamaWorkspace *ws, int i, int64_t B2, int64_t T, const KtTensor *pos) {
     KtBackend *be = m->be;
     const LlamaConfig *c = &m->config;
     const LlamaLayer *l = &m->layers[i];
     int64_t D = c->D, NH = c->n_heads, HS = c->head_size;
+    float eps = c->norm_eps;
     KtTensor x = kt_reshape3(&ws->x, B2, T, D);                // (B2, T, D)
-    KtTensor h = kt_reshape3(&ws->h, B2, T, D);                // (B2, T, D)
+    KtTensor h = kt_reshape3(&ws->h, B2, T, D);                // (B2, T, D) sub-block output
+    KtTensor hn = kt_reshape3(&ws->hn, B2, T, D);              // (B2, T, D) GEMM input (matmul dtype)
     KtTensor qkv = kt_reshape3(&ws->qkv, B2, T, 3 * D);        // (B2, T, 3D)
     KtTensor q = kt_reshape4(&ws->q, B2, NH, T, HS);           // (B2, NH, T, HS)
-    KtTensor att = kt_reshape3(&ws->att, B2, T, D);            // (B2, T, D)
-    KtTensor a1 = kt_reshape3(&ws->a1, B2, T, c->F), a3 = kt_reshape3(&ws->a3, B2, T, c->F);  // (B2, T, F)
-    KtTensor kc = kt_slice0(&ws->kcache[i], 0, B2), vc = kt_slice0(&ws->vcache[i], 0, B2);    // (B2, NH, Lc, HS)
+    KtTensor att = kt_reshape3(&ws->att, B2, T, D);            // (B2, T, D) GEMM input (matmul dtype)
+    KtTensor a13 = kt_reshape3(&ws->a13, B2, T, 2 * c->F);     // (B2, T, 2F) w1 x | w3 x
+    KtTensor g = kt_reshape3(&ws->g, B2, T, c->F);             // (B2, T, F) GEMM input (matmul dtype)
+    KtTensor kc = kt_slice0(&ws->kcache[i], 0, B2), vc = kt_slice0(&ws->vcache[i], 0, B2);  // (B2, NH, Lc, HS)
 
-    // h = x + wo(attention(rope(q), rope(k) -> cache, v -> cache)) on RMSNorm(x)
-    KT_TRY(kt_rmsnorm(be, &h, &x, &l->attention_norm, c->norm_eps));
-    KT_TRY(kt_linear(be, &qkv, &h, &l->wqkv, NULL));
+    // x += h (pending); h = wo(attention(rope(q), rope(k) -> cache, v -> cache)) on hn = RMSNorm(x)
+    KT_TRY(i == 0 ? kt_rmsnorm(be, &hn, &x, &l->attention_norm, eps)
+                  : kt_add_rmsnorm(be, &hn, &x, &h, &l->attention_norm, eps));
+    KT_TRY(kt_linear(be, &qkv, &hn, &l->wqkv, NULL));
     KT_TRY(kt_llama_attn_prep(be, &q, &kc, &vc, &qkv, &m->rope, pos));
     KT_TRY(kt_attention_pos(be, &att, &q, &kc, &vc, pos, (float)(1.0 / sqrt((double)HS))));
     KT_TRY(kt_linear(be, &h, &att, &l->wo, NULL));
-    KT_TRY(kt_add(be, &x, &x, &h));
-    // x = h + w2(silu(w1 n) * w3 n), n = RMSNorm(h)
-    KT_TRY(kt_rmsnorm(be, &h, &x, &l->ffn_norm, c->norm_eps));
-    KT_TRY(kt_linear(be, &a1, &h, &l->w1, NULL));
-    KT_TRY(kt_linear(be, &a3, &h, &l->w3, NULL));
-    KT_TRY(kt_silu_mul(be, &a1, &a1, &a3));
-    KT_TRY(kt_linear(be, &h, &a1, &l->w2, NULL));
-    return kt_add(be, &x, &x, &h);
+    // x += h; h = w2(silu(w1 hn) * w3 hn) on hn = RMSNorm(x), left pending
+    KT_TRY(kt_add_rmsnorm(be, &hn, &x, &h, &l->ffn_norm, eps));
+    KT_TRY(kt_linear(be, &a13, &hn, &l->w13, NULL));
+    KT_TRY(kt_swiglu(be, &g, &a13));
+    return kt_linear(be, &h, &g, &l->w2, NULL);
 }
 
 // Layers and head on ws->x (B2, T, D): logits (B2, T, V).
@@ -136,9 +144,10 @@ static KtStatus layers_head(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64
     const LlamaConfig *c = &m->config;
     for (int i = 0; i < c->n_layer; i++) KT_TRY(layer_forward(m, ws, i, B2, T, pos));
     KtTensor x = kt_reshape3(&ws->x, B2, T, c->D), h = kt_reshape3(&ws->h, B2, T, c->D);
+    KtTensor hn = kt_reshape3(&ws->hn, B2, T, c->D);
     *logits = kt_reshape3(&ws->logits, B2, T, c->V);  // (B2, T, V)
-    KT_TRY(kt_rmsnorm(m->be, &h, &x, &m->norm, c->norm_eps));
-    return kt_linear(m->be, logits, &h, &m->output, NULL);
+    KT_TRY(kt_add_rmsnorm(m->be, &hn, &x, &h, &m->norm, c->norm_eps));  // the last layer's pending FFN residual
+    return kt_linear(m->be, logits, &hn, &m->output, NULL);
 }
 
 KtStatus llamagen_forward(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64_t T, bool class_tokens,

@@ -39,6 +39,7 @@ typedef struct {
     KtTensor attention_norm, ffn_norm;  // (D)
     KtTensor wqkv, wo;                  // (3D, D), (D, D)
     KtTensor w1, w3, w2;                // (F, D), (F, D), (D, F)
+    KtTensor w13;                       // (2F, D): w1 and w3 as stored, back to back (one GEMM)
 } LlamaLayer;
 
 typedef struct {
@@ -72,7 +73,8 @@ typedef struct {
     int max_batch;           // images
     int64_t rows, tmax;      // capacity: B2max = 2 * max_batch rows of up to tmax tokens
     KtArena arena;
-    KtTensor x, h, qkv, q, att, a1, a3, logits, logits_cfg;  // per-forward activations (rows * tmax)
+    KtTensor x, h, qkv, q, a13, logits, logits_cfg;  // per-forward activations (rows * tmax), float32
+    KtTensor hn, att, g;      // the same, GEMM inputs in the layers' weight dtype
     KtTensor kcache[LLAMA_MAX_LAYERS], vcache[LLAMA_MAX_LAYERS];  // (B2max, NH, Lc, HS)
     KtTensor in_tok, in_pos;  // (rows * tmax) int32: fed token ids (or class labels) and their sequence positions
     KtTensor smp_pos;         // (max_batch * tmax) int32: raster index of each sampled row (the RNG position)

@@ -130,6 +130,7 @@ static KtStatus build_table(LlamaModel *m) {
         KT_TRY(kt_wtab_add(t, &l->ffn_norm, KT_W_PLAIN, 1, (int64_t[]){D}, "layers.%d.ffn_norm.weight", i));
         KT_TRY(kt_wtab_add(t, &l->w1, KT_W_MATMUL, 2, (int64_t[]){F, D}, "layers.%d.feed_forward.w1.weight", i));
         KT_TRY(kt_wtab_add(t, &l->w3, KT_W_MATMUL, 2, (int64_t[]){F, D}, "layers.%d.feed_forward.w3.weight", i));
+        kt_wtab_last_follows(t);  // w1 | w3: one (2F, D) GEMM weight
         KT_TRY(kt_wtab_add(t, &l->w2, KT_W_MATMUL, 2, (int64_t[]){D, F}, "layers.%d.feed_forward.w2.weight", i));
     }
     KT_TRY(kt_wtab_add(t, &m->norm, KT_W_PLAIN, 1, (int64_t[]){D}, "norm.weight"));
@@ -140,6 +141,10 @@ static KtStatus build_table(LlamaModel *m) {
 
 static KtStatus build_derived(LlamaModel *m) {
     const LlamaConfig *c = &m->config;
+    for (int i = 0; i < c->n_layer; i++) {
+        LlamaLayer *l = &m->layers[i];
+        l->w13 = kt_tensor2(l->w1.data, l->w1.dtype, l->w1.device, 2 * (int64_t)c->F, c->D);
+    }
     int64_t half = c->head_size / 2;
     m->rope = kt_tensor3(NULL, KT_F32, m->be->device, c->P, half, 2);
     KT_TRY(kt_buffer_alloc(m->be, &m->derived, kt_nbytes(&m->rope)));

@@ -94,7 +94,8 @@ typedef struct {
 
     // raster (LlamaGen) ops: see ops.h
     KtStatus (*rmsnorm)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps);
-    KtStatus (*silu_mul)(KtBackend *, KtTensor *y, const KtTensor *a, const KtTensor *b);
+    KtStatus (*add_rmsnorm)(KtBackend *, KtTensor *y, KtTensor *x, const KtTensor *h, const KtTensor *w, float eps);
+    KtStatus (*swiglu)(KtBackend *, KtTensor *y, const KtTensor *a);
     KtStatus (*llama_attn_prep)(KtBackend *, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
                                 const KtTensor *rope, const KtTensor *positions);
     KtStatus (*attention_pos)(KtBackend *, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,

@@ -450,23 +450,39 @@ KtStatus kt_convert(KtBackend *be, KtTensor *y, const KtTensor *x) {
     } while (0)
 
 KtStatus kt_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps) {
-    NEED_F32(y, -1);
     NEED_F32(x, -1);
+    NEED(y, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, -1);
     NEED_F32(w, 1);
     SAME(y, x);
     DIMS1(w, kt_cols(x));
+    if (y->dtype != KT_F32 && y->data == x->data)
+        return KT_FAIL(KT_ERR_ARG, "kt_rmsnorm: a 16-bit y must not alias x");
     HAVE_OP(rmsnorm);
     return be->ops->rmsnorm(be, y, x, w, eps);
 }
 
-KtStatus kt_silu_mul(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b) {
-    NEED_F32(y, -1);
+KtStatus kt_add_rmsnorm(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h, const KtTensor *w, float eps) {
+    NEED_F32(x, -1);
+    NEED(y, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, -1);
+    NEED_F32(h, -1);
+    NEED_F32(w, 1);
+    SAME(y, x);
+    SAME(h, x);
+    DIMS1(w, kt_cols(x));
+    if (y->data == x->data || y->data == h->data)
+        return KT_FAIL(KT_ERR_ARG, "kt_add_rmsnorm: y must not alias x or h");
+    HAVE_OP(add_rmsnorm);
+    return be->ops->add_rmsnorm(be, y, x, h, w, eps);
+}
+
+KtStatus kt_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a) {
     NEED_F32(a, -1);
-    NEED_F32(b, -1);
-    SAME(y, a);
-    SAME(y, b);
-    HAVE_OP(silu_mul);
-    return be->ops->silu_mul(be, y, a, b);
+    NEED(y, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, a->ndim);
+    bool ok = kt_cols(a) == 2 * kt_cols(y) && kt_rows(a) == kt_rows(y);
+    for (int i = 0; ok && i < a->ndim - 1; i++) ok = a->shape[i] == y->shape[i];
+    if (!ok) return shape_err(__func__, "y", y, "a's shape with the last dim halved");
+    HAVE_OP(swiglu);
+    return be->ops->swiglu(be, y, a);
 }
 
 KtStatus kt_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
@@ -492,7 +508,7 @@ KtStatus kt_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTens
 
 KtStatus kt_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                           const KtTensor *positions, float scale) {
-    NEED_F32(out, 3);
+    NEED(out, out && out->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, 3);
     NEED_F32(q, 4);
     NEED_F32(k, 4);
     NEED_F32(v, 4);

@@ -165,12 +165,19 @@ KtStatus kt_convert(KtBackend *be, KtTensor *y, const KtTensor *x);
 
 // ------------------------------------------------------------------------------------------- raster (LlamaGen) ops
 // RMSNorm over the last dim: y = x * rsqrt(mean(x^2) + eps) * w.  ref: LlamaGen gpt.py RMSNorm
-// y, x: (..., C); w: (C). y may alias x.
+// y, x: (..., C) float32; w: (C). y may alias x. y may instead be in the backend's matmul dtype (rounded once on
+// store: the next GEMM's input); then it must not alias x.
 KtStatus kt_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps);
 
-// SwiGLU gate: y = silu(a) * b = a * sigmoid(a) * b.  ref: F.silu(w1(x)) * w3(x) (LlamaGen FeedForward)
-// y, a, b: same shape. y may alias a or b.
-KtStatus kt_silu_mul(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b);
+// Fused residual + RMSNorm: the residual that ends one LlamaGen sub-block and the RMSNorm that starts the next.
+// x += h; then y = RMSNorm(x) * w. x, h: (..., C) float32; w: (C); y: x's shape, float32 or the backend's matmul
+// dtype. y must not alias x or h. ref: kt_add then kt_rmsnorm (bit-identical composition).
+KtStatus kt_add_rmsnorm(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h, const KtTensor *w, float eps);
+
+// SwiGLU gate on the joint output of the w1 | w3 GEMM: y = silu(a[..., :F]) * a[..., F:].
+// ref: F.silu(w1(x)) * w3(x) (LlamaGen FeedForward). a: (..., 2F) float32; y: (..., F), float32 or the backend's
+// matmul dtype (the w2 GEMM's input, rounded once on store).
+KtStatus kt_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a);
 
 // LlamaGen attention inputs: 2D rotary embedding of q and k from a table, K/V written at explicit cache positions.
 // ref: LlamaGen gpt.py Attention.forward (apply_rotary_emb, KVCache.update)
@@ -185,7 +192,8 @@ KtStatus kt_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTens
 // Attention causal by position: query (b, t) attends cache rows [0, positions[b, t]] (whatever they hold, e.g.
 // zeros never written), softmax(scale * q.k) v. ref: F.scaled_dot_product_attention with LlamaGen's positional
 // causal mask (mask[input_pos]). q: (B, NH, Tq, HS); k, v: (B, NH, Tcap, HS); positions: (B, Tq) int32 in
-// [0, Tcap). out: (B, Tq, NH*HS) (heads concatenated).
+// [0, Tcap). out: (B, Tq, NH*HS) (heads concatenated), float32 or the backend's matmul dtype (the output
+// projection's input, rounded once on store).
 KtStatus kt_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                           const KtTensor *positions, float scale);
 

@@ -54,6 +54,10 @@ void kt_wtab_last_optional(KtWeightTable *t) {
     if (t->n) t->specs[t->n - 1].optional = true;
 }
 
+void kt_wtab_last_follows(KtWeightTable *t) {
+    if (t->n > 1) t->specs[t->n - 1].follows = true;
+}
+
 KtStatus kt_wtab_ignore(KtWeightTable *t, const char *pattern) {
     char **ig = realloc(t->ignore, (size_t)(t->n_ignore + 1) * sizeof *ig);
     if (!ig) return KT_FAIL(KT_ERR_OOM, "weight table: out of memory");
@@ -188,14 +192,20 @@ static KtStatus bind_all(KtWeightTable *t, KtBackend *be, KtBuffer *buf, const K
                          void *ctx) {
     size_t total = 0, max_elems = 0;
     t->n_params = 0;
+    bool prev_bound = false;
     for (int i = 0; i < t->n; i++) {
         const KtWeightSpec *s = &t->specs[i];
-        if (ck ? !kt_ckpt_find(ck, s->name) : s->optional) continue;  // random init leaves optional buffers out
+        bool bound = ck ? kt_ckpt_find(ck, s->name) != NULL : !s->optional;  // random init leaves optional ones out
+        if (s->follows && !(bound && prev_bound))
+            return KT_FAIL(KT_ERR_ARG, "weights: '%s' must follow a tensor present in the buffer", s->name);
+        prev_bound = bound;
+        if (!bound) continue;
         KtTensor v = spec_view(s, be);
-        total += kt_arena_size(kt_nbytes(&v));
+        total = (s->follows ? total : kt_arena_size(total)) + kt_nbytes(&v);
         size_t n = (size_t)spec_numel(s);
         if (n > max_elems) max_elems = n;
     }
+    total = kt_arena_size(total);
     KT_TRY(kt_buffer_alloc(be, buf, total));
     float *stage = malloc((max_elems ? max_elems : 1) * sizeof(float) * 2);
     void *packed = malloc((max_elems ? max_elems : 1) * sizeof(float));
@@ -209,8 +219,9 @@ static KtStatus bind_all(KtWeightTable *t, KtBackend *be, KtBuffer *buf, const K
         KtWeightSpec *s = &t->specs[i];
         if (ck ? !kt_ckpt_find(ck, s->name) : s->optional) continue;  // random init leaves optional buffers out
         KtTensor v = spec_view(s, be);
+        if (!s->follows) off = kt_arena_size(off);  // aligned, unless it continues the tensor before it
         v.data = (char *)buf->data + off;
-        off += kt_arena_size(kt_nbytes(&v));
+        off += kt_nbytes(&v);
         if ((st = fill(ctx, s, stage)) != KT_OK) goto cleanup;
         convert(s, &v, stage, packed, stage + max_elems);
         if ((st = kt_upload(be, &v, packed)) != KT_OK) goto cleanup;

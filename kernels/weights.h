@@ -22,6 +22,7 @@ typedef struct {
     int64_t shape[KT_MAX_DIMS];     // as stored in the checkpoint (PyTorch order)
     KtTensor *dst;                  // borrowed: the model's view, filled by kt_wtab_load
     bool optional;                  // may be absent (dst->data stays NULL)
+    bool follows;                   // stored right after the previous spec's tensor, without an alignment gap
 } KtWeightSpec;
 
 typedef struct {
@@ -39,6 +40,9 @@ KtStatus kt_wtab_add(KtWeightTable *t, KtTensor *dst, KtWeightKind kind, int ndi
                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 // Marks the last added tensor optional.
 void kt_wtab_last_optional(KtWeightTable *t);
+// Stores the last added tensor directly after the one added before it (same kind; neither optional), so the model
+// can view the two as one tensor: e.g. LlamaGen's w1 (F, D) and w3 (F, D) as one (2F, D) GEMM weight.
+void kt_wtab_last_follows(KtWeightTable *t);
 KtStatus kt_wtab_ignore(KtWeightTable *t, const char *pattern);
 
 // Checks the table against `ck` and loads it into `buf` (allocated here on `be`). `what` describes the model in

@@ -33,14 +33,53 @@ TWIN(llama_ops, rmsnorm) {
     ctx_close(&c);
 }
 
-TWIN(llama_ops, silu_mul_and_l2_normalize) {
+// x += h then RMSNorm: with h = 0 the fixture's RMSNorm (x unchanged); with a random h bit-identical to kt_add then
+// kt_rmsnorm on the same backend.
+TWIN(llama_ops, add_rmsnorm) {
     Ctx c;
     ctx_open(&c, dev, FX);
-    KtTensor a = IN("silu_mul.a"), b = IN("silu_mul.b"), y = OUT("silu_mul.y");
-    OK(kt_silu_mul(&c.be, &y, &a, &b));
+    int64_t n, shape[KT_MAX_DIMS];
+    int nd;
+    float *xh = fx_read(&c, "rmsnorm.x", &n, shape, &nd);
+    float *hh = ctx_keep(&c, calloc((size_t)n, sizeof(float)));
+    KtTensor x = IN("rmsnorm.x"), w = IN("rmsnorm.w"), y = OUT("rmsnorm.y"), h = dev_new(&c, KT_F32, nd, shape, hh);
+    OK(kt_add_rmsnorm(&c.be, &y, &x, &h, &w, 1e-5f));
+    expect_fx(&c, &y, "rmsnorm.y", TOL_REDUCE_F32);
+    expect_fx(&c, &x, "rmsnorm.x", 0, 0);
+    for (int64_t i = 0; i < n; i++) hh[i] = (float)((i * 37 % 101) - 50) / 16.f;
+    KtTensor x2 = dev_new(&c, KT_F32, nd, shape, xh), y2 = OUT("rmsnorm.y");
+    OK(kt_upload(&c.be, &h, hh));
+    OK(kt_add_rmsnorm(&c.be, &y, &x, &h, &w, 1e-5f));
+    OK(kt_add(&c.be, &x2, &x2, &h));
+    OK(kt_rmsnorm(&c.be, &y2, &x2, &w, 1e-5f));
+    float *got = download_f32(&c, &y), *want = download_f32(&c, &y2);
+    float *gx = download_f32(&c, &x), *wx = download_f32(&c, &x2);
+    cr_expect(memcmp(got, want, (size_t)n * sizeof(float)) == 0, "add_rmsnorm differs from add + rmsnorm");
+    cr_expect(memcmp(gx, wx, (size_t)n * sizeof(float)) == 0, "add_rmsnorm's residual differs from kt_add");
+    cr_expect(kt_add_rmsnorm(&c.be, &x, &x, &h, &w, 1e-5f) == KT_ERR_ARG);  // y aliasing x
+    ctx_close(&c);
+}
+
+// The SwiGLU gate on the joint w1 | w3 output: the fixture's silu(a) * b from a | b (rows concatenated).
+TWIN(llama_ops, swiglu_and_l2_normalize) {
+    Ctx c;
+    ctx_open(&c, dev, FX);
+    int64_t n, shape[KT_MAX_DIMS];
+    int nd;
+    float *ah = fx_read(&c, "silu_mul.a", &n, shape, &nd), *bh = fx_read(&c, "silu_mul.b", &n, shape, &nd);
+    int64_t F = shape[nd - 1], rows = n / F;
+    float *ab = ctx_keep(&c, malloc((size_t)(2 * n) * sizeof(float)));
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy(ab + r * 2 * F, ah + r * F, (size_t)F * sizeof(float));
+        memcpy(ab + r * 2 * F + F, bh + r * F, (size_t)F * sizeof(float));
+    }
+    int64_t shape2[KT_MAX_DIMS];
+    memcpy(shape2, shape, sizeof shape2);
+    shape2[nd - 1] = 2 * F;
+    KtTensor a = dev_new(&c, KT_F32, nd, shape2, ab), y = OUT("silu_mul.y");
+    OK(kt_swiglu(&c.be, &y, &a));
     expect_fx(&c, &y, "silu_mul.y", TOL_ELEMWISE_F32);
-    OK(kt_silu_mul(&c.be, &a, &a, &b));  // y aliases a
-    expect_fx(&c, &a, "silu_mul.y", TOL_ELEMWISE_F32);
+    cr_expect(kt_swiglu(&c.be, &a, &a) == KT_ERR_SHAPE);  // y must have half of a's last dim
     KtTensor x = IN("l2_normalize.x"), z = OUT("l2_normalize.y");
     OK(kt_l2_normalize(&c.be, &z, &x));
     expect_fx(&c, &z, "l2_normalize.y", TOL_REDUCE_F32);  // includes an all-zero row (stays zero)
@@ -318,6 +357,78 @@ Test(llama_ops, cpu_vs_cuda_model_shapes) {
     for (int64_t r = 0; r < R; r++) diff += tk[0][r] != tk[1][r];
     cr_expect(diff == 0, "%lld of %lld sampled tokens differ between CPU and CUDA", (long long)diff, (long long)R);
     expect_close("probs_llama cuda vs cpu", pr[1], pr[0], R * V, TOL_REDUCE_F32);
+    ctx_close(&gc);
+    ctx_close(&cc);
+}
+
+// The GEMM inputs that the CUDA backend writes in bf16 (RMSNorm alone and after the residual, the SwiGLU gate, the
+// attention output on both kernels) against the CPU's float32 within one bf16 rounding.
+static float *bf16_host(Ctx *c, const KtTensor *t) {
+    int64_t n = kt_numel(t);
+    const uint16_t *h = (const uint16_t *)download_f32(c, t);
+    float *f = ctx_keep(c, malloc((size_t)(n ? n : 1) * sizeof(float)));
+    for (int64_t i = 0; i < n; i++) f[i] = kt_bf16_to_f32(h[i]);
+    return f;
+}
+
+Test(llama_ops, cuda_bf16_gemm_inputs) {
+    if (!kt_cuda_available()) cr_skip_test("no CUDA device");
+    Ctx cc, gc;
+    ctx_open(&cc, KT_CPU, FX);
+    ctx_open(&gc, KT_CUDA, FX);
+    OK(kt_backend_set_matmul_dtype(&gc.be, KT_BF16));
+    Ctx *cs[2] = {&cc, &gc};
+    uint64_t seed = 11;
+    int64_t R = 6, C = 768, F = 2048;
+    float *xh = ctx_keep(&cc, malloc((size_t)(R * C) * 4)), *hh = ctx_keep(&cc, malloc((size_t)(R * C) * 4));
+    float *wh = ctx_keep(&cc, malloc((size_t)C * 4)), *ah = ctx_keep(&cc, malloc((size_t)(R * 2 * F) * 4));
+    for (int64_t i = 0; i < R * C; i++) xh[i] = 2 * frand(&seed), hh[i] = frand(&seed);
+    for (int64_t i = 0; i < C; i++) wh[i] = 1 + 0.5f * frand(&seed);
+    for (int64_t i = 0; i < R * 2 * F; i++) ah[i] = 4 * frand(&seed);
+    float *res[2][3] = {{0}};
+    for (int d = 0; d < 2; d++) {
+        Ctx *c = cs[d];
+        KtDType odt = d ? KT_BF16 : KT_F32;
+        KtTensor x = dev_new(c, KT_F32, 2, (int64_t[]){R, C}, xh), h = dev_new(c, KT_F32, 2, (int64_t[]){R, C}, hh);
+        KtTensor w = dev_new(c, KT_F32, 1, (int64_t[]){C}, wh), a = dev_new(c, KT_F32, 2, (int64_t[]){R, 2 * F}, ah);
+        KtTensor y1 = dev_new(c, odt, 2, (int64_t[]){R, C}, NULL), y2 = dev_new(c, odt, 2, (int64_t[]){R, C}, NULL);
+        KtTensor g = dev_new(c, odt, 2, (int64_t[]){R, F}, NULL);
+        OK(kt_rmsnorm(&c->be, &y1, &x, &w, 1e-5f));
+        OK(kt_add_rmsnorm(&c->be, &y2, &x, &h, &w, 1e-5f));
+        OK(kt_swiglu(&c->be, &g, &a));
+        res[d][0] = d ? bf16_host(c, &y1) : download_f32(c, &y1);
+        res[d][1] = d ? bf16_host(c, &y2) : download_f32(c, &y2);
+        res[d][2] = d ? bf16_host(c, &g) : download_f32(c, &g);
+    }
+    expect_close("rmsnorm bf16 out", res[1][0], res[0][0], R * C, TOL_OUT_BF16);
+    expect_close("add_rmsnorm bf16 out", res[1][1], res[0][1], R * C, TOL_OUT_BF16);
+    expect_close("swiglu bf16 out", res[1][2], res[0][2], R * F, TOL_OUT_BF16);
+
+    static const int64_t shapes[2][2] = {{2, 1}, {24, 2}};  // split-key kernel, one warp per query
+    int64_t NH = 12, HS = 64, Tcap = 264;
+    for (int sh = 0; sh < 2; sh++) {
+        int64_t B = shapes[sh][0], Tq = shapes[sh][1];
+        size_t nq = (size_t)(B * NH * Tq * HS), nk = (size_t)(B * NH * Tcap * HS);
+        float *q = ctx_keep(&cc, malloc(nq * 4)), *k = ctx_keep(&cc, malloc(nk * 4)), *v = ctx_keep(&cc, malloc(nk * 4));
+        int32_t *pos = ctx_keep(&cc, malloc((size_t)(B * Tq) * 4));
+        for (size_t i = 0; i < nq; i++) q[i] = frand(&seed);
+        for (size_t i = 0; i < nk; i++) k[i] = frand(&seed), v[i] = frand(&seed);
+        for (int64_t i = 0; i < B * Tq; i++) pos[i] = (int32_t)(30 + 7 * i % 200);
+        float *out[2] = {0};
+        for (int d = 0; d < 2; d++) {
+            Ctx *c = cs[d];
+            KtTensor Q = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tq, HS}, q);
+            KtTensor K = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, k);
+            KtTensor Vv = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, v);
+            KtTensor P = dev_new(c, KT_I32, 2, (int64_t[]){B, Tq}, pos);
+            KtTensor O = dev_new(c, d ? KT_BF16 : KT_F32, 3, (int64_t[]){B, Tq, NH * HS}, NULL);
+            OK(kt_attention_pos(&c->be, &O, &Q, &K, &Vv, &P, 0.125f));
+            out[d] = d ? bf16_host(c, &O) : download_f32(c, &O);
+        }
+        char what[96];
+        snprintf(what, sizeof what, "attention_pos bf16 out, B %lld, Tq %lld", (long long)B, (long long)Tq);
+        expect_close(what, out[1], out[0], B * Tq * NH * HS, 1e-5, 8e-3);  // averages of +-1: tiny values exist
+    }
     ctx_close(&gc);
     ctx_close(&cc);
 }

@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/weights.h"
 #include "testutil.h"
 
 Test(tensor, views_slices_and_shape_strings) {
@@ -37,4 +38,34 @@ Test(tensor, half_and_bfloat16_round_trip) {
     cr_expect_eq(kt_bf16_to_f32(0x4049), 3.140625f);
     cr_expect_eq(kt_f32_to_bf16(1.00390625f), 0x3f80);    // 1 + 2^-8: tie, stays even
     cr_expect(isnan(kt_bf16_to_f32(kt_f32_to_bf16(NAN))));
+}
+
+// kt_wtab_last_follows: the tensor is stored right after the one before it (5 x 3 floats = 60 bytes, no alignment
+// gap), so the two read as one (10, 3) tensor; without a present predecessor the load is refused.
+Test(tensor, weight_table_follows) {
+    KtBackend be;
+    cr_assert(kt_backend_cpu_init(&be, 0) == KT_OK);
+    KtWeightTable t;
+    KtBuffer buf;
+    KtTensor a, b, c;
+    kt_wtab_init(&t);
+    cr_assert(kt_wtab_add(&t, &a, KT_W_PLAIN, 1, (int64_t[]){3}, "a") == KT_OK);
+    cr_assert(kt_wtab_add(&t, &b, KT_W_MATMUL, 2, (int64_t[]){5, 3}, "b") == KT_OK);
+    cr_assert(kt_wtab_add(&t, &c, KT_W_MATMUL, 2, (int64_t[]){5, 3}, "c") == KT_OK);
+    kt_wtab_last_follows(&t);
+    cr_assert(kt_wtab_init_random(&t, &be, &buf, 1) == KT_OK, "%s", kt_last_error());
+    cr_expect_eq((char *)c.data, (char *)b.data + 60);
+    cr_expect_neq((char *)b.data, (char *)a.data + 12, "b starts aligned, not right after a");
+    kt_buffer_free(&buf);
+    kt_wtab_free(&t);
+
+    kt_wtab_init(&t);
+    cr_assert(kt_wtab_add(&t, &b, KT_W_MATMUL, 2, (int64_t[]){5, 3}, "b") == KT_OK);
+    kt_wtab_last_optional(&t);  // absent from a random init
+    cr_assert(kt_wtab_add(&t, &c, KT_W_MATMUL, 2, (int64_t[]){5, 3}, "c") == KT_OK);
+    kt_wtab_last_follows(&t);
+    cr_expect(kt_wtab_init_random(&t, &be, &buf, 1) == KT_ERR_ARG);
+    cr_expect(strstr(kt_last_error(), "'c' must follow") != NULL, "%s", kt_last_error());
+    kt_wtab_free(&t);
+    kt_backend_free(&be);
 }

@@ -122,7 +122,8 @@ KtStatus cpu_smooth_embed(KtBackend *be, KtTensor *h, const KtTensor *logits, co
 
 // llama.c (raster models)
 KtStatus cpu_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps);
-KtStatus cpu_silu_mul(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b);
+KtStatus cpu_add_rmsnorm(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h, const KtTensor *w, float eps);
+KtStatus cpu_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a);
 KtStatus cpu_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
                              const KtTensor *rope, const KtTensor *positions);
 KtStatus cpu_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,

@@ -1,5 +1,6 @@
-// Raster-model (LlamaGen) ops on the CPU: RMSNorm, the SwiGLU gate, 2D-RoPE attention inputs written into a
-// positional KV cache, attention that is causal by position, row L2 normalisation, and LlamaGen's sampler.
+// Raster-model (LlamaGen) ops on the CPU: RMSNorm (alone and after the residual add), the SwiGLU gate, 2D-RoPE
+// attention inputs written into a positional KV cache, attention that is causal by position, row L2 normalisation,
+// and LlamaGen's sampler.
 // ref: LlamaGen autoregressive/models/gpt.py (RMSNorm, FeedForward, Attention, apply_rotary_emb, KVCache),
 //      generate.py (sample, top_k_top_p_filtering), tokenizer/tokenizer_image/vq_model.py (F.normalize)
 // Dims: B batch, T/Tq tokens, C channels, NH heads, HS head size, Tcap cache rows, P rotary-table rows, V vocab.
@@ -10,32 +11,50 @@
 
 #include "cpu_ops.h"
 
-// y = x * rsqrt(mean(x^2) + eps) * w: the statistic in double, then two float multiplies as torch's
-// (x * rsqrt(...)).type_as(x) * weight.
+// One row of RMSNorm: y = x * rsqrt(mean(x^2) + eps) * w, the statistic in double, then two float multiplies as
+// torch's (x * rsqrt(...)).type_as(x) * weight.
+static void rmsnorm_row(float *yr, const float *xr, const float *w, int64_t C, float eps) {
+    double ss = 0;
+    for (int64_t c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
+    float r = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
+    for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] * r) * w[c];
+}
+
 KtStatus cpu_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps) {
     (void)be;
     int64_t N = kt_rows(x), C = kt_cols(x);
-    const float *xd = x->data, *wd = w->data;
+    const float *xd = x->data;
     float *yd = y->data;
 #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) rmsnorm_row(yd + i * C, xd + i * C, w->data, C, eps);
+    return KT_OK;
+}
+
+KtStatus cpu_add_rmsnorm(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h, const KtTensor *w, float eps) {
+    (void)be;
+    int64_t N = kt_rows(x), C = kt_cols(x);
+    const float *hd = h->data;
+    float *xd = x->data, *yd = y->data;
+#pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < N; i++) {
-        const float *xr = xd + i * C;
-        float *yr = yd + i * C;
-        double ss = 0;
-        for (int64_t c = 0; c < C; c++) ss += (double)xr[c] * xr[c];
-        float r = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
-        for (int64_t c = 0; c < C; c++) yr[c] = (xr[c] * r) * wd[c];
+        float *xr = xd + i * C;
+        for (int64_t c = 0; c < C; c++) xr[c] += hd[i * C + c];
+        rmsnorm_row(yd + i * C, xr, w->data, C, eps);
     }
     return KT_OK;
 }
 
-KtStatus cpu_silu_mul(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b) {
+// y[r, f] = silu(a[r, f]) * a[r, F + f] with silu(v) = v / (1 + exp(-v)).
+KtStatus cpu_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a) {
     (void)be;
-    int64_t n = kt_numel(y);
-    const float *ad = a->data, *bd = b->data;
+    int64_t N = kt_rows(y), F = kt_cols(y);
+    const float *ad = a->data;
     float *yd = y->data;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) yd[i] = ad[i] / (1.0f + expf(-ad[i])) * bd[i];
+    for (int64_t i = 0; i < N; i++) {
+        const float *g = ad + i * 2 * F, *u = g + F;
+        for (int64_t f = 0; f < F; f++) yd[i * F + f] = g[f] / (1.0f + expf(-g[f])) * u[f];
+    }
     return KT_OK;
 }
 

@@ -262,7 +262,8 @@ KtStatus cuda_smooth_embed(KtBackend *, KtTensor *h, const KtTensor *logits, con
                            const KtTensor *image_ids, int64_t pos0, uint64_t seed);
 // llama.cu (raster models)
 KtStatus cuda_rmsnorm(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps);
-KtStatus cuda_silu_mul(KtBackend *, KtTensor *y, const KtTensor *a, const KtTensor *b);
+KtStatus cuda_add_rmsnorm(KtBackend *, KtTensor *y, KtTensor *x, const KtTensor *h, const KtTensor *w, float eps);
+KtStatus cuda_swiglu(KtBackend *, KtTensor *y, const KtTensor *a);
 KtStatus cuda_llama_attn_prep(KtBackend *, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
                               const KtTensor *rope, const KtTensor *positions);
 KtStatus cuda_attention_pos(KtBackend *, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,

@@ -1,6 +1,6 @@
-// Raster-model (LlamaGen) ops on the GPU: RMSNorm, the SwiGLU gate, 2D-RoPE attention inputs scattered into the
-// positional KV cache, attention causal by position (one warp per query, online softmax: the decode-style shapes of
-// sequential / SJD / ZipAR steps), row L2 normalisation, and LlamaGen's HF-style sampler (top-k / top-p on one stable
+// Raster-model (LlamaGen) ops on the GPU: RMSNorm (alone and after the residual add), the SwiGLU gate, 2D-RoPE
+// attention inputs scattered into the positional KV cache, attention causal by position (online softmax, one warp
+// per query or, for few queries, split keys: the decode-style shapes of sequential / SJD / ZipAR steps), row L2 normalisation, and LlamaGen's HF-style sampler (top-k / top-p on one stable
 // block radix sort, then the draw of samplers/sampling.h with the same Philox words) and its probabilities.
 // Semantics are those of kernels/cpu/llama.c; sums run as block reductions / scans, so results match the CPU within
 // float rounding (a sampled token can differ only when u * total falls within ~1e-16 of a cumulative boundary).
@@ -17,43 +17,73 @@
 #define LLAMA_FLAG_EMPTY 2  // a sampled row had no finite logit (the sampler's bit, reported at the next sync)
 
 // ----------------------------------------------------------------------------------------------------- RMSNorm
-// One block per row: sum of squares in double, y = (x * r) * w as the CPU.
-__global__ void __launch_bounds__(256) rmsnorm_kernel(float *__restrict__ y, const float *__restrict__ x,
+// One block per row: (ADD: x += h first, stored back) sum of squares in double, y = (x * r) * w as the CPU, rounded
+// once to OT (float32, or the 16-bit GEMM input). Each thread reads back only the elements it wrote, so y may alias x
+// when !ADD.
+template <typename OT, bool ADD>
+__global__ void __launch_bounds__(256) rmsnorm_kernel(OT *y, float *x, const float *__restrict__ h,
                                                       const float *__restrict__ w, int64_t C, float eps) {
     __shared__ double sh[32];
-    const float *xr = x + (int64_t)blockIdx.x * C;
-    float *yr = y + (int64_t)blockIdx.x * C;
+    int64_t row = blockIdx.x;
+    float *xr = x + row * C;
+    OT *yr = y + row * C;
     double ss = 0;
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) ss += (double)xr[c] * xr[c];
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+        float v = xr[c];
+        if (ADD) xr[c] = v = __fadd_rn(v, h[row * C + c]);
+        ss += (double)v * v;
+    }
     ss = block_sum_d(ss, sh);
     float r = (float)(1.0 / sqrt(ss / (double)C + (double)eps));
-    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) yr[c] = __fmul_rn(__fmul_rn(xr[c], r), w[c]);
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) yr[c] = from_f32<OT>(__fmul_rn(__fmul_rn(xr[c], r), w[c]));
 }
 
-KtStatus cuda_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps) {
-    int64_t N = kt_rows(x), C = kt_cols(x);
+template <bool ADD>
+static KtStatus launch_rmsnorm(KtBackend *be, KtTensor *y, float *x, const float *h, const KtTensor *w, int64_t N,
+                               int64_t C, float eps) {
     if (N == 0 || C == 0) return KT_OK;
     if (N > INT32_MAX) return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_rmsnorm: %lld rows", (long long)N);
-    rmsnorm_kernel<<<(unsigned)N, 256, 0, cuda_stream(be)>>>((float *)y->data, (const float *)x->data,
-                                                             (const float *)w->data, C, eps);
+    const float *wd = (const float *)w->data;
+    cudaStream_t s = cuda_stream(be);
+    if (y->dtype == KT_BF16)
+        rmsnorm_kernel<__nv_bfloat16, ADD><<<(unsigned)N, 256, 0, s>>>((__nv_bfloat16 *)y->data, x, h, wd, C, eps);
+    else if (y->dtype == KT_F16)
+        rmsnorm_kernel<__half, ADD><<<(unsigned)N, 256, 0, s>>>((__half *)y->data, x, h, wd, C, eps);
+    else
+        rmsnorm_kernel<float, ADD><<<(unsigned)N, 256, 0, s>>>((float *)y->data, x, h, wd, C, eps);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
 
+KtStatus cuda_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps) {
+    // x is only read (the kernel writes it back only when ADD)
+    return launch_rmsnorm<false>(be, y, (float *)x->data, NULL, w, kt_rows(x), kt_cols(x), eps);
+}
+
+KtStatus cuda_add_rmsnorm(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h, const KtTensor *w, float eps) {
+    return launch_rmsnorm<true>(be, y, (float *)x->data, (const float *)h->data, w, kt_rows(x), kt_cols(x), eps);
+}
+
 // ---------------------------------------------------------------------------------------------------- SwiGLU
-__global__ void silu_mul_kernel(float *__restrict__ y, const float *__restrict__ a, const float *__restrict__ b,
-                                int64_t n) {
+// y[r, f] = silu(a[r, f]) * a[r, F + f], rounded once to OT.
+template <typename OT>
+__global__ void swiglu_kernel(OT *__restrict__ y, const float *__restrict__ a, int64_t F, int64_t n) {
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
-        float v = a[i];
-        y[i] = __fmul_rn(__fdiv_rn(v, 1.0f + expf(-v)), b[i]);
+        const float *ar = a + (i / F) * 2 * F + i % F;
+        float v = ar[0];
+        y[i] = from_f32<OT>(__fmul_rn(__fdiv_rn(v, 1.0f + expf(-v)), ar[F]));
     }
 }
 
-KtStatus cuda_silu_mul(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b) {
-    int64_t n = kt_numel(y);
+KtStatus cuda_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a) {
+    int64_t n = kt_numel(y), F = kt_cols(y);
     if (n == 0) return KT_OK;
-    silu_mul_kernel<<<cuda_blocks_capped(n, 256, 16 * cuda_impl(be)->sm_count), 256, 0, cuda_stream(be)>>>(
-        (float *)y->data, (const float *)a->data, (const float *)b->data, n);
+    unsigned g = cuda_blocks_capped(n, 256, 16 * cuda_impl(be)->sm_count);
+    cudaStream_t s = cuda_stream(be);
+    const float *ad = (const float *)a->data;
+    if (y->dtype == KT_BF16) swiglu_kernel<<<g, 256, 0, s>>>((__nv_bfloat16 *)y->data, ad, F, n);
+    else if (y->dtype == KT_F16) swiglu_kernel<<<g, 256, 0, s>>>((__half *)y->data, ad, F, n);
+    else swiglu_kernel<<<g, 256, 0, s>>>((float *)y->data, ad, F, n);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
@@ -104,8 +134,9 @@ KtStatus cuda_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTe
 #define ATT_SPLIT 8  // warps per query in the split-key kernel
 
 // One warp per query (b, h, t): keys 0..pos with an online softmax; lane l holds dims l, l+32, ...
+template <typename OT>
 __global__ void __launch_bounds__(32 * ATT_WARPS)
-attention_pos_kernel(float *__restrict__ out, const float *__restrict__ q, const float *__restrict__ k,
+attention_pos_kernel(OT *__restrict__ out, const float *__restrict__ q, const float *__restrict__ k,
                      const float *__restrict__ v, const int32_t *__restrict__ pos, int64_t NH, int64_t Tq, int64_t HS,
                      int64_t Tcap, float scale, int64_t n) {
     int64_t wid = (int64_t)blockIdx.x * ATT_WARPS + (threadIdx.x >> 5);
@@ -131,7 +162,8 @@ attention_pos_kernel(float *__restrict__ out, const float *__restrict__ q, const
             int64_t d = lane + 32 * i;
             if (d < HS) dot += qv[i] * kr[d];
         }
-        float s = warp_sum(dot) * scale, mn = fmaxf(m, s), corr = expf(m - mn), e = expf(s - mn);
+        float s = warp_sum(dot) * scale, mn = fmaxf(m, s);
+        float corr = m == -INFINITY ? 0.f : expf(m - mn), e = s == -INFINITY ? 0.f : expf(s - mn);  // -inf weighs 0
         l = l * corr + e;
 #pragma unroll
         for (int i = 0; i < ATT_MAXD; i++) {
@@ -140,19 +172,20 @@ attention_pos_kernel(float *__restrict__ out, const float *__restrict__ q, const
         }
         m = mn;
     }
-    float *o = out + (b * Tq + t) * NH * HS + h * HS;
+    OT *o = out + (b * Tq + t) * NH * HS + h * HS;
 #pragma unroll
     for (int i = 0; i < ATT_MAXD; i++) {
         int64_t d = lane + 32 * i;
-        if (d < HS) o[d] = acc[i] / l;
+        if (d < HS) o[d] = from_f32<OT>(l > 0.f ? acc[i] / l : 0.f);  // no finite score: zeros, as the CPU
     }
 }
 
 // Few queries (the decode steps of small batches: one warp per query would leave the GPU idle and walk up to P keys
 // serially): a block of `split` warps per query (b, h, t). Warp w takes keys w, w + split, ... with its own online
 // softmax; the partial (max, sum, acc) of the warps are merged through shared memory, output dim d by thread d.
+template <typename OT>
 __global__ void __launch_bounds__(32 * ATT_SPLIT)
-attention_pos_split_kernel(float *__restrict__ out, const float *__restrict__ q, const float *__restrict__ k,
+attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, const float *__restrict__ k,
                            const float *__restrict__ v, const int32_t *__restrict__ pos, int64_t NH, int64_t Tq,
                            int64_t HS, int64_t Tcap, float scale) {
     extern __shared__ float part[];  // (split, HS + 2): acc[HS], m, l of each warp
@@ -178,7 +211,8 @@ attention_pos_split_kernel(float *__restrict__ out, const float *__restrict__ q,
             int64_t d = lane + 32 * i;
             if (d < HS) dot += qv[i] * kr[d];
         }
-        float s = warp_sum(dot) * scale, mn = fmaxf(m, s), corr = expf(m - mn), e = expf(s - mn);
+        float s = warp_sum(dot) * scale, mn = fmaxf(m, s);
+        float corr = m == -INFINITY ? 0.f : expf(m - mn), e = s == -INFINITY ? 0.f : expf(s - mn);  // -inf weighs 0
         l = l * corr + e;
 #pragma unroll
         for (int i = 0; i < ATT_MAXD; i++) {
@@ -205,30 +239,39 @@ attention_pos_split_kernel(float *__restrict__ out, const float *__restrict__ q,
             L += pw[HS + 1] * c;
             o += pw[d] * c;
         }
-        out[(b * Tq + t) * NH * HS + h * HS + d] = o / L;
+        out[(b * Tq + t) * NH * HS + h * HS + d] = from_f32<OT>(L > 0.f ? o / L : 0.f);
     }
+}
+
+template <typename OT>
+static KtStatus launch_attention_pos(KtBackend *be, OT *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                                    const KtTensor *positions, float scale) {
+    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3], Tcap = k->shape[2];
+    int64_t n = B * NH * Tq;
+    const float *qd = (const float *)q->data, *kd = (const float *)k->data, *vd = (const float *)v->data;
+    const int32_t *pd = (const int32_t *)positions->data;
+    if (n < 4 * (int64_t)cuda_impl(be)->sm_count && Tcap > 32) {  // fewer queries than ~4 per SM: split the keys
+        size_t smem = (size_t)ATT_SPLIT * (size_t)(HS + 2) * sizeof(float);
+        attention_pos_split_kernel<OT><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(out, qd, kd, vd, pd, NH,
+                                                                                             Tq, HS, Tcap, scale);
+    } else {
+        attention_pos_kernel<OT><<<cuda_blocks(n, ATT_WARPS), 32 * ATT_WARPS, 0, cuda_stream(be)>>>(
+            out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, n);
+    }
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
 }
 
 KtStatus cuda_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                             const KtTensor *positions, float scale) {
-    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3], Tcap = k->shape[2];
-    int64_t n = B * NH * Tq;
-    if (n == 0 || HS == 0) return KT_OK;
-    if (HS > 32 * ATT_MAXD)
-        return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_attention_pos: head size %lld > %d on CUDA", (long long)HS, 32 * ATT_MAXD);
-    if (n < 4 * (int64_t)cuda_impl(be)->sm_count && Tcap > 32) {  // fewer queries than ~4 per SM: split the keys
-        size_t smem = (size_t)ATT_SPLIT * (size_t)(HS + 2) * sizeof(float);
-        attention_pos_split_kernel<<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(
-            (float *)out->data, (const float *)q->data, (const float *)k->data, (const float *)v->data,
-            (const int32_t *)positions->data, NH, Tq, HS, Tcap, scale);
-        KT_CUDA_LAUNCHED();
-        return KT_OK;
-    }
-    attention_pos_kernel<<<cuda_blocks(n, ATT_WARPS), 32 * ATT_WARPS, 0, cuda_stream(be)>>>(
-        (float *)out->data, (const float *)q->data, (const float *)k->data, (const float *)v->data,
-        (const int32_t *)positions->data, NH, Tq, HS, Tcap, scale, n);
-    KT_CUDA_LAUNCHED();
-    return KT_OK;
+    int64_t n = kt_numel(q);
+    if (n == 0) return KT_OK;
+    if (q->shape[3] > 32 * ATT_MAXD)
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_attention_pos: head size %lld > %d on CUDA", (long long)q->shape[3],
+                       32 * ATT_MAXD);
+    if (out->dtype == KT_BF16) return launch_attention_pos(be, (__nv_bfloat16 *)out->data, q, k, v, positions, scale);
+    if (out->dtype == KT_F16) return launch_attention_pos(be, (__half *)out->data, q, k, v, positions, scale);
+    return launch_attention_pos(be, (float *)out->data, q, k, v, positions, scale);
 }
 
 // ------------------------------------------------------------------------------------------ L2 normalisation
@@ -398,11 +441,8 @@ template <int NT, int IT, bool PROBS>
 static KtStatus launch_hf(KtBackend *be, int64_t rows, int32_t *tok, float *probs, float *logits, const int64_t *ids,
                           const int32_t *pos, int64_t T, int V, const SmpParams *p) {
     size_t smem = sizeof(HfSmem<NT, IT>);
-    static bool attr_set = false;
-    if (!attr_set) {
-        KT_CUDA_TRY(cudaFuncSetAttribute(hf_kernel<NT, IT, PROBS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-        attr_set = true;
-    }
+    // per call: the attribute belongs to the current device's context (cheap, and allowed during capture)
+    KT_CUDA_TRY(cudaFuncSetAttribute(hf_kernel<NT, IT, PROBS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     int32_t *flag = (int32_t *)((char *)cuda_impl(be)->dev_small + CUDA_SMALL_FLAG);
     hf_kernel<NT, IT, PROBS><<<(unsigned)rows, NT, smem, cuda_stream(be)>>>(tok, probs, logits, ids, pos, T, V, p->seed,
                                                                             p->top_k, p->top_p, p->temperature, flag);
