@@ -128,8 +128,7 @@ static KtStatus layer_forward(LlamaModel *m, LlamaWorkspace *ws, int i, int64_t 
     KT_TRY(i == 0 ? kt_rmsnorm(be, &hn, &x, &l->attention_norm, eps)
                   : kt_add_rmsnorm(be, &hn, &x, &h, &l->attention_norm, eps));
     KT_TRY(kt_linear(be, &qkv, &hn, &l->wqkv, NULL));
-    KT_TRY(kt_llama_attn_prep(be, &q, &kc, &vc, &qkv, &m->rope, pos));
-    KT_TRY(kt_attention_pos(be, &att, &q, &kc, &vc, pos, (float)(1.0 / sqrt((double)HS))));
+    KT_TRY(kt_llama_attention(be, &att, &q, &kc, &vc, &qkv, &m->rope, pos, (float)(1.0 / sqrt((double)HS))));
     KT_TRY(kt_linear(be, &h, &att, &l->wo, NULL));
     // x += h; h = w2(silu(w1 hn) * w3 hn) on hn = RMSNorm(x), left pending
     KT_TRY(kt_add_rmsnorm(be, &hn, &x, &h, &l->ffn_norm, eps));

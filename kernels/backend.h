@@ -100,6 +100,9 @@ typedef struct {
                                 const KtTensor *rope, const KtTensor *positions);
     KtStatus (*attention_pos)(KtBackend *, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                               const KtTensor *positions, float scale);
+    KtStatus (*llama_attention)(KtBackend *, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                                const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions,
+                                float scale);  // optional: NULL runs the composition
     KtStatus (*l2_normalize)(KtBackend *, KtTensor *y, const KtTensor *x);
     KtStatus (*sample_llama)(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                              const KtTensor *positions, SmpParams params);

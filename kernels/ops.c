@@ -485,43 +485,68 @@ KtStatus kt_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a) {
     return be->ops->swiglu(be, y, a);
 }
 
+// The checks of kt_llama_attn_prep and kt_attention_pos, under the name of the op that makes them.
+static KtStatus check_llama_prep(KtBackend *be, const char *op, const KtTensor *q, const KtTensor *kcache,
+                                 const KtTensor *vcache, const KtTensor *qkv, const KtTensor *rope,
+                                 const KtTensor *positions) {
+    KT_TRY(need(be, op, "q", q, KT_F32, 4));
+    KT_TRY(need(be, op, "kcache", kcache, KT_F32, 4));
+    KT_TRY(need(be, op, "vcache", vcache, KT_F32, 4));
+    KT_TRY(need(be, op, "qkv", qkv, KT_F32, 3));
+    KT_TRY(need(be, op, "rope", rope, KT_F32, 3));
+    KT_TRY(need(be, op, "positions", positions, KT_I32, 2));
+    KT_TRY(same(op, "kcache", kcache, "vcache", vcache));
+    int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3];
+    if (HS % 2) return shape_err(op, "q", q, "an even head size (rotation pairs)");
+    KT_TRY(dims(op, "qkv", qkv, 3, B, T, 3 * NH * HS, 0));
+    if (rope->shape[1] != HS / 2 || rope->shape[2] != 2)
+        return shape_err(op, "rope", rope, "(P, HS/2, 2) with HS = q.shape[3]");
+    if (kcache->shape[0] != B || kcache->shape[1] != NH || kcache->shape[3] != HS)
+        return shape_err(op, "kcache", kcache, "(B, NH, Tcap, HS) matching q");
+    return dims(op, "positions", positions, 2, B, T, 0, 0);
+}
+
+static KtStatus check_attention_pos(KtBackend *be, const char *op, const KtTensor *out, const KtTensor *q,
+                                    const KtTensor *k, const KtTensor *v, const KtTensor *positions) {
+    KT_TRY(need(be, op, "out", out, out && out->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, 3));
+    KT_TRY(need(be, op, "q", q, KT_F32, 4));
+    KT_TRY(need(be, op, "k", k, KT_F32, 4));
+    KT_TRY(need(be, op, "v", v, KT_F32, 4));
+    KT_TRY(need(be, op, "positions", positions, KT_I32, 2));
+    KT_TRY(same(op, "k", k, "v", v));
+    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3];
+    if (k->shape[0] != B || k->shape[1] != NH || k->shape[3] != HS)
+        return shape_err(op, "k", k, "(B, NH, Tcap, HS) matching q");
+    if (k->shape[2] < 1) return shape_err(op, "k", k, "a cache with at least one row");
+    KT_TRY(dims(op, "out", out, 3, B, Tq, NH * HS, 0));
+    return dims(op, "positions", positions, 2, B, Tq, 0, 0);
+}
+
 KtStatus kt_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
                             const KtTensor *rope, const KtTensor *positions) {
-    NEED_F32(q, 4);
-    NEED_F32(kcache, 4);
-    NEED_F32(vcache, 4);
-    NEED_F32(qkv, 3);
-    NEED_F32(rope, 3);
-    NEED(positions, KT_I32, 2);
-    SAME(kcache, vcache);
-    int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3];
-    if (HS % 2) return shape_err(__func__, "q", q, "an even head size (rotation pairs)");
-    DIMS3(qkv, B, T, 3 * NH * HS);
-    if (rope->shape[1] != HS / 2 || rope->shape[2] != 2)
-        return shape_err(__func__, "rope", rope, "(P, HS/2, 2) with HS = q.shape[3]");
-    if (kcache->shape[0] != B || kcache->shape[1] != NH || kcache->shape[3] != HS)
-        return shape_err(__func__, "kcache", kcache, "(B, NH, Tcap, HS) matching q");
-    DIMS2(positions, B, T);
+    KT_TRY(check_llama_prep(be, __func__, q, kcache, vcache, qkv, rope, positions));
     HAVE_OP(llama_attn_prep);
     return be->ops->llama_attn_prep(be, q, kcache, vcache, qkv, rope, positions);
 }
 
 KtStatus kt_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                           const KtTensor *positions, float scale) {
-    NEED(out, out && out->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, 3);
-    NEED_F32(q, 4);
-    NEED_F32(k, 4);
-    NEED_F32(v, 4);
-    NEED(positions, KT_I32, 2);
-    SAME(k, v);
-    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3];
-    if (k->shape[0] != B || k->shape[1] != NH || k->shape[3] != HS)
-        return shape_err(__func__, "k", k, "(B, NH, Tcap, HS) matching q");
-    if (k->shape[2] < 1) return shape_err(__func__, "k", k, "a cache with at least one row");
-    DIMS3(out, B, Tq, NH * HS);
-    DIMS2(positions, B, Tq);
+    KT_TRY(check_attention_pos(be, __func__, out, q, k, v, positions));
     HAVE_OP(attention_pos);
     return be->ops->attention_pos(be, out, q, k, v, positions, scale);
+}
+
+KtStatus kt_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                            const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions, float scale) {
+    KT_TRY(check_llama_prep(be, __func__, q, kcache, vcache, qkv, rope, positions));
+    KT_TRY(check_attention_pos(be, __func__, out, q, kcache, vcache, positions));
+    if (!be->ops->llama_attention) {  // the composition
+        HAVE_OP(llama_attn_prep);
+        HAVE_OP(attention_pos);
+        KT_TRY(be->ops->llama_attn_prep(be, q, kcache, vcache, qkv, rope, positions));
+        return be->ops->attention_pos(be, out, q, kcache, vcache, positions, scale);
+    }
+    return be->ops->llama_attention(be, out, q, kcache, vcache, qkv, rope, positions, scale);
 }
 
 KtStatus kt_l2_normalize(KtBackend *be, KtTensor *y, const KtTensor *x) {

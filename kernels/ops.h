@@ -197,6 +197,12 @@ KtStatus kt_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTens
 KtStatus kt_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                           const KtTensor *positions, float scale);
 
+// kt_llama_attn_prep then kt_attention_pos over the caches it wrote (a LlamaGen layer's attention, the
+// composition's results: q and the cache rows are written too). Backends may fuse the two (CUDA: one kernel for
+// single-token steps of small batches). Shapes and dtypes as the two ops.
+KtStatus kt_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                            const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions, float scale);
+
 // Row L2 normalisation: y = x / max(||x||_2, 1e-12).  ref: F.normalize(x, p=2, dim=-1)
 // y, x: (..., D). y may alias x.
 KtStatus kt_l2_normalize(KtBackend *be, KtTensor *y, const KtTensor *x);

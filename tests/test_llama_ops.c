@@ -432,3 +432,50 @@ Test(llama_ops, cuda_bf16_gemm_inputs) {
     ctx_close(&gc);
     ctx_close(&cc);
 }
+
+// kt_llama_attention against kt_llama_attn_prep + kt_attention_pos on the same backend: out, q and both caches. On
+// CUDA a single-token step of a small batch takes the fused kernel (prep inside the split-key attention), Tq = 3
+// the two kernels.
+TWIN(llama_ops, llama_attention_equals_prep_then_attention) {
+    Ctx c;
+    ctx_open(&c, dev, FX);
+    uint64_t seed = 5;
+    int64_t NH = 3, HS = 64, Tcap = 48, P = 41, C = NH * HS;
+    static const int64_t shapes[2][2] = {{2, 1}, {2, 3}};  // (B, Tq)
+    float *rope = ctx_keep(&c, malloc((size_t)(P * HS) * 4));
+    for (int64_t i = 0; i < P * HS; i++) rope[i] = frand(&seed);
+    KtTensor R = dev_new(&c, KT_F32, 3, (int64_t[]){P, HS / 2, 2}, rope);
+    for (int sh = 0; sh < 2; sh++) {
+        int64_t B = shapes[sh][0], Tq = shapes[sh][1], nc = B * NH * Tcap * HS;
+        float *qkv = ctx_keep(&c, malloc((size_t)(B * Tq * 3 * C) * 4)), *kc = ctx_keep(&c, malloc((size_t)nc * 4));
+        float *vc = ctx_keep(&c, malloc((size_t)nc * 4));
+        for (int64_t i = 0; i < B * Tq * 3 * C; i++) qkv[i] = frand(&seed);
+        for (int64_t i = 0; i < nc; i++) kc[i] = frand(&seed), vc[i] = frand(&seed);
+        int32_t pos[6] = {5, 40, 0, 17, 18, 19};  // row 0 at 5 (and 40, 0), row 1 at 17.. (Tq = 1: 5 and 40)
+        if (Tq == 1) pos[1] = 40;
+        KtTensor QKV = dev_new(&c, KT_F32, 3, (int64_t[]){B, Tq, 3 * C}, qkv), Pp = dev_new(&c, KT_I32, 2, (int64_t[]){B, Tq}, pos);
+        float *res[2][4];
+        for (int fused = 0; fused < 2; fused++) {
+            KtTensor K = dev_new(&c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, kc);
+            KtTensor V = dev_new(&c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, vc);
+            KtTensor Q = dev_new(&c, KT_F32, 4, (int64_t[]){B, NH, Tq, HS}, NULL);
+            KtTensor O = dev_new(&c, KT_F32, 3, (int64_t[]){B, Tq, C}, NULL);
+            if (fused) {
+                OK(kt_llama_attention(&c.be, &O, &Q, &K, &V, &QKV, &R, &Pp, 0.125f));
+            } else {
+                OK(kt_llama_attn_prep(&c.be, &Q, &K, &V, &QKV, &R, &Pp));
+                OK(kt_attention_pos(&c.be, &O, &Q, &K, &V, &Pp, 0.125f));
+            }
+            res[fused][0] = download_f32(&c, &O), res[fused][1] = download_f32(&c, &Q);
+            res[fused][2] = download_f32(&c, &K), res[fused][3] = download_f32(&c, &V);
+        }
+        static const char *what[4] = {"out", "q", "kcache", "vcache"};
+        int64_t n[4] = {B * Tq * C, B * Tq * C, nc, nc};
+        for (int i = 0; i < 4; i++) {
+            char msg[96];
+            snprintf(msg, sizeof msg, "llama_attention %s, Tq %lld", what[i], (long long)Tq);
+            expect_close(msg, res[1][i], res[0][i], n[i], 1e-6, 1e-6);  // the same arithmetic
+        }
+    }
+    ctx_close(&c);
+}

@@ -312,6 +312,7 @@ static const KtBackendOps *cuda_ops(void) {
     o.swiglu = cuda_swiglu;
     o.llama_attn_prep = cuda_llama_attn_prep;
     o.attention_pos = cuda_attention_pos;
+    o.llama_attention = cuda_llama_attention;
     o.l2_normalize = cuda_l2_normalize;
     o.sample_llama = cuda_sample_llama;
     o.probs_llama = cuda_probs_llama;

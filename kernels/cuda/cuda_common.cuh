@@ -268,6 +268,8 @@ KtStatus cuda_llama_attn_prep(KtBackend *, KtTensor *q, KtTensor *kcache, KtTens
                               const KtTensor *rope, const KtTensor *positions);
 KtStatus cuda_attention_pos(KtBackend *, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                             const KtTensor *positions, float scale);
+KtStatus cuda_llama_attention(KtBackend *, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                              const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions, float scale);
 KtStatus cuda_l2_normalize(KtBackend *, KtTensor *y, const KtTensor *x);
 KtStatus cuda_sample_llama(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                            const KtTensor *positions, SmpParams params);

@@ -180,21 +180,57 @@ attention_pos_kernel(OT *__restrict__ out, const float *__restrict__ q, const fl
     }
 }
 
+// The prep fused into the split-key kernel for single-token steps (sequential decoding): each block rotates its own
+// head's q and new k, writes the cache rows, then attends over them (its writes are visible to it after the barrier;
+// no other block reads them).
+struct LlamaPrepArgs {
+    float *q;            // (B, NH, 1, HS) out: the rotated q, as kt_llama_attn_prep writes it
+    float *kc, *vc;      // the caches: row positions[b] of head (b, h) written
+    const float *qkv;    // (B, 1, 3C)
+    const float *rope;   // (P, HS/2, 2)
+    int64_t limit;       // min(P, Tcap): positions outside are not written (q = 0), as the prep kernel
+};
+
 // Few queries (the decode steps of small batches: one warp per query would leave the GPU idle and walk up to P keys
 // serially): a block of `split` warps per query (b, h, t). Warp w takes keys w, w + split, ... with its own online
 // softmax; the partial (max, sum, acc) of the warps are merged through shared memory, output dim d by thread d.
-template <typename OT>
+// PREP (Tq == 1): q comes from qkv through the rotation, see LlamaPrepArgs. k and v are not __restrict__: with PREP
+// the block reads rows it wrote (no read-only cache path).
+template <typename OT, bool PREP>
 __global__ void __launch_bounds__(32 * ATT_SPLIT)
-attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, const float *__restrict__ k,
-                           const float *__restrict__ v, const int32_t *__restrict__ pos, int64_t NH, int64_t Tq,
-                           int64_t HS, int64_t Tcap, float scale) {
-    extern __shared__ float part[];  // (split, HS + 2): acc[HS], m, l of each warp
+attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, const float *k, const float *v,
+                           const int32_t *__restrict__ pos, int64_t NH, int64_t Tq, int64_t HS, int64_t Tcap,
+                           float scale, LlamaPrepArgs pa) {
+    extern __shared__ float part[];  // (split, HS + 2): acc[HS], m, l of each warp; PREP: then q (HS)
     int64_t wid = blockIdx.x;        // the query
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, split = blockDim.x >> 5;
     int64_t t = wid % Tq, bh = wid / Tq, b = bh / NH, h = bh % NH;
     int64_t p = pos[b * Tq + t];
+    float *qs = part + split * (HS + 2);
+    if (PREP) {  // Tq == 1: wid == bh
+        bool ok = p >= 0 && p < pa.limit;
+        int64_t half = HS / 2, C = NH * HS;
+        const float *row = pa.qkv + b * 3 * C + h * HS;
+        for (int64_t j = threadIdx.x; j < half; j += blockDim.x) {
+            float q0 = row[2 * j], q1 = row[2 * j + 1], r0 = 0.f, r1 = 0.f;
+            if (ok) {
+                float c = pa.rope[(p * half + j) * 2], sn = pa.rope[(p * half + j) * 2 + 1];
+                float k0 = row[C + 2 * j], k1 = row[C + 2 * j + 1];
+                r0 = __fsub_rn(__fmul_rn(q0, c), __fmul_rn(q1, sn));
+                r1 = __fadd_rn(__fmul_rn(q1, c), __fmul_rn(q0, sn));
+                int64_t o = (bh * Tcap + p) * HS + 2 * j;
+                pa.kc[o] = __fsub_rn(__fmul_rn(k0, c), __fmul_rn(k1, sn));
+                pa.kc[o + 1] = __fadd_rn(__fmul_rn(k1, c), __fmul_rn(k0, sn));
+                pa.vc[o] = row[2 * C + 2 * j];
+                pa.vc[o + 1] = row[2 * C + 2 * j + 1];
+            }
+            qs[2 * j] = r0, qs[2 * j + 1] = r1;
+            pa.q[bh * HS + 2 * j] = r0, pa.q[bh * HS + 2 * j + 1] = r1;
+        }
+        __syncthreads();
+    }
     p = p < 0 ? 0 : p >= Tcap ? Tcap - 1 : p;
-    const float *qr = q + wid * HS, *kb = k + bh * Tcap * HS, *vb = v + bh * Tcap * HS;
+    const float *qr = PREP ? qs : q + wid * HS, *kb = k + bh * Tcap * HS, *vb = v + bh * Tcap * HS;
     float qv[ATT_MAXD], acc[ATT_MAXD];
 #pragma unroll
     for (int i = 0; i < ATT_MAXD; i++) {
@@ -243,17 +279,27 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
     }
 }
 
+// Fewer queries than ~4 per SM (and a cache worth splitting): the split-key kernel.
+static bool attention_split(KtBackend *be, int64_t n, int64_t Tcap) {
+    return n < 4 * (int64_t)cuda_impl(be)->sm_count && Tcap > 32;
+}
+
+// pa: the fused prep (split kernel, Tq == 1 only), or NULL.
 template <typename OT>
 static KtStatus launch_attention_pos(KtBackend *be, OT *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
-                                    const KtTensor *positions, float scale) {
+                                    const KtTensor *positions, float scale, const LlamaPrepArgs *pa) {
     int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3], Tcap = k->shape[2];
     int64_t n = B * NH * Tq;
     const float *qd = (const float *)q->data, *kd = (const float *)k->data, *vd = (const float *)v->data;
     const int32_t *pd = (const int32_t *)positions->data;
-    if (n < 4 * (int64_t)cuda_impl(be)->sm_count && Tcap > 32) {  // fewer queries than ~4 per SM: split the keys
+    if (pa) {
+        size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);
+        attention_pos_split_kernel<OT, true><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(
+            out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, *pa);
+    } else if (attention_split(be, n, Tcap)) {
         size_t smem = (size_t)ATT_SPLIT * (size_t)(HS + 2) * sizeof(float);
-        attention_pos_split_kernel<OT><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(out, qd, kd, vd, pd, NH,
-                                                                                             Tq, HS, Tcap, scale);
+        attention_pos_split_kernel<OT, false><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(
+            out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, LlamaPrepArgs{});
     } else {
         attention_pos_kernel<OT><<<cuda_blocks(n, ATT_WARPS), 32 * ATT_WARPS, 0, cuda_stream(be)>>>(
             out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, n);
@@ -262,16 +308,33 @@ static KtStatus launch_attention_pos(KtBackend *be, OT *out, const KtTensor *q, 
     return KT_OK;
 }
 
+template <typename... A> static KtStatus attention_pos_by_dtype(KtBackend *be, KtTensor *out, A... args) {
+    if (out->dtype == KT_BF16) return launch_attention_pos(be, (__nv_bfloat16 *)out->data, args...);
+    if (out->dtype == KT_F16) return launch_attention_pos(be, (__half *)out->data, args...);
+    return launch_attention_pos(be, (float *)out->data, args...);
+}
+
 KtStatus cuda_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                             const KtTensor *positions, float scale) {
-    int64_t n = kt_numel(q);
-    if (n == 0) return KT_OK;
+    if (kt_numel(q) == 0) return KT_OK;
     if (q->shape[3] > 32 * ATT_MAXD)
         return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_attention_pos: head size %lld > %d on CUDA", (long long)q->shape[3],
                        32 * ATT_MAXD);
-    if (out->dtype == KT_BF16) return launch_attention_pos(be, (__nv_bfloat16 *)out->data, q, k, v, positions, scale);
-    if (out->dtype == KT_F16) return launch_attention_pos(be, (__half *)out->data, q, k, v, positions, scale);
-    return launch_attention_pos(be, (float *)out->data, q, k, v, positions, scale);
+    return attention_pos_by_dtype(be, out, q, k, v, positions, scale, (const LlamaPrepArgs *)NULL);
+}
+
+// Prep + attention: fused for single-token steps that take the split kernel, else the two kernels.
+KtStatus cuda_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                              const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions, float scale) {
+    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3], Tcap = kcache->shape[2];
+    if (Tq != 1 || kt_numel(q) == 0 || HS > 32 * ATT_MAXD || !attention_split(be, B * NH, Tcap)) {
+        KT_TRY(cuda_llama_attn_prep(be, q, kcache, vcache, qkv, rope, positions));
+        return cuda_attention_pos(be, out, q, kcache, vcache, positions, scale);
+    }
+    int64_t P = rope->shape[0];
+    LlamaPrepArgs pa = {(float *)q->data, (float *)kcache->data, (float *)vcache->data, (const float *)qkv->data,
+                        (const float *)rope->data, P < Tcap ? P : Tcap};
+    return attention_pos_by_dtype(be, out, q, kcache, vcache, positions, scale, (const LlamaPrepArgs *)&pa);
 }
 
 // ------------------------------------------------------------------------------------------ L2 normalisation
