@@ -308,6 +308,9 @@ Test(cuda_elementwise, all) {
     OK(kt_download(&p->cpu, &nc, &cnt.c));
     OK(kt_download(&p->gpu, &ng, &cnt.g));
     cr_expect(nc == 3 && ng == 3, "image_to_u8 non-finite count: cpu %lld, cuda %lld", (long long)nc, (long long)ng);
+    OK(kt_zero(&p->gpu, &u8.g));  // again from zeros: the 0xff fill cannot show an unwritten 255
+    OK(kt_image_to_u8(&p->gpu, &u8.g, &xi.g, NULL));
+    expect_twin_exact(p, "image_to_u8 (zero-filled output)", &u8);
     OK(kt_count_nonfinite(&p->cpu, &cnt.c, &xi.c));
     OK(kt_count_nonfinite(&p->gpu, &cnt.g, &xi.g));
     OK(kt_download(&p->cpu, &nc, &cnt.c));
@@ -490,6 +493,7 @@ Test(cuda_attention, var_prep_split) {
     Twin q2 = TW(NULL, B, NH, T, HS), k2 = TW(NULL, B, NH, T, HS), v2 = TW(NULL, B, NH, T, HS);
     BOTH(kt_split_qkv_heads, S(q2), S(k2), S(v2), S(qkv));
     expect_twin_exact(p, "split_qkv q", &q2);
+    expect_twin_exact(p, "split_qkv k", &k2);
     expect_twin_exact(p, "split_qkv v", &v2);
     pair_close(p);
 }
@@ -582,6 +586,7 @@ static void check_16bit(KtDType dt) {
         Twin x = TW(rnd(p, B * H * W * Ci, 1.f), B, H, W, Ci), b = TW(rnd(p, Co, 1.f), Co), w = TW(wr, Co, 3, 3, Ci);
         Twin y = TW(NULL, B, Ho, Wo, Co);
         KtTensor wg = kt_tensor4(NULL, dt, KT_CUDA, Co, 3, 3, Ci);
+        cr_assert(p->nbuf < 2 * MAXT);
         OK(kt_buffer_alloc(&p->gpu, &p->buf[p->nbuf], kt_nbytes(&wg)));
         wg.data = p->buf[p->nbuf++].data;
         OK(kt_upload(&p->gpu, &wg, w16));
@@ -806,6 +811,7 @@ static KtTensor bt(Pair *p, KtDType dt, int nd, const int64_t *shape, float scal
     t.data = p->buf[p->nbuf++].data;
     size_t n = (size_t)kt_numel(&t);
     void *h = malloc(kt_nbytes(&t) + 1);
+    cr_assert(h, "out of host memory (%zu bytes)", kt_nbytes(&t));
     for (size_t i = 0; i < n; i++) {
         float f = scale * frand(p);
         if (dt == KT_F32) ((float *)h)[i] = f;

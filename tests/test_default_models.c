@@ -161,7 +161,7 @@ static void expect_cpu_cuda_greedy(ArgenArch arch) {
     sp.top_k = 1;
     int classes[4] = {0, 3, 7, 9};
     int64_t ids[4] = {0, 1, 2, 3};
-    size_t npx = (size_t)4 * info.image_size * info.image_size * 3;
+    size_t npx = (size_t)4 * info.output_size * info.output_size * 3;
     uint8_t *pc = malloc(npx), *pg = malloc(npx);
     int32_t *tc = malloc(4 * sizeof(int32_t) * (size_t)info.num_tokens), *tg = malloc(4 * sizeof(int32_t) * (size_t)info.num_tokens);
     cr_assert(argen_sample(cpu, &sp, 4, classes, ids, pc, tc) == ARGEN_OK, "%s", argen_last_error());

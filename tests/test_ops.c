@@ -196,6 +196,9 @@ TWIN(elementwise, image_to_u8) {
     expect_fx_int(&c, &y, "image_to_u8.y");
     OK(kt_download(&c.be, &bad, &counter));
     cr_expect_eq(bad, 0);
+    OK(kt_zero(&c.be, &y));  // again from zeros: the 0xff fill cannot show an unwritten 255
+    OK(kt_image_to_u8(&c.be, &y, &x, NULL));
+    expect_fx_int(&c, &y, "image_to_u8.y");
     float v[6] = {NAN, INFINITY, -INFINITY, 0.999f, -2.0f, 2.0f};
     uint8_t got[6];
     KtTensor xs = dev_new(&c, KT_F32, 4, (int64_t[]){1, 1, 2, 3}, v), ys = dev_new(&c, KT_U8, 4, xs.shape, NULL);
