@@ -292,27 +292,26 @@ static float frand(uint64_t *s) {
     return (float)((*s >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
 }
 
-// Same inputs on both backends: GPT-B-sized attention over a 264-row cache (SJD-like 16-token windows and a decode
-// step, which take the split-key kernel on an H100, and a batch of 24 x 2 tokens, which takes one warp per query)
-// and the sampler at V = 16384.
+// Same inputs on both backends: GPT-B-sized attention over a 264-row cache (SJD-like 16-token windows, a decode step,
+// a batch of 24 x 2 tokens: the split-key kernel) and a 32-row one (one warp per query), and the sampler at V = 16384.
 Test(llama_ops, cpu_vs_cuda_model_shapes) {
     if (!kt_cuda_available()) cr_skip_test("no CUDA device");
     Ctx cc, gc;
     ctx_open(&cc, KT_CPU, FX);
     ctx_open(&gc, KT_CUDA, FX);
-    static const int64_t shapes[3][2] = {{2, 16}, {2, 1}, {24, 2}};  // (B, Tq)
-    int64_t NH = 12, HS = 64, Tcap = 264, V = 16384;
+    static const int64_t shapes[4][3] = {{2, 16, 264}, {2, 1, 264}, {24, 2, 264}, {24, 2, 32}};  // (B, Tq, Tcap)
+    int64_t NH = 12, HS = 64, V = 16384;
     uint64_t seed = 7;
     Ctx *cs[2] = {&cc, &gc};
-    for (int sh = 0; sh < 3; sh++) {
-        int64_t B = shapes[sh][0], Tq = shapes[sh][1];
+    for (int sh = 0; sh < 4; sh++) {
+        int64_t B = shapes[sh][0], Tq = shapes[sh][1], Tcap = shapes[sh][2];
         size_t nq = (size_t)(B * NH * Tq * HS), nk = (size_t)(B * NH * Tcap * HS);
         float *q = ctx_keep(&cc, malloc(nq * 4)), *k = ctx_keep(&cc, malloc(nk * 4));
         float *v = ctx_keep(&cc, malloc(nk * 4));
         int32_t *pos = ctx_keep(&cc, malloc((size_t)(B * Tq) * 4));
         for (size_t i = 0; i < nq; i++) q[i] = frand(&seed);
         for (size_t i = 0; i < nk; i++) k[i] = frand(&seed), v[i] = frand(&seed);
-        for (int64_t i = 0; i < B * Tq; i++) pos[i] = (int32_t)(100 + 9 * i % 160);
+        for (int64_t i = 0; i < B * Tq; i++) pos[i] = (int32_t)((100 + 9 * i % 160) % Tcap);
         if (Tq == 1) pos[0] = 0, pos[1] = 256;  // the first step (one key) and the last of a 16x16 grid
         float *res[2];
         for (int d = 0; d < 2; d++) {
@@ -326,7 +325,8 @@ Test(llama_ops, cpu_vs_cuda_model_shapes) {
             res[d] = download_f32(c, &O);
         }
         char what[96];
-        snprintf(what, sizeof what, "attention_pos cuda vs cpu, B %lld, Tq %lld", (long long)B, (long long)Tq);
+        snprintf(what, sizeof what, "attention_pos cuda vs cpu, B %lld, Tq %lld, Tcap %lld", (long long)B,
+                 (long long)Tq, (long long)Tcap);
         expect_close(what, res[1], res[0], B * Tq * NH * HS, TOL_REDUCE_F32);
     }
 
@@ -404,7 +404,7 @@ Test(llama_ops, cuda_bf16_gemm_inputs) {
     expect_close("add_rmsnorm bf16 out", res[1][1], res[0][1], R * C, TOL_OUT_BF16);
     expect_close("swiglu bf16 out", res[1][2], res[0][2], R * F, TOL_OUT_BF16);
 
-    static const int64_t shapes[2][2] = {{2, 1}, {24, 2}};  // split-key kernel, one warp per query
+    static const int64_t shapes[2][2] = {{2, 1}, {24, 2}};  // (B, Tq): split-key kernel
     int64_t NH = 12, HS = 64, Tcap = 264;
     for (int sh = 0; sh < 2; sh++) {
         int64_t B = shapes[sh][0], Tq = shapes[sh][1];

@@ -191,8 +191,7 @@ struct LlamaPrepArgs {
     int64_t limit;       // min(P, Tcap): positions outside are not written (q = 0), as the prep kernel
 };
 
-// Few queries (the decode steps of small batches: one warp per query would leave the GPU idle and walk up to P keys
-// serially): a block of `split` warps per query (b, h, t). Warp w takes keys w, w + split, ... with its own online
+// Split keys (see attention_split): a block of `split` warps per query (b, h, t). Warp w takes keys w, w + split, ... with its own online
 // softmax; the partial (max, sum, acc) of the warps are merged through shared memory, output dim d by thread d.
 // PREP (Tq == 1): q comes from qkv through the rotation, see LlamaPrepArgs. k and v are not __restrict__: with PREP
 // the block reads rows it wrote (no read-only cache path).
@@ -279,10 +278,11 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
     }
 }
 
-// Fewer queries than ~4 per SM (and a cache worth splitting): the split-key kernel.
-static bool attention_split(KtBackend *be, int64_t n, int64_t Tcap) {
-    return n < 4 * (int64_t)cuda_impl(be)->sm_count && Tcap > 32;
-}
+// The split-key kernel for every cache longer than a warp: one warp walking its keys is a serial chain of a
+// dependent load, a shuffle reduction and an exp per key (latency-bound: up to 257 keys per query at 256px); 8
+// warps per query cut the chain 8x at any batch (a batch-32 decode step is 768 queries, 768 blocks). The one-warp
+// kernel stays for short caches. (Before: split only below ~4 queries per SM.)
+static bool attention_split(int64_t Tcap) { return Tcap > 32; }
 
 // pa: the fused prep (split kernel, Tq == 1 only), or NULL.
 template <typename OT>
@@ -296,7 +296,7 @@ static KtStatus launch_attention_pos(KtBackend *be, OT *out, const KtTensor *q, 
         size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);
         attention_pos_split_kernel<OT, true><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(
             out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, *pa);
-    } else if (attention_split(be, n, Tcap)) {
+    } else if (attention_split(Tcap)) {
         size_t smem = (size_t)ATT_SPLIT * (size_t)(HS + 2) * sizeof(float);
         attention_pos_split_kernel<OT, false><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(
             out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, LlamaPrepArgs{});
@@ -323,11 +323,12 @@ KtStatus cuda_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, con
     return attention_pos_by_dtype(be, out, q, k, v, positions, scale, (const LlamaPrepArgs *)NULL);
 }
 
-// Prep + attention: fused for single-token steps that take the split kernel, else the two kernels.
+// Prep + attention: fused for single-token steps that take the split kernel (caches longer than 32 rows), else the
+// two kernels.
 KtStatus cuda_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
                               const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions, float scale) {
-    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3], Tcap = kcache->shape[2];
-    if (Tq != 1 || kt_numel(q) == 0 || HS > 32 * ATT_MAXD || !attention_split(be, B * NH, Tcap)) {
+    int64_t Tq = q->shape[2], HS = q->shape[3], Tcap = kcache->shape[2];
+    if (Tq != 1 || kt_numel(q) == 0 || HS > 32 * ATT_MAXD || !attention_split(Tcap)) {
         KT_TRY(cuda_llama_attn_prep(be, q, kcache, vcache, qkv, rope, positions));
         return cuda_attention_pos(be, out, q, kcache, vcache, positions, scale);
     }
