@@ -74,6 +74,7 @@ void llamagen_workspace_free(LlamaWorkspace *ws) {
     if (!ws) return;
     kt_graph_free(&ws->step_graph[0]);  // graphs hold the arena's addresses
     kt_graph_free(&ws->step_graph[1]);
+    for (int i = 0; i < ws->n_fwd_graphs; i++) kt_graph_free(&ws->fwd_graph[i].graph);
     kt_arena_free(&ws->arena);
     free(ws->host_probs);
     free(ws->host_i32);

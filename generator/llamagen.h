@@ -18,6 +18,7 @@
 #include "samplers/sjd.h"
 
 #define LLAMA_MAX_LAYERS 128
+#define LLAMA_FWD_GRAPHS 32  // captured window forwards per workspace (further shapes run eagerly)
 
 typedef struct {
     int n_layer;
@@ -90,6 +91,14 @@ typedef struct {
         float cfg;
         SmpParams smp;
     } step_key;
+    // SJD's and ZipAR's forwards (inputs uploaded to in_tok / in_pos first), captured per (rows, tokens) from the
+    // second use of a shape on: their windows take a few sizes over and over.
+    struct {
+        int64_t B2, T;
+        int uses;
+        KtGraph graph;
+    } fwd_graph[LLAMA_FWD_GRAPHS];
+    int n_fwd_graphs;
     bool graphs_unsupported;
     float *host_probs;        // owned host staging (max_batch * tmax * V) for SJD
     int32_t *host_i32;        // owned host staging (3 * rows * tmax + N * max_batch int32)

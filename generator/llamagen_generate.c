@@ -187,6 +187,37 @@ static KtStatus run_sequential(Run *r, int32_t *tokens, LlamaStats *stats) {
 
 // ------------------------------------------------------------------------------------------------------- SJD
 // Processed distributions of a forward on the host: probs (B, T, V) = softmax(filter(guided logits)).
+// llamagen_forward of B2 rows x T tokens over the inputs already in ws->in_tok / in_pos, replayed from a captured
+// graph from the second forward of that shape on (the first runs eagerly, which sizes every scratch buffer; the
+// capture then records without running). logits: (B2, T, V).
+static KtStatus forward_graphed(Run *r, int64_t T, KtTensor *logits) {
+    KtBackend *be = r->m->be;
+    LlamaWorkspace *ws = r->ws;
+    int i = 0;
+    while (i < ws->n_fwd_graphs && !(ws->fwd_graph[i].B2 == r->B2 && ws->fwd_graph[i].T == T)) i++;
+    if (i == ws->n_fwd_graphs && i < LLAMA_FWD_GRAPHS) {
+        ws->fwd_graph[i].B2 = r->B2, ws->fwd_graph[i].T = T, ws->fwd_graph[i].uses = 0;
+        ws->n_fwd_graphs++;
+    }
+    if (i < ws->n_fwd_graphs && ws->fwd_graph[i].graph.handle) {
+        *logits = kt_reshape3(&ws->logits, r->B2, T, r->m->config.V);
+        return kt_graph_launch(be, &ws->fwd_graph[i].graph);
+    }
+    KT_TRY(llamagen_forward(r->m, ws, r->B2, T, false, logits));
+    if (i == ws->n_fwd_graphs || ++ws->fwd_graph[i].uses < 2 || ws->graphs_unsupported) return KT_OK;
+    KtStatus st = kt_graph_begin(be);
+    if (st == KT_ERR_UNSUPPORTED) {
+        ws->graphs_unsupported = true;
+        return KT_OK;
+    }
+    KT_TRY(st);
+    KtTensor recorded;
+    st = llamagen_forward(r->m, ws, r->B2, T, false, &recorded);
+    KtStatus end = kt_graph_end(be, &ws->fwd_graph[i].graph);  // always end the capture, even after a failed op
+    KT_TRY(st);
+    return end;
+}
+
 static KtStatus host_probs(Run *r, const KtTensor *logits, int64_t T, const bool *plain, float *out) {
     KtTensor lc;
     KT_TRY(guide(r, logits, T, true, plain, &lc));
@@ -247,7 +278,7 @@ static KtStatus run_sjd(Run *r, int32_t *tokens, LlamaStats *stats) {
                 plain[b * T + j] = W[b] && !cfg_on_token(p, n + jj);  // row j predicts raster index n + j
             }
         if ((s = upload_inputs(r, T, tok, pos)) != KT_OK) break;
-        if ((s = llamagen_forward(r->m, ws, r->B2, T, false, &logits)) != KT_OK) break;
+        if ((s = forward_graphed(r, T, &logits)) != KT_OK) break;
         if ((s = host_probs(r, &logits, T, plain, ws->host_probs)) != KT_OK) break;
         for (int64_t b = 0; b < B; b++)
             if (W[b]) smp_sjd_step(&st[b], ws->host_probs + b * T * V);
@@ -296,7 +327,7 @@ static KtStatus run_zipar(Run *r, int32_t *tokens, LlamaStats *stats) {
                 spos[b * T + j] = e[j].out_cell;  // -1: the completion feed's output is not sampled
             }
         if (f == 0) s = prefill(r, &logits);
-        else if ((s = upload_inputs(r, T, tok, pos)) == KT_OK) s = llamagen_forward(r->m, ws, r->B2, T, false, &logits);
+        else if ((s = upload_inputs(r, T, tok, pos)) == KT_OK) s = forward_graphed(r, T, &logits);
         if (s != KT_OK) break;
         // CFG flag as the reference: row 0 by decode step (f - 1), the ZipAR loop by its generated-token count
         bool on = f == 0 || (f < info.phase_b ? cfg_on_token(p, f) : !(p->cfg_interval > -1 && generated_b > p->cfg_interval));
