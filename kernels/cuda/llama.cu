@@ -133,6 +133,35 @@ KtStatus cuda_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTe
 #define ATT_MAXD 8  // head dims per lane: HS <= 256
 #define ATT_SPLIT 8  // warps per query in the split-key kernel
 
+// One warp's online softmax for a query over keys j = j0, j0 + step, ... <= p (kb, vb: the head's cache rows): lane
+// l holds dims l, l + 32, ... of q (qv) and of the running output acc; m, l: running max and sum (-inf scores
+// weigh 0). Starts from acc = 0, m = -inf, l = 0.
+__device__ __forceinline__ void attend_keys(float (&acc)[ATT_MAXD], float &m, float &l, const float (&qv)[ATT_MAXD],
+                                            const float *kb, const float *vb, int64_t j0, int64_t step, int64_t p,
+                                            int64_t HS, float scale, int lane) {
+#pragma unroll
+    for (int i = 0; i < ATT_MAXD; i++) acc[i] = 0.f;
+    m = -INFINITY, l = 0.f;
+    for (int64_t j = j0; j <= p; j += step) {
+        const float *kr = kb + j * HS, *vr = vb + j * HS;
+        float dot = 0.f;
+#pragma unroll
+        for (int i = 0; i < ATT_MAXD; i++) {
+            int64_t d = lane + 32 * i;
+            if (d < HS) dot += qv[i] * kr[d];
+        }
+        float s = warp_sum(dot) * scale, mn = fmaxf(m, s);
+        float corr = m == -INFINITY ? 0.f : expf(m - mn), e = s == -INFINITY ? 0.f : expf(s - mn);
+        l = l * corr + e;
+#pragma unroll
+        for (int i = 0; i < ATT_MAXD; i++) {
+            int64_t d = lane + 32 * i;
+            acc[i] = acc[i] * corr + (d < HS ? e * vr[d] : 0.f);
+        }
+        m = mn;
+    }
+}
+
 // One warp per query (b, h, t): keys 0..pos with an online softmax; lane l holds dims l, l+32, ...
 template <typename OT>
 __global__ void __launch_bounds__(32 * ATT_WARPS)
@@ -146,32 +175,10 @@ attention_pos_kernel(OT *__restrict__ out, const float *__restrict__ q, const fl
     int64_t p = pos[b * Tq + t];
     p = p < 0 ? 0 : p >= Tcap ? Tcap - 1 : p;
     const float *qr = q + wid * HS, *kb = k + bh * Tcap * HS, *vb = v + bh * Tcap * HS;
-    float qv[ATT_MAXD], acc[ATT_MAXD];
+    float qv[ATT_MAXD], acc[ATT_MAXD], m, l;
 #pragma unroll
-    for (int i = 0; i < ATT_MAXD; i++) {
-        int64_t d = lane + 32 * i;
-        qv[i] = d < HS ? qr[d] : 0.f;
-        acc[i] = 0.f;
-    }
-    float m = -INFINITY, l = 0.f;
-    for (int64_t j = 0; j <= p; j++) {
-        const float *kr = kb + j * HS, *vr = vb + j * HS;
-        float dot = 0.f;
-#pragma unroll
-        for (int i = 0; i < ATT_MAXD; i++) {
-            int64_t d = lane + 32 * i;
-            if (d < HS) dot += qv[i] * kr[d];
-        }
-        float s = warp_sum(dot) * scale, mn = fmaxf(m, s);
-        float corr = m == -INFINITY ? 0.f : expf(m - mn), e = s == -INFINITY ? 0.f : expf(s - mn);  // -inf weighs 0
-        l = l * corr + e;
-#pragma unroll
-        for (int i = 0; i < ATT_MAXD; i++) {
-            int64_t d = lane + 32 * i;
-            acc[i] = acc[i] * corr + (d < HS ? e * vr[d] : 0.f);
-        }
-        m = mn;
-    }
+    for (int i = 0; i < ATT_MAXD; i++) qv[i] = lane + 32 * i < HS ? qr[lane + 32 * i] : 0.f;
+    attend_keys(acc, m, l, qv, kb, vb, 0, 1, p, HS, scale, lane);
     OT *o = out + (b * Tq + t) * NH * HS + h * HS;
 #pragma unroll
     for (int i = 0; i < ATT_MAXD; i++) {
@@ -230,32 +237,10 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
     }
     p = p < 0 ? 0 : p >= Tcap ? Tcap - 1 : p;
     const float *qr = PREP ? qs : q + wid * HS, *kb = k + bh * Tcap * HS, *vb = v + bh * Tcap * HS;
-    float qv[ATT_MAXD], acc[ATT_MAXD];
+    float qv[ATT_MAXD], acc[ATT_MAXD], m, l;
 #pragma unroll
-    for (int i = 0; i < ATT_MAXD; i++) {
-        int64_t d = lane + 32 * i;
-        qv[i] = d < HS ? qr[d] : 0.f;
-        acc[i] = 0.f;
-    }
-    float m = -INFINITY, l = 0.f;
-    for (int64_t j = warp; j <= p; j += split) {
-        const float *kr = kb + j * HS, *vr = vb + j * HS;
-        float dot = 0.f;
-#pragma unroll
-        for (int i = 0; i < ATT_MAXD; i++) {
-            int64_t d = lane + 32 * i;
-            if (d < HS) dot += qv[i] * kr[d];
-        }
-        float s = warp_sum(dot) * scale, mn = fmaxf(m, s);
-        float corr = m == -INFINITY ? 0.f : expf(m - mn), e = s == -INFINITY ? 0.f : expf(s - mn);  // -inf weighs 0
-        l = l * corr + e;
-#pragma unroll
-        for (int i = 0; i < ATT_MAXD; i++) {
-            int64_t d = lane + 32 * i;
-            acc[i] = acc[i] * corr + (d < HS ? e * vr[d] : 0.f);
-        }
-        m = mn;
-    }
+    for (int i = 0; i < ATT_MAXD; i++) qv[i] = lane + 32 * i < HS ? qr[lane + 32 * i] : 0.f;
+    attend_keys(acc, m, l, qv, kb, vb, warp, split, p, HS, scale, lane);
     float *mine = part + warp * (HS + 2);
 #pragma unroll
     for (int i = 0; i < ATT_MAXD; i++) {
