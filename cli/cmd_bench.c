@@ -250,6 +250,9 @@ int cmd_bench(int argc, char **argv) {
     fprintf(stderr, "bench: model ready in %.1f s (max batch %d)\n", cli_now() - t0, lp.max_batch);
     rc = 0;
     for (int i = 0; rc == 0 && i < g.batch.n; i++) rc = bench_batch(m, g.batch.v[i]);
+    ArgenInfo fin;
+    argen_info(m, &fin);
+    if (fin.notes && *fin.notes) printf("notes (slower paths taken): %s\n", fin.notes);
     argen_free(m);
 done:
     cli_parsed_free(&parsed);

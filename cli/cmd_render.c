@@ -555,6 +555,11 @@ static int run(const CliParsed *parsed) {
     if (st == KT_OK && r.has_stats && !g.shard && !g.quiet)
         fprintf(stderr, "render: statistics and Frechet distance in %.1f s; end to end %.1f s\n", cli_now() - t_fd,
                 cli_now() - t0);
+    if (g.verbose && r.model) {
+        ArgenInfo fin;
+        argen_info(r.model, &fin);
+        if (fin.notes && *fin.notes) fprintf(stderr, "notes: %s\n", fin.notes);
+    }
     int rc = st == KT_OK ? 0 : cli_fail();
     output_close(&r.out);
     ev_stats_free(&r.stats);

@@ -225,6 +225,7 @@ ArgenStatus argen_info(const ArgenModel *m, ArgenInfo *info) {
         info->n_params_generator = m->var.table.n_params;
     }
     info->device = m->be.name;
+    info->notes = m->be.notes;
     info->device_bytes_peak = m->be.peak_bytes;
     return KT_OK;
 }

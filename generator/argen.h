@@ -86,6 +86,7 @@ typedef struct {
     size_t n_params_generator, n_params_tokenizer;
     const char *device;      // the backend and kernel path in use, e.g. "cpu (OpenBLAS ..., 2 threads)"
     size_t device_bytes_peak;// peak memory allocated on the device so far
+    const char *notes;       // fallbacks taken so far (e.g. "graphs off, eager launches (capture failed: ...)"), or ""
     ArgenArch arch;
     int grid;                // LlamaGen: token grid side (num_tokens = grid * grid); 0 for VAR
     int output_size;         // side of the pixels argen_sample / argen_decode write (n, O, O, 3): image_size unless

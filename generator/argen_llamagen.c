@@ -92,6 +92,7 @@ void argen_llamagen_info(const ArgenModel *m, ArgenInfo *info) {
         info->n_params_generator = m->llama.table.n_params;
     }
     info->device = m->be.name;
+    info->notes = m->be.notes;
     info->device_bytes_peak = m->be.peak_bytes;
 }
 

@@ -132,6 +132,24 @@ static KtStatus seq_step(Run *r, bool cfg_on) {
     return sample_commit(r, &logits, cfg_on);
 }
 
+// What kt_graph_record captures: a sequential step (cfg_on) or a window forward of T tokens.
+typedef struct {
+    Run *r;
+    bool cfg_on;
+    int64_t T;
+} Recorded;
+
+static KtStatus record_seq_step(void *ctx) {
+    Recorded *c = ctx;
+    return seq_step(c->r, c->cfg_on);
+}
+
+static KtStatus record_forward(void *ctx) {
+    Recorded *c = ctx;
+    KtTensor logits;
+    return llamagen_forward(c->r->m, c->r->ws, c->r->B2, c->T, false, &logits);
+}
+
 static bool same_step_key(const LlamaWorkspace *ws, const Run *r) {
     const SmpParams *a = &ws->step_key.smp, *b = &r->p->smp;
     return ws->step_key.B == r->B && ws->step_key.cfg == r->p->cfg && a->seed == b->seed && a->top_k == b->top_k &&
@@ -154,16 +172,8 @@ static KtStatus seq_step_graphed(Run *r, bool cfg_on) {
     if (g->handle) return kt_graph_launch(be, g);
     KT_TRY(seq_step(r, cfg_on));
     if (ws->graphs_unsupported) return KT_OK;
-    KtStatus st = kt_graph_begin(be);
-    if (st == KT_ERR_UNSUPPORTED) {
-        ws->graphs_unsupported = true;
-        return KT_OK;
-    }
-    KT_TRY(st);
-    st = seq_step(r, cfg_on);  // recorded, not run: the counter has moved on by one step already
-    KtStatus end = kt_graph_end(be, g);  // always end the capture, even after a failed op
-    KT_TRY(st);
-    return end;
+    Recorded rec = {r, cfg_on, 1};  // recorded, not run: the counter has moved on by one step already
+    return kt_graph_record(be, g, record_seq_step, &rec, &ws->graphs_unsupported);
 }
 
 static KtStatus run_sequential(Run *r, int32_t *tokens, LlamaStats *stats) {
@@ -205,17 +215,8 @@ static KtStatus forward_graphed(Run *r, int64_t T, KtTensor *logits) {
     }
     KT_TRY(llamagen_forward(r->m, ws, r->B2, T, false, logits));
     if (i == ws->n_fwd_graphs || ++ws->fwd_graph[i].uses < 2 || ws->graphs_unsupported) return KT_OK;
-    KtStatus st = kt_graph_begin(be);
-    if (st == KT_ERR_UNSUPPORTED) {
-        ws->graphs_unsupported = true;
-        return KT_OK;
-    }
-    KT_TRY(st);
-    KtTensor recorded;
-    st = llamagen_forward(r->m, ws, r->B2, T, false, &recorded);
-    KtStatus end = kt_graph_end(be, &ws->fwd_graph[i].graph);  // always end the capture, even after a failed op
-    KT_TRY(st);
-    return end;
+    Recorded rec = {r, false, T};
+    return kt_graph_record(be, &ws->fwd_graph[i].graph, record_forward, &rec, &ws->graphs_unsupported);
 }
 
 static KtStatus host_probs(Run *r, const KtTensor *logits, int64_t T, const bool *plain, float *out) {

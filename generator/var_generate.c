@@ -160,6 +160,19 @@ static bool same_params(const VarSampleParams *a, const VarSampleParams *b) {
            a->smp.top_k == b->smp.top_k && a->smp.top_p == b->smp.top_p && a->smp.temperature == b->smp.temperature;
 }
 
+typedef struct {
+    VarModel *m;
+    VarVqvae *vq;
+    VarWorkspace *ws;
+    const VarSampleParams *p;
+    int64_t B;
+} RunAll;
+
+static KtStatus record_run_all(void *ctx) {
+    RunAll *a = ctx;
+    return run_all(a->m, a->vq, a->ws, a->p, a->B, NULL);
+}
+
 // Replays the captured graph when batch and settings match; otherwise runs eagerly (which also sizes every scratch
 // buffer) and captures the graph for the next call. Backends without graphs always run eagerly.
 static KtStatus run_graphed(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const VarSampleParams *p, int64_t B) {
@@ -169,16 +182,8 @@ static KtStatus run_graphed(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const V
     kt_graph_free(&ws->graph);
     KT_TRY(run_all(m, vq, ws, p, B, NULL));
     if (ws->graphs_unsupported) return KT_OK;
-    KtStatus st = kt_graph_begin(be);
-    if (st == KT_ERR_UNSUPPORTED) {
-        ws->graphs_unsupported = true;
-        return KT_OK;
-    }
-    KT_TRY(st);
-    st = run_all(m, vq, ws, p, B, NULL);
-    KtStatus end = kt_graph_end(be, &ws->graph);  // always end the capture, even after a failed op
-    KT_TRY(st);
-    KT_TRY(end);
+    RunAll a = {m, vq, ws, p, B};
+    KT_TRY(kt_graph_record(be, &ws->graph, record_run_all, &a, &ws->graphs_unsupported));
     ws->graph_batch = (int)B;
     ws->graph_params = *p;
     return KT_OK;

@@ -1,6 +1,8 @@
 // Backend selection, owned buffers, host<->device copies and the bump arena.
 #include "backend.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #ifndef ARGEN_HAVE_CUDA
@@ -25,6 +27,18 @@ void kt_backend_free(KtBackend *be) {
     if (!be || !be->ops) return;
     be->ops->destroy(be);
     memset(be, 0, sizeof *be);
+}
+
+void kt_backend_note(KtBackend *be, const char *fmt, ...) {
+    char note[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(note, sizeof note, fmt, ap);
+    va_end(ap);
+    if (strstr(be->notes, note)) return;
+    size_t used = strlen(be->notes), need = strlen(note) + (used ? 2 : 0);
+    if (used + need >= sizeof be->notes) return;
+    snprintf(be->notes + used, sizeof be->notes - used, "%s%s", used ? "; " : "", note);
 }
 
 KtStatus kt_buffer_alloc(KtBackend *be, KtBuffer *buf, size_t nbytes) {
@@ -132,6 +146,25 @@ KtStatus kt_graph_end(KtBackend *be, KtGraph *g) {
 KtStatus kt_graph_launch(KtBackend *be, const KtGraph *g) {
     if (!g->handle) return KT_FAIL(KT_ERR_ARG, "kt_graph_launch: empty graph");
     return be->ops->graph_launch(be, g->handle);
+}
+
+KtStatus kt_graph_record(KtBackend *be, KtGraph *g, KtStatus (*record)(void *ctx), void *ctx, bool *off) {
+    kt_graph_free(g);
+    KtStatus st = kt_graph_begin(be);
+    if (st == KT_ERR_UNSUPPORTED) {
+        kt_clear_error();
+        *off = true;
+        return KT_OK;
+    }
+    KT_TRY(st);
+    st = record(ctx);
+    KtStatus end = kt_graph_end(be, g);  // always end the capture, even after a failed op
+    if (st == KT_OK && end == KT_OK) return KT_OK;
+    kt_backend_note(be, "graphs off, eager launches (capture failed: %.160s)", kt_last_error());
+    kt_clear_error();
+    kt_graph_free(g);
+    *off = true;
+    return KT_OK;
 }
 
 void kt_graph_free(KtGraph *g) {

@@ -133,6 +133,7 @@ struct KtBackend {
     int64_t n_allocs;     // number of alloc calls so far (tests check the sampling loop adds none)
     size_t bytes_in_use;  // bytes currently allocated through this backend (incl. private scratch)
     size_t peak_bytes;
+    char notes[512];      // fallbacks taken at run time (kt_backend_note), "; "-separated, "" when none
 };
 
 // CPU backend: always available. threads <= 0 uses the OpenMP default (OMP_NUM_THREADS, else the cores). OpenBLAS is set to run
@@ -152,6 +153,9 @@ void kt_backend_free(KtBackend *be);
 // Storage/compute dtype for GEMM and conv weights (KT_F32, KT_BF16, KT_F16). Call before loading weights.
 // The CPU backend supports KT_F32 only (KT_ERR_UNSUPPORTED otherwise).
 KtStatus kt_backend_set_matmul_dtype(KtBackend *be, KtDType dt);
+// Records a run-time fallback (a slower path than the one the backend names, e.g. a shape cuDNN refused) in
+// be->notes for -v output; a note already there is not repeated; notes past the buffer are dropped.
+void kt_backend_note(KtBackend *be, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // Graph capture: record the ops issued between begin and end once, replay them with launch (CUDA graphs).
 // Backends without graphs return KT_ERR_UNSUPPORTED from kt_graph_begin; callers then run eagerly.
@@ -164,6 +168,10 @@ KtStatus kt_graph_begin(KtBackend *be);
 KtStatus kt_graph_end(KtBackend *be, KtGraph *g);
 KtStatus kt_graph_launch(KtBackend *be, const KtGraph *g);
 void kt_graph_free(KtGraph *g);
+// Records record(ctx) into *g (begin, record, end: the ops are captured, not run; run them once eagerly before, so
+// scratch buffers have their size). Returns KT_OK with g->handle set, or KT_OK without a graph and *off set when the
+// backend has no graphs or the capture failed (the reason goes to be->notes: the caller keeps running eagerly).
+KtStatus kt_graph_record(KtBackend *be, KtGraph *g, KtStatus (*record)(void *ctx), void *ctx, bool *off);
 
 // Memory through the backend. All sizes in bytes.
 KtStatus kt_buffer_alloc(KtBackend *be, KtBuffer *buf, size_t nbytes);

@@ -69,3 +69,55 @@ Test(tensor, weight_table_follows) {
     kt_wtab_free(&t);
     kt_backend_free(&be);
 }
+
+// kt_backend_note: each note once, "; "-separated, dropped past the buffer.
+Test(tensor, backend_notes) {
+    KtBackend be;
+    cr_assert(kt_backend_cpu_init(&be, 0) == KT_OK);
+    cr_expect_str_eq(be.notes, "");
+    kt_backend_note(&be, "conv %d: direct kernel", 3);
+    kt_backend_note(&be, "graphs off");
+    kt_backend_note(&be, "conv %d: direct kernel", 3);
+    cr_expect_str_eq(be.notes, "conv 3: direct kernel; graphs off");
+    for (int i = 0; i < 100; i++) kt_backend_note(&be, "note number %d", i);
+    cr_expect(strlen(be.notes) < sizeof be.notes);
+    kt_backend_free(&be);
+}
+
+// kt_graph_record: a backend without graphs turns them off quietly; a capture that fails turns them off with a note
+// and leaves no graph, and the call still succeeds (the caller ran the work eagerly before).
+static KtStatus fake_begin(KtBackend *be) {
+    (void)be;
+    return KT_OK;
+}
+static KtStatus fake_end(KtBackend *be, void **g) {
+    (void)be;
+    *g = NULL;
+    return KT_FAIL(KT_ERR_CUDA, "capture failed (an op synchronised)");
+}
+static KtStatus record_nothing(void *ctx) {
+    ++*(int *)ctx;
+    return KT_OK;
+}
+
+Test(tensor, graph_record_falls_back) {
+    KtBackend be;
+    cr_assert(kt_backend_cpu_init(&be, 0) == KT_OK);
+    KtGraph g = {0};
+    bool off = false;
+    int calls = 0;
+    cr_expect(kt_graph_record(&be, &g, record_nothing, &calls, &off) == KT_OK);
+    cr_expect(off && !g.handle && calls == 0 && be.notes[0] == 0, "no graphs on the CPU: off, no note");
+    static KtBackendOps fake;
+    fake = *be.ops;
+    fake.graph_begin = fake_begin;
+    fake.graph_end = fake_end;
+    const KtBackendOps *cpu_ops = be.ops;
+    be.ops = &fake;
+    off = false;
+    cr_expect(kt_graph_record(&be, &g, record_nothing, &calls, &off) == KT_OK, "%s", kt_last_error());
+    cr_expect(off && !g.handle && calls == 1);
+    cr_expect(strstr(be.notes, "graphs off") && strstr(be.notes, "an op synchronised"), "notes: %s", be.notes);
+    be.ops = cpu_ops;
+    kt_backend_free(&be);
+}

@@ -530,5 +530,8 @@ KtStatus cuda_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTens
                                           : run_conv<float>(be, p, y, x, w, b, &refused);
         if (s != KT_OK || !refused) return s;
     }
+    kt_backend_note(be, "conv2d %lldx%lldx%lld -> %lld (k%lldx%lld, stride %d): cuDNN %s, direct kernel",
+                    (long long)key.H, (long long)key.W, (long long)key.Ci, (long long)key.Co, (long long)key.kh,
+                    (long long)key.kw, stride, fits ? "refused the shape" : "cannot index it");
     return run_kernel(be, false, y, x, w, b, stride, pad);
 }
