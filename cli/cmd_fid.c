@@ -50,10 +50,7 @@ KtStatus cli_parse_shard(const char *s, int *k, int *n) {
 
 KtStatus cli_eval_backend(KtBackend *be, const char *device, const char *dtype) {
     KtDType dt = !strcmp(dtype, "bf16") ? KT_BF16 : !strcmp(dtype, "fp16") ? KT_F16 : KT_F32;
-    KT_TRY(kt_backend_init_by_name(be, device));
-    KtStatus st = kt_backend_set_matmul_dtype(be, dt);
-    if (st != KT_OK) kt_backend_free(be);
-    return st;
+    return kt_backend_init_for(be, device, dt);
 }
 
 // ------------------------------------------------------------------------------------------------- options

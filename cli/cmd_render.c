@@ -555,7 +555,7 @@ static int run(const CliParsed *parsed) {
     if (st == KT_OK && r.has_stats && !g.shard && !g.quiet)
         fprintf(stderr, "render: statistics and Frechet distance in %.1f s; end to end %.1f s\n", cli_now() - t_fd,
                 cli_now() - t0);
-    if (g.verbose && r.model) {
+    if (!g.quiet && r.model) {  // fallbacks taken (e.g. --device auto without a GPU, graph capture off)
         ArgenInfo fin;
         argen_info(r.model, &fin);
         if (fin.notes && *fin.notes) fprintf(stderr, "notes: %s\n", fin.notes);

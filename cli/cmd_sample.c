@@ -340,7 +340,7 @@ static int run(ArgenModel *model, const ArgenSampleParams *sp_in, const char *se
                 per > 0 ? (llamagen() ? L : info.n_scales) / per : 0, st.seconds,
                 st.images ? 1e3 * st.seconds / (double)st.images : 0);
     }
-    if (rc == 0 && (g.verbose || g.stats)) {  // fallbacks taken while sampling (e.g. graph capture off)
+    if (rc == 0 && !g.quiet) {  // fallbacks taken (e.g. --device auto without a GPU, graph capture off)
         ArgenInfo fin;
         argen_info(model, &fin);
         if (fin.notes && *fin.notes) fprintf(stderr, "notes: %s\n", fin.notes);

@@ -164,8 +164,7 @@ ArgenStatus argen_load(ArgenModel **out, const ArgenLoadParams *p) {
     }
     KtDType dt = KT_F32;
     KtStatus st = parse_dtype(p->dtype, &dt);
-    if (st == KT_OK) st = kt_backend_init_by_name(&m->be, p->device);
-    if (st == KT_OK) st = kt_backend_set_matmul_dtype(&m->be, dt);
+    if (st == KT_OK) st = kt_backend_init_for(&m->be, p->device, dt);
     if (p->arch == ARGEN_ARCH_LLAMAGEN) {
         if (st == KT_OK) st = argen_llamagen_load(m, p);
     } else if (p->arch != ARGEN_ARCH_VAR) {

@@ -16,11 +16,32 @@ bool kt_cuda_available(void) { return false; }
 #endif
 
 KtStatus kt_backend_init_by_name(KtBackend *be, const char *name) {
-    if (!name || !strcmp(name, "auto"))
-        return kt_cuda_available() ? kt_backend_cuda_init(be, 0) : kt_backend_cpu_init(be, 0);
+    if (!name || !strcmp(name, "auto")) {
+        if (!kt_cuda_available()) return kt_backend_cpu_init(be, 0);
+        if (kt_backend_cuda_init(be, 0) == KT_OK) return KT_OK;
+        char why[200];  // a GPU that cannot be used (busy, out of memory, ...): the CPU, saying why
+        snprintf(why, sizeof why, "%s", kt_last_error());
+        kt_clear_error();
+        KT_TRY(kt_backend_cpu_init(be, 0));
+        kt_backend_note(be, "--device auto: the CPU (CUDA init failed: %s)", why);
+        return KT_OK;
+    }
     if (!strcmp(name, "cpu")) return kt_backend_cpu_init(be, 0);
     if (!strcmp(name, "cuda")) return kt_backend_cuda_init(be, 0);
     return KT_FAIL(KT_ERR_ARG, "--device: expected auto, cpu or cuda, got '%s'", name);
+}
+
+KtStatus kt_backend_init_for(KtBackend *be, const char *device, KtDType dt) {
+    KT_TRY(kt_backend_init_by_name(be, device));
+    bool auto_cpu = (!device || !strcmp(device, "auto")) && be->device == KT_CPU;
+    if (auto_cpu && dt != KT_F32) {  // --dtype is a GPU setting: --device auto on a machine without one runs fp32
+        kt_backend_note(be, "--dtype %s: the CPU computes in float32 (--device auto found no usable GPU)",
+                        dt == KT_BF16 ? "bf16" : "fp16");
+        dt = KT_F32;
+    }
+    KtStatus st = kt_backend_set_matmul_dtype(be, dt);
+    if (st != KT_OK) kt_backend_free(be);
+    return st;
 }
 
 void kt_backend_free(KtBackend *be) {

@@ -146,8 +146,12 @@ void kt_backend_cpu_set_threads(KtBackend *be, int threads);
 KtStatus kt_backend_cuda_init(KtBackend *be, int device_index);
 // True when this build has CUDA and a device is present. Safe to call without initialising anything else.
 bool kt_cuda_available(void);
-// Picks a backend by name: "cpu", "cuda", or "auto" (CUDA when available, else CPU).
+// Picks a backend by name: "cpu", "cuda", or "auto" (CUDA when a GPU this build can run on is present and
+// initialises, else the CPU, with a note saying why when a GPU was there).
 KtStatus kt_backend_init_by_name(KtBackend *be, const char *name);
+// kt_backend_init_by_name + kt_backend_set_matmul_dtype (the backend is freed on failure). With "auto" on the CPU a
+// 16-bit dtype becomes float32 with a note (an explicit --device cpu --dtype bf16 stays an error).
+KtStatus kt_backend_init_for(KtBackend *be, const char *device, KtDType dt);
 void kt_backend_free(KtBackend *be);
 
 // Storage/compute dtype for GEMM and conv weights (KT_F32, KT_BF16, KT_F16). Call before loading weights.

@@ -208,3 +208,33 @@ Test(cli, grid_png_holds_every_image_in_class_rows) {
     }
     free(g);
 }
+
+// --dtype is a GPU setting: --device auto on a machine without a usable GPU samples in float32 and says so (the
+// same images as --device cpu); --device cpu --dtype bf16 stays an error naming the flag.
+Test(cli, device_auto_without_gpu_runs_float32) {
+    paths();
+    const char *dir = test_tmpdir();
+    char d1[1100], d2[1100], p1[1200], p2[1200];
+    snprintf(d1, sizeof d1, "%s/auto", dir);
+    snprintf(d2, sizeof d2, "%s/cpu", dir);
+    const char *bad[] = {"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--class", "3", "--device",
+                         "cpu", "--dtype", "bf16", "--out", d2, NULL};
+    cr_expect_eq(cli(bad), 1);
+    cr_expect(strstr(g_err, "--dtype") && strstr(g_err, "float32"), "%s", g_err);
+    if (kt_cuda_available()) return;  // auto takes the GPU there
+    const char *a1[] = {"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--class", "3", "--seed", "4",
+                        "--device", "auto", "--dtype", "bf16", "--out", d1, NULL};
+    cr_assert_eq(cli(a1), 0, "%s", g_err);
+    cr_expect(strstr(g_err, "notes:") && strstr(g_err, "--dtype bf16: the CPU computes in float32"), "%s", g_err);
+    const char *a2[] = {"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--class", "3", "--seed", "4",
+                        "--device", "cpu", "--out", d2, NULL};
+    cr_assert_eq(cli(a2), 0, "%s", g_err);
+    snprintf(p1, sizeof p1, "%s/000000_c3.png", d1);
+    snprintf(p2, sizeof p2, "%s/000000_c3.png", d2);
+    uint8_t *r1 = NULL, *r2 = NULL;
+    int w1, h1, w2, h2;
+    cr_assert(read_image_rgb8(p1, &r1, &w1, &h1) == KT_OK && read_image_rgb8(p2, &r2, &w2, &h2) == KT_OK);
+    cr_expect(w1 == w2 && h1 == h2 && memcmp(r1, r2, (size_t)w1 * h1 * 3) == 0, "auto (fp32) differs from cpu");
+    free(r1);
+    free(r2);
+}

@@ -328,13 +328,22 @@ static const KtBackendOps *cuda_ops(void) {
     return &o;
 }
 
+// A kernel the build may lack for the present GPU: cudaFuncGetAttributes fails when no image (SASS for this
+// architecture or PTX it can JIT) fits device 0.
+__global__ void probe_kernel() {}
+
+static cudaError_t kernel_image_fits(void) {
+    cudaFuncAttributes a;
+    return cudaFuncGetAttributes(&a, probe_kernel);
+}
+
 extern "C" bool kt_cuda_available(void) {
     int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0 || kernel_image_fits() != cudaSuccess) {
         cudaGetLastError();  // clear the sticky-free error so later calls start clean
         return false;
     }
-    return n > 0;
+    return true;
 }
 
 extern "C" KtStatus kt_backend_cuda_init(KtBackend *be, int device_index) {
@@ -367,6 +376,12 @@ extern "C" KtStatus kt_backend_cuda_init(KtBackend *be, int device_index) {
     } while (0)
     INIT_TRY(cudaSetDevice(device_index));
     INIT_TRY(cudaGetDeviceProperties(&p, device_index));
+    if (kernel_image_fits() != cudaSuccess) {
+        cudaGetLastError();
+        s = KT_FAIL(KT_ERR_CUDA, "--device cuda: this argen build has no kernels for %s (sm_%d%d): rebuild with "
+                    "-DCMAKE_CUDA_ARCHITECTURES=%d%d", p.name, p.major, p.minor, p.major, p.minor);
+        goto cleanup;
+    }
     c->sm_count = p.multiProcessorCount;
     c->cc_major = p.major;
     c->cc_minor = p.minor;
