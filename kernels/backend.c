@@ -147,8 +147,8 @@ KtStatus kt_backend_set_matmul_dtype(KtBackend *be, KtDType dt) {
         return KT_OK;
     }
     if (!be->ops->set_matmul_dtype)
-        return KT_FAIL(KT_ERR_UNSUPPORTED, "--dtype %s: the %s backend computes in float32 only", kt_dtype_name(dt),
-                       kt_device_name(be->device));
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "--dtype %s: the %s backend computes in float32 only (--dtype fp32)",
+                       dt == KT_BF16 ? "bf16" : dt == KT_F16 ? "fp16" : kt_dtype_name(dt), kt_device_name(be->device));
     return be->ops->set_matmul_dtype(be, dt);
 }
 
