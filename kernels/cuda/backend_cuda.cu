@@ -67,18 +67,19 @@ KtStatus cuda_scratch(KtBackend *be, size_t nbytes, void **ptr) {
     KT_CUDA_TRY(cudaStreamSynchronize(c->stream));  // the old scratch may still be in use by queued work
     size_t grown = c->scratch_cap / 4 * 5;             // grow geometrically: shapes vary from call to call
     size_t want = nbytes > grown ? nbytes : grown;
-    if (c->scratch && c->live_graphs > 0) {  // a captured graph may address it: keep it until the last graph goes
+    if (c->scratch && c->scratch_graphs > 0) {  // captured graphs address it: keep it until the last one goes
         if (c->n_retired == c->cap_retired) {
             int cap = c->cap_retired ? 2 * c->cap_retired : 8;
-            void **r = (void **)realloc(c->retired, (size_t)cap * sizeof *r);
+            CudaRetired *r = (CudaRetired *)realloc(c->retired, (size_t)cap * sizeof *r);
             if (!r) return KT_FAIL(KT_ERR_OOM, "cuda scratch: out of host memory");
             c->retired = r;
             c->cap_retired = cap;
         }
-        c->retired[c->n_retired++] = c->scratch;
+        c->retired[c->n_retired++] = (CudaRetired){c->scratch, c->scratch_graphs};
     } else {
         cuda_release_raw(be, c->scratch);
     }
+    c->scratch_graphs = 0;
     c->scratch = NULL;
     c->scratch_cap = 0;
     want = (want + (2u << 20) - 1) / (2u << 20) * (2u << 20);
@@ -175,6 +176,7 @@ static KtStatus be_set_matmul_dtype(KtBackend *be, KtDType dt) {
 typedef struct {
     cudaGraph_t graph;
     cudaGraphExec_t exec;
+    void *scratch;  // the scratch buffer when it was captured (kept alive while the graph lives)
 } CudaGraph;
 
 static KtStatus be_graph_begin(KtBackend *be) {
@@ -211,14 +213,27 @@ static KtStatus be_graph_end(KtBackend *be, void **out) {
         KT_CUDA_TRY(e);
     }
     *out = cg;
-    c->live_graphs++;
+    cg->scratch = c->scratch;
+    if (c->scratch) c->scratch_graphs++;
     return KT_OK;
 }
 
-static void free_retired_scratch(KtBackend *be) {
+// A graph that captured `scratch` is gone: an outgrown buffer no live graph addresses any more is freed.
+static void scratch_graph_gone(KtBackend *be, void *scratch) {
     CudaImpl *c = cuda_impl(be);
-    for (int i = 0; i < c->n_retired; i++) cuda_release_raw(be, c->retired[i]);
-    c->n_retired = 0;
+    if (!c || !scratch) return;
+    if (scratch == c->scratch) {
+        c->scratch_graphs--;
+        return;
+    }
+    for (int i = 0; i < c->n_retired; i++) {
+        if (c->retired[i].ptr != scratch) continue;
+        if (--c->retired[i].graphs == 0) {
+            cuda_release_raw(be, scratch);  // (cudaFree waits for queued replays)
+            c->retired[i] = c->retired[--c->n_retired];
+        }
+        return;
+    }
 }
 
 static KtStatus be_graph_launch(KtBackend *be, void *graph) {
@@ -232,9 +247,9 @@ static void be_graph_free(KtBackend *be, void *graph) {
     if (!cg) return;
     if (cg->exec) cudaGraphExecDestroy(cg->exec);
     if (cg->graph) cudaGraphDestroy(cg->graph);
+    void *scratch = cg->scratch;
     free(cg);
-    CudaImpl *c = cuda_impl(be);
-    if (c && --c->live_graphs == 0) free_retired_scratch(be);  // (cudaFree waits for queued replays)
+    scratch_graph_gone(be, scratch);
 }
 
 // --------------------------------------------------------------------------------------------------- lifecycle
@@ -248,7 +263,7 @@ static void be_destroy(KtBackend *be) {
     if (c->lt) cublasLtDestroy(c->lt);
     if (c->blas) cublasDestroy(c->blas);
     if (c->scratch) cuda_release_raw(be, c->scratch);
-    free_retired_scratch(be);
+    for (int i = 0; i < c->n_retired; i++) cuda_release_raw(be, c->retired[i].ptr);
     free(c->retired);
     if (c->blas_ws) cuda_release_raw(be, c->blas_ws);
     if (c->dev_small) cuda_release_raw(be, c->dev_small);

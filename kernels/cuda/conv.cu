@@ -327,9 +327,13 @@ static KtStatus run_small_co(KtBackend *be, KtTensor *y, const KtTensor *x, cons
     }
     int Co = (int)w->shape[0], kh = (int)w->shape[1], kw = (int)w->shape[2], Ci = (int)x->shape[3];
     size_t smem = (size_t)Co * kh * kw * Ci * sizeof(float);
-    if (smem > (48u << 10))  // per call: the attribute belongs to the current device's context (cheap, capturable)
+    // Set on every call (the attribute belongs to the current device's context; cheap, capturable), to the largest
+    // size used so far: never lowered under a kernel captured earlier with a larger one.
+    static size_t high = 48u << 10;
+    if (smem > high) high = smem;
+    if (high > (48u << 10))
         KT_CUDA_TRY(cudaFuncSetAttribute(conv_small_co_kernel<WT, XT, YT, 8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)smem));
+                                         (int)high));
     unsigned g = cuda_blocks_capped(npix * 32, 256, 16 * cuda_impl(be)->sm_count);
     conv_small_co_kernel<WT, XT, YT, 8><<<g, 256, smem, cuda_stream(be)>>>(
         (YT *)y->data, (const XT *)x->data, (const WT *)w->data, b ? (const float *)b->data : NULL, Co,

@@ -45,6 +45,11 @@ typedef struct {
 } CudaAllocRec;
 
 typedef struct {
+    void *ptr;   // an outgrown scratch buffer
+    int graphs;  // live graphs that captured it
+} CudaRetired;
+
+typedef struct {
     int device;
     int sm_count;
     int cc_major, cc_minor;
@@ -57,9 +62,9 @@ typedef struct {
     size_t blas_ws_size;
     void *scratch;              // private scratch: grows on demand, never during graph capture
     size_t scratch_cap;
-    void **retired;             // outgrown scratch buffers that live graphs may still address (freed with them)
+    int scratch_graphs;         // live graphs captured while `scratch` was the scratch (they address it)
+    CudaRetired *retired;       // outgrown scratch buffers that live graphs still address (freed with the last)
     int n_retired, cap_retired;
-    int live_graphs;            // graphs instantiated and not yet freed
     void *dev_small;            // 256 bytes of device memory: counters and error flags
     void *host_small;           // 256 bytes of pinned host memory for their read-back
     bool capturing;
@@ -83,8 +88,8 @@ enum { CUDA_SMALL_COUNT = 0, CUDA_SMALL_FLAG = 64 };
 KtStatus cuda_alloc_raw(KtBackend *be, void **ptr, size_t nbytes);
 void cuda_release_raw(KtBackend *be, void *ptr);
 // Returns at least `nbytes` of private scratch (256-byte aligned). Grows (synchronising first) when too small;
-// fails with KT_ERR_UNSUPPORTED if it would have to grow during graph capture. While graphs are alive the outgrown
-// buffer is kept (a graph replays with the addresses it captured) and freed with the last graph.
+// fails with KT_ERR_UNSUPPORTED if it would have to grow during graph capture. An outgrown buffer that live graphs
+// captured is kept (a graph replays with the addresses it captured) and freed with the last of them.
 KtStatus cuda_scratch(KtBackend *be, size_t nbytes, void **ptr);
 void cuda_plans_free(CudaImpl *c);   // dense.cu
 void cuda_convs_free(CudaImpl *c);   // conv.cu

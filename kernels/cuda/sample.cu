@@ -252,8 +252,10 @@ KtStatus cuda_smooth_embed(KtBackend *be, KtTensor *h, const KtTensor *logits, c
     size_t smem = (size_t)V * sizeof(float);
     if (smem > cuda_impl(be)->smem_optin)
         return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_smooth_embed: vocabulary %lld exceeds shared memory", (long long)V);
-    if (smem > (48u << 10))  // per call: the attribute belongs to the current device's context
-        KT_CUDA_TRY(cudaFuncSetAttribute(smooth_embed_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    static size_t high = 48u << 10;  // per call (per device), never lowered under an earlier captured launch
+    if (smem > high) high = smem;
+    if (high > (48u << 10))
+        KT_CUDA_TRY(cudaFuncSetAttribute(smooth_embed_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)high));
     float mul = (float)(1.0 + (double)ratio);
     double tau_d = 0.27 * (1.0 - 0.95 * (double)ratio);
     float tau = (float)(tau_d > 0.005 ? tau_d : 0.005);
