@@ -195,8 +195,7 @@ static KtStatus run_sequential(Run *r, int32_t *tokens, LlamaStats *stats) {
     return KT_OK;
 }
 
-// ------------------------------------------------------------------------------------------------------- SJD
-// Processed distributions of a forward on the host: probs (B, T, V) = softmax(filter(guided logits)).
+// ------------------------------------------------------------------------------------- window forwards (SJD, ZipAR)
 // llamagen_forward of B2 rows x T tokens over the inputs already in ws->in_tok / in_pos, replayed from a captured
 // graph from the second forward of that shape on (the first runs eagerly, which sizes every scratch buffer; the
 // capture then records without running). logits: (B2, T, V).
@@ -219,6 +218,8 @@ static KtStatus forward_graphed(Run *r, int64_t T, KtTensor *logits) {
     return kt_graph_record(be, &ws->fwd_graph[i].graph, record_forward, &rec, &ws->graphs_unsupported);
 }
 
+// ------------------------------------------------------------------------------------------------------- SJD
+// Processed distributions of a forward on the host: probs (B, T, V) = softmax(filter(guided logits)).
 static KtStatus host_probs(Run *r, const KtTensor *logits, int64_t T, const bool *plain, float *out) {
     KtTensor lc;
     KT_TRY(guide(r, logits, T, true, plain, &lc));
