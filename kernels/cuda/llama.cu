@@ -1,7 +1,8 @@
 // Raster-model (LlamaGen) ops on the GPU: RMSNorm (alone and after the residual add), the SwiGLU gate, 2D-RoPE
-// attention inputs scattered into the positional KV cache, attention causal by position (online softmax, one warp
-// per query or, for few queries, split keys: the decode-style shapes of sequential / SJD / ZipAR steps), row L2 normalisation, and LlamaGen's HF-style sampler (top-k / top-p on one stable
-// block radix sort, then the draw of samplers/sampling.h with the same Philox words) and its probabilities.
+// attention inputs scattered into the positional KV cache, attention causal by position (online softmax; split keys
+// for caches longer than a warp; the RoPE prep fused in for single-token steps), row L2 normalisation, and
+// LlamaGen's HF-style sampler (top-k / top-p on one stable block radix sort, then the draw of samplers/sampling.h
+// with the same Philox words) and its probabilities.
 // Semantics are those of kernels/cpu/llama.c; sums run as block reductions / scans, so results match the CPU within
 // float rounding (a sampled token can differ only when u * total falls within ~1e-16 of a cumulative boundary).
 // Positions outside the cache are not written (prep) or clamped (attention): memory-safe; the CPU backend reports
@@ -198,8 +199,9 @@ struct LlamaPrepArgs {
     int64_t limit;       // min(P, Tcap): positions outside are not written (q = 0), as the prep kernel
 };
 
-// Split keys (see attention_split): a block of `split` warps per query (b, h, t). Warp w takes keys w, w + split, ... with its own online
-// softmax; the partial (max, sum, acc) of the warps are merged through shared memory, output dim d by thread d.
+// Split keys (see attention_split): a block of `split` warps per query (b, h, t). Warp w takes keys w, w + split, ...
+// with its own online softmax; the partial (max, sum, acc) of the warps are merged through shared memory, output
+// dim d by thread d.
 // PREP (Tq == 1): q comes from qkv through the rotation, see LlamaPrepArgs. k and v are not __restrict__: with PREP
 // the block reads rows it wrote (no read-only cache path).
 template <typename OT, bool PREP>
