@@ -318,9 +318,10 @@ static KtStatus linear_impl(KtBackend *be, KtTensor *y, const KtTensor *x, const
     if (M == 0 || N == 0) return KT_OK;
     bool vec_ok = K % 8 == 0 && cuda_aligned(x->data, 16) && cuda_aligned(w->data, 16) && N < (1 << 26) &&
                   K < (1 << 30);
-    // Measured on H100 (bf16, graph replay): streaming wins at M <= 2 up to ~4M weights (3.2 vs 5.2 us at 1024x1024,
-    // 4.2 vs 5.1 us at 3072x1024); cuBLASLt wins from M = 8 and for 6144x1024.
-    bool small = M <= cuda_impl(be)->small_m_max && vec_ok && N * K <= (4ll << 20);
+    // Measured on H100 (bf16, graph replay): with a float32 x (cuBLASLt then needs a conversion pass) streaming wins
+    // at M <= 2 up to ~4M weights (3.2 vs 5.2 us at 1024x1024, 4.2 vs 5.1 us at 3072x1024); with a 16-bit x only
+    // up to 1024x1024 (4096->1024: 9.6 vs 6.7 us, 1024->4096: 4.8 vs 4.4 us). cuBLASLt wins from M = 8.
+    bool small = M <= cuda_impl(be)->small_m_max && vec_ok && N * K <= (x16 ? (1ll << 20) : (4ll << 20));
     if (!small && K > 0) {
         const void *xin = x->data;
         if (wdt != KT_F32 && !x16) {
@@ -336,6 +337,9 @@ static KtStatus linear_impl(KtBackend *be, KtTensor *y, const KtTensor *x, const
     if (small && wdt == KT_BF16) return launch_small_m16<__nv_bfloat16>(be, y, x, w, b, (int)M, (int)N, (int)K, gelu);
     if (small && wdt == KT_F16) return launch_small_m16<__half>(be, y, x, w, b, (int)M, (int)N, (int)K, gelu);
     if (small) return launch_small_m<float, float, float>(be, y, x, w, b, (int)M, (int)N, (int)K, gelu);
+    if (K > 0)
+        kt_backend_note(be, "linear %lldx%lld -> %lld (%s): no cuBLASLt algorithm, generic kernel", (long long)M,
+                        (long long)K, (long long)N, kt_dtype_name(wdt));
     const float *xp = (const float *)x->data;
     if (x16 && M * K > 0) {  // the fallback kernel reads float32
         void *s;
