@@ -454,15 +454,15 @@ static void check_var_attention(Pair *p, int64_t B, int64_t NH, int64_t T, int64
 }
 
 Test(cuda_attention, var_attention_fused) {
-    // B, NH, T, t0, Tcap, HS: first scales (1-warp blocks), keys straddling tiles, several query tiles on a small
-    // grid (prep + attention) and on a large one (fused, 8-warp blocks), HS 128, teacher-style (t0 = 0, all keys
-    // new), the fallbacks (HS 32: fp32 kernel or GEMM; HS 40: GEMM)
+    // B, NH, T, t0, Tcap, HS: first scales (1-warp blocks, fused), keys straddling tiles, query tiles on a small
+    // grid (prep + attention) and on a large one (fused: 8-warp blocks; 4-warp blocks), HS 128, teacher-style
+    // (t0 = 0, all keys new), the fallbacks (HS 32: fp32 kernel or GEMM; HS 40: GEMM)
     int64_t s[][6] = {{2, 3, 1, 0, 10, 64},      {2, 3, 4, 1, 10, 64},    {2, 2, 9, 5, 30, 64},
                       {1, 3, 37, 70, 120, 64},   {2, 2, 150, 60, 256, 64}, {2, 132, 130, 20, 150, 64},
                       {2, 2, 20, 30, 64, 128},   {1, 2, 45, 0, 45, 64},    {2, 2, 7, 5, 12, 32},
-                      {1, 2, 6, 3, 9, 40}};
+                      {1, 2, 6, 3, 9, 40},       {2, 132, 40, 10, 64, 64}};
     Pair pp, *p = &pp;
-    for (int i = 0; i < 10; i++) {  // a pair per shape keeps the host allocations under MAXT
+    for (int i = 0; i < 11; i++) {  // a pair per shape keeps the host allocations under MAXT
         pair_open(p, 19 + (uint64_t)i);
         OK(kt_backend_set_matmul_dtype(&p->gpu, KT_BF16));
         for (int bias = 0; bias < 2; bias++) {

@@ -302,12 +302,13 @@ KtStatus cuda_attention_flash_f16(KtBackend *be, void *out, KtDType odt, float *
     // fill the GPU twice (each K/V tile is then converted once for 128 queries), else 4.
     int nw = Tq <= 16 ? 1 : 4, sms = cuda_impl(be)->sm_count;
     if (Tq >= 128 && B * NH * ((Tq + 127) / 128) >= 2 * sms) nw = 8;
-    // With prep, every query tile of a (b, h) normalises all new keys again. One tile: no repeat. Several tiles on a
-    // GPU filled twice over: throughput-bound, the repeat is cheap next to the attention. Several tiles in less than
-    // two waves (batch 1's late scales): latency-bound, the repeat costs more than a separate prep kernel (H100,
-    // B2=2 T=256 kv=680: fused 41 us vs 29 us for prep + attention) -> let the caller run the two ops.
+    // With prep, every query tile of a (b, h) normalises all new keys on its critical path (and again per tile). On
+    // a GPU filled twice over that is cheap next to the attention (throughput-bound); in less than two waves (batch
+    // 1) it costs more than a separate prep kernel spread over the GPU (H100, B2=2: T=256 kv=680 fused 41 us vs 29 us
+    // for prep + attention; T=64 kv=155, one tile, 14.1 vs 12.1 us) -> let the caller run the two ops. One-warp
+    // blocks (T <= 16: VAR's first scales) stay fused: a handful of keys costs less than a launch.
     int64_t qt = (Tq + 16 * nw - 1) / (16 * nw);
-    if (prep && qt > 1 && B * NH * qt < 2 * sms) return KT_ERR_UNSUPPORTED;
+    if (prep && nw > 1 && B * NH * qt < 2 * sms) return KT_ERR_UNSUPPORTED;
     FlashF16Args a = {};
     a.out = out, a.q = q, a.k = k, a.v = v, a.bias = bias, a.Tcap = Tcap;
     a.NH = (int)NH, a.Tq = (int)Tq, a.kv = (int)kv_len, a.qscale = scale * LOG2E_F;
