@@ -11,7 +11,7 @@
 static struct {
     const char *arch, *vae, *ckpt, *device, *dtype;
     CliIntList batch, patch_nums;
-    bool random_init, decode_only;
+    bool random_init, decode_only, profile;
     int reps, warmup, top_k;
     float cfg, top_p;
     const char *vq, *decode;  // LlamaGen
@@ -35,6 +35,7 @@ static const CliOption k_opts[] = {
     {"patch-nums", 0, CLI_INT_LIST, "1,2,3,4,5,6,8,10,13,16", "N,...", "patch schedule", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
     {"batch", 'b', CLI_INT_LIST, "1", "N,...", "batch sizes to time", &g.batch, .has_min = true, .min = 1, .has_max = true, .max = 4096, .max_items = 16},
     {"decode-only", 0, CLI_FLAG, NULL, NULL, "time only the VQVAE decode (tokens -> pixels)", &g.decode_only, .required = false},
+    {"profile", 0, CLI_FLAG, NULL, NULL, "after the timed runs, one more per batch size with per-op timing (eager: graphs off), printed as a table", &g.profile, .required = false},
     {"reps", 0, CLI_INT, "3", NULL, "timed runs per batch size (median reported)", &g.reps, .has_min = true, .min = 1, .has_max = true, .max = 1000},
     {"warmup", 0, CLI_INT, "1", NULL, "untimed runs first", &g.warmup, .has_min = true, .min = 0, .has_max = true, .max = 100},
     {"cfg", 0, CLI_FLOAT, "4", NULL, "guidance (official demo setting)", &g.cfg, .has_min = true, .min = 0},
@@ -52,6 +53,7 @@ static const CliCommand k_cmd = {
     k_opts, CLI_COUNT(k_opts), NULL, 0, 0,
     "examples:\n  argen bench --arch var-d16 --random-init --batch 1,8,32,64 --device cuda --dtype bf16\n"
     "  argen bench --arch var-d16 --random-init --decode-only --batch 32\n"
+    "  argen bench --arch var-d16 --random-init --decode-only --batch 1 --profile   (time per op)\n"
     "  argen bench --arch llamagen-b --random-init --decode sjd --batch 1 --device cuda --dtype bf16\n"
     "  argen bench --arch inception --random-init --batch 200 --device cuda   (FID features of 256x256 images)",
 };
@@ -115,6 +117,19 @@ static int bench_batch(ArgenModel *m, int B) {
             printf("| %-5d | %10.2f | %10.2f | %9.1f | %s |\n", B, 1e3 * med, B / med,
                    (double)info.device_bytes_peak / (1 << 20), info.device);
         fflush(stdout);
+    }
+    if (rc == 0 && g.profile) {  // one more run, eager, each op timed (device time between marks around it)
+        double t0 = cli_now();
+        if (argen_profile(m, true) != ARGEN_OK || run_once(m, &sp, B, cls, ids, px, tok) != ARGEN_OK ||
+            argen_profile(m, false) != ARGEN_OK)
+            rc = cli_fail();
+        if (rc == 0) {
+            printf("\nprofile: batch %d, one eager run (%.2f ms wall with the per-op marks):\n\n", B,
+                   1e3 * (cli_now() - t0));
+            argen_profile_report(m, stdout);
+            printf("\n");
+            fflush(stdout);
+        }
     }
     free(px);
     free(tok);

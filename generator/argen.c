@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "argen_internal.h"
+#include "kernels/profile.h"
 
 // Below this many parameters (tokenizer + generator) the CPU backend runs on one thread (argen_load).
 #define ARGEN_SMALL_MODEL_PARAMS ((size_t)20000000)
@@ -42,6 +43,10 @@ ArgenStatus argen_stats(const ArgenModel *m, ArgenStats *s) {
 }
 
 void argen_stats_reset(ArgenModel *m) { memset(&m->stats, 0, sizeof m->stats); }
+
+ArgenStatus argen_profile(ArgenModel *m, bool on) { return on ? kt_profile_start(&m->be) : kt_profile_stop(&m->be); }
+
+ArgenStatus argen_profile_report(ArgenModel *m, FILE *f) { return kt_profile_report(&m->be, f); }
 
 static double now_s(void) {
     struct timespec ts;

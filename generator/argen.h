@@ -139,6 +139,12 @@ typedef struct {
 ArgenStatus argen_stats(const ArgenModel *m, ArgenStats *s);
 void argen_stats_reset(ArgenModel *m);
 
+// Per-op timing of the work that follows (on CUDA the GPU time of each op, from events around it; graphs are off
+// meanwhile, so the run is eager): on = true starts (clearing the table), false stops. argen_profile_report prints
+// the table (op, calls, total ms, mean us, share of all ops) as Markdown.
+ArgenStatus argen_profile(ArgenModel *m, bool on);
+ArgenStatus argen_profile_report(ArgenModel *m, FILE *f);
+
 // Prints a checkpoint's format, tensors (name, shape, dtype) and the configuration derived from it.
 ArgenStatus argen_describe_checkpoint(const char *path, const int *patch_nums, int n_patch_nums, FILE *out);
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "kernels/ops.h"
+#include "kernels/profile.h"
 #include "llamagen.h"
 #include "samplers/zipar.h"
 
@@ -169,7 +170,7 @@ static KtStatus seq_step_graphed(Run *r, bool cfg_on) {
         ws->step_key.smp = r->p->smp;
     }
     KtGraph *g = &ws->step_graph[cfg_on];
-    if (g->handle) return kt_graph_launch(be, g);
+    if (g->handle && kt_graphs_on(be)) return kt_graph_launch(be, g);
     KT_TRY(seq_step(r, cfg_on));
     if (ws->graphs_unsupported) return KT_OK;
     Recorded rec = {r, cfg_on, 1};  // recorded, not run: the counter has moved on by one step already
@@ -208,7 +209,7 @@ static KtStatus forward_graphed(Run *r, int64_t T, KtTensor *logits) {
         ws->fwd_graph[i].B2 = r->B2, ws->fwd_graph[i].T = T, ws->fwd_graph[i].uses = 0;
         ws->n_fwd_graphs++;
     }
-    if (i < ws->n_fwd_graphs && ws->fwd_graph[i].graph.handle) {
+    if (i < ws->n_fwd_graphs && ws->fwd_graph[i].graph.handle && kt_graphs_on(be)) {
         *logits = kt_reshape3(&ws->logits, r->B2, T, r->m->config.V);
         return kt_graph_launch(be, &ws->fwd_graph[i].graph);
     }

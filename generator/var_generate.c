@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/ops.h"
+#include "kernels/profile.h"
 #include "var.h"
 #include "var_internal.h"
 
@@ -177,7 +178,7 @@ static KtStatus record_run_all(void *ctx) {
 // buffer) and captures the graph for the next call. Backends without graphs always run eagerly.
 static KtStatus run_graphed(VarModel *m, VarVqvae *vq, VarWorkspace *ws, const VarSampleParams *p, int64_t B) {
     KtBackend *be = m->be;
-    if (ws->graph.handle && ws->graph_batch == B && same_params(&ws->graph_params, p))
+    if (ws->graph.handle && ws->graph_batch == B && same_params(&ws->graph_params, p) && kt_graphs_on(be))
         return kt_graph_launch(be, &ws->graph);
     kt_graph_free(&ws->graph);
     KT_TRY(run_all(m, vq, ws, p, B, NULL));

@@ -3,7 +3,10 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "profile.h"
 
 #ifndef ARGEN_HAVE_CUDA
 KtStatus kt_backend_cuda_init(KtBackend *be, int device_index) {
@@ -47,6 +50,7 @@ KtStatus kt_backend_init_for(KtBackend *be, const char *device, KtDType dt) {
 void kt_backend_free(KtBackend *be) {
     if (!be || !be->ops) return;
     be->ops->destroy(be);
+    free(be->prof);
     memset(be, 0, sizeof *be);
 }
 
@@ -171,6 +175,7 @@ KtStatus kt_graph_launch(KtBackend *be, const KtGraph *g) {
 
 KtStatus kt_graph_record(KtBackend *be, KtGraph *g, KtStatus (*record)(void *ctx), void *ctx, bool *off) {
     kt_graph_free(g);
+    if (!kt_graphs_on(be)) return KT_OK;  // profiling: eager runs, graphs back afterwards
     KtStatus st = kt_graph_begin(be);
     if (st == KT_ERR_UNSUPPORTED) {
         kt_clear_error();

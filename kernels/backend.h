@@ -12,6 +12,7 @@
 #include "../samplers/sampling.h"
 
 typedef struct KtBackend KtBackend;
+typedef struct KtProfile KtProfile;  // per-op timing (profile.h)
 
 // Owned device (or host) memory. kt_buffer_free accepts a zeroed struct and is idempotent.
 typedef struct {
@@ -91,6 +92,10 @@ typedef struct {
     KtStatus (*graph_end)(KtBackend *, void **graph);
     KtStatus (*graph_launch)(KtBackend *, void *graph);
     void (*graph_free)(KtBackend *, void *graph);
+    // per-op timing (optional; NULL: profile.c times ops on the host clock): mark i (0 <= i < 2 * KT_PROFILE_PENDING)
+    // records the device's progress; elapsed waits for mark b and gives the milliseconds from mark a to mark b
+    KtStatus (*prof_mark)(KtBackend *, int i);
+    KtStatus (*prof_elapsed)(KtBackend *, int a, int b, float *ms);
 
     // raster (LlamaGen) ops: see ops.h
     KtStatus (*rmsnorm)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps);
@@ -134,6 +139,7 @@ struct KtBackend {
     size_t bytes_in_use;  // bytes currently allocated through this backend (incl. private scratch)
     size_t peak_bytes;
     char notes[512];      // fallbacks taken at run time (kt_backend_note), "; "-separated, "" when none
+    KtProfile *prof;      // owned: per-op timing (profile.h), NULL until kt_profile_start
 };
 
 // CPU backend: always available. threads <= 0 uses the OpenMP default (OMP_NUM_THREADS, else the cores). OpenBLAS is set to run

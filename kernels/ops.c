@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "profile.h"
+
 // ------------------------------------------------------------------------------------------------ check helpers
 static KtStatus need(KtBackend *be, const char *op, const char *arg, const KtTensor *t, KtDType dt, int ndim) {
     if (!t || !t->data)
@@ -39,6 +41,11 @@ static KtStatus need_map_as(KtBackend *be, const char *op, const char *arg, cons
                        kt_dtype_name(t->dtype), kt_dtype_name(like->dtype));
     return KT_OK;
 }
+// Every op's dispatch: be->ops->op(be, ...), timed by name while the backend profiles (profile.h).
+#define RUN(op, ...)                                                                                              \
+    (be->prof ? (kt_profile_enter(be, #op), kt_profile_leave(be, be->ops->op(be, __VA_ARGS__)))                  \
+              : be->ops->op(be, __VA_ARGS__))
+
 #define NEED(t, dt, nd) KT_TRY(need(be, __func__, #t, (t), (dt), (nd)))
 #define NEED_MAP(t, nd) KT_TRY(need_map(be, __func__, #t, (t), (nd)))
 #define NEED_MAP_AS(t, nd, like) KT_TRY(need_map_as(be, __func__, #t, (t), (nd), (like)))
@@ -98,19 +105,19 @@ static KtStatus check_linear(KtBackend *be, const char *op, KtTensor *y, const K
 
 KtStatus kt_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
     KT_TRY(check_linear(be, __func__, y, x, w, b));
-    return be->ops->linear(be, y, x, w, b);
+    return RUN(linear, y, x, w, b);
 }
 
 KtStatus kt_linear_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
     KT_TRY(check_linear(be, __func__, y, x, w, b));
-    return be->ops->linear_gelu_tanh(be, y, x, w, b);
+    return RUN(linear_gelu_tanh, y, x, w, b);
 }
 
 KtStatus kt_layernorm(KtBackend *be, KtTensor *y, const KtTensor *x, float eps) {
     NEED_F32(y, -1);
     NEED_F32(x, -1);
     SAME(y, x);
-    return be->ops->layernorm(be, y, x, eps);
+    return RUN(layernorm, y, x, eps);
 }
 
 static KtStatus check_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
@@ -128,7 +135,7 @@ static KtStatus check_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const
 KtStatus kt_adaln_modulate(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
                            const KtTensor *shift) {
     KT_TRY(check_adaln(be, y, x, scale, shift, KT_F32));
-    return be->ops->adaln_modulate(be, y, x, scale, shift);
+    return RUN(adaln_modulate, y, x, scale, shift);
 }
 
 KtStatus kt_layernorm_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
@@ -136,7 +143,7 @@ KtStatus kt_layernorm_adaln(KtBackend *be, KtTensor *y, const KtTensor *x, const
     KT_TRY(check_adaln(be, y, x, scale, shift, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32));
     if (y->dtype != KT_F32 && y->data == x->data)
         return KT_FAIL(KT_ERR_ARG, "kt_layernorm_adaln: a 16-bit y must not alias x");
-    return be->ops->layernorm_adaln(be, y, x, scale, shift, eps);
+    return RUN(layernorm_adaln, y, x, scale, shift, eps);
 }
 
 KtStatus kt_gated_residual(KtBackend *be, KtTensor *x, const KtTensor *h, const KtTensor *gate) {
@@ -145,7 +152,7 @@ KtStatus kt_gated_residual(KtBackend *be, KtTensor *x, const KtTensor *h, const 
     NEED_F32(gate, 2);
     SAME(x, h);
     DIMS2(gate, x->shape[0], x->shape[2]);
-    return be->ops->gated_residual(be, x, h, gate);
+    return RUN(gated_residual, x, h, gate);
 }
 
 KtStatus kt_gated_residual_layernorm_adaln(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h,
@@ -158,21 +165,21 @@ KtStatus kt_gated_residual_layernorm_adaln(KtBackend *be, KtTensor *y, KtTensor 
     DIMS2(gate, x->shape[0], x->shape[2]);
     if (y->data == x->data || y->data == h->data)
         return KT_FAIL(KT_ERR_ARG, "kt_gated_residual_layernorm_adaln: y must not alias x or h");
-    return be->ops->gated_residual_layernorm_adaln(be, y, x, h, gate, scale, shift, eps);
+    return RUN(gated_residual_layernorm_adaln, y, x, h, gate, scale, shift, eps);
 }
 
 KtStatus kt_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x) {
     NEED_F32(y, -1);
     NEED_F32(x, -1);
     SAME(y, x);
-    return be->ops->gelu_tanh(be, y, x);
+    return RUN(gelu_tanh, y, x);
 }
 
 KtStatus kt_silu(KtBackend *be, KtTensor *y, const KtTensor *x) {
     NEED_F32(y, -1);
     NEED_F32(x, -1);
     SAME(y, x);
-    return be->ops->silu(be, y, x);
+    return RUN(silu, y, x);
 }
 
 KtStatus kt_add(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b) {
@@ -183,7 +190,7 @@ KtStatus kt_add(KtBackend *be, KtTensor *y, const KtTensor *a, const KtTensor *b
     bool ok = b->ndim <= a->ndim;
     for (int i = 0; ok && i < b->ndim; i++) ok = b->shape[b->ndim - 1 - i] == a->shape[a->ndim - 1 - i];
     if (!ok) return shape_err(__func__, "b", b, "a trailing part of a's shape");
-    return be->ops->add(be, y, a, b);
+    return RUN(add, y, a, b);
 }
 
 KtStatus kt_axpby(KtBackend *be, KtTensor *y, float alpha, const KtTensor *a, float beta, const KtTensor *b) {
@@ -192,14 +199,14 @@ KtStatus kt_axpby(KtBackend *be, KtTensor *y, float alpha, const KtTensor *a, fl
     NEED_F32(b, -1);
     SAME(y, a);
     SAME(y, b);
-    return be->ops->axpby(be, y, alpha, a, beta, b);
+    return RUN(axpby, y, alpha, a, beta, b);
 }
 
 KtStatus kt_softmax(KtBackend *be, KtTensor *y, const KtTensor *x) {
     NEED_F32(y, -1);
     NEED_F32(x, -1);
     SAME(y, x);
-    return be->ops->softmax(be, y, x);
+    return RUN(softmax, y, x);
 }
 
 KtStatus kt_embedding(KtBackend *be, KtTensor *y, const KtTensor *table, const KtTensor *idx) {
@@ -207,14 +214,14 @@ KtStatus kt_embedding(KtBackend *be, KtTensor *y, const KtTensor *table, const K
     NEED_F32(table, 2);
     NEED(idx, KT_I32, 1);
     DIMS2(y, idx->shape[0], table->shape[1]);
-    return be->ops->embedding(be, y, table, idx);
+    return RUN(embedding, y, table, idx);
 }
 
 KtStatus kt_split_chunks(KtBackend *be, KtTensor *y, const KtTensor *x) {
     NEED_F32(y, 3);
     NEED_F32(x, 2);
     DIMS2(x, y->shape[1], y->shape[0] * y->shape[2]);
-    return be->ops->split_chunks(be, y, x);
+    return RUN(split_chunks, y, x);
 }
 
 // -------------------------------------------------------------------------------------------------- image ops
@@ -240,7 +247,7 @@ KtStatus kt_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor
     if (Hp < kh || Wp < kw) return shape_err(__func__, "x", x, "a padded size at least the kernel size");
     DIMS4(y, B, (Hp - kh) / stride + 1, (Wp - kw) / stride + 1, Co);
     if (y->data == x->data) return KT_FAIL(KT_ERR_ARG, "kt_conv2d: y must not alias x");
-    return be->ops->conv2d(be, y, x, w, b, stride, pad);
+    return RUN(conv2d, y, x, w, b, stride, pad);
 }
 
 static KtStatus check_gn(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
@@ -261,20 +268,20 @@ static KtStatus check_gn(KtBackend *be, KtTensor *y, const KtTensor *x, const Kt
 KtStatus kt_group_norm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                        int groups, float eps) {
     KT_TRY(check_gn(be, y, x, w, b, groups));
-    return be->ops->group_norm(be, y, x, w, b, groups, eps);
+    return RUN(group_norm, y, x, w, b, groups, eps);
 }
 
 KtStatus kt_group_norm_silu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w,
                             const KtTensor *b, int groups, float eps) {
     KT_TRY(check_gn(be, y, x, w, b, groups));
-    return be->ops->group_norm_silu(be, y, x, w, b, groups, eps);
+    return RUN(group_norm_silu, y, x, w, b, groups, eps);
 }
 
 KtStatus kt_upsample_nearest2x(KtBackend *be, KtTensor *y, const KtTensor *x) {
     NEED_MAP(x, 4);
     NEED_MAP_AS(y, 4, x);
     DIMS4(y, x->shape[0], 2 * x->shape[1], 2 * x->shape[2], x->shape[3]);
-    return be->ops->upsample_nearest2x(be, y, x);
+    return RUN(upsample_nearest2x, y, x);
 }
 
 static KtStatus check_resize(KtBackend *be, KtTensor *y, const KtTensor *x) {
@@ -289,12 +296,12 @@ static KtStatus check_resize(KtBackend *be, KtTensor *y, const KtTensor *x) {
 
 KtStatus kt_resize_bicubic(KtBackend *be, KtTensor *y, const KtTensor *x) {
     KT_TRY(check_resize(be, y, x));
-    return be->ops->resize_bicubic(be, y, x);
+    return RUN(resize_bicubic, y, x);
 }
 
 KtStatus kt_resize_area(KtBackend *be, KtTensor *y, const KtTensor *x) {
     KT_TRY(check_resize(be, y, x));
-    return be->ops->resize_area(be, y, x);
+    return RUN(resize_area, y, x);
 }
 
 KtStatus kt_codebook_argmin(KtBackend *be, KtTensor *idx, const KtTensor *z, const KtTensor *codebook) {
@@ -303,7 +310,7 @@ KtStatus kt_codebook_argmin(KtBackend *be, KtTensor *idx, const KtTensor *z, con
     NEED_F32(codebook, 2);
     DIMS1(idx, z->shape[0]);
     if (codebook->shape[1] != z->shape[1]) return shape_err(__func__, "codebook", codebook, "(V, D) with D = z.shape[1]");
-    return be->ops->codebook_argmin(be, idx, z, codebook);
+    return RUN(codebook_argmin, idx, z, codebook);
 }
 
 // ---------------------------------------------------------------------------------------------------- attention
@@ -316,7 +323,7 @@ KtStatus kt_split_qkv_heads(KtBackend *be, KtTensor *q, KtTensor *k, KtTensor *v
     SAME(q, v);
     int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3];
     DIMS3(qkv, B, T, 3 * NH * HS);
-    return be->ops->split_qkv_heads(be, q, k, v, qkv);
+    return RUN(split_qkv_heads, q, k, v, qkv);
 }
 
 static KtStatus check_var_attn_prep(KtBackend *be, const char *op, KtTensor *q, KtTensor *kcache,
@@ -341,7 +348,7 @@ static KtStatus check_var_attn_prep(KtBackend *be, const char *op, KtTensor *q, 
 KtStatus kt_var_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
                           const KtTensor *head_scale_log, int64_t t0) {
     KT_TRY(check_var_attn_prep(be, __func__, q, kcache, vcache, qkv, head_scale_log, t0));
-    return be->ops->var_attn_prep(be, q, kcache, vcache, qkv, head_scale_log, t0);
+    return RUN(var_attn_prep, q, kcache, vcache, qkv, head_scale_log, t0);
 }
 
 static KtStatus check_attention(KtBackend *be, const char *op, const KtTensor *out, const KtTensor *q,
@@ -368,7 +375,7 @@ static KtStatus check_attention(KtBackend *be, const char *op, const KtTensor *o
 KtStatus kt_attention(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                       int64_t kv_len, const KtTensor *bias, float scale) {
     KT_TRY(check_attention(be, __func__, out, q, k, v, kv_len, bias));
-    return be->ops->attention(be, out, q, k, v, kv_len, bias, scale);
+    return RUN(attention, out, q, k, v, kv_len, bias, scale);
 }
 
 KtStatus kt_var_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
@@ -377,7 +384,7 @@ KtStatus kt_var_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *k
     KT_TRY(check_attention(be, __func__, out, q, kcache, vcache, t0 + q->shape[2], bias));
     if (out->data == qkv->data || out->data == q->data)
         return KT_FAIL(KT_ERR_ARG, "kt_var_attention: out must not alias qkv or q");
-    return be->ops->var_attention(be, out, q, kcache, vcache, qkv, head_scale_log, t0, bias);
+    return RUN(var_attention, out, q, kcache, vcache, qkv, head_scale_log, t0, bias);
 }
 
 // ----------------------------------------------------------------------------------------------------- sampling
@@ -385,7 +392,7 @@ KtStatus kt_cfg_combine(KtBackend *be, KtTensor *y, const KtTensor *logits, floa
     NEED_F32(y, 3);
     NEED_F32(logits, 3);
     DIMS3(logits, 2 * y->shape[0], y->shape[1], y->shape[2]);
-    return be->ops->cfg_combine(be, y, logits, t);
+    return RUN(cfg_combine, y, logits, t);
 }
 
 KtStatus kt_sample_top_k_top_p(KtBackend *be, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
@@ -399,7 +406,7 @@ KtStatus kt_sample_top_k_top_p(KtBackend *be, KtTensor *tokens, KtTensor *logits
         return KT_FAIL(KT_ERR_ARG, "sampling: temperature must be a positive number, got %g", params.temperature);
     if (pos0 < 0 || pos0 + logits->shape[1] > UINT32_MAX)
         return KT_FAIL(KT_ERR_ARG, "sampling: token positions out of range");
-    return be->ops->sample_top_k_top_p(be, tokens, logits, image_ids, pos0, params);
+    return RUN(sample_top_k_top_p, tokens, logits, image_ids, pos0, params);
 }
 
 KtStatus kt_smooth_embed(KtBackend *be, KtTensor *h, const KtTensor *logits, const KtTensor *codebook,
@@ -411,7 +418,7 @@ KtStatus kt_smooth_embed(KtBackend *be, KtTensor *h, const KtTensor *logits, con
     DIMS2(codebook, logits->shape[2], h->shape[2]);
     DIMS3(h, logits->shape[0], logits->shape[1], codebook->shape[1]);
     DIMS1(image_ids, logits->shape[0]);
-    return be->ops->smooth_embed(be, h, logits, codebook, ratio, image_ids, pos0, seed);
+    return RUN(smooth_embed, h, logits, codebook, ratio, image_ids, pos0, seed);
 }
 
 KtStatus kt_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, KtTensor *nonfinite) {
@@ -422,14 +429,14 @@ KtStatus kt_image_to_u8(KtBackend *be, KtTensor *y, const KtTensor *x, KtTensor 
         NEED(nonfinite, KT_I64, 1);
         DIMS1(nonfinite, 1);
     }
-    return be->ops->image_to_u8(be, y, x, nonfinite);
+    return RUN(image_to_u8, y, x, nonfinite);
 }
 
 KtStatus kt_count_nonfinite(KtBackend *be, KtTensor *count, const KtTensor *x) {
     NEED(count, KT_I64, 1);
     DIMS1(count, 1);
     NEED_F32(x, -1);
-    return be->ops->count_nonfinite(be, count, x);
+    return RUN(count_nonfinite, count, x);
 }
 
 KtStatus kt_convert(KtBackend *be, KtTensor *y, const KtTensor *x) {
@@ -438,7 +445,7 @@ KtStatus kt_convert(KtBackend *be, KtTensor *y, const KtTensor *x) {
     SAME(y, x);
     if (y->data == x->data && y->dtype != x->dtype)
         return KT_FAIL(KT_ERR_ARG, "kt_convert: y must not alias x when the dtypes differ");
-    return be->ops->convert(be, y, x);
+    return RUN(convert, y, x);
 }
 
 // --------------------------------------------------------------------------------------- raster (LlamaGen) ops
@@ -458,7 +465,7 @@ KtStatus kt_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTenso
     if (y->dtype != KT_F32 && y->data == x->data)
         return KT_FAIL(KT_ERR_ARG, "kt_rmsnorm: a 16-bit y must not alias x");
     HAVE_OP(rmsnorm);
-    return be->ops->rmsnorm(be, y, x, w, eps);
+    return RUN(rmsnorm, y, x, w, eps);
 }
 
 KtStatus kt_add_rmsnorm(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h, const KtTensor *w, float eps) {
@@ -472,7 +479,7 @@ KtStatus kt_add_rmsnorm(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor 
     if (y->data == x->data || y->data == h->data)
         return KT_FAIL(KT_ERR_ARG, "kt_add_rmsnorm: y must not alias x or h");
     HAVE_OP(add_rmsnorm);
-    return be->ops->add_rmsnorm(be, y, x, h, w, eps);
+    return RUN(add_rmsnorm, y, x, h, w, eps);
 }
 
 KtStatus kt_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a) {
@@ -482,7 +489,7 @@ KtStatus kt_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a) {
     for (int i = 0; ok && i < a->ndim - 1; i++) ok = a->shape[i] == y->shape[i];
     if (!ok) return shape_err(__func__, "y", y, "a's shape with the last dim halved");
     HAVE_OP(swiglu);
-    return be->ops->swiglu(be, y, a);
+    return RUN(swiglu, y, a);
 }
 
 // The checks of kt_llama_attn_prep and kt_attention_pos, under the name of the op that makes them.
@@ -526,14 +533,14 @@ KtStatus kt_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTens
                             const KtTensor *rope, const KtTensor *positions) {
     KT_TRY(check_llama_prep(be, __func__, q, kcache, vcache, qkv, rope, positions));
     HAVE_OP(llama_attn_prep);
-    return be->ops->llama_attn_prep(be, q, kcache, vcache, qkv, rope, positions);
+    return RUN(llama_attn_prep, q, kcache, vcache, qkv, rope, positions);
 }
 
 KtStatus kt_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                           const KtTensor *positions, float scale) {
     KT_TRY(check_attention_pos(be, __func__, out, q, k, v, positions));
     HAVE_OP(attention_pos);
-    return be->ops->attention_pos(be, out, q, k, v, positions, scale);
+    return RUN(attention_pos, out, q, k, v, positions, scale);
 }
 
 KtStatus kt_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
@@ -543,10 +550,10 @@ KtStatus kt_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor 
     if (!be->ops->llama_attention) {  // the composition
         HAVE_OP(llama_attn_prep);
         HAVE_OP(attention_pos);
-        KT_TRY(be->ops->llama_attn_prep(be, q, kcache, vcache, qkv, rope, positions));
-        return be->ops->attention_pos(be, out, q, kcache, vcache, positions, scale);
+        KT_TRY(RUN(llama_attn_prep, q, kcache, vcache, qkv, rope, positions));
+        return RUN(attention_pos, out, q, kcache, vcache, positions, scale);
     }
-    return be->ops->llama_attention(be, out, q, kcache, vcache, qkv, rope, positions, scale);
+    return RUN(llama_attention, out, q, kcache, vcache, qkv, rope, positions, scale);
 }
 
 KtStatus kt_l2_normalize(KtBackend *be, KtTensor *y, const KtTensor *x) {
@@ -554,7 +561,7 @@ KtStatus kt_l2_normalize(KtBackend *be, KtTensor *y, const KtTensor *x) {
     NEED_F32(x, -1);
     SAME(y, x);
     HAVE_OP(l2_normalize);
-    return be->ops->l2_normalize(be, y, x);
+    return RUN(l2_normalize, y, x);
 }
 
 static KtStatus check_llama_params(SmpParams params) {
@@ -576,7 +583,7 @@ KtStatus kt_sample_llama(KtBackend *be, KtTensor *tokens, KtTensor *logits, cons
     DIMS1(image_ids, logits->shape[0]);
     KT_TRY(check_llama_params(params));
     HAVE_OP(sample_llama);
-    return be->ops->sample_llama(be, tokens, logits, image_ids, positions, params);
+    return RUN(sample_llama, tokens, logits, image_ids, positions, params);
 }
 
 KtStatus kt_raster_step_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
@@ -591,7 +598,7 @@ KtStatus kt_raster_step_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, cons
         return KT_FAIL(KT_ERR_ARG, "%s: %lld images do not fit %lld rows / %lld sequence columns", __func__,
                        (long long)B, (long long)tok->shape[0], (long long)seq->shape[1]);
     HAVE_OP(raster_step_inputs);
-    return be->ops->raster_step_inputs(be, tok, pos, seq, step, B);
+    return RUN(raster_step_inputs, tok, pos, seq, step, B);
 }
 
 KtStatus kt_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, KtTensor *step) {
@@ -601,7 +608,7 @@ KtStatus kt_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sam
     DIMS1(step, 1);
     if (sampled->shape[0] > seq->shape[1]) return shape_err(__func__, "sampled", sampled, "at most seq.shape[1] images");
     HAVE_OP(raster_step_commit);
-    return be->ops->raster_step_commit(be, seq, sampled, step);
+    return RUN(raster_step_commit, seq, sampled, step);
 }
 
 KtStatus kt_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params) {
@@ -610,7 +617,7 @@ KtStatus kt_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpPar
     SAME(probs, logits);
     KT_TRY(check_llama_params(params));
     HAVE_OP(probs_llama);
-    return be->ops->probs_llama(be, probs, logits, params);
+    return RUN(probs_llama, probs, logits, params);
 }
 
 // ------------------------------------------------------------------------------------ FID Inception-v3 ops (eval/)
@@ -625,7 +632,7 @@ KtStatus kt_fid_preprocess(KtBackend *be, KtTensor *y, const KtTensor *x, KtFidR
     if (y->shape[0] != x->shape[0] || y->shape[3] != 3 || y->shape[1] < 1 || y->shape[2] < 1)
         return shape_err(__func__, "y", y, "(B, Ho, Wo, 3) with x's batch and Ho, Wo >= 1");
     HAVE_OP(fid_preprocess);
-    return be->ops->fid_preprocess(be, y, x, mode);
+    return RUN(fid_preprocess, y, x, mode);
 }
 
 KtStatus kt_channel_affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
@@ -638,7 +645,7 @@ KtStatus kt_channel_affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x, c
     DIMS1(scale, kt_cols(x));
     DIMS1(shift, kt_cols(x));
     HAVE_OP(channel_affine_relu);
-    return be->ops->channel_affine_relu(be, y, x, scale, shift);
+    return RUN(channel_affine_relu, y, x, scale, shift);
 }
 
 // Pool arguments: k, stride >= 1, 0 <= pad < k (so every window holds an in-bounds tap), an output of at least one
@@ -665,13 +672,13 @@ static KtStatus check_pool(KtBackend *be, const char *op, KtTensor *y, const KtT
 KtStatus kt_max_pool2d(KtBackend *be, KtTensor *y, const KtTensor *x, int k, int stride, int pad) {
     KT_TRY(check_pool(be, __func__, y, x, k, stride, pad));
     HAVE_OP(max_pool2d);
-    return be->ops->max_pool2d(be, y, x, k, stride, pad);
+    return RUN(max_pool2d, y, x, k, stride, pad);
 }
 
 KtStatus kt_avg_pool2d(KtBackend *be, KtTensor *y, const KtTensor *x, int k, int stride, int pad) {
     KT_TRY(check_pool(be, __func__, y, x, k, stride, pad));
     HAVE_OP(avg_pool2d);
-    return be->ops->avg_pool2d(be, y, x, k, stride, pad);
+    return RUN(avg_pool2d, y, x, k, stride, pad);
 }
 
 KtStatus kt_spatial_mean(KtBackend *be, KtTensor *y, const KtTensor *x) {
@@ -680,7 +687,7 @@ KtStatus kt_spatial_mean(KtBackend *be, KtTensor *y, const KtTensor *x) {
     if (x->shape[1] < 1 || x->shape[2] < 1) return shape_err(__func__, "x", x, "non-empty spatial dims");
     DIMS2(y, x->shape[0], x->shape[3]);
     HAVE_OP(spatial_mean);
-    return be->ops->spatial_mean(be, y, x);
+    return RUN(spatial_mean, y, x);
 }
 
 KtStatus kt_copy_channels(KtBackend *be, KtTensor *y, int64_t yc0, const KtTensor *x, int64_t xc0, int64_t n) {
@@ -697,5 +704,5 @@ KtStatus kt_copy_channels(KtBackend *be, KtTensor *y, int64_t yc0, const KtTenso
                        (long long)yc0, (long long)yc0, (long long)n, (long long)Cy);
     if (y->data == x->data) return KT_FAIL(KT_ERR_ARG, "kt_copy_channels: y must not alias x");
     HAVE_OP(copy_channels);
-    return be->ops->copy_channels(be, y, yc0, x, xc0, n);
+    return RUN(copy_channels, y, yc0, x, xc0, n);
 }

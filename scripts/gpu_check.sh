@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The CUDA check we run on the GPU machine: every Criterion test binary (the CUDA twins run there instead of
 # skipping), compute-sanitizer memcheck on the CUDA backend test, and the op benchmark. Logs and a summary go to $OUT.
-# --full adds: memcheck of the LlamaGen op and model tests, racecheck + 5 repeated runs of the attention twins (the
-# intermittent var_attention_fused tolerance failure), and the standard benchmark sets (bench_var.sh,
-# bench_llamagen.sh), about 8 minutes in all.
+# --full adds: memcheck of the LlamaGen op and model tests, racecheck + 5 repeated runs of the attention twins, the
+# standard benchmark sets (bench_var.sh, bench_llamagen.sh) and per-op profiles (`argen bench --profile` of VAR-d16
+# decode and sampling, GPT-B sampling), about 9 minutes in all. --profile: the default checks plus the profiles.
 #
 # Here (no GPU needed):
 #   cmake -B build-cuda -DARGEN_CUDA=ON -DARGEN_SHARED=ON && cmake --build build-cuda -j2
 #   scripts/gpu_check.sh --pack        # test binaries + bundled libraries (Criterion, ...) into build-cuda/gpu
 # On the GPU machine (the `run` tool, carry ["build-cuda/gpu"], from the repository root):
-#   scripts/gpu_check.sh [--quick|--no-memcheck|--full]   # --quick: only test_cuda_backend and the op benchmark
+#   scripts/gpu_check.sh [--quick|--no-memcheck|--full|--profile]   # --quick: test_cuda_backend + op benchmark
 # The build bakes absolute paths in (fixtures, the CLI): when the checkout sits elsewhere there, the original source
 # path is linked to it, and the fixture archives (tracked in tests/fixtures) are unpacked into build-cuda/tests.
 set -uo pipefail
@@ -79,6 +79,16 @@ if [ "${1:-}" = "--full" ]; then
   done
   OUT=$OUT timeout 300 scripts/bench_var.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_var.sh failed" >&2
   OUT=$OUT timeout 300 scripts/bench_llamagen.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_llamagen.sh failed" >&2
+fi
+if [ "${1:-}" = "--full" ] || [ "${1:-}" = "--profile" ]; then  # where the time goes, op by op (eager runs)
+  p=(--random-init --device cuda --dtype bf16 --reps 1 --warmup 1 --profile)
+  {
+    timeout 120 "$bin/argen" bench --arch var-d16 --decode-only --batch 1,32 "${p[@]}"
+    timeout 120 "$bin/argen" bench --arch var-d16 --batch 1,64 "${p[@]}"
+    timeout 120 "$bin/argen" bench --arch llamagen-b --batch 1 "${p[@]}"
+  } > "$OUT/profile.md" 2>&1
+  echo "---- profile"
+  cat "$OUT/profile.md"
 fi
 if [ "${1:-}" != "--quick" ]; then  # FID Inception throughput (random weights; 256x256 inputs, statistics included)
   for dt in fp32 bf16; do

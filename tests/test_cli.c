@@ -238,3 +238,20 @@ Test(cli, device_auto_without_gpu_runs_float32) {
     free(r1);
     free(r2);
 }
+
+// argen bench: the batch table, then with --profile one eager run per batch size timed op by op.
+Test(cli, bench_profile_table) {
+    paths();
+    char out[1100];
+    snprintf(out, sizeof out, "%s/bench.md", test_tmpdir());
+    const char *args[] = {"bench", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--batch", "1,2", "--reps", "1",
+                          "--warmup", "0", "--device", "cpu", "--profile", NULL};
+    cr_assert_eq(run_cli_stdout(args, out, g_err, sizeof g_err), 0, "%s", g_err);
+    size_t n = 0;
+    char *text = read_file(out, &n);
+    cr_assert(text);
+    cr_expect(strstr(text, "| 1     |") && strstr(text, "| 2     |"), "%s", text);
+    cr_expect(strstr(text, "profile: batch 2, one eager run") && strstr(text, "| conv2d | ") &&
+              strstr(text, "| var_attention | ") && strstr(text, "| all ops |"), "%s", text);
+    free(text);
+}

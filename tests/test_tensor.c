@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/profile.h"
 #include "kernels/weights.h"
 #include "testutil.h"
 
@@ -119,5 +120,38 @@ Test(tensor, graph_record_falls_back) {
     cr_expect(off && !g.handle && calls == 1);
     cr_expect(strstr(be.notes, "graphs off") && strstr(be.notes, "an op synchronised"), "notes: %s", be.notes);
     be.ops = cpu_ops;
+    kt_backend_free(&be);
+}
+
+// Per-op timing: ops run while profiling are counted by name (kt_linear twice, kt_add once), graphs are off meanwhile,
+// and the report lists them; after stop nothing more is counted.
+Test(tensor, profile_counts_ops_by_name) {
+    KtBackend be;
+    cr_assert(kt_backend_cpu_init(&be, 0) == KT_OK);
+    static float xd[6] = {1, 2, 3, 4, 5, 6}, wd[6] = {1, 0, 0, 1, 1, 1}, yd[4], zd[4];
+    KtTensor x = kt_tensor2(xd, KT_F32, KT_CPU, 2, 3), w = kt_tensor2(wd, KT_F32, KT_CPU, 2, 3);
+    KtTensor y = kt_tensor2(yd, KT_F32, KT_CPU, 2, 2), z = kt_tensor2(zd, KT_F32, KT_CPU, 2, 2);
+    cr_expect(kt_graphs_on(&be));
+    cr_assert(kt_profile_start(&be) == KT_OK);
+    cr_expect(!kt_graphs_on(&be));
+    cr_assert(kt_linear(&be, &y, &x, &w, NULL) == KT_OK);
+    cr_assert(kt_linear(&be, &z, &x, &w, NULL) == KT_OK);
+    cr_assert(kt_add(&be, &z, &z, &y) == KT_OK);
+    cr_assert(kt_profile_stop(&be) == KT_OK);
+    cr_assert(kt_add(&be, &z, &z, &y) == KT_OK);  // not counted
+    cr_expect(kt_graphs_on(&be));
+    const KtProfile *p = be.prof;
+    int lin = -1, add = -1;
+    for (int i = 0; i < p->n_rows; i++) {
+        if (!strcmp(p->rows[i].name, "linear")) lin = i;
+        if (!strcmp(p->rows[i].name, "add")) add = i;
+    }
+    cr_assert(lin >= 0 && add >= 0 && p->n_rows == 2, "%d rows", p->n_rows);
+    cr_expect(p->rows[lin].calls == 2 && p->rows[add].calls == 1 && p->rows[lin].ms >= 0);
+    char buf[2048] = {0};
+    FILE *f = fmemopen(buf, sizeof buf - 1, "w");
+    cr_assert(f && kt_profile_report(&be, f) == KT_OK);
+    fclose(f);
+    cr_expect(strstr(buf, "| linear | 2 |") && strstr(buf, "| add | 1 |"), "%s", buf);
     kt_backend_free(&be);
 }

@@ -252,6 +252,27 @@ static void be_graph_free(KtBackend *be, void *graph) {
     scratch_graph_gone(be, scratch);
 }
 
+// ------------------------------------------------------------------------------------------------ profiling
+static KtStatus be_prof_mark(KtBackend *be, int i) {
+    CudaImpl *c = cuda_impl(be);
+    if (i < 0 || i >= 2 * KT_PROFILE_PENDING) return KT_FAIL(KT_ERR_ARG, "profile: mark %d out of range", i);
+    if (!c->prof_ev) {
+        c->prof_ev = (cudaEvent_t *)calloc(2 * KT_PROFILE_PENDING, sizeof *c->prof_ev);
+        if (!c->prof_ev) return KT_FAIL(KT_ERR_OOM, "profile: out of host memory");
+    }
+    if (!c->prof_ev[i]) KT_CUDA_TRY(cudaEventCreate(&c->prof_ev[i]));
+    KT_CUDA_TRY(cudaEventRecord(c->prof_ev[i], c->stream));
+    return KT_OK;
+}
+
+static KtStatus be_prof_elapsed(KtBackend *be, int a, int b, float *ms) {
+    CudaImpl *c = cuda_impl(be);
+    if (!c->prof_ev || !c->prof_ev[a] || !c->prof_ev[b]) return KT_FAIL(KT_ERR_ARG, "profile: unrecorded marks");
+    KT_CUDA_TRY(cudaEventSynchronize(c->prof_ev[b]));
+    KT_CUDA_TRY(cudaEventElapsedTime(ms, c->prof_ev[a], c->prof_ev[b]));
+    return KT_OK;
+}
+
 // --------------------------------------------------------------------------------------------------- lifecycle
 static void be_destroy(KtBackend *be) {
     CudaImpl *c = cuda_impl(be);
@@ -265,6 +286,9 @@ static void be_destroy(KtBackend *be) {
     if (c->scratch) cuda_release_raw(be, c->scratch);
     for (int i = 0; i < c->n_retired; i++) cuda_release_raw(be, c->retired[i].ptr);
     free(c->retired);
+    for (int i = 0; c->prof_ev && i < 2 * KT_PROFILE_PENDING; i++)
+        if (c->prof_ev[i]) cudaEventDestroy(c->prof_ev[i]);
+    free(c->prof_ev);
     if (c->blas_ws) cuda_release_raw(be, c->blas_ws);
     if (c->dev_small) cuda_release_raw(be, c->dev_small);
     if (c->host_small) cudaFreeHost(c->host_small);
@@ -286,6 +310,8 @@ static const KtBackendOps *cuda_ops(void) {
     o.copy = be_copy;
     o.zero = be_zero;
     o.sync = be_sync;
+    o.prof_mark = be_prof_mark;
+    o.prof_elapsed = be_prof_elapsed;
     o.linear = cuda_linear;
     o.linear_gelu_tanh = cuda_linear_gelu_tanh;
     o.layernorm = cuda_layernorm;

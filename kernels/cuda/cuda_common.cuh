@@ -13,6 +13,7 @@
 
 extern "C" {
 #include "kernels/ops.h"
+#include "kernels/profile.h"
 }
 
 // ------------------------------------------------------------------------------------------------------ errors
@@ -62,6 +63,7 @@ typedef struct {
     size_t blas_ws_size;
     void *scratch;              // private scratch: grows on demand, never during graph capture
     size_t scratch_cap;
+    cudaEvent_t *prof_ev;       // owned: 2 * KT_PROFILE_PENDING timing events for kt_profile_*, made on first use
     int scratch_graphs;         // live graphs captured while `scratch` was the scratch (they address it)
     CudaRetired *retired;       // outgrown scratch buffers that live graphs still address (freed with the last)
     int n_retired, cap_retired;
