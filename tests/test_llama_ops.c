@@ -336,27 +336,36 @@ Test(llama_ops, cpu_vs_cuda_model_shapes) {
     int32_t *sp = ctx_keep(&cc, malloc((size_t)R * 4)), *tk[2];
     for (int64_t i = 0; i < R * V; i++) lg[i] = 4.0f * frand(&seed);
     for (int64_t r = 0; r < R; r++) ids[r] = 1000 + r, sp[r] = (int32_t)r;
-    SmpParams p = smp_params_default();
-    p.seed = 3;
-    p.top_k = 2000;
-    p.top_p = 0.9f;
-    p.temperature = 1.2f;
-    float *pr[2];
-    for (int d = 0; d < 2; d++) {
-        Ctx *c = cs[d];
-        KtTensor L = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, lg), I = dev_new(c, KT_I64, 1, (int64_t[]){R}, ids);
-        KtTensor P = dev_new(c, KT_I32, 2, (int64_t[]){R, 1}, sp), T = dev_new(c, KT_I32, 2, (int64_t[]){R, 1}, NULL);
-        OK(kt_sample_llama(&c->be, &T, &L, &I, &P, p));
-        tk[d] = ctx_keep(c, malloc((size_t)R * 4));
-        OK(kt_download(&c->be, tk[d], &T));
-        KtTensor L2 = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, lg), PR = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, NULL);
-        OK(kt_probs_llama(&c->be, &PR, &L2, p));
-        pr[d] = download_f32(c, &PR);
+    for (int variant = 0; variant < 2; variant++) {  // top-k + top-p (sorted), top-k alone (radix select on CUDA)
+        SmpParams p = smp_params_default();
+        p.seed = 3;
+        p.top_k = 2000;
+        p.top_p = variant ? 1.0f : 0.9f;
+        p.temperature = 1.2f;
+        // variant 1: the ~400 entries of a row in [2.92, 3.12) tied at 3.0, ranks ~1800-2210 of U(-4, 4) x 16384:
+        // the 2000th largest is a tie, HF keeps all of them (more than k), the threshold must be exactly 3.0 / 1.2
+        for (int64_t i = 0; variant && i < R * V; i++) lg[i] = lg[i] >= 2.92f && lg[i] < 3.12f ? 3.0f : lg[i];
+        float *pr[2];
+        for (int d = 0; d < 2; d++) {
+            Ctx *c = cs[d];
+            KtTensor L = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, lg);
+            KtTensor I = dev_new(c, KT_I64, 1, (int64_t[]){R}, ids), P = dev_new(c, KT_I32, 2, (int64_t[]){R, 1}, sp);
+            KtTensor T = dev_new(c, KT_I32, 2, (int64_t[]){R, 1}, NULL);
+            OK(kt_sample_llama(&c->be, &T, &L, &I, &P, p));
+            tk[d] = ctx_keep(c, malloc((size_t)R * 4));
+            OK(kt_download(&c->be, tk[d], &T));
+            KtTensor L2 = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, lg);
+            KtTensor PR = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, V}, NULL);
+            OK(kt_probs_llama(&c->be, &PR, &L2, p));
+            pr[d] = download_f32(c, &PR);
+        }
+        int64_t diff = 0;
+        for (int64_t r = 0; r < R; r++) diff += tk[0][r] != tk[1][r];
+        cr_expect(diff == 0, "top-p %g: %lld of %lld sampled tokens differ between CPU and CUDA", (double)p.top_p,
+                  (long long)diff, (long long)R);
+        expect_close(variant ? "probs_llama cuda vs cpu, top-k alone" : "probs_llama cuda vs cpu", pr[1], pr[0], R * V,
+                     TOL_REDUCE_F32);
     }
-    int64_t diff = 0;
-    for (int64_t r = 0; r < R; r++) diff += tk[0][r] != tk[1][r];
-    cr_expect(diff == 0, "%lld of %lld sampled tokens differ between CPU and CUDA", (long long)diff, (long long)R);
-    expect_close("probs_llama cuda vs cpu", pr[1], pr[0], R * V, TOL_REDUCE_F32);
     ctx_close(&gc);
     ctx_close(&cc);
 }

@@ -355,11 +355,77 @@ struct HfSmem {
     union {
         typename cub::BlockRadixSort<float, NT, IT, int>::TempStorage sort;
         typename cub::BlockScan<double, NT>::TempStorage scan;
+        unsigned hist[256];  // top-k alone: radix-select histogram
     } tmp;
     unsigned char drop[NT * IT];  // top-p: 1 = masked, by vocabulary index
     float th;
     int first, last;
+    int sel_bin;         // radix select: the digit holding the k-th largest key
+    unsigned sel_above;  // and how many keys lie above that digit's bin
 };
+
+// Order-preserving key of a logit: larger value, larger key; NaN ranks with -inf (as the sort path's NaN-last order
+// leaves the top-k threshold at -inf), -0 with +0. key_value inverts it.
+__device__ __forceinline__ uint32_t order_key(float x) {
+    if (x != x) x = -INFINITY;
+    if (x == 0.f) x = 0.f;
+    uint32_t u = __float_as_uint(x);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float key_value(uint32_t k) {
+    return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
+}
+
+// The k-th largest of the block's keys (thread t holds keys[0..IT)), 1 <= k <= NT * IT: four 8-bit radix passes,
+// most significant digit first; each keeps the keys whose digits so far match the prefix, counts them per next
+// digit (warp-aggregated shared atomics), and warp 0 finds the digit bin holding the k-th from the top.
+template <int NT, int IT>
+__device__ uint32_t radix_select_kth(const uint32_t (&keys)[IT], int k, HfSmem<NT, IT> &sm) {
+    int tid = threadIdx.x, lane = tid & 31;
+    uint32_t prefix = 0, pmask = 0;
+    unsigned kk = (unsigned)k;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (int i = tid; i < 256; i += NT) sm.tmp.hist[i] = 0;
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < IT; i++) {
+            bool cand = (keys[i] & pmask) == prefix;
+            unsigned bin = (keys[i] >> shift) & 255u, live = __ballot_sync(0xffffffffu, cand);
+            if (cand) {
+                unsigned peers = __match_any_sync(live, bin);
+                if (lane == __ffs(peers) - 1) atomicAdd(&sm.tmp.hist[bin], (unsigned)__popc(peers));
+            }
+        }
+        __syncthreads();
+        if (tid < 32) {  // lane l: bins 255 - 8l down to 248 - 8l (descending digits)
+            unsigned c[8], sum = 0;
+#pragma unroll
+            for (int j = 0; j < 8; j++) sum += c[j] = sm.tmp.hist[255 - 8 * lane - j];
+            unsigned incl = sum;
+#pragma unroll
+            for (int off = 1; off < 32; off *= 2) {
+                unsigned t = __shfl_up_sync(0xffffffffu, incl, off);
+                if (lane >= off) incl += t;
+            }
+            unsigned run = incl - sum;
+            if (run < kk && kk <= incl) {
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    if (run + c[j] >= kk) {
+                        sm.sel_bin = 255 - 8 * lane - j, sm.sel_above = run;
+                        break;
+                    }
+                    run += c[j];
+                }
+            }
+        }
+        __syncthreads();
+        prefix |= (uint32_t)sm.sel_bin << shift;
+        pmask |= 255u << shift;
+        kk -= sm.sel_above;
+    }
+    return prefix;
+}
 
 // Row r of logits (rows, V): temperature, HF top-k (keep >= the k-th largest; NaN as -inf) and HF top-p (entries in
 // descending (value, index) order; a finite survivor is masked when the mass of the finite survivors before it,
@@ -383,7 +449,12 @@ hf_kernel(int32_t *__restrict__ tokens, float *__restrict__ probs, float *__rest
     auto load = [&](int idx) { return idx < V ? (div ? __fdiv_rn(row[idx], td) : row[idx]) : -INFINITY; };
 
     float th = -INFINITY;
-    if (use_k || use_p) {
+    if (use_k && !use_p) {  // top-k alone: the threshold by radix select, no sort
+        uint32_t keys[IT];
+#pragma unroll
+        for (int i = 0; i < IT; i++) keys[i] = order_key(load(tid * IT + i));
+        th = key_value(radix_select_kth<NT, IT>(keys, top_k, sm));
+    } else if (use_k || use_p) {
         for (int i = tid; i < P; i += NT) sm.drop[i] = 0;
         float keys[IT];
         int vals[IT];
