@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "eval/extract.h"
+#include "kernels/profile.h"
 
 static struct {
     const char *arch, *vae, *ckpt, *device, *dtype;
@@ -72,8 +73,9 @@ static ArgenStatus run_once(ArgenModel *m, const ArgenSampleParams *sp, int B, i
     return argen_sample(m, sp, B, cls, ids, px, tok);
 }
 
-// Times batch size B on a model loaded once for the largest batch of the list.
-static int bench_batch(ArgenModel *m, int B) {
+// Times batch size B on a model loaded once for the largest batch of the list; profile: instead one eager run with
+// every op timed, printed as a table.
+static int bench_batch(ArgenModel *m, int B, bool profile) {
     ArgenInfo info;
     argen_info(m, &info);
     size_t S = (size_t)info.image_size;
@@ -97,13 +99,13 @@ static int bench_batch(ArgenModel *m, int B) {
         ids[i] = i;
         for (int t = 0; t < info.num_tokens; t++) tok[(size_t)i * (size_t)info.num_tokens + (size_t)t] = (i * 31 + t * 7) % info.vocab_size;
     }
-    for (int r = 0; rc == 0 && r < g.warmup + g.reps; r++) {
+    for (int r = 0; rc == 0 && !profile && r < g.warmup + g.reps; r++) {
         if (r == g.warmup) argen_stats_reset(m);
         double t0 = cli_now();
         if (run_once(m, &sp, B, cls, ids, px, tok) != ARGEN_OK) rc = cli_fail();
         if (r >= g.warmup) times[r - g.warmup] = cli_now() - t0;
     }
-    if (rc == 0) {
+    if (rc == 0 && !profile) {
         qsort(times, (size_t)g.reps, sizeof *times, cmp_double);
         double med = times[g.reps / 2];
         argen_info(m, &info);
@@ -118,7 +120,7 @@ static int bench_batch(ArgenModel *m, int B) {
                    (double)info.device_bytes_peak / (1 << 20), info.device);
         fflush(stdout);
     }
-    if (rc == 0 && g.profile) {  // one more run, eager, each op timed (device time between marks around it)
+    if (rc == 0 && profile) {  // one eager run, each op timed
         double t0 = cli_now();
         if (argen_profile(m, true) != ARGEN_OK || run_once(m, &sp, B, cls, ids, px, tok) != ARGEN_OK ||
             argen_profile(m, false) != ARGEN_OK)
@@ -127,7 +129,6 @@ static int bench_batch(ArgenModel *m, int B) {
             printf("\nprofile: batch %d, one eager run (%.2f ms wall with the per-op marks):\n\n", B,
                    1e3 * (cli_now() - t0));
             argen_profile_report(m, stdout);
-            printf("\n");
             fflush(stdout);
         }
     }
@@ -176,6 +177,18 @@ static int bench_inception(void) {
         printf("| %-5d | %10.2f | %10.1f | %9.1f | %s |\n", B, 1e3 * med, B / med, (double)be.peak_bytes / (1 << 20),
                be.name);
         fflush(stdout);
+    }
+    for (int i = 0; s == KT_OK && g.profile && i < g.batch.n; i++) {  // one eager batch per size, each op timed
+        int B = g.batch.v[i];
+        ev_stats_free(&st);
+        s = ev_stats_init(&st, INC_POOL3, INC_SPATIAL, B, INC_CLASSES);
+        if (s == KT_OK) s = kt_profile_start(&be);
+        if (s == KT_OK) s = ev_extractor_add(&ex, &st, img, B, 256, 256, 0, NULL);
+        if (s == KT_OK) s = kt_profile_stop(&be);
+        if (s == KT_OK) {
+            printf("\nprofile: batch %d, one eager batch:\n\n", B);
+            s = kt_profile_report(&be, stdout);
+        }
     }
     int rc = s == KT_OK ? 0 : cli_fail();
     ev_stats_free(&st);
@@ -264,7 +277,8 @@ int cmd_bench(int argc, char **argv) {
     }
     fprintf(stderr, "bench: model ready in %.1f s (max batch %d)\n", cli_now() - t0, lp.max_batch);
     rc = 0;
-    for (int i = 0; rc == 0 && i < g.batch.n; i++) rc = bench_batch(m, g.batch.v[i]);
+    for (int i = 0; rc == 0 && i < g.batch.n; i++) rc = bench_batch(m, g.batch.v[i], false);
+    for (int i = 0; rc == 0 && g.profile && i < g.batch.n; i++) rc = bench_batch(m, g.batch.v[i], true);
     ArgenInfo fin;
     argen_info(m, &fin);
     if (fin.notes && *fin.notes) printf("notes (slower paths taken): %s\n", fin.notes);

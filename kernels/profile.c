@@ -27,16 +27,17 @@ static void count(KtProfile *p, const char *name, double ms) {
     if (r) r->calls++, r->ms += ms;
 }
 
-// Reads back the queued device spans (waits for them).
+// Reads back the queued device spans (waits for them); on a failure the rest are dropped.
 static KtStatus drain(KtBackend *be) {
     KtProfile *p = be->prof;
-    for (int i = 0; i < p->n_pending; i++) {
+    KtStatus st = KT_OK;
+    for (int i = 0; st == KT_OK && i < p->n_pending; i++) {
         float ms = 0;
-        KT_TRY(be->ops->prof_elapsed(be, p->pending[i].mark, p->pending[i].mark + 1, &ms));
-        count(p, p->pending[i].name, ms);
+        st = be->ops->prof_elapsed(be, p->pending[i].mark, p->pending[i].mark + 1, &ms);
+        if (st == KT_OK) count(p, p->pending[i].name, ms);
     }
     p->n_pending = 0;
-    return KT_OK;
+    return st;
 }
 
 KtStatus kt_profile_start(KtBackend *be) {
@@ -86,15 +87,17 @@ void kt_profile_enter(KtBackend *be, const char *name) {
         return;
     }
     p->open = name;
+    p->unmarked = false;
     if (!be->ops->prof_mark) {
         p->t_open = host_seconds();
         return;
     }
-    if (p->n_pending == KT_PROFILE_PENDING && drain(be) != KT_OK) {
-        p->open = NULL;  // (the read-back failed: this op goes uncounted)
-        return;
+    // A failing read-back or start mark (before the op runs) leaves this op uncounted and no error behind: the op's
+    // own status is what the caller sees.
+    if ((p->n_pending == KT_PROFILE_PENDING && drain(be) != KT_OK) || be->ops->prof_mark(be, 2 * p->n_pending) != KT_OK) {
+        kt_clear_error();
+        p->unmarked = true;
     }
-    if (be->ops->prof_mark(be, 2 * p->n_pending) != KT_OK) p->open = NULL;
 }
 
 KtStatus kt_profile_leave(KtBackend *be, KtStatus st) {
@@ -104,12 +107,15 @@ KtStatus kt_profile_leave(KtBackend *be, KtStatus st) {
         p->depth--;
         return st;
     }
-    if (!be->ops->prof_mark) {
+    if (st != KT_OK || p->unmarked) {  // uncounted (a failed op keeps its own error message as the last one)
+    } else if (!be->ops->prof_mark) {
         count(p, p->open, 1e3 * (host_seconds() - p->t_open));
     } else if (be->ops->prof_mark(be, 2 * p->n_pending + 1) == KT_OK) {
         int i = p->n_pending++;
         p->pending[i].name = p->open;
         p->pending[i].mark = 2 * i;
+    } else {
+        kt_clear_error();
     }
     p->open = NULL;
     return st;

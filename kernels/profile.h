@@ -1,7 +1,9 @@
 // Per-op timing: while a backend profiles, every op of ops.h is timed by name (CUDA: an event pair on the stream
 // around the op, read back in batches; CPU: the host clock), and kt_profile_report prints calls, total and mean
-// time per op. Graph capture is off while profiling (kt_graphs_on), so the times are those of eager runs: the GPU
-// time between an op's start and end marks, which leaves out the launch gaps between ops.
+// time per op. Graph capture is off while profiling (kt_graphs_on), so the times are those of eager runs: on CUDA
+// the stream time from an op's start mark to its end mark. When the GPU outpaces the host (small batches), the
+// stream reaches the start mark at once and the span also holds the op's host-side work (plan lookups, launches of
+// its several kernels): launch-bound time, not kernel time (ncu gives per-kernel durations).
 // Used by `argen bench --profile`.
 #pragma once
 
@@ -30,6 +32,7 @@ struct KtProfile {
     int n_pending;
     const char *open;  // the op between kt_profile_enter and kt_profile_leave, or NULL
     int depth;         // ops entered inside it (not timed on their own)
+    bool unmarked;     // its start mark failed: it goes uncounted
     double t_open;     // its start on the host clock (seconds; backends without device marks)
 };
 

@@ -338,8 +338,8 @@ static KtStatus linear_impl(KtBackend *be, KtTensor *y, const KtTensor *x, const
     if (small && wdt == KT_F16) return launch_small_m16<__half>(be, y, x, w, b, (int)M, (int)N, (int)K, gelu);
     if (small) return launch_small_m<float, float, float>(be, y, x, w, b, (int)M, (int)N, (int)K, gelu);
     if (K > 0)
-        kt_backend_note(be, "linear %lldx%lld -> %lld (%s): no cuBLASLt algorithm, generic kernel", (long long)M,
-                        (long long)K, (long long)N, kt_dtype_name(wdt));
+        kt_backend_note(be, "linear %lld -> %lld (%s): no cuBLASLt algorithm, generic kernel", (long long)K,
+                        (long long)N, kt_dtype_name(wdt));
     const float *xp = (const float *)x->data;
     if (x16 && M * K > 0) {  // the fallback kernel reads float32
         void *s;
