@@ -100,13 +100,13 @@ KtStatus llamagen_config_from_ckpt(LlamaConfig *c, const KtCheckpoint *ck, int h
 void llamagen_rope_table(float *out, int grid, int head_size, float base) {
     int half = head_size / 2, Q = half / 2;
     memset(out, 0, (size_t)half * 2 * sizeof *out);  // the class position: cos = sin = 0 (its q and k vanish)
-    float f[512];
-    for (int k = 0; k < Q && k < 512; k++) f[k] = 1.0f / powf(base, (float)(2 * k) / (float)half);  // float32 as torch
     for (int r = 0; r < grid; r++)
         for (int cc = 0; cc < grid; cc++) {
             float *row = out + ((size_t)(1 + r * grid + cc) * half) * 2;
             for (int j = 0; j < half; j++) {
-                float a = j < Q ? (float)r * f[j] : (float)cc * f[j - Q];  // first half: the row (y), then the column
+                int k = j < Q ? j : j - Q;  // first half: the row (y), then the column
+                float f = 1.0f / powf(base, (float)(2 * k) / (float)half);  // float32 as torch
+                float a = (float)(j < Q ? r : cc) * f;
                 row[2 * j] = (float)cos((double)a);
                 row[2 * j + 1] = (float)sin((double)a);
             }

@@ -257,7 +257,7 @@ static KtStatus fill_random(void *ctx, const KtWeightSpec *s, float *dst) {
     RandomCtx *rc = ctx;
     int64_t n = spec_numel(s);
     float a = 0.02f;
-    if (s->kind != KT_W_PLAIN) a = 1.0f / sqrtf((float)(n / s->shape[0]));
+    if (s->kind != KT_W_PLAIN && n > 0) a = 1.0f / sqrtf((float)(n / s->shape[0]));  // U(+-1/sqrt(fan_in))
     size_t len = strlen(s->name);
     bool gn_weight = s->ndim == 1 && strstr(s->name, "norm") && len > 7 && !strcmp(s->name + len - 7, ".weight");
 #pragma omp parallel for schedule(static)

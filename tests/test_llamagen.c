@@ -91,6 +91,15 @@ Test(llamagen, rope_table_matches_precompute_freqs_cis_2d) {
         free(got);
         free(ref);
     }
+    // a head of 3200 (e.g. GPT-3B with --heads 1): 800 frequencies per axis (the table once kept 512 in a stack
+    // array); the last pair of position (row 1, column 1) against the formula
+    int g = 2, hd = 3200, half = hd / 2, Q = half / 2;
+    float *big = malloc((size_t)(1 + g * g) * (size_t)hd * sizeof *big);
+    llamagen_rope_table(big, g, hd, 10000.0f);
+    float f = 1.0f / powf(10000.0f, (float)(2 * (Q - 1)) / (float)half);
+    const float *last = big + ((size_t)(1 + 1 * g + 1) * half + (half - 1)) * 2;
+    cr_expect(last[0] == (float)cos((double)f) && last[1] == (float)sin((double)f), "%g %g", last[0], last[1]);
+    free(big);
 }
 
 // ------------------------------------------------------------------------------------------- vs the official code
