@@ -248,6 +248,7 @@ ArgenStatus argen_sample(ArgenModel *m, const ArgenSampleParams *p, int n, const
     KtStatus st = m->arch == ARGEN_ARCH_LLAMAGEN ? argen_llamagen_sample(m, p, n, classes, image_ids, pixels, tokens)
                                                  : var_sample(m, p, n, classes, image_ids, pixels, tokens);
     m->stats.seconds += now_s() - t0;
+    if (st != KT_OK) kt_discard_errors(&m->be);
     return st;
 }
 
@@ -283,8 +284,24 @@ static void pixels_to_unit(float *dst, const uint8_t *src, size_t n) {
     }
 }
 
+static KtStatus var_encode(ArgenModel *m, int n, const uint8_t *pixels, int32_t *tokens);
+static KtStatus var_decode(ArgenModel *m, int n, const int32_t *tokens, uint8_t *pixels);
+
 ArgenStatus argen_encode(ArgenModel *m, int n, const uint8_t *pixels, int32_t *tokens) {
-    if (m->arch == ARGEN_ARCH_LLAMAGEN) return argen_llamagen_encode(m, n, pixels, tokens);
+    KtStatus st = m->arch == ARGEN_ARCH_LLAMAGEN ? argen_llamagen_encode(m, n, pixels, tokens)
+                                                 : var_encode(m, n, pixels, tokens);
+    if (st != KT_OK) kt_discard_errors(&m->be);
+    return st;
+}
+
+ArgenStatus argen_decode(ArgenModel *m, int n, const int32_t *tokens, uint8_t *pixels) {
+    KtStatus st = m->arch == ARGEN_ARCH_LLAMAGEN ? argen_llamagen_decode(m, n, tokens, pixels)
+                                                 : var_decode(m, n, tokens, pixels);
+    if (st != KT_OK) kt_discard_errors(&m->be);
+    return st;
+}
+
+static KtStatus var_encode(ArgenModel *m, int n, const uint8_t *pixels, int32_t *tokens) {
     int64_t S = m->vq.config.image_size, L = vq_var_num_tokens(&m->vq.config), per = S * S * 3;
     int bmax = m->vq.max_batch;
     KtBuffer buf = {0};
@@ -304,8 +321,7 @@ ArgenStatus argen_encode(ArgenModel *m, int n, const uint8_t *pixels, int32_t *t
     return st;
 }
 
-ArgenStatus argen_decode(ArgenModel *m, int n, const int32_t *tokens, uint8_t *pixels) {
-    if (m->arch == ARGEN_ARCH_LLAMAGEN) return argen_llamagen_decode(m, n, tokens, pixels);
+static KtStatus var_decode(ArgenModel *m, int n, const int32_t *tokens, uint8_t *pixels) {
     int64_t S = m->vq.config.image_size, L = vq_var_num_tokens(&m->vq.config), per = S * S * 3;
     int bmax = m->vq.max_batch;
     KtBuffer fbuf = {0}, ubuf = {0};

@@ -107,6 +107,10 @@ KtStatus kt_zero(KtBackend *be, KtTensor *t) {
 
 KtStatus kt_sync(KtBackend *be) { return be->ops->sync(be); }
 
+void kt_discard_errors(KtBackend *be) {
+    if (be->ops && be->ops->discard_errors) be->ops->discard_errors(be);
+}
+
 // ------------------------------------------------------------------------------------------------------- arena
 #define KT_ARENA_ALIGN 256
 

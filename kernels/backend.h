@@ -40,6 +40,7 @@ typedef struct {
     KtStatus (*copy)(KtBackend *be, void *dst, const void *src, size_t nbytes);
     KtStatus (*zero)(KtBackend *be, void *dst, size_t nbytes);
     KtStatus (*sync)(KtBackend *be);
+    void (*discard_errors)(KtBackend *be);  // optional: drops pending device error flags (see kt_discard_errors)
 
     // ops: see ops.h for shapes and semantics
     KtStatus (*linear)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
@@ -193,6 +194,9 @@ KtStatus kt_copy(KtBackend *be, KtTensor *dst, const KtTensor *src);
 KtStatus kt_zero(KtBackend *be, KtTensor *t);
 // Named sync point: waits for all queued work on the backend.
 KtStatus kt_sync(KtBackend *be);
+// After a failed call: waits for the queued work and drops the error flags its kernels may have raised (CUDA
+// reports them at the next download), so they are not blamed on the next call. Keeps the thread's error message.
+void kt_discard_errors(KtBackend *be);
 
 // Bump allocator over one KtBuffer: activations and caches are carved from it at init (64-byte aligned).
 typedef struct {

@@ -718,6 +718,34 @@ Test(cuda_graph, capture_replay_matches_eager) {
     pair_close(p);
 }
 
+// Inside a replayed graph the embedding range check cannot sync: its flag is reported at the next sync or download,
+// once (then cleared). kt_discard_errors, which the API calls after a failed call, drops a pending flag instead.
+Test(cuda_graph, deferred_error_flag_reported_once_or_discarded) {
+    Pair pp, *p = &pp;
+    pair_open(p, 18);
+    Twin table = TW(rnd(p, 20 * 33, 1.f), 20, 33), y = TW(NULL, 2, 33);
+    int32_t bad[2] = {1, 20};
+    Twin idx = TWT(KT_I32, bad, 2);
+    KtGraph g;
+    OK(kt_graph_begin(&p->gpu));
+    OK(kt_embedding(&p->gpu, &y.g, &table.g, &idx.g));  // no check while capturing
+    OK(kt_graph_end(&p->gpu, &g));
+    OK(kt_graph_launch(&p->gpu, &g));
+    cr_expect_eq(kt_sync(&p->gpu), KT_ERR_ARG, "the replayed out-of-range index was not reported");
+    OK(kt_sync(&p->gpu));  // reported once
+    OK(kt_graph_launch(&p->gpu, &g));
+    float host[2 * 33];
+    cr_expect_eq(kt_download(&p->gpu, host, &y.g), KT_ERR_ARG, "a download did not report the pending flag");
+    OK(kt_graph_launch(&p->gpu, &g));
+    kt_clear_error();
+    kt_discard_errors(&p->gpu);
+    cr_expect_str_eq(kt_last_error(), "", "kt_discard_errors changed the error message");
+    OK(kt_download(&p->gpu, host, &y.g));
+    OK(kt_sync(&p->gpu));
+    kt_graph_free(&g);
+    pair_close(p);
+}
+
 Test(cuda_graph, no_allocation_after_warmup) {
     Pair pp, *p = &pp;
     pair_open(p, 16);

@@ -145,6 +145,15 @@ static KtStatus be_sync(KtBackend *be) {
     return check_flag(be);
 }
 
+// A failed call may leave flags raised by its kernels before the failure: drop them without reporting (the call
+// already failed with its own message). Nothing to do inside a capture (no kernel has run).
+static void be_discard_errors(KtBackend *be) {
+    CudaImpl *c = cuda_impl(be);
+    if (c->capturing) return;
+    if (cudaStreamSynchronize(c->stream) != cudaSuccess) return;  // a sticky error: every later call fails anyway
+    (void)cudaMemsetAsync((char *)c->dev_small + CUDA_SMALL_FLAG, 0, 4, c->stream);
+}
+
 // Embedding with the synchronous range check (skipped while capturing: the flag is then reported at kt_sync).
 static KtStatus be_embedding(KtBackend *be, KtTensor *y, const KtTensor *table, const KtTensor *idx) {
     KT_TRY(cuda_embedding(be, y, table, idx));
@@ -310,6 +319,7 @@ static const KtBackendOps *cuda_ops(void) {
     o.copy = be_copy;
     o.zero = be_zero;
     o.sync = be_sync;
+    o.discard_errors = be_discard_errors;
     o.prof_mark = be_prof_mark;
     o.prof_elapsed = be_prof_elapsed;
     o.linear = cuda_linear;
