@@ -199,7 +199,7 @@ KtStatus kt_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const
 
 // kt_llama_attn_prep then kt_attention_pos over the caches it wrote (a LlamaGen layer's attention, the
 // composition's results: q and the cache rows are written too). Backends may fuse the two (CUDA: one kernel for
-// single-token steps of small batches). Shapes and dtypes as the two ops.
+// single-token steps over caches longer than 32 rows). Shapes and dtypes as the two ops.
 KtStatus kt_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
                             const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions, float scale);
 

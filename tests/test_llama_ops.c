@@ -488,3 +488,82 @@ TWIN(llama_ops, llama_attention_equals_prep_then_attention) {
     }
     ctx_close(&c);
 }
+
+// The fused CUDA prep + attention (single-token steps over caches longer than 32 rows) against the CPU's two ops at
+// GPT-3B's head size 100, with the first and last valid positions; then a NaN key: the CPU's softmax makes that
+// query's row NaN, and CUDA must not hide it as zeros (rows without a NaN stay equal).
+Test(llama_ops, cuda_llama_attention_vs_cpu_head_size_100_and_nan) {
+    if (!kt_cuda_available()) cr_skip_test("no CUDA device");
+    Ctx cc, gc;
+    ctx_open(&cc, KT_CPU, FX);
+    ctx_open(&gc, KT_CUDA, FX);
+    Ctx *cs[2] = {&cc, &gc};
+    uint64_t seed = 13;
+    int64_t B = 3, NH = 2, HS = 100, Tcap = 48, P = 41, C = NH * HS, nc = B * NH * Tcap * HS;
+    float *rope = ctx_keep(&cc, malloc((size_t)(P * HS) * 4)), *qkv = ctx_keep(&cc, malloc((size_t)(B * 3 * C) * 4));
+    float *kc = ctx_keep(&cc, malloc((size_t)nc * 4)), *vc = ctx_keep(&cc, malloc((size_t)nc * 4));
+    for (int64_t i = 0; i < P * HS; i++) rope[i] = frand(&seed);
+    for (int64_t i = 0; i < B * 3 * C; i++) qkv[i] = frand(&seed);
+    for (int64_t i = 0; i < nc; i++) kc[i] = frand(&seed), vc[i] = frand(&seed);
+    int32_t pos[3] = {0, 40, 23};
+    for (int nan_case = 0; nan_case < 2; nan_case++) {
+        if (nan_case) kc[((2 * NH + 1) * Tcap + 7) * HS + 3] = NAN;  // image 2, head 1, row 7 (< 23): row 2 is NaN
+        float *res[2][4];
+        for (int d = 0; d < 2; d++) {
+            Ctx *c = cs[d];
+            KtTensor R = dev_new(c, KT_F32, 3, (int64_t[]){P, HS / 2, 2}, rope);
+            KtTensor QKV = dev_new(c, KT_F32, 3, (int64_t[]){B, 1, 3 * C}, qkv);
+            KtTensor Pp = dev_new(c, KT_I32, 2, (int64_t[]){B, 1}, pos);
+            KtTensor K = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, kc);
+            KtTensor V = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, vc);
+            KtTensor Q = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, 1, HS}, NULL);
+            KtTensor O = dev_new(c, KT_F32, 3, (int64_t[]){B, 1, C}, NULL);
+            OK(kt_llama_attention(&c->be, &O, &Q, &K, &V, &QKV, &R, &Pp, 0.1f));
+            res[d][0] = download_f32(c, &O), res[d][1] = download_f32(c, &Q);
+            res[d][2] = download_f32(c, &K), res[d][3] = download_f32(c, &V);
+        }
+        static const char *what[4] = {"out", "q", "kcache", "vcache"};
+        int64_t n[4] = {B * C, B * C, nc, nc};
+        for (int i = 1; i < 4; i++) expect_close(what[i], res[1][i], res[0][i], n[i], TOL_REDUCE_F32);
+        if (!nan_case) {
+            expect_close("fused attention out, head size 100", res[1][0], res[0][0], n[0], TOL_REDUCE_F32);
+            continue;
+        }
+        float *co = res[0][0], *go = res[1][0];
+        for (int64_t i = 2 * C + HS; i < 3 * C; i++)
+            cr_assert(isnan(co[i]) && isnan(go[i]), "NaN key: out[%lld] cpu %g cuda %g", (long long)i, co[i], go[i]);
+        expect_close("attention out beside the NaN head", go, co, 2 * C + HS, TOL_REDUCE_F32);
+    }
+    ctx_close(&gc);
+    ctx_close(&cc);
+}
+
+// kt_probs_llama in place (logits == probs, as SJD's verification calls it) equals the CPU's, on both sampler
+// paths (top-k alone: radix select; top-k + top-p: block sort).
+Test(llama_ops, cuda_probs_llama_in_place) {
+    if (!kt_cuda_available()) cr_skip_test("no CUDA device");
+    Ctx cc, gc;
+    ctx_open(&cc, KT_CPU, FX);
+    ctx_open(&gc, KT_CUDA, FX);
+    Ctx *cs[2] = {&cc, &gc};
+    uint64_t seed = 17;
+    int64_t R = 5, V = 16384;
+    float *lg = ctx_keep(&cc, malloc((size_t)(R * V) * 4));
+    for (int64_t i = 0; i < R * V; i++) lg[i] = 3.0f * frand(&seed);
+    for (int variant = 0; variant < 2; variant++) {
+        SmpParams p = smp_params_default();
+        p.top_k = 1000;
+        p.top_p = variant ? 0.8f : 1.0f;
+        p.temperature = 0.9f;
+        float *pr[2];
+        for (int d = 0; d < 2; d++) {
+            KtTensor L = dev_new(cs[d], KT_F32, 3, (int64_t[]){R, 1, V}, lg);
+            OK(kt_probs_llama(&cs[d]->be, &L, &L, p));
+            pr[d] = download_f32(cs[d], &L);
+        }
+        expect_close(variant ? "probs in place, top-k + top-p" : "probs in place, top-k", pr[1], pr[0], R * V,
+                     TOL_REDUCE_F32);
+    }
+    ctx_close(&gc);
+    ctx_close(&cc);
+}

@@ -251,7 +251,7 @@ __global__ void __launch_bounds__(NW * 32) flash_f16_kernel(FlashF16Args A) {
     l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
     l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    float i0 = l0 > 0.f ? 1.f / l0 : 0.f, i1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    float i0 = l0 != 0.f ? 1.f / l0 : 0.f, i1 = l1 != 0.f ? 1.f / l1 : 0.f;  // NaN stays NaN
     OT *out = (OT *)A.out;
 #pragma unroll
     for (int n = 0; n < D / 8; n++) {
@@ -428,7 +428,7 @@ flash_f32_kernel(float *__restrict__ out, const float *__restrict__ q, const flo
     for (int i = 0; i < 4; i++) {
         int row = q0 + ty * 4 + i;
         if (row >= Tq) continue;
-        float inv = l[i] > 0.f ? 1.f / l[i] : 0.f;
+        float inv = l[i] != 0.f ? 1.f / l[i] : 0.f;  // no finite score: zeros; NaN stays NaN
         float *dst = out + ((int64_t)b * Tq + row) * C + h * D + tx * DPT;
 #pragma unroll
         for (int d = 0; d < DPT; d++) dst[d] = o[i][d] * inv;

@@ -184,7 +184,7 @@ attention_pos_kernel(OT *__restrict__ out, const float *__restrict__ q, const fl
 #pragma unroll
     for (int i = 0; i < ATT_MAXD; i++) {
         int64_t d = lane + 32 * i;
-        if (d < HS) o[d] = from_f32<OT>(l > 0.f ? acc[i] / l : 0.f);  // no finite score: zeros, as the CPU
+        if (d < HS) o[d] = from_f32<OT>(l != 0.f ? acc[i] / l : 0.f);  // no finite score: zeros; NaN: NaN (as the CPU)
     }
 }
 
@@ -261,7 +261,7 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
             L += pw[HS + 1] * c;
             o += pw[d] * c;
         }
-        out[(b * Tq + t) * NH * HS + h * HS + d] = from_f32<OT>(L > 0.f ? o / L : 0.f);
+        out[(b * Tq + t) * NH * HS + h * HS + d] = from_f32<OT>(L != 0.f ? o / L : 0.f);  // as above
     }
 }
 
@@ -315,7 +315,10 @@ KtStatus cuda_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, con
 KtStatus cuda_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
                               const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions, float scale) {
     int64_t Tq = q->shape[2], HS = q->shape[3], Tcap = kcache->shape[2];
-    if (Tq != 1 || kt_numel(q) == 0 || HS > 32 * ATT_MAXD || !attention_split(Tcap)) {
+    if (HS > 32 * ATT_MAXD)  // refused before the prep writes anything
+        return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_llama_attention: head size %lld > %d on CUDA", (long long)HS,
+                       32 * ATT_MAXD);
+    if (Tq != 1 || kt_numel(q) == 0 || !attention_split(Tcap)) {
         KT_TRY(cuda_llama_attn_prep(be, q, kcache, vcache, qkv, rope, positions));
         return cuda_attention_pos(be, out, q, kcache, vcache, positions, scale);
     }
@@ -327,7 +330,7 @@ KtStatus cuda_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTenso
 
 // ------------------------------------------------------------------------------------------ L2 normalisation
 // One warp per row: the norm in double, rounded to float, then an IEEE division (as the CPU).
-__global__ void l2_normalize_kernel(float *__restrict__ y, const float *__restrict__ x, int64_t N, int64_t D) {
+__global__ void l2_normalize_kernel(float *y, const float *x, int64_t N, int64_t D) {  // y may alias x
     int64_t r = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     if (r >= N) return;
     int lane = threadIdx.x & 31;
@@ -434,7 +437,7 @@ __device__ uint32_t radix_select_kth(const uint32_t (&keys)[IT], int k, HfSmem<N
 // (seed, image_ids[r / T], pos[r], SMP_STREAM_TOKEN) into tokens[r] (rows with pos < 0 skipped).
 template <int NT, int IT, bool PROBS>
 __global__ void __launch_bounds__(NT)
-hf_kernel(int32_t *__restrict__ tokens, float *__restrict__ probs, float *__restrict__ logits,
+hf_kernel(int32_t *__restrict__ tokens, float *probs, float *logits,  // probs may alias logits
           const int64_t *__restrict__ image_ids, const int32_t *__restrict__ pos, int64_t T, int V, uint64_t seed,
           int top_k, float top_p, float temp, int32_t *__restrict__ flag) {
     constexpr int P = NT * IT;
