@@ -181,12 +181,13 @@ KtStatus kt_graph_record(KtBackend *be, KtGraph *g, KtStatus (*record)(void *ctx
     kt_graph_free(g);
     if (!kt_graphs_on(be)) return KT_OK;  // profiling: eager runs, graphs back afterwards
     KtStatus st = kt_graph_begin(be);
-    if (st == KT_ERR_UNSUPPORTED) {
+    if (st != KT_OK) {  // no graphs on this backend (CPU: unsupported, no note), or the capture could not start
+        if (st != KT_ERR_UNSUPPORTED)
+            kt_backend_note(be, "graphs off, eager launches (capture did not start: %.160s)", kt_last_error());
         kt_clear_error();
         *off = true;
         return KT_OK;
     }
-    KT_TRY(st);
     st = record(ctx);
     KtStatus end = kt_graph_end(be, g);  // always end the capture, even after a failed op
     if (st == KT_OK && end == KT_OK) return KT_OK;
@@ -198,6 +199,7 @@ KtStatus kt_graph_record(KtBackend *be, KtGraph *g, KtStatus (*record)(void *ctx
 }
 
 void kt_graph_free(KtGraph *g) {
-    if (g && g->handle && g->owner) g->owner->ops->graph_free(g->owner, g->handle);
+    // a graph outliving its backend (freed first: ops gone, the device memory with it) only forgets its handle
+    if (g && g->handle && g->owner && g->owner->ops) g->owner->ops->graph_free(g->owner, g->handle);
     if (g) memset(g, 0, sizeof *g);
 }

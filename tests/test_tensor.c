@@ -96,6 +96,10 @@ static KtStatus fake_end(KtBackend *be, void **g) {
     *g = NULL;
     return KT_FAIL(KT_ERR_CUDA, "capture failed (an op synchronised)");
 }
+static KtStatus fake_begin_fails(KtBackend *be) {
+    (void)be;
+    return KT_FAIL(KT_ERR_CUDA, "cudaStreamBeginCapture: operation not permitted");
+}
 static KtStatus record_nothing(void *ctx) {
     ++*(int *)ctx;
     return KT_OK;
@@ -119,6 +123,13 @@ Test(tensor, graph_record_falls_back) {
     cr_expect(kt_graph_record(&be, &g, record_nothing, &calls, &off) == KT_OK, "%s", kt_last_error());
     cr_expect(off && !g.handle && calls == 1);
     cr_expect(strstr(be.notes, "graphs off") && strstr(be.notes, "an op synchronised"), "notes: %s", be.notes);
+    fake.graph_begin = fake_begin_fails;  // a capture that cannot start: the same, nothing recorded
+    off = false;
+    be.notes[0] = 0;
+    cr_expect(kt_graph_record(&be, &g, record_nothing, &calls, &off) == KT_OK, "%s", kt_last_error());
+    cr_expect(off && !g.handle && calls == 1);
+    cr_expect(strstr(be.notes, "did not start") && strstr(be.notes, "BeginCapture"), "notes: %s", be.notes);
+    cr_expect_str_eq(kt_last_error(), "");
     be.ops = cpu_ops;
     kt_backend_free(&be);
 }

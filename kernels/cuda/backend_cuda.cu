@@ -150,6 +150,7 @@ static KtStatus be_sync(KtBackend *be) {
 static void be_discard_errors(KtBackend *be) {
     CudaImpl *c = cuda_impl(be);
     if (c->capturing) return;
+    (void)cudaGetLastError();  // a launch error of the failed call is not the next call's
     if (cudaStreamSynchronize(c->stream) != cudaSuccess) return;  // a sticky error: every later call fails anyway
     (void)cudaMemsetAsync((char *)c->dev_small + CUDA_SMALL_FLAG, 0, 4, c->stream);
 }
@@ -217,6 +218,7 @@ static KtStatus be_graph_end(KtBackend *be, void **out) {
     cg->graph = g;
     e = cudaGraphInstantiate(&cg->exec, g, 0);
     if (e != cudaSuccess) {
+        cudaGetLastError();  // not left pending for the next launch check (the caller may go on eagerly)
         cudaGraphDestroy(g);
         free(cg);
         KT_CUDA_TRY(e);
