@@ -176,6 +176,18 @@ static void expect_cpu_cuda_greedy(ArgenArch arch) {
                  diff_tok);
     cr_expect(worst <= 1, "%s: greedy pixels differ by %d levels between CPU and CUDA fp32", arch ? "LlamaGen" : "VAR",
               worst);
+    // Later calls replay the graphs the first one captured (VAR: the whole loop; LlamaGen: the step graph, captured
+    // before the first VQ decode grew the scratch buffer it addresses): the same tokens and pixels, graphs still on.
+    uint8_t *pr = malloc(npx);
+    int32_t *tr = malloc(4 * sizeof(int32_t) * (size_t)info.num_tokens);
+    for (int rep = 0; rep < 2; rep++) {
+        cr_assert(argen_sample(gpu, &sp, 4, classes, ids, pr, tr) == ARGEN_OK, "%s", argen_last_error());
+        cr_expect(!memcmp(tr, tg, 4 * sizeof(int32_t) * (size_t)info.num_tokens), "call %d: other tokens", rep + 2);
+        cr_expect(!memcmp(pr, pg, npx), "call %d: other pixels", rep + 2);
+    }
+    argen_info(gpu, &info);
+    cr_expect(!strstr(info.notes, "graphs off"), "notes: %s", info.notes);
+    free(pr), free(tr);
     free(pc), free(pg), free(tc), free(tg);
     argen_free(cpu);
     argen_free(gpu);

@@ -133,32 +133,57 @@ Test(var, zip_legacy_and_safetensors_give_identical_weights) {
 
 // Sampling with top-k/top-p: image k's tokens do not depend on its batch or position in it; same seed, same
 // tokens; the sampling loop allocates nothing once the workspace exists.
-Test(var, sampling_is_batch_invariant_deterministic_and_allocation_free) {
+// Batch invariance, determinism and no allocation in the loop, on both backends. On CUDA the later calls replay the
+// graph captured by the previous call with the same batch and settings (the last call is a replay after a capture
+// for another seed): tokens and pixels equal the eager call's, graphs stay on, and fp32 tokens equal the CPU's.
+static void check_batch_invariant(KtDevice dev, int32_t all[90]) {
+    enum { PX = 64 * 64 * 3 };
     Tiny t;
-    tiny_load(&t, KT_CPU, "var_tiny/var.pth", 3);
+    tiny_load(&t, dev, "var_tiny/var.pth", 3);
     VarSampleParams p = {.cfg = 1.5f, .smp = smp_params_default()};
     p.smp.seed = 42;
     p.smp.top_k = 50;
     p.smp.top_p = 0.9f;
-    int32_t labels[3] = {1, 4, 9}, all[90], one[30], again[90];
+    int32_t labels[3] = {1, 4, 9}, one[30], again[90];
     int64_t ids[3] = {10, 11, 12};
-    VarOutputs out = {.tokens = all};
+    static uint8_t px[3 * PX], px_again[3 * PX];
+    VarOutputs out = {.tokens = all, .pixels = px};
     cr_assert(var_generate(&t.var, &t.vq, &t.ws, &p, 3, labels, ids, &out) == KT_OK, "%s", kt_last_error());
-    int64_t allocs = t.be.n_allocs;
-    out.tokens = one;
+    out = (VarOutputs){.tokens = one};
     cr_assert(var_generate(&t.var, &t.vq, &t.ws, &p, 1, labels + 1, ids + 1, &out) == KT_OK, "%s", kt_last_error());
+    int64_t allocs = t.be.n_allocs;  // both batch sizes seen (CUDA: per-size conv plans may grow scratch once)
     cr_expect(memcmp(one, all + 30, sizeof one) == 0, "image 11 changed when sampled alone");
-    out.tokens = again;
+    out = (VarOutputs){.tokens = again};
     cr_assert(var_generate(&t.var, &t.vq, &t.ws, &p, 3, labels, ids, &out) == KT_OK);
-    cr_expect(memcmp(again, all, sizeof all) == 0, "same seed gave different tokens");
+    cr_expect(memcmp(again, all, sizeof again) == 0, "same seed gave different tokens");
     cr_expect_eq(t.be.n_allocs, allocs, "sampling allocated %lld times", (long long)(t.be.n_allocs - allocs));
     bool differs = false;
     p.smp.seed = 43;
-    out.tokens = again;
     cr_assert(var_generate(&t.var, &t.vq, &t.ws, &p, 3, labels, ids, &out) == KT_OK);
     for (int i = 0; i < 90; i++) differs |= again[i] != all[i];
     cr_expect(differs, "seed 43 gave the same tokens as seed 42");
+    p.smp.seed = 42;
+    for (int rep = 0; rep < 2; rep++) {  // eager + capture, then a replay
+        out = (VarOutputs){.tokens = again, .pixels = px_again};
+        cr_assert(var_generate(&t.var, &t.vq, &t.ws, &p, 3, labels, ids, &out) == KT_OK, "%s", kt_last_error());
+        cr_expect(memcmp(again, all, sizeof again) == 0, "run %d: tokens differ from the first call's", rep);
+        cr_expect(memcmp(px_again, px, sizeof px) == 0, "run %d: pixels differ from the first call's", rep);
+    }
+    cr_expect(!strstr(t.be.notes, "graphs off"), "notes: %s", t.be.notes);
     tiny_free(&t);
+}
+
+Test(var, sampling_is_batch_invariant_deterministic_and_allocation_free) {
+    int32_t all[90];
+    check_batch_invariant(KT_CPU, all);
+}
+
+Test(var, cuda_sampling_graph_replay_equals_eager_and_cpu_tokens) {
+    if (!kt_cuda_available()) cr_skip_test("no CUDA device");
+    int32_t cpu[90], gpu[90];
+    check_batch_invariant(KT_CPU, cpu);
+    check_batch_invariant(KT_CUDA, gpu);
+    cr_expect(memcmp(cpu, gpu, sizeof cpu) == 0, "fp32 CUDA tokens differ from the CPU's for the same seed");
 }
 
 Test(var, bad_inputs_give_clear_errors) {
