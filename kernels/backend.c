@@ -16,11 +16,12 @@ KtStatus kt_backend_cuda_init(KtBackend *be, int device_index) {
                                        "(rebuild with nvcc available, or -DARGEN_CUDA=ON to require it)");
 }
 bool kt_cuda_available(void) { return false; }
+bool kt_cuda_device_present(void) { return false; }
 #endif
 
 KtStatus kt_backend_init_by_name(KtBackend *be, const char *name) {
     if (!name || !strcmp(name, "auto")) {
-        if (!kt_cuda_available()) return kt_backend_cpu_init(be, 0);
+        if (!kt_cuda_device_present()) return kt_backend_cpu_init(be, 0);  // no GPU: the CPU, nothing to say
         if (kt_backend_cuda_init(be, 0) == KT_OK) return KT_OK;
         char why[200];  // a GPU that cannot be used (busy, out of memory, ...): the CPU, saying why
         snprintf(why, sizeof why, "%s", kt_last_error());

@@ -151,8 +151,11 @@ KtStatus kt_backend_cpu_init(KtBackend *be, int threads);
 void kt_backend_cpu_set_threads(KtBackend *be, int threads);
 // CUDA backend: KT_ERR_UNSUPPORTED when this build has no CUDA, KT_ERR_CUDA when no device is usable.
 KtStatus kt_backend_cuda_init(KtBackend *be, int device_index);
-// True when this build has CUDA and a device is present. Safe to call without initialising anything else.
+// True when this build has CUDA and a device is present that its kernels run on. Safe to call without initialising
+// anything else.
 bool kt_cuda_available(void);
+// A CUDA device is there (usable or not: --device auto then tries it and says why it fell back to the CPU).
+bool kt_cuda_device_present(void);
 // Picks a backend by name: "cpu", "cuda", or "auto" (CUDA when a GPU this build can run on is present and
 // initialises, else the CPU, with a note saying why when a GPU was there).
 KtStatus kt_backend_init_by_name(KtBackend *be, const char *name);

@@ -390,6 +390,13 @@ static cudaError_t kernel_image_fits(void) {
     return cudaFuncGetAttributes(&a, probe_kernel);
 }
 
+extern "C" bool kt_cuda_device_present(void) {
+    int n = 0;
+    bool yes = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+    cudaGetLastError();
+    return yes;
+}
+
 extern "C" bool kt_cuda_available(void) {
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0 || kernel_image_fits() != cudaSuccess) {
@@ -429,10 +436,15 @@ extern "C" KtStatus kt_backend_cuda_init(KtBackend *be, int device_index) {
     } while (0)
     INIT_TRY(cudaSetDevice(device_index));
     INIT_TRY(cudaGetDeviceProperties(&p, device_index));
-    if (kernel_image_fits() != cudaSuccess) {
+    e = kernel_image_fits();  // also the first call that creates the context (a busy GPU fails here)
+    if (e != cudaSuccess) {
         cudaGetLastError();
-        s = KT_FAIL(KT_ERR_CUDA, "--device cuda: this argen build has no kernels for %s (sm_%d%d): rebuild with "
-                    "-DCMAKE_CUDA_ARCHITECTURES=%d%d", p.name, p.major, p.minor, p.major, p.minor);
+        if (e == cudaErrorNoKernelImageForDevice || e == cudaErrorInvalidDeviceFunction)
+            s = KT_FAIL(KT_ERR_CUDA, "--device cuda: this argen build has no kernels for %s (sm_%d%d): rebuild with "
+                        "-DCMAKE_CUDA_ARCHITECTURES=%d%d", p.name, p.major, p.minor, p.major, p.minor);
+        else
+            s = KT_FAIL(KT_ERR_CUDA, "--device cuda: %s (sm_%d%d) cannot run this build's kernels: %s", p.name,
+                        p.major, p.minor, cudaGetErrorString(e));
         goto cleanup;
     }
     c->sm_count = p.multiProcessorCount;
