@@ -340,6 +340,8 @@ Test(cuda_image, conv2d) {
     check_conv(p, 2, 9, 7, 5, 6, 3, 1, p1, true);
     check_conv(p, 1, 16, 16, 32, 32, 3, 1, p1, true);
     check_conv(p, 2, 8, 10, 8, 8, 3, 2, down, true);  // Co <= 8: the small-Co kernel
+    check_conv(p, 2, 9, 11, 256, 8, 3, 2, down, true); // its weights above 48 KiB of shared memory (opt-in)
+    check_conv(p, 2, 8, 10, 8, 8, 3, 2, down, true);   // a smaller one after it
     check_conv(p, 2, 8, 10, 16, 16, 3, 2, down, true); // cuDNN on an explicitly padded copy
     check_conv(p, 1, 12, 10, 160, 3, 3, 1, p1, true);  // the decoder's conv_out shape
     check_conv(p, 1, 6, 6, 16, 12, 1, 1, p0, true);
@@ -405,6 +407,32 @@ Test(cuda_attention, fp32) {
     pair_open(p, 10);
     attention_shapes(p, TOL_REDUCE_F32);
     pair_close(p);
+}
+
+// A NaN key makes every query row of its (batch, head) NaN, as the CPU's softmax does (the kernels used to write
+// zeros there: a diverging model would have looked finite); the other heads are unaffected. fp32 and fp16 kernels.
+Test(cuda_attention, nan_key_gives_nan_rows) {
+    for (int half = 0; half < 2; half++) {
+        Pair pp, *p = &pp;
+        pair_open(p, 12);
+        if (half) OK(kt_backend_set_matmul_dtype(&p->gpu, KT_BF16));
+        int64_t B = 2, NH = 2, Tq = 5, Tcap = 20, HS = 64, kv = 20;
+        float *kh = rnd(p, B * NH * Tcap * HS, 1.f);
+        kh[(0 * Tcap + 3) * HS + 7] = NAN;  // batch 0, head 0, key 3
+        Twin q = TW(rnd(p, B * NH * Tq * HS, 1.f), B, NH, Tq, HS), k = TW(kh, B, NH, Tcap, HS);
+        Twin v = TW(rnd(p, B * NH * Tcap * HS, 1.f), B, NH, Tcap, HS), o = TW(NULL, B, Tq, NH * HS);
+        BOTH(kt_attention, S(o), S(q), S(k), S(v), kv, NULL, 0.125f);
+        float *c = o.c.data, *g = gpu_host(p, &o.g);
+        for (int64_t t = 0; t < B * Tq; t++)
+            for (int64_t j = 0; j < NH * HS; j++) {
+                int64_t i = t * NH * HS + j;
+                bool nan_row = t < Tq && j < HS;
+                cr_assert(isnan(c[i]) == nan_row, "cpu out[%lld] = %g", (long long)i, c[i]);
+                cr_assert(isnan(g[i]) == nan_row, "cuda (%s) out[%lld] = %g", half ? "fp16" : "fp32", (long long)i,
+                          g[i]);
+            }
+        pair_close(p);
+    }
 }
 
 Test(cuda_attention, fp16_tensor_cores) {
@@ -600,8 +628,10 @@ static void check_16bit(KtDType dt) {
 // 16-bit GEMM inputs and outputs (bias in the output dtype), with and without the fused GELU: the streaming kernel
 // (M <= 2), cuBLASLt, and cuBLASLt's GELU epilogue, against the CPU on the same rounded values.
 static void check_16bit_io(KtDType dt) {
-    int64_t shapes[][3] = {{1, 64, 96}, {2, 1024, 96}, {2, 256, 40}, {37, 64, 130}, {300, 256, 96}};
-    for (int i = 0; i < 5; i++) {
+    // M <= 2 with 16-bit x: the streaming kernel up to 1024x1024 weights ({2, 1024, 1024} included), cuBLASLt above
+    int64_t shapes[][3] = {{1, 64, 96},   {2, 1024, 96},   {2, 256, 40},    {37, 64, 130},
+                           {300, 256, 96}, {2, 1024, 1024}, {1, 1024, 1032}, {2, 1024, 3072}};
+    for (int i = 0; i < (int)(sizeof shapes / sizeof *shapes); i++) {
         Pair pp, *p = &pp;
         pair_open(p, 20 + (uint64_t)i);
         OK(kt_backend_set_matmul_dtype(&p->gpu, dt));

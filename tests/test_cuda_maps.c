@@ -138,6 +138,8 @@ static void conv_cases(KtDType dt) {
             check_conv(e, 2, 8, 8, 24, 24, 3, 2, down, xd, yd);    // Downsample2x: explicit padding
             check_conv(e, 2, 6, 5, 40, 24, 1, 1, p0, xd, yd);      // 1x1 (the 16-bit nin shortcut)
             check_conv(e, 2, 10, 9, 40, 3, 3, 1, p1, xd, yd);      // small Co (conv_out)
+            check_conv(e, 2, 9, 11, 256, 8, 3, 2, down, xd, yd);   // small Co, stride 2: 72 KiB of shared weights
+            check_conv(e, 2, 8, 10, 8, 8, 3, 2, down, xd, yd);     // then fewer (the attribute is never lowered)
         }
     // 16-bit maps need weights of their dtype
     Map x = MAP(dt, 1.f, 0.f, 1, 4, 4, 8), y = MAP(dt, 0.f, 0.f, 1, 4, 4, 8), w32 = MAP(F, 0.2f, 0.f, 8, 3, 3, 8);
@@ -306,7 +308,8 @@ static void check_gemm_input(Env *e, int64_t B, int64_t T, int64_t C, int64_t N)
 Test(cuda_maps, transformer_gemm_inputs_bf16) {
     Env ee, *e = &ee;
     env_open(e, 23, KT_BF16);
-    check_gemm_input(e, 2, 1, 64, 96);     // M = 2: cuBLASLt instead of the small-M kernel for 16-bit x
+    check_gemm_input(e, 2, 1, 64, 96);     // M = 2, small weights: the small-M streaming kernel with 16-bit x
+    check_gemm_input(e, 2, 1, 1024, 1032); // M = 2, > 1024x1024 weights: cuBLASLt with 16-bit x
     check_gemm_input(e, 2, 37, 128, 256);  // cuBLASLt with the GELU epilogue
     check_gemm_input(e, 1, 5, 40, 24);     // odd sizes
     env_close(e);
