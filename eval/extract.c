@@ -1,4 +1,5 @@
 // Inception features into statistics, batch by batch.
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,9 +44,15 @@ KtStatus ev_extractor_add(EvExtractor *e, EvFeatureStats *stats, const uint8_t *
         IncOutputs out = {.pool3 = e->pool3, .logits = stats->is.C ? e->logits : NULL,
                           .spatial = stats->D_s ? e->spatial : NULL};
         KT_TRY(inception_forward(&e->net, images + (size_t)i * H * W * 3, b, H, W, e->mode, &out));
-        KT_TRY(ev_moments_add(&stats->pool3, e->pool3, b));
-        if (stats->D_s) KT_TRY(ev_moments_add(&stats->spatial, e->spatial, b));
-        if (stats->is.C) KT_TRY(ev_is_add(&stats->is, e->logits, b, first_index + i));
+        KtStatus st = ev_moments_add(&stats->pool3, e->pool3, b);
+        if (st == KT_OK && stats->D_s) st = ev_moments_add(&stats->spatial, e->spatial, b);
+        if (st == KT_OK && stats->is.C) st = ev_is_add(&stats->is, e->logits, b, first_index + i);
+        if (st != KT_OK && e->net.be->matmul_dtype == KT_F16) {  // the likely cause: a map beyond fp16's range
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s", kt_last_error());
+            return KT_FAIL(st, "%s (--dtype fp16: a feature map may have overflowed 65504; use bf16 or fp32)", msg);
+        }
+        KT_TRY(st);
         if (features_out) memcpy(features_out + (size_t)i * INC_POOL3, e->pool3, (size_t)b * INC_POOL3 * sizeof(float));
         i += b;
     }
