@@ -107,21 +107,25 @@ static void expect_map(Env *e, const char *what, const Map *m, double atol, doub
     free(g);
 }
 
-// Weights (Co, kh, kw, Ci) in the matmul dtype on the GPU, the rounded values in float32 on the CPU.
-static Map weights(Env *e, int64_t Co, int64_t k, int64_t Ci) { return MAP(e->dt, 0.2f, 0.f, Co, k, k, Ci); }
+// A (kh, kw) kernel, weights (Co, kh, kw, Ci) in the matmul dtype on the GPU (the rounded values in float32 on the
+// CPU); bias: a float32 bias or none (Inception's convs have none).
+static void check_conv_rect(Env *e, int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t Co, int kh, int kw,
+                            int stride, const int pad[4], bool bias, KtDType xdt, KtDType ydt) {
+    Map x = MAP(xdt, 1.f, 0.f, B, H, W, Ci), w = MAP(e->dt, 0.2f, 0.f, Co, kh, kw, Ci), b = MAP(KT_F32, 1.f, 0.f, Co);
+    int64_t Ho = (H + pad[0] + pad[1] - kh) / stride + 1, Wo = (W + pad[2] + pad[3] - kw) / stride + 1;
+    Map y = MAP(ydt, 0.f, 0.f, B, Ho, Wo, Co);
+    OK(kt_conv2d(&e->cpu, &y.c, &x.c, &w.c, bias ? &b.c : NULL, stride, pad));
+    OK(kt_conv2d(&e->gpu, &y.g, &x.g, &w.g, bias ? &b.g : NULL, stride, pad));
+    char what[160];
+    snprintf(what, sizeof what, "conv2d %s->%s (%lld,%lld,%lld,%lld)->%lld k%dx%d s%d pad %d%d%d%d bias %d",
+             kt_dtype_name(xdt), kt_dtype_name(ydt), (long long)B, (long long)H, (long long)W, (long long)Ci,
+             (long long)Co, kh, kw, stride, pad[0], pad[1], pad[2], pad[3], bias);
+    expect_map(e, what, &y, TOL_GEMM_BF16);
+}
 
 static void check_conv(Env *e, int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t Co, int k, int stride,
                        const int pad[4], KtDType xdt, KtDType ydt) {
-    Map x = MAP(xdt, 1.f, 0.f, B, H, W, Ci), w = weights(e, Co, k, Ci), b = MAP(KT_F32, 1.f, 0.f, Co);
-    int64_t Ho = (H + pad[0] + pad[1] - k) / stride + 1, Wo = (W + pad[2] + pad[3] - k) / stride + 1;
-    Map y = MAP(ydt, 0.f, 0.f, B, Ho, Wo, Co);
-    OK(kt_conv2d(&e->cpu, &y.c, &x.c, &w.c, &b.c, stride, pad));
-    OK(kt_conv2d(&e->gpu, &y.g, &x.g, &w.g, &b.g, stride, pad));
-    char what[160];
-    snprintf(what, sizeof what, "conv2d %s->%s (%lld,%lld,%lld,%lld)->%lld k%d s%d pad %d%d%d%d",
-             kt_dtype_name(xdt), kt_dtype_name(ydt), (long long)B, (long long)H, (long long)W, (long long)Ci,
-             (long long)Co, k, stride, pad[0], pad[1], pad[2], pad[3]);
-    expect_map(e, what, &y, TOL_GEMM_BF16);
+    check_conv_rect(e, B, H, W, Ci, Co, k, k, stride, pad, true, xdt, ydt);
 }
 
 static void conv_cases(KtDType dt) {
@@ -141,6 +145,16 @@ static void conv_cases(KtDType dt) {
             check_conv(e, 2, 9, 11, 256, 8, 3, 2, down, xd, yd);   // small Co, stride 2: 72 KiB of shared weights
             check_conv(e, 2, 8, 10, 8, 8, 3, 2, down, xd, yd);     // then fewer (the attribute is never lowered)
         }
+    // Inception's shapes on 16-bit maps (eval/inception.c): 1x7 / 7x1 / 1x3 / 3x1 / 5x5 with their paddings, a
+    // stride-2 valid 3x3 on an odd size, no bias
+    const int p17[4] = {0, 0, 3, 3}, p71[4] = {3, 3, 0, 0}, p13[4] = {0, 0, 1, 1}, p31[4] = {1, 1, 0, 0};
+    const int p2[4] = {2, 2, 2, 2};
+    check_conv_rect(e, 2, 9, 9, 24, 32, 1, 7, 1, p17, false, dt, dt);
+    check_conv_rect(e, 2, 9, 9, 24, 32, 7, 1, 1, p71, false, dt, dt);
+    check_conv_rect(e, 2, 8, 8, 40, 32, 1, 3, 1, p13, false, dt, dt);
+    check_conv_rect(e, 2, 8, 8, 40, 32, 3, 1, 1, p31, false, dt, dt);
+    check_conv_rect(e, 2, 11, 11, 16, 32, 5, 5, 1, p2, false, dt, dt);
+    check_conv_rect(e, 2, 17, 17, 32, 48, 3, 3, 2, p0, false, dt, dt);
     // 16-bit maps need weights of their dtype
     Map x = MAP(dt, 1.f, 0.f, 1, 4, 4, 8), y = MAP(dt, 0.f, 0.f, 1, 4, 4, 8), w32 = MAP(F, 0.2f, 0.f, 8, 3, 3, 8);
     cr_expect_eq(kt_conv2d(&e->gpu, &y.g, &x.g, &w32.g, NULL, 1, p1), KT_ERR_SHAPE, "fp32 weights on 16-bit maps");
