@@ -25,10 +25,13 @@ def transformer(depth, batch):
     return flops, gemm_bytes
 
 
-def vqvae_decode(batch, ch=160, mult=(1, 1, 2, 2, 4), nrb=2, cv=32, hl=16):
+def vqvae_decode(batch, ch=160, mult=(1, 1, 2, 2, 4), nrb=2, cv=32, hl=16, pq=None):
+    """VQGAN-style decoder FLOPs. pq = (channels in, kernel) of post_quant_conv (VAR: cv -> cv, 3x3; LlamaGen's
+    VQ-16: 8 -> 256, 1x1)."""
     def conv(h, cin, cout, k=3):
         return 2 * h * h * cin * cout * k * k
-    f = conv(hl, cv, cv) + conv(hl, cv, ch * mult[-1])
+    pq_in, pq_k = pq if pq else (cv, 3)
+    f = conv(hl, pq_in, cv, pq_k) + conv(hl, cv, ch * mult[-1])
     c = ch * mult[-1]
     h = hl
     attn = lambda h, c: 2 * h * h * c * 3 * c + 2 * 2 * (h * h) ** 2 * c + 2 * h * h * c * c
