@@ -1,0 +1,21 @@
+// Stand-in for kernels/cuda/cuda_common.cuh: the emulation layer, the project's C API, the CudaImpl fields the
+// extracted launchers read (sm_count, stream), then the extracted text (gen_llama.inc) inside namespace emu_k.
+#pragma once
+#include "emu_cuda.h"
+extern "C" {
+#include "kernels/ops.h"
+}
+namespace emu_k {
+
+struct CudaImpl {
+    int sm_count;
+    cudaStream_t stream;
+};
+static inline CudaImpl *cuda_impl(KtBackend *be) { return (CudaImpl *)be->impl; }
+static inline cudaStream_t cuda_stream(KtBackend *be) { return cuda_impl(be)->stream; }
+#define KT_CUDA_LAUNCHED() (void)0
+#ifndef GEN_INC
+#define GEN_INC "gen_llama.inc"
+#endif
+#include GEN_INC
+}  // namespace emu_k

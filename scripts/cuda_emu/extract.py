@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Cuts the kernels and launchers out of kernels/cuda/{cuda_common.cuh,llama.cu} between fixed markers and
+applies two mechanical rewrites g++ needs (line count preserved, #line directives keep the original line numbers):
+  NAME<<<G, B, S, STREAM>>>(ARGS)   ->  emu::launch(dim3(G), dim3(B), (S), [&] { NAME(ARGS); })
+  extern __shared__ [__align__(n)] T name[];  ->  T *name = (T *)emu::dyn_smem();
+Everything else is the project's text, unchanged. Usage: extract.py REPO_ROOT OUT.inc"""
+import re
+import sys
+
+SRC = sys.argv[1].rstrip('/') + '/kernels/cuda/'
+
+
+def cut(path, start_pat, end_pat):
+    lines = open(path).read().split('\n')
+    s = next(i for i, l in enumerate(lines) if re.search(start_pat, l))
+    e = next(i for i, l in enumerate(lines) if i > s and re.search(end_pat, l))
+    return s + 1, '\n'.join(lines[s:e])  # 1-based first line
+
+
+def balanced(text, i, open_c, close_c):
+    """text[i] == open_c; returns the index just past the matching close_c."""
+    depth = 0
+    for j in range(i, len(text)):
+        if text[j] == open_c:
+            depth += 1
+        elif text[j] == close_c:
+            depth -= 1
+            if depth == 0:
+                return j + 1
+    raise ValueError('unbalanced')
+
+
+def split_top(s):
+    out, depth, cur = [], 0, ''
+    for ch in s:
+        if ch in '([{':
+            depth += 1
+        elif ch in ')]}':
+            depth -= 1
+        if ch == ',' and depth == 0:
+            out.append(cur)
+            cur = ''
+        else:
+            cur += ch
+    out.append(cur)
+    return [x.strip() for x in out]
+
+
+def rewrite_launches(t):
+    n = 0
+    while True:
+        i = t.find('<<<')
+        if i < 0:
+            return t, n
+        # kernel name: identifier, optionally followed by <template args>
+        j = i
+        if t[j - 1] == '>':
+            depth = 0
+            k = j - 1
+            while True:
+                if t[k] == '>':
+                    depth += 1
+                elif t[k] == '<':
+                    depth -= 1
+                    if depth == 0:
+                        break
+                k -= 1
+            j = k
+        m = re.search(r'[A-Za-z_]\w*$', t[:j])
+        name_start = m.start()
+        name = t[name_start:i]
+        e = t.index('>>>', i)
+        cfg = split_top(t[i + 3:e])
+        assert len(cfg) in (2, 3, 4), cfg
+        grid, block = cfg[0], cfg[1]
+        smem = cfg[2] if len(cfg) > 2 else '0'
+        assert t[e + 3] == '(', t[e:e + 20]
+        a_end = balanced(t, e + 3, '(', ')')
+        args = t[e + 3:a_end]
+        rep = f'emu::launch(dim3({grid}), dim3({block}), (size_t)({smem}), [&] {{ {name}{args}; }})'
+        assert '\n' not in t[name_start:e + 3]
+        t = t[:name_start] + rep + t[a_end:]
+        n += 1
+
+
+def rewrite_extern_shared(t):
+    pat = re.compile(r'extern __shared__ (?:__align__\(\d+\) )?([A-Za-z_][\w ]*?)\s+(\w+)\[\];')
+    return pat.subn(lambda m: f'{m.group(1)} *{m.group(2)} = ({m.group(1)} *)emu::dyn_smem();', t)
+
+
+def chunk(path, a, b):
+    line, text = cut(SRC + path, a, b)
+    text, nl = rewrite_launches(text)
+    text, ns = rewrite_extern_shared(text)
+    sys.stderr.write(f'{path}: from line {line}, {text.count(chr(10)) + 1} lines, {nl} launches, {ns} extern smem\n')
+    return f'#line {line} "{SRC}{path}"\n{text}\n'
+
+
+out = [chunk('cuda_common.cuh', r'^// -+ helpers$', r'^// -+ op entry points$'),
+       chunk('llama.cu', r'^// -+ RMSNorm$', r"^// -+ LlamaGen's sampler$")]
+open(sys.argv[2], 'w').write(''.join(out))
