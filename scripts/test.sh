@@ -3,7 +3,9 @@
 #   1. builds with -Werror (CUDA too when nvcc is present; GPU tests skip themselves without a GPU) and runs ctest,
 #   2. rebuilds the CPU code with AddressSanitizer + UndefinedBehaviorSanitizer and runs ctest again,
 #   3. builds the parser fuzzers (checkpoints, npz, images) with clang/libFuzzer and runs each briefly (FUZZ_SECONDS,
-#      default 60).
+#      default 60),
+#   4. when the CUDA headers are there, runs LlamaGen's CUDA kernels on the CPU under the execution-model emulator
+#      against the CPU backend (scripts/cuda_emu/run.sh quick, ~2-3 min).
 # Usage: scripts/test.sh [--quick]    (--quick: step 1 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,18 +14,25 @@ quick=0
 scripts/deps.sh --fuzz
 jobs=$(nproc)
 
-echo "== 1/3 build (-Werror) and ctest" >&2
+echo "== 1/4 build (-Werror) and ctest" >&2
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DARGEN_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j1)
 ((quick)) && exit 0
 
-echo "== 2/3 ASan + UBSan build (CPU) and ctest" >&2
+echo "== 2/4 ASan + UBSan build (CPU) and ctest" >&2
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DARGEN_CUDA=OFF -DARGEN_SANITIZE=ON -DARGEN_WERROR=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest --output-on-failure -j1)
 
-echo "== 3/3 fuzz the checkpoint, npz and image parsers" >&2
+echo "== 3/4 fuzz the checkpoint, npz and image parsers" >&2
 scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+
+echo "== 4/4 CUDA kernels on the CPU (emulated execution model) vs the CPU backend" >&2
+if [ -f "${CUDA_HOME:-/usr/local/cuda}/include/cuda_bf16.h" ] && command -v python3 >/dev/null; then
+  scripts/cuda_emu/run.sh quick
+else
+  echo "skipped: no CUDA headers (set CUDA_HOME) or no python3" >&2
+fi
 echo "all tests passed" >&2
