@@ -21,6 +21,10 @@ mkdir -p "$out"
 python3 "$here/extract.py" "$root" "$out/gen_llama.inc"
 cxx=(g++ -std=gnu++17 -g -Wall -Wno-unknown-pragmas -Wno-unused-variable -I"$root" -I"$out" -I"$cuda_inc")
 libs=("$lib" -lopenblas -llapacke -lpng -ljpeg -lz -fopenmp -lm)
+if ar t "$lib" | grep -q '\.cu\.o$'; then  # a CUDA build of the library: its backend objects need the runtime
+  cuda_lib=${CUDA_HOME:-/usr/local/cuda}/lib64
+  libs+=(-L"$cuda_lib" -Wl,-rpath,"$cuda_lib" -lcudnn -lcublasLt -lcublas -lcudart -lstdc++ -ldl -lpthread -lrt)
+fi
 case $mode in
   quick | full)
     "${cxx[@]}" -O2 "$here/test_llama.cpp" "$here/emu_cuda.cpp" -o "$out/test_llama" "${libs[@]}"
