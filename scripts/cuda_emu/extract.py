@@ -3,7 +3,10 @@
 applies two mechanical rewrites g++ needs (line count preserved, #line directives keep the original line numbers):
   NAME<<<G, B, S, STREAM>>>(ARGS)   ->  emu::launch(dim3(G), dim3(B), (S), [&] { NAME(ARGS); })
   extern __shared__ [__align__(n)] T name[];  ->  T *name = (T *)emu::dyn_smem();
-Everything else is the project's text, unchanged. Usage: extract.py REPO_ROOT OUT.inc"""
+Everything else is the project's text, unchanged.
+Usage: extract.py REPO_ROOT OUT.inc [FILE START_RE END_RE]...   (FILE relative to kernels/cuda/; START_RE and END_RE
+match whole lines: the chunk runs from the START line up to, not including, the END line; without chunks: the
+helpers of cuda_common.cuh and llama.cu's LlamaGen layer kernels)"""
 import re
 import sys
 
@@ -96,6 +99,11 @@ def chunk(path, a, b):
     return f'#line {line} "{SRC}{path}"\n{text}\n'
 
 
-out = [chunk('cuda_common.cuh', r'^// -+ helpers$', r'^// -+ op entry points$'),
-       chunk('llama.cu', r'^// -+ RMSNorm$', r"^// -+ LlamaGen's sampler$")]
-open(sys.argv[2], 'w').write(''.join(out))
+HELPERS = ['cuda_common.cuh', r'^// -+ helpers$', r'^// -+ op entry points$']
+LLAMA_LAYER = ['llama.cu', r'^// -+ RMSNorm$', r"^// -+ LlamaGen's sampler$"]
+if __name__ == '__main__':
+    spec = sys.argv[3:] or HELPERS + LLAMA_LAYER
+    if len(spec) % 3:
+        sys.exit('extract.py: chunks come as FILE START_RE END_RE triples')
+    out = [chunk(*spec[i:i + 3]) for i in range(0, len(spec), 3)]
+    open(sys.argv[2], 'w').write(''.join(out))
