@@ -12,6 +12,7 @@
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <vector_functions.h>
 #include <vector_types.h>
 #include <ucontext.h>
 
@@ -197,6 +198,16 @@ template <typename T> inline unsigned emu_match_any_sync(int line, unsigned mask
         if ((mask >> i & 1) && s[i] == me) r |= 1u << i;
     return r;
 }
+// Atomics: a fiber runs uninterrupted between synchronisation points and blocks run one after another, so a plain
+// read-modify-write is atomic here. Returns the old value, as CUDA's.
+template <typename T> inline T atomicAdd(T *p, T v) { T o = *p; *p = o + v; return o; }
+template <typename T> inline T atomicMin(T *p, T v) { T o = *p; *p = v < o ? v : o; return o; }
+template <typename T> inline T atomicMax(T *p, T v) { T o = *p; *p = v > o ? v : o; return o; }
+template <typename T> inline T atomicOr(T *p, T v) { T o = *p; *p = o | v; return o; }
+template <typename T> inline T atomicAnd(T *p, T v) { T o = *p; *p = o & v; return o; }
+template <typename T> inline T atomicExch(T *p, T v) { T o = *p; *p = v; return o; }
+template <typename T> inline T atomicCAS(T *p, T cmp, T v) { T o = *p; if (o == cmp) *p = v; return o; }
+template <typename T> inline T __ldg(const T *p) { return *p; }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 inline int __ffs(unsigned x) { return __builtin_ffs((int)x); }
 inline int __clz(unsigned x) { return x ? __builtin_clz(x) : 32; }
