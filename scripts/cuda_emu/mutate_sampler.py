@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Mutants of gen_sampler.inc (extract_sampler.py's output): each a plausible bug in the samplers' kernels; the
+`mut` set of test_sampler must catch every one (run_sampler.sh mut).
+Usage: mutate_sampler.py NAME DIR   (reads DIR/gen_sampler.inc, writes DIR/mut_NAME.inc); NAME 'list' lists them."""
+import sys
+
+M = {
+    # VAR: items loaded striped (idx = i * NT + tid) into the blocked sort: values stay paired with their keys, but
+    # the stable sort then breaks ties by blocked position, not by vocabulary index (the wrong tie order at the cut)
+    'var_tie_striped': ('            int idx = tid * IT + i;\n            float x = load(idx);\n'
+                        '            keys[i] = (x != x) ? -INFINITY : (x == 0.f ? 0.f : x);',
+                        '            int idx = i * NT + tid;\n            float x = load(idx);\n'
+                        '            keys[i] = (x != x) ? -INFINITY : (x == 0.f ? 0.f : x);'),
+    # radix select: no barrier between warp 0 choosing the digit and the block reading it (between passes)
+    'radix_no_pass_sync': ('        __syncthreads();\n        prefix |= (uint32_t)sm.sel_bin << shift;',
+                           '        prefix |= (uint32_t)sm.sel_bin << shift;'),
+    # radix select: off by one in finding the bin that holds the k-th largest
+    'radix_bin_off_by_one': ('if (run + c[j] >= kk) {', 'if (run + c[j] > kk) {'),
+    # LlamaGen sort path: the threshold read at rank k instead of k - 1
+    'hf_topk_rank_off_by_one': ('if (tid * IT + i == top_k - 1) sm.th = -keys[i];',
+                                'if (tid * IT + i == top_k) sm.th = -keys[i];'),
+    # LlamaGen top-p: mass before an entry >= p instead of > p (HF keeps an entry whose prior mass equals p)
+    'hf_topp_ge': ('if (fin[i] && cum / z > (double)top_p)', 'if (fin[i] && cum / z >= (double)top_p)'),
+    # more_smooth: warp 0 sums the per-warp partials without waiting for them
+    'smooth_no_acc_sync': ('        acc[warp][lane] = a;\n        __syncthreads();', '        acc[warp][lane] = a;'),
+    # step commit: thread 0 may advance the counter before the other threads read it
+    'commit_no_sync': ('    int64_t n = *step;\n    __syncthreads();\n    if (n < 0 || n >= N) return;',
+                       '    int64_t n = *step;\n    if (n < 0 || n >= N) return;'),
+    # LlamaGen launcher: dynamic shared memory short of HfSmem's tail (first / last / sel_*)
+    'hf_smem_short': ('size_t smem = sizeof(HfSmem<NT, IT>);', 'size_t smem = sizeof(HfSmem<NT, IT>) - 32;'),
+}
+if __name__ == '__main__':
+    name = sys.argv[1]
+    if name == 'list':
+        print(' '.join(M))
+        sys.exit(0)
+    src = open(sys.argv[2] + '/gen_sampler.inc').read()
+    a, b = M[name]
+    assert src.count(a) == 1, (name, src.count(a))
+    open(f'{sys.argv[2]}/mut_{name}.inc', 'w').write(src.replace(a, b))
+    print(name)
