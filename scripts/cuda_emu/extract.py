@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Cuts the kernels and launchers out of kernels/cuda/{cuda_common.cuh,llama.cu} between fixed markers and
-applies two mechanical rewrites g++ needs (line count preserved, #line directives keep the original line numbers):
+"""Cuts kernels and their launchers out of kernels/cuda/ between fixed markers and applies two mechanical rewrites g++
+needs (line count preserved, #line directives keep the original line numbers):
   NAME<<<G, B, S, STREAM>>>(ARGS)   ->  emu::launch(dim3(G), dim3(B), (S), [&] { NAME(ARGS); })
   extern __shared__ [__align__(n)] T name[];  ->  T *name = (T *)emu::dyn_smem();
 Everything else is the project's text, unchanged.
-Usage: extract.py REPO_ROOT OUT.inc [FILE START_RE END_RE]...   (FILE relative to kernels/cuda/; START_RE and END_RE
-match whole lines: the chunk runs from the START line up to, not including, the END line; without chunks: the
-helpers of cuda_common.cuh and llama.cu's LlamaGen layer kernels)"""
+Usage: extract.py REPO_ROOT OUT.inc SUITE              (llama | sampler | var | maps: the chunk sets below)
+       extract.py REPO_ROOT OUT.inc [FILE START_RE END_RE]...
+FILE is relative to kernels/cuda/; a chunk runs from the first line matching START_RE up to, not including, the next
+line matching END_RE (END_RE 'EOF': to the end of the file)."""
 import re
 import sys
 
@@ -16,7 +17,7 @@ SRC = sys.argv[1].rstrip('/') + '/kernels/cuda/'
 def cut(path, start_pat, end_pat):
     lines = open(path).read().split('\n')
     s = next(i for i, l in enumerate(lines) if re.search(start_pat, l))
-    e = next(i for i, l in enumerate(lines) if i > s and re.search(end_pat, l))
+    e = len(lines) if end_pat == 'EOF' else next(i for i, l in enumerate(lines) if i > s and re.search(end_pat, l))
     return s + 1, '\n'.join(lines[s:e])  # 1-based first line
 
 
@@ -99,11 +100,44 @@ def chunk(path, a, b):
     return f'#line {line} "{SRC}{path}"\n{text}\n'
 
 
-HELPERS = ['cuda_common.cuh', r'^// -+ helpers$', r'^// -+ op entry points$']
-LLAMA_LAYER = ['llama.cu', r'^// -+ RMSNorm$', r"^// -+ LlamaGen's sampler$"]
+HELPERS = [('cuda_common.cuh', r'^// -+ helpers$', r'^// -+ op entry points$')]
+SUITES = {
+    # LlamaGen's layer kernels: norms, SwiGLU, RoPE prep, the three attention kernels, L2 normalisation
+    'llama': HELPERS + [('llama.cu', r'^// -+ RMSNorm$', r"^// -+ LlamaGen's sampler$")],
+    # the token samplers: VAR's (sample.cu, with more_smooth) and LlamaGen's (hf_kernel, the raster step counters)
+    'sampler': HELPERS + [
+        ('sample.cu', r'^#define SMP_FLAG_EMPTY', 'EOF'),
+        ('llama.cu', r'^#define LLAMA_FLAG_EMPTY', r'^// -+ RMSNorm$'),
+        ('llama.cu', r"^// -+ LlamaGen's sampler$", 'EOF')],
+    # VAR's attention: the flash kernels (their PTX helpers come from emu_mma.h), attention.cu, the row softmax of
+    # the GEMM fallback
+    'var': HELPERS + [
+        ('cuda_common.cuh', r'^// attention_flash\.cu: fused kernels', r'^// sample\.cu$'),
+        ('norm.cu', r'^#define ROW_THREADS', r'^// The row stays in registers'),
+        ('norm.cu', r'^// -+ softmax$', r'^// y, x: \(\.\.\., V\)\.$'),
+        ('attention_flash.cu', r'^#define LOG2E_F', r'^// -+ PTX helpers$'),
+        ('attention_flash.cu', r'^// -+ fp16 tensor cores$', 'EOF'),
+        ('attention.cu', r'^// q, k, v \(B, NH, T, HS\) <- qkv', 'EOF')],
+    # the transformer norms and the VQVAE maps: dense.cu without the cuBLASLt plan cache and the cuBLAS batched GEMM,
+    # conv.cu without the cuDNN plan cache (emu_shim_maps.h stands in for both)
+    'maps': HELPERS + [
+        ('elementwise.cu', r'^#define EW_THREADS', 'EOF'),
+        ('norm.cu', r'^#define ROW_THREADS', 'EOF'),
+        ('resample.cu', r'^#define RS_THREADS', 'EOF'),
+        ('dense.cu', r'^// -+ conversions$', r'^// -+ cuBLASLt$'),
+        ('dense.cu', r'^// -+ kt_linear$', r'^// -+ batched fp32 GEMM$'),
+        ('dense.cu', r'^// -+ embedding, split_chunks$', 'EOF'),
+        ('conv.cu', r'^#define CONV_WS_CAP', r'^void cuda_convs_free'),
+        ('conv.cu', r'^// -+ kernels$', 'EOF')],
+}
 if __name__ == '__main__':
-    spec = sys.argv[3:] or HELPERS + LLAMA_LAYER
-    if len(spec) % 3:
+    args = sys.argv[3:] or ['llama']
+    if len(args) == 1:
+        if args[0] not in SUITES:
+            sys.exit(f'extract.py: unknown suite {args[0]!r} (one of {", ".join(SUITES)})')
+        spec = SUITES[args[0]]
+    elif len(args) % 3:
         sys.exit('extract.py: chunks come as FILE START_RE END_RE triples')
-    out = [chunk(*spec[i:i + 3]) for i in range(0, len(spec), 3)]
-    open(sys.argv[2], 'w').write(''.join(out))
+    else:
+        spec = [tuple(args[i:i + 3]) for i in range(0, len(args), 3)]
+    open(sys.argv[2], 'w').write(''.join(chunk(*c) for c in spec))
