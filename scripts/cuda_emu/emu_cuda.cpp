@@ -43,10 +43,26 @@ void note(const char *fmt, ...) {
 #define ASAN_FINISH(save) (void)0
 #endif
 
+// A fiber can run unless it waits for a barrier or a warp exchange that has not completed yet.
+static bool ready(Block &B, int i) {
+    const Fiber &f = B.f[i];
+    if (f.done) return false;
+    if (f.wait_kind == 1) return B.bar_gen != f.wait_seq;
+    if (f.wait_kind == 2) return B.warps[i >> 5].done_seq[i & 31] != f.wait_seq;
+    return true;
+}
+
 static int pick_next(Block &B, int from) {
     int n = B.n;
     if (B.live == 0) return -1;
-    if (g_mode == FORWARD) {
+    if (g_mode == GREEDY || g_mode == GREEDY_REV) {
+        for (int k = 0; k < n; k++) {
+            int i = g_mode == GREEDY ? k : n - 1 - k;
+            if (ready(B, i)) return i;
+        }
+        // nothing can run: fall through to round robin (the stall counter reports the deadlock)
+    }
+    if (g_mode != REVERSE && g_mode != RANDOM) {
         for (int k = 1; k <= n; k++) {
             int i = (from + k) % n;
             if (!B.f[i].done) return i;
@@ -119,7 +135,7 @@ void syncthreads(int line) {
         B.bar_gen++;
         return;
     }
-    me.wait_kind = 1, me.wait_line = line;
+    me.wait_kind = 1, me.wait_line = line, me.wait_seq = gen;
     while (B.bar_gen == gen) yield_();
     B.f[B.cur].wait_kind = 0;
 }
@@ -169,7 +185,7 @@ const uint64_t *warp_exchange(unsigned mask, uint64_t bits, int op, int line) {
         return W.snap[lane];
     }
     Fiber &me = B.f[B.cur];
-    me.wait_kind = 2, me.wait_line = line, me.wait_mask = mask;
+    me.wait_kind = 2, me.wait_line = line, me.wait_mask = mask, me.wait_seq = seq;
     while (W.done_seq[lane] == seq) yield_();
     B.f[B.cur].wait_kind = 0;
     return W.snap[lane];
@@ -227,7 +243,8 @@ static void run_block(Block &B, const std::function<void()> &body, dim3 block, s
         f.ctx.uc_link = nullptr;
         makecontext(&f.ctx, fiber_entry, 0);
     }
-    int first = g_mode == FORWARD ? 0 : g_mode == REVERSE ? n - 1 : std::uniform_int_distribution<int>(0, n - 1)(g_rng);
+    int first = g_mode == RANDOM ? std::uniform_int_distribution<int>(0, n - 1)(g_rng)
+                : g_mode == REVERSE || g_mode == GREEDY_REV ? n - 1 : 0;
     B.cur = first;
     threadIdx = B.f[first].tid;
     ASAN_START(&B.main_fake, B.f[first].stack, STACK);
@@ -270,7 +287,7 @@ void launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bod
     long nb = (long)grid.x * grid.y * grid.z;
     std::vector<long> order(nb);
     for (long i = 0; i < nb; i++) order[i] = i;
-    if (g_mode == REVERSE) std::reverse(order.begin(), order.end());
+    if (g_mode == REVERSE || g_mode == GREEDY_REV) std::reverse(order.begin(), order.end());
     if (g_mode == RANDOM) std::shuffle(order.begin(), order.end(), g_rng);
     for (long bi : order) {
         blockIdx = uint3{(unsigned)(bi % grid.x), (unsigned)(bi / grid.x % grid.y), (unsigned)(bi / ((long)grid.x * grid.y))};

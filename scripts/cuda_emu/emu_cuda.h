@@ -1,8 +1,8 @@
 // CPU emulation of the CUDA execution model, enough for kernels/cuda/llama.cu's kernels to compile with g++ and run.
-// - Blocks run one after another (order: forward / reverse / random, see emu::g_mode).
+// - Blocks run one after another (order: forward / reverse / random, see emu::g_mode and emu::Order).
 // - The threads of a block run as cooperative fibers (ucontext, one stack each); a fiber runs uninterrupted from one
 //   synchronisation point (__syncthreads, a warp intrinsic) to the next, and the scheduler picks the next fiber in
-//   forward / reverse / random order (so code that relies on an unsynchronised order between threads, including
+//   round-robin, random or greedy order (so code that relies on an unsynchronised order between threads, including
 //   lanes of one warp, gives schedule-dependent results).
 // - __syncthreads: block barrier. Warp intrinsics (*_sync): a barrier of the lanes named in the mask plus an exchange
 //   with the PTX lane semantics; a lane calling with a mask that does not name it, lanes disagreeing on mask/op, a
@@ -53,7 +53,10 @@ extern dim3 blockDim, gridDim;
 
 namespace emu {
 
-enum Order { FORWARD = 0, REVERSE = 1, RANDOM = 2 };
+// FORWARD / REVERSE: round robin from one synchronisation point to the next (a block's warps advance together);
+// RANDOM: the next fiber at random; GREEDY / GREEDY_REV: the lowest- / highest-numbered fiber that can run, so the
+// first / last warp runs ahead to the next barrier before the others start (races between barrier-separated phases).
+enum Order { FORWARD = 0, REVERSE = 1, RANDOM = 2, GREEDY = 3, GREEDY_REV = 4 };
 extern int g_mode;  // fiber and block order
 extern std::mt19937 g_rng;
 extern long g_errors;  // emulation-detected errors (UB in the kernel)
@@ -66,8 +69,9 @@ struct Fiber {
     bool done;
     uint3 tid;
     void *fake = nullptr;     // ASan fake stack
-    int wait_kind = 0, wait_line = 0;  // 1 barrier, 2 warp op (for deadlock reports)
+    int wait_kind = 0, wait_line = 0;  // 1 barrier, 2 warp op (for deadlock reports and the greedy schedules)
     unsigned wait_mask = 0;
+    unsigned long wait_seq = 0;  // the barrier generation / warp exchange count the fiber waits to see change
 };
 
 struct Pending {  // one warp exchange being gathered

@@ -72,8 +72,20 @@ __global__ void k_dyn(float *out) {
     out[threadIdx.x] = dyn[threadIdx.x];  // threads >= 4 read unwritten shared memory
 }
 
+// Two phases: warp sums by shuffles, written to shared memory, then read by the next warp; SYNC = false drops the
+// barrier between them (the race only the greedy schedules are sure to show: round robin lets every warp finish
+// phase 1 first).
+template <bool SYNC> __global__ void k_phases(int *out) {
+    int *a = (int *)emu::dyn_smem();  // 0xFF bytes: -1 until written
+    int t = threadIdx.x, v = t;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    a[t] = v;
+    if (SYNC) __syncthreads();
+    out[t] = a[(t + 32) % blockDim.x];
+}
+
 int main() {
-    for (int mode : {emu::FORWARD, emu::REVERSE, emu::RANDOM}) {
+    for (int mode : {emu::FORWARD, emu::REVERSE, emu::RANDOM, emu::GREEDY, emu::GREEDY_REV}) {
         emu::g_mode = mode;
         std::vector<int> o(64 * 16, 0);
         emu::launch(dim3(1), dim3(64), 0, [&] { k_shfl(o.data()); });
@@ -98,6 +110,9 @@ int main() {
         std::vector<int> b(3 * 256);
         emu::launch(dim3(3), dim3(256), 0, [&] { k_block(b.data()); });
         for (int i = 0; i < 3 * 256; i++) CHECK(b[i] == (i % 256 + 1) % 256 + 1000 * (i / 256), "block %d", i);
+        std::vector<int> ph(128);
+        emu::launch(dim3(1), dim3(128), 128 * 4, [&] { k_phases<true>(ph.data()); });
+        for (int t = 0; t < 128; t++) CHECK(ph[t] == ((t + 32) % 128 / 32) * 1024 + 496, "phases t%d %d", t, ph[t]);
     }
     CHECK(emu::g_errors == 0, "errors on correct kernels: %ld", emu::g_errors);
 
@@ -110,6 +125,19 @@ int main() {
     CHECK(r1 != r2, "race not visible");
     printf("race: forward out[0] = %d, reverse out[0] = %d (schedule dependent: %s)\n", r1[0], r2[0],
            r1 != r2 ? "yes" : "no");
+
+    // a missing barrier between two phases: the greedy schedules run the first / last warp through both phases
+    // before the others start
+    for (int mode : {emu::GREEDY, emu::GREEDY_REV}) {
+        emu::g_mode = mode;
+        std::vector<int> ph(128);
+        emu::launch(dim3(1), dim3(128), 128 * 4, [&] { k_phases<false>(ph.data()); });
+        int stale = 0;
+        for (int t = 0; t < 128; t++) stale += ph[t] == -1;
+        CHECK(stale >= 32, "greedy schedule %d: missing barrier not visible", mode);
+        printf("missing barrier between phases, schedule %s: %d of 128 threads read unwritten shared memory\n",
+               mode == emu::GREEDY ? "greedy" : "greedy-reverse", stale);
+    }
 
     // unwritten dynamic shared memory reads NaN
     std::vector<float> d(64);

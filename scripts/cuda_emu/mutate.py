@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """Mutants of gen_llama.inc: each a plausible kernel bug; the harness should catch every one.
-Usage: mutate.py NAME DIR (reads DIR/gen_llama.inc, writes DIR/mut_NAME.inc)"""
+Usage: mutate.py NAME DIR (reads DIR/gen_llama.inc, writes DIR/mut_NAME.inc); mutate.py list"""
 import sys
-src = open(sys.argv[2] + '/gen_llama.inc').read()
 M = {
  'no_merge_sync': ('    if (lane == 0) mine[HS] = m, mine[HS + 1] = l;\n    __syncthreads();',
                    '    if (lane == 0) mine[HS] = m, mine[HS + 1] = l;\n'),
@@ -17,7 +16,11 @@ M = {
                  'if (d < HS) o[d] = from_f32<OT>(l > 0.f ? acc[i] / l : 0.f);'),
 }
 name = sys.argv[1]
+if name == 'list':
+    print(' '.join(M))
+    sys.exit(0)
 a, b = M[name]
+src = open(sys.argv[2] + '/gen_llama.inc').read()
 assert src.count(a) == 1, (name, src.count(a))
 open(f'{sys.argv[2]}/mut_{name}.inc', 'w').write(src.replace(a, b))
-print(' '.join(M) if name == 'list' else name)
+print(name)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Mutants of gen_maps.inc (test_maps.cpp): each a plausible kernel bug that `maps.sh mut` must catch.
+"""Mutants of gen_maps.inc (test_maps.cpp): each a plausible kernel bug that `run.sh maps mut` must catch.
 Usage: mutate_maps.py NAME DIR (reads DIR/gen_maps.inc, writes DIR/mut_NAME.inc); mutate_maps.py list DIR"""
 import sys
 M = {
@@ -11,11 +11,14 @@ M = {
                        'for (int64_t g = g0 + tid; g < g1; g += TC * RPB)'),
     # GroupNorm apply, 4-wide: channel of the vector taken from the vector index, not the element index
     'gn_apply_channel': ('uint32_t c = (i * VEC) % C;', 'uint32_t c = i % C;'),
-    # fp64 block reduction (LayerNorm, softmax): the warp partials read back without the barrier after their writes.
-    # (Dropping the *first* barrier instead, a write-after-read race between two calls that are ten warp exchanges
-    # apart, is NOT caught: the emulator's schedules advance all warps together; see the report.)
+    # fp64 block reduction (LayerNorm, softmax): the warp partials read back without the barrier after their writes
     'block_sum_d_no_barrier': ('    if (lane == 0) sh[w] = v;\n    __syncthreads();\n    v = lane < nw ? sh[lane] : 0.0;',
                                '    if (lane == 0) sh[w] = v;\n    v = lane < nw ? sh[lane] : 0.0;'),
+    # fp64 block reduction: the first barrier dropped, so a warp that finishes the previous reduction's read of sh
+    # early overwrites a partial another warp has not read yet (a write-after-read race between two reductions ten
+    # warp exchanges apart: only the greedy schedules, one warp running ahead, show it)
+    'block_sum_d_no_first_barrier': ('    v = warp_sum_d(v);\n    __syncthreads();\n    if (lane == 0) sh[w] = v;',
+                                     '    v = warp_sum_d(v);\n    if (lane == 0) sh[w] = v;'),
     # LayerNorm, row in registers: the padding slots past C enter the variance
     'ln_var_tail': ('            q += c < C ? d * d : 0.0;', '            q += d * d;'),
     # conv epilogue: cuDNN's padded output (P, Cop) read with stride Co

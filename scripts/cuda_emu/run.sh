@@ -69,8 +69,9 @@ run_suite() {
         *) echo "[$s] no selftest"; return 0 ;;
       esac ;;
     mut)
-      local rc=0 mm mset
-      for mm in $(python3 "$here/$mutate" list "$out"); do
+      local rc=0 mm mset names
+      names=$(python3 "$here/$mutate" list "$out") && [ -n "$names" ] || { echo "[$s] $mutate list failed" >&2; return 1; }
+      for mm in $names; do
         python3 "$here/$mutate" "$mm" "$out" > /dev/null
         "${cxx[@]}" -O1 -fsanitize=address -I"$out" -DGEN_INC="\"mut_$mm.inc\"" "${src[@]}" -o "$out/mut_$mm" \
           "${libs[@]}"

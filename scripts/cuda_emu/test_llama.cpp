@@ -8,7 +8,7 @@ static KtBackend g_cpu, g_gpu;
 static emu_k::CudaImpl g_ci = {132, nullptr};  // H100 SXM: 132 SMs (only the grid-stride caps read it)
 static long g_fail = 0, g_cases = 0;
 static bool g_verbose = false;
-static std::vector<int> g_modes = {emu::FORWARD, emu::REVERSE, emu::RANDOM};
+static std::vector<int> g_modes = {emu::FORWARD, emu::GREEDY, emu::GREEDY_REV, emu::RANDOM};
 
 // ------------------------------------------------------------------------------------------------- helpers
 struct Rng {
@@ -465,7 +465,7 @@ int main(int argc, char **argv) {
     if (asan_set) g_modes = {emu::RANDOM};
 
     if (argc > 1 && !strcmp(argv[1], "mut")) {  // a small set for mutation runs
-        g_modes = {emu::FORWARD, emu::REVERSE};
+        g_modes = {emu::FORWARD, emu::GREEDY, emu::GREEDY_REV};
         for (int fused = 0; fused < 2; fused++)
             for (int Tcap : {24, 48, 257})
                 for (int Tq : {1, 3}) run_case(Case{(bool)fused, 2, 2, Tq, 64, Tcap, Tcap, P_RAND, false, SP_NONE, seed++});

@@ -13,7 +13,7 @@ static KtBackend g_cpu, g_gpu;
 static unsigned char g_small[256];
 static emu_k::CudaImpl g_ci = {132, nullptr, 232448, 2, g_small, false, nullptr};  // H100 SXM: 132 SMs, 227 KiB
 static long g_fail = 0, g_cases = 0;
-static std::vector<int> g_modes = {emu::FORWARD, emu::REVERSE, emu::RANDOM};
+static std::vector<int> g_modes = {emu::FORWARD, emu::GREEDY, emu::GREEDY_REV, emu::RANDOM};
 static long g_atomic_order_diffs = 0, g_atomic_cases = 0;
 
 // ------------------------------------------------------------------------------------------------- buffers
@@ -778,7 +778,7 @@ int main(int argc, char **argv) {
     g_gpu.device = KT_CUDA;
     g_gpu.impl = &g_ci;
     g_gpu.matmul_dtype = g_gpu.map_dtype = KT_BF16;
-    if (mut) g_modes = {emu::FORWARD, emu::RANDOM};  // RANDOM: races between warps (a lockstep order hides them)
+    if (mut) g_modes = {emu::FORWARD, emu::GREEDY, emu::RANDOM};  // lockstep warps hide races: GREEDY, RANDOM show them
     uint32_t seed = 5000;
     if (set == "big") {
         big_cases();

@@ -1,7 +1,7 @@
 // Runs the GPU token samplers (kernels/cuda/sample.cu: VAR's sample_kernel and smooth_embed_kernel; llama.cu:
 // LlamaGen's hf_kernel, its radix-select and block-sort paths, sampling and probabilities, and the raster step
 // counter kernels), through their real launchers, emulated (emu_cuda.h, CUB from emu_cub.h), against the CPU backend
-// of libargen.a. Each case runs under the forward / reverse / random schedules: results must be bit-identical across
+// of libargen.a. Each case runs under the forward / greedy / greedy-reverse / random schedules: results must be bit-identical across
 // them. Contract checked: tokens identical to the CPU's, masked logits bit-identical (NaN as NaN), probabilities and
 // more_smooth latents within 2 float ulps, the empty-row flag raised exactly when the CPU reports KT_ERR_NUMERIC.
 //   test_sampler [quick|full|asan|mut]
@@ -13,7 +13,7 @@ static KtBackend g_cpu, g_gpu;
 alignas(16) static unsigned char g_small[256];
 static emu_k::CudaImpl g_ci = {132, 232448, nullptr, g_small};  // H100 SXM: 132 SMs, 227 KiB opt-in smem
 static long g_fail = 0, g_cases = 0;
-static std::vector<int> g_modes = {emu::FORWARD, emu::REVERSE, emu::RANDOM};
+static std::vector<int> g_modes = {emu::FORWARD, emu::GREEDY, emu::GREEDY_REV, emu::RANDOM};
 static const int32_t TOK_POISON = 0x7fc0dead;
 static double g_min_draw_margin = 1, g_min_topp_margin = 1;  // over all rows of all cases (informative)
 static long g_exact_topp_boundaries = 0;  // rows whose top-p cut falls exactly on a cumulative value (exact ties)
@@ -604,7 +604,7 @@ int main(int argc, char **argv) {
     g_gpu.impl = &g_ci;
     g_gpu.matmul_dtype = KT_BF16;
     if (asan) g_modes = {emu::RANDOM};
-    if (mut) g_modes = {emu::FORWARD, emu::REVERSE, emu::RANDOM};
+    if (mut) g_modes = {emu::FORWARD, emu::GREEDY, emu::GREEDY_REV, emu::RANDOM};
     uint32_t seed = 2000;
 
     // The shared-memory footprint each launcher asks for (GPU sizes: emu_cub.h's TempStorage are CUB 3.0.1's).

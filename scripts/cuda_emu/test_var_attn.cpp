@@ -11,7 +11,7 @@ static KtBackend g_cpu, g_gpu;
 static emu_k::CudaImpl g_ci = {132, 232448, nullptr};  // H100 SXM: 132 SMs, 227 KiB opt-in shared memory
 static long g_fail = 0, g_cases = 0;
 static bool g_verbose = false;
-static std::vector<int> g_modes = {emu::FORWARD, emu::REVERSE, emu::RANDOM};
+static std::vector<int> g_modes = {emu::FORWARD, emu::GREEDY, emu::GREEDY_REV, emu::RANDOM};
 static std::vector<int> g_only;  // --only=I,J: run only these cases of the set (0-based, the selftest not counted)
 static int g_index = -1;
 static bool skip_case() {
@@ -640,7 +640,7 @@ int main(int argc, char **argv) {
     g_gpu.impl = &g_ci;
     reg_names();
     if (mode == "asan") g_modes = {emu::RANDOM};
-    if (mode == "mut") g_modes = {emu::FORWARD, emu::REVERSE};
+    if (mode == "mut") g_modes = {emu::GREEDY, emu::GREEDY_REV};
     if (mode != "mut" && g_only.empty()) selftest();
     if (mode == "full") full_set();
     else if (mode == "mut") mut_set();
