@@ -242,8 +242,10 @@ Test(cuda_norm, gated_residual_layernorm_adaln) {
 Test(cuda_norm, group_norm) {
     Pair pp, *p = &pp;
     pair_open(p, 5);
-    int64_t cfg[][5] = {{2, 5, 3, 12, 4}, {1, 16, 16, 160, 32}, {2, 7, 9, 10, 5}, {1, 3, 4, 1280, 32}};
-    for (int i = 0; i < 4; i++) {
+    // the last: many row chunks per group (the partial sums of ~500 blocks per group reduced in pass 2)
+    int64_t cfg[][5] = {{2, 5, 3, 12, 4}, {1, 16, 16, 160, 32}, {2, 7, 9, 10, 5}, {1, 3, 4, 1280, 32},
+                        {1, 64, 64, 256, 32}};
+    for (int i = 0; i < 5; i++) {
         int64_t B = cfg[i][0], H = cfg[i][1], W = cfg[i][2], C = cfg[i][3];
         int G = (int)cfg[i][4];
         float *xh = rnd(p, B * H * W * C, 3.f);
@@ -254,6 +256,12 @@ Test(cuda_norm, group_norm) {
         expect_twin(p, "group_norm", &y, TOL_ELEMWISE_F32);
         BOTH(kt_group_norm_silu, S(y2), S(x), S(w), S(b), G, 1e-6f);
         expect_twin(p, "group_norm_silu", &y2, TOL_ELEMWISE_F32);
+        // a rerun gives the same bits: the statistics are reduced in a fixed order (no atomics)
+        KtTensor y3 = gpu_only(p, KT_F32, 4, (int64_t[]){B, H, W, C});
+        OK(kt_group_norm(&p->gpu, &y3, &x.g, &w.g, &b.g, G, 1e-6f));
+        cr_expect(memcmp(gpu_host(p, &y3), gpu_host(p, &y.g), kt_nbytes(&y3)) == 0,
+                  "group_norm (%lld,%lld,%lld,%lld): a rerun differs", (long long)B, (long long)H, (long long)W,
+                  (long long)C);
     }
     pair_close(p);
 }

@@ -223,9 +223,10 @@ KtStatus cuda_softmax(KtBackend *be, KtTensor *y, const KtTensor *x) {
 }
 
 // ---------------------------------------------------------------------------------------------------- GroupNorm
-// Pass 1: per-(b, group) sums of x and x^2 in fp64. Grid (row chunks, B, column chunks); block (TC, RPB): thread
-// (tx, ty) owns VEC consecutive channels of column tx and walks the pixel rows ty, ty+RPB, ... of its chunk.
-// acc: (B, G, 2) doubles, zeroed before.
+// Pass 1: per-(b, group) partial sums of x and x^2 in fp64, one per block. Grid (row chunks X, B, column chunks Z);
+// block (TC, RPB): thread (tx, ty) owns VEC consecutive channels of column tx and walks the pixel rows ty, ty+RPB, ...
+// of its chunk. part: (B, G, Z, X, 2) doubles; block (x, b, z) writes entry (b, g, z, x) of every group g its columns
+// touch (pass 2 reads only those), so every sum is formed in a fixed order: no atomics, the same bits on every run.
 // VEC consecutive values of x[i..] as floats (one vector load: x is VEC-element aligned).
 template <typename T, int VEC> __device__ __forceinline__ void gn_load(float *f, const T *x) {
     CudaPack<T, VEC> t = *(const CudaPack<T, VEC> *)x;
@@ -240,7 +241,7 @@ template <typename T, int VEC> __device__ __forceinline__ void gn_store(T *y, co
 }
 
 template <typename T, int VEC>
-__global__ void gn_stats_kernel(double *__restrict__ acc, const T *__restrict__ x, int64_t HW, int64_t C, int G,
+__global__ void gn_stats_kernel(double *__restrict__ part, const T *__restrict__ x, int64_t HW, int64_t C, int G,
                                 int64_t rows_per_chunk) {
     extern __shared__ double gsh[];  // (RPB, TC*VEC) sums, then sums of squares
     int TC = blockDim.x, RPB = blockDim.y, tx = threadIdx.x, ty = threadIdx.y;
@@ -289,23 +290,37 @@ __global__ void gn_stats_kernel(double *__restrict__ acc, const T *__restrict__ 
             a += ss[ch - c0];
             c2 += qq[ch - c0];
         }
-        atomicAdd(&acc[(b * G + g) * 2], a);
-        atomicAdd(&acc[(b * G + g) * 2 + 1], c2);
+        double *p = part + (((b * G + g) * gridDim.z + blockIdx.z) * gridDim.x + blockIdx.x) * 2;
+        p[0] = a;
+        p[1] = c2;
     }
 }
 
-// Pass 2: per-(b, channel) scale and bias as the CPU forms them: sc = (float)(rstd * w), bi = (float)(b - mean *
-// rstd * w) in double. acc: (B, G, 2); sb: (B, C, 2).
-__global__ void gn_finalize_kernel(float *__restrict__ sb, const double *__restrict__ acc, const float *__restrict__ w,
-                                   const float *__restrict__ bb, int64_t B, int64_t C, int64_t cpg, double count,
-                                   float eps) {
-    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= B * C) return;
-    int64_t b = i / C, c = i % C, g = c / cpg, G = C / cpg;
-    double mean = acc[(b * G + g) * 2] / count, var = acc[(b * G + g) * 2 + 1] / count - mean * mean;
+// Pass 2: one warp per (b, group) sums the group's partials (lane-strided, then a shuffle tree: a fixed order) and
+// writes its channels' scale and bias as the CPU forms them: sc = (float)(rstd * w), bi = (float)(b - mean * rstd *
+// w) in double. part: (B, G, Z, X, 2) from pass 1 (W channels per column chunk); sb: (B, C, 2).
+__global__ void gn_finalize_kernel(float *__restrict__ sb, const double *__restrict__ part, const float *__restrict__ w,
+                                   const float *__restrict__ bb, int64_t B, int64_t C, int G, int X, int Z, int64_t W,
+                                   double count, float eps) {
+    int64_t gw = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (gw >= B * G) return;  // whole warps (blockDim is a multiple of 32)
+    int64_t b = gw / G, g = gw % G, cpg = C / G, z0 = g * cpg / W, z1 = ((g + 1) * cpg - 1) / W;
+    const double *p = part + ((b * G + g) * Z + z0) * X * 2;
+    int64_t n = (z1 - z0 + 1) * X;
+    double s = 0.0, q = 0.0;
+    for (int64_t i = lane; i < n; i += 32) {
+        s += p[2 * i];
+        q += p[2 * i + 1];
+    }
+    s = warp_sum_d(s);
+    q = warp_sum_d(q);
+    double mean = s / count, var = q / count - mean * mean;
     double rstd = 1.0 / sqrt((var > 0 ? var : 0) + (double)eps);
-    sb[2 * i] = (float)(rstd * w[c]);
-    sb[2 * i + 1] = (float)(bb[c] - mean * rstd * w[c]);
+    for (int64_t c = g * cpg + lane; c < (g + 1) * cpg; c += 32) {
+        sb[2 * (b * C + c)] = (float)(rstd * w[c]);
+        sb[2 * (b * C + c) + 1] = (float)(bb[c] - mean * rstd * w[c]);
+    }
 }
 
 // Pass 3: y = x * sc[c] + bi[c] (then SiLU), VEC channels per thread. Grid (chunks, B); 32-bit indices inside one
@@ -351,13 +366,6 @@ static KtStatus group_norm(KtBackend *be, bool silu, KtTensor *y, const KtTensor
     cudaStream_t st = ci->stream;
     int64_t B = x->shape[0], HW = x->shape[1] * x->shape[2], C = x->shape[3], n = kt_numel(x);
     if (n == 0) return KT_OK;
-    CudaCarve cv = {0};
-    size_t o_acc = cuda_carve(&cv, (size_t)(B * G) * 16), o_st = cuda_carve(&cv, (size_t)(B * C) * 8);
-    void *s;
-    KT_TRY(cuda_scratch(be, cv.off, &s));
-    double *acc = (double *)((char *)s + o_acc);
-    float *stats = (float *)((char *)s + o_st);
-    KT_CUDA_TRY(cudaMemsetAsync(acc, 0, (size_t)(B * G) * 16, st));
 
     bool vec = C % 4 == 0 && cuda_aligned(x->data, 4 * sizeof(T));
     int VEC = vec ? 4 : 1;
@@ -370,14 +378,21 @@ static KtStatus group_norm(KtBackend *be, bool silu, KtTensor *y, const KtTensor
     if (B > 65535 || col_chunks > 65535 || HW * C >= (1ll << 31))
         return KT_FAIL(KT_ERR_UNSUPPORTED, "group_norm: (%lld, %lld, %lld) too large for one launch", (long long)B,
                        (long long)HW, (long long)C);
+    CudaCarve cv = {0};
+    size_t o_part = cuda_carve(&cv, (size_t)(B * G * col_chunks * chunks) * 16);
+    size_t o_st = cuda_carve(&cv, (size_t)(B * C) * 8);
+    void *s;
+    KT_TRY(cuda_scratch(be, cv.off, &s));
+    double *part = (double *)((char *)s + o_part);
+    float *stats = (float *)((char *)s + o_st);
     dim3 grid((unsigned)chunks, (unsigned)B, (unsigned)col_chunks), block((unsigned)TC, (unsigned)RPB);
     size_t smem = (size_t)RPB * TC * VEC * 2 * sizeof(double);
-    if (vec) gn_stats_kernel<T, 4><<<grid, block, smem, st>>>(acc, (const T *)x->data, HW, C, G, rows_per_chunk);
-    else gn_stats_kernel<T, 1><<<grid, block, smem, st>>>(acc, (const T *)x->data, HW, C, G, rows_per_chunk);
+    if (vec) gn_stats_kernel<T, 4><<<grid, block, smem, st>>>(part, (const T *)x->data, HW, C, G, rows_per_chunk);
+    else gn_stats_kernel<T, 1><<<grid, block, smem, st>>>(part, (const T *)x->data, HW, C, G, rows_per_chunk);
     KT_CUDA_LAUNCHED();
-    gn_finalize_kernel<<<cuda_blocks(B * C, 256), 256, 0, st>>>(stats, acc, (const float *)w->data,
-                                                                (const float *)b->data, B, C, C / G,
-                                                                (double)HW * (double)(C / G), eps);
+    gn_finalize_kernel<<<cuda_blocks(B * G * 32, 256), 256, 0, st>>>(
+        stats, part, (const float *)w->data, (const float *)b->data, B, C, G, (int)chunks, (int)col_chunks,
+        (int64_t)TC * VEC, (double)HW * (double)(C / G), eps);
     KT_CUDA_LAUNCHED();
     bool vec_y = vec && cuda_aligned(y->data, 4 * sizeof(T));
     if (silu) return launch_gn_apply<true, T>(be, vec_y, (T *)y->data, (const T *)x->data, stats, B, HW * C, C);

@@ -9,6 +9,8 @@ M = {
     # GroupNorm stats: the last group touched by a column chunk is never added (wrong group bound)
     'gn_group_bound': ('for (int64_t g = g0 + tid; g <= g1; g += TC * RPB)',
                        'for (int64_t g = g0 + tid; g < g1; g += TC * RPB)'),
+    # GroupNorm pass 2: a group's last column chunk left out when the group ends on a chunk boundary... or read past it
+    'gn_finalize_zrange': ('z1 = ((g + 1) * cpg - 1) / W;', 'z1 = g * cpg / W;'),
     # GroupNorm apply, 4-wide: channel of the vector taken from the vector index, not the element index
     'gn_apply_channel': ('uint32_t c = (i * VEC) % C;', 'uint32_t c = i % C;'),
     # fp64 block reduction (LayerNorm, softmax): the warp partials read back without the barrier after their writes
