@@ -5,7 +5,7 @@
 #   3. builds the parser fuzzers (checkpoints, npz, images) with clang/libFuzzer and runs each briefly (FUZZ_SECONDS,
 #      default 60),
 #   4. when the CUDA headers are there, runs the CUDA backend's own kernels on the CPU under the execution-model
-#      emulator against the CPU backend (scripts/cuda_emu/run.sh quick: four suites, ~6 min on 2 cores).
+#      emulator against the CPU backend (scripts/cuda_emu/run.sh quick: four suites, ~7 min on 2 cores).
 # Usage: scripts/test.sh [--quick]    (--quick: step 1 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."

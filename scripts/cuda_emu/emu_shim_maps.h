@@ -113,15 +113,6 @@ static inline KtStatus cuda_scratch(KtBackend *, size_t nbytes, void **ptr) {
     *ptr = g_scratch;
     return KT_OK;
 }
-// cuda_common.cuh's carving helper (its "state" section is not extracted).
-typedef struct {
-    size_t off;
-} CudaCarve;
-static inline size_t cuda_carve(CudaCarve *c, size_t nbytes) {
-    size_t at = c->off;
-    c->off += (nbytes + 255) / 256 * 256;
-    return at;
-}
 
 // ----------------------------------------------------------------------------------------------- fake cuDNN
 typedef enum { CUDNN_STATUS_SUCCESS = 0, CUDNN_STATUS_NOT_SUPPORTED = 9 } cudnnStatus_t;

@@ -48,14 +48,6 @@ static inline KtStatus cuda_scratch(KtBackend *, size_t nbytes, void **ptr) {
     *ptr = (void *)p;
     return KT_OK;
 }
-typedef struct {
-    size_t off;
-} CudaCarve;
-static inline size_t cuda_carve(CudaCarve *c, size_t nbytes) {
-    size_t at = c->off;
-    c->off += (nbytes + 255) / 256 * 256;
-    return at;
-}
 
 // cuBLAS stand-in (not the code under test): C_i = alpha A_i (M,K) . op(B_i) + beta C_i, row-major with row strides
 // lda/ldb/ldc and batch strides sa/sb/sc; each dot product summed in double, rounded once (cuBLAS: fp32, or TF32

@@ -100,7 +100,9 @@ def chunk(path, a, b):
     return f'#line {line} "{SRC}{path}"\n{text}\n'
 
 
-HELPERS = [('cuda_common.cuh', r'^// -+ helpers$', r'^// -+ op entry points$')]
+# cuda_common.cuh from the scratch carving helper to the op prototypes (launch sizing, warp/block reductions, dtype
+# conversions)
+HELPERS = [('cuda_common.cuh', r'^// Carves consecutive 256-byte-aligned pieces', r'^// -+ op entry points$')]
 SUITES = {
     # LlamaGen's layer kernels: norms, SwiGLU, RoPE prep, the three attention kernels, L2 normalisation
     'llama': HELPERS + [('llama.cu', r'^// -+ RMSNorm$', r"^// -+ LlamaGen's sampler$")],

@@ -7,7 +7,7 @@
 #   scripts/cuda_emu/run.sh [SUITE] [MODE]
 #     SUITE  all (default) | llama (LlamaGen's layer kernels) | sampler (the token samplers, CUB emulated) |
 #            var (VAR's attention, tensor cores emulated) | maps (norms, elementwise, resampling, dense/conv kernels)
-#     MODE   quick (default; all suites ~6 min on 2 cores) | full (~1.5 h in all) | asan (a quick set under
+#     MODE   quick (default; all suites ~7 min on 2 cores) | full (~2 h in all) | asan (a quick set under
 #            ASan/UBSan) | fma (quick, g++ contracting multiply-adds like nvcc) | mut (every planted bug of the suite's
 #            mutate script must be caught) | selftest (llama: the emulator itself; var: the emulated
 #            ldmatrix/mma/cp.async against the PTX layouts) | big (maps: index widths at >= 2^31 elements, sparse)
@@ -50,6 +50,7 @@ run_suite() {
   python3 "$here/extract.py" "$root" "$out/gen_$s.inc" "$s" 2> "$out/extract.log" || { cat "$out/extract.log" >&2; return 1; }
   local src=("$here/$test.cpp" "$here/emu_cuda.cpp") inc=(-I"$out" -DGEN_INC="\"gen_$s.inc\"")
   local bin=$out/$test-$m set=$m env=()
+  rm -f "$bin"
   case $m in
     quick | full | big)
       [ "$m" = big ] && [ "$s" != maps ] && { echo "[$s] no big set"; return 0; }
@@ -73,8 +74,9 @@ run_suite() {
       names=$(python3 "$here/$mutate" list "$out") && [ -n "$names" ] || { echo "[$s] $mutate list failed" >&2; return 1; }
       for mm in $names; do
         python3 "$here/$mutate" "$mm" "$out" > /dev/null
+        rm -f "$out/mut_$mm"
         "${cxx[@]}" -O1 -fsanitize=address -I"$out" -DGEN_INC="\"mut_$mm.inc\"" "${src[@]}" -o "$out/mut_$mm" \
-          "${libs[@]}"
+          "${libs[@]}" || { echo "[$s] mutant $mm: build failed" >&2; rc=1; continue; }
         mset=mut; case $s/$mm in maps/big_*) mset=big ;; esac
         if ASAN_OPTIONS=detect_leaks=0 timeout 1200 "$out/mut_$mm" $mset > "$out/mut_$mm.log" 2>&1; then
           echo "[$s] mutant $mm: NOT caught"; rc=1
@@ -87,6 +89,7 @@ run_suite() {
     *) echo "usage: run.sh [all|llama|sampler|var|maps] [quick|full|asan|fma|mut|selftest|big]" >&2; exit 2 ;;
   esac
   local rc=0
+  [ -x "$bin" ] || { echo "[$s] $m: build failed" >&2; return 1; }
   env "${env[@]}" "$bin" "$set" > "$out/$m.log" 2> "$out/$m.err" || rc=$?
   if [ "$m" = asan ] && grep -q "ERROR: AddressSanitizer\|runtime error" "$out/$m.err"; then
     grep -m5 "ERROR: AddressSanitizer\|runtime error" "$out/$m.err" >&2; rc=1
