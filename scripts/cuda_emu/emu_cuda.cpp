@@ -16,6 +16,7 @@ std::mt19937 g_rng(12345);
 long g_errors = 0;
 std::vector<std::string> g_notes;
 Block *g_blk = nullptr;
+bool g_limits_checked = false;
 
 static const size_t STACK = 256 * 1024;
 static std::vector<char *> g_stacks;
@@ -279,7 +280,7 @@ void launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bod
         g_errors++;
         return;
     }
-    if (smem > 48 * 1024) note("launch: %zu bytes of dynamic shared memory need cudaFuncSetAttribute", smem);
+    if (smem > 48 * 1024 && !g_limits_checked) note("launch: %zu bytes of dynamic shared memory need cudaFuncSetAttribute", smem);
     static Block B;
     Block *saved = g_blk;
     g_blk = &B;

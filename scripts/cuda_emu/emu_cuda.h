@@ -60,6 +60,7 @@ enum Order { FORWARD = 0, REVERSE = 1, RANDOM = 2, GREEDY = 3, GREEDY_REV = 4 };
 extern int g_mode;  // fiber and block order
 extern std::mt19937 g_rng;
 extern long g_errors;  // emulation-detected errors (UB in the kernel)
+extern bool g_limits_checked;  // the caller checks shared-memory limits itself (backend/emu_runtime.cpp)
 extern std::vector<std::string> g_notes;
 void note(const char *fmt, ...);
 

@@ -1,0 +1,54 @@
+// Force-included (g++ -include) before every kernels/cuda/*.cu file that gen_backend.py turned into C++: the real
+// CUDA / cuBLAS / cuDNN headers for the types and host prototypes (the functions themselves come from
+// emu_runtime.cpp, emu_blas.cpp and emu_dnn.cpp), then the execution-model emulation (emu_cuda.h: threads as
+// fibers, barriers, warp exchanges; emu_mma.h: the PTX tensor-core helpers; emu_cub.h: CUB's block primitives), and
+// emu::launch_on, which every `kernel<<<grid, block, smem, stream>>>(args)` becomes.
+#pragma once
+#include "emu_backend.h"
+
+#include "emu_cuda.h"
+#include "emu_cub.h"
+#include "emu_mma.h"
+
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+// emu_cuda.h's alignas form cannot follow `static` (what __shared__ becomes); the GNU attribute can.
+#undef __align__
+#define __align__(n) __attribute__((aligned(n)))
+
+// Host forms of what nvcc provides for device code and the C++ API of cuda_runtime.h that is nvcc-only.
+inline float __double2float_rn(double x) { return (float)x; }
+template <typename T> inline cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *attr, T *kernel) {
+    return cudaFuncGetAttributes(attr, (const void *)kernel);
+}
+
+namespace emu {
+
+// Checks a launch's configuration as the GPU would (block size, grid size, dynamic shared memory against the
+// kernel's cudaFuncSetAttribute limit); a bad one sets the error cudaGetLastError returns, as on the GPU. The limit
+// is kept per kernel name, not per instantiation (a launch cannot always name its instantiation: the arguments
+// choose it), so a launcher that raises the limit of one instantiation and launches another is not caught.
+bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem);
+cudaError_t set_smem_limit(const char *name, cudaFuncAttribute attr, int value);
+template <typename T> inline cudaError_t func_set_attribute(const char *name, T *, cudaFuncAttribute attr, int value) {
+    return set_smem_limit(name, attr, value);
+}
+// Runs one launch now (blocks in the schedule's order, see emu_cuda.h) and turns what the emulator detected (a
+// deadlock, a shuffle outside its mask, cp.async copies left pending) into a sticky launch failure.
+void run_launch(const char *name, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
+
+// kernel<<<grid, block, smem, stream>>>(args...) becomes launch_on(stream, grid, block, smem, "kernel",
+// [](auto... a) { kernel(a...); }, args...): the arguments are copied now (as the GPU copies them at
+// launch), so a launch recorded into a graph replays with the values of its launch; the call converts them to the
+// kernel's parameter types (and deduces a template kernel's arguments) as the original call did.
+template <typename F, typename... A>
+inline void launch_on(cudaStream_t stream, dim3 grid, dim3 block, size_t smem, const char *name, F call,
+                      A &&...args) {
+    if (!launch_config_ok(name, grid, block, smem)) return;
+    std::tuple<std::decay_t<A>...> copied(std::forward<A>(args)...);
+    stream_work(stream, [=] { run_launch(name, grid, block, smem, [&] { std::apply(call, copied); }); }, name);
+}
+
+}  // namespace emu

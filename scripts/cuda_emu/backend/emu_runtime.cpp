@@ -1,0 +1,458 @@
+// The CUDA runtime API the backend calls, on the CPU: one emulated device (an H100's properties), device memory in
+// host memory (tracked, so operands can be range-checked; filled with 0xFF bytes, NaN as float, so reads of
+// memory nobody wrote show), streams that run their work at once in issue order, stream capture into graphs that
+// replay the recorded work, events on the host clock, and the error model of the real runtime: launch errors
+// reported by cudaGetLastError, a sticky error after a kernel the emulator caught misbehaving, and captures
+// invalidated by what a capture forbids (synchronising, allocating, pageable host copies).
+//
+// Environment: ARGEN_EMU_SCHEDULE = forward (default) | reverse | random | greedy | greedy_rev (the order of blocks
+// and of threads inside a block, see ../emu_cuda.h), ARGEN_EMU_SEED (random schedule), ARGEN_EMU_DEVICES (0 hides the
+// device, as on a machine without a GPU).
+#include "emu_prelude.h"
+
+#include <chrono>
+#include <map>
+#include <set>
+
+struct CUstream_st {
+    bool capturing = false;
+    bool invalidated = false;   // something forbidden happened during the capture
+    struct CUgraph_st *graph = nullptr;
+};
+struct Node {
+    std::function<void()> work;
+    const char *what;
+};
+struct CUgraph_st {
+    std::vector<Node> nodes;
+};
+struct CUgraphExec_st {
+    std::vector<Node> nodes;
+};
+struct CUevent_st {
+    double t = 0;
+    bool recorded = false;
+};
+
+namespace {
+
+const size_t kTotalMem = 80ull << 30;
+const int kSmemOptin = 232448;  // H100: 227 KiB of dynamic shared memory per block after cudaFuncSetAttribute
+
+std::map<uintptr_t, size_t> g_dev;     // live device allocations: start -> bytes
+std::set<const void *> g_pinned;       // cudaMallocHost buffers
+size_t g_dev_used = 0;
+CUstream_st g_legacy;                  // stream 0
+CUstream_st *g_active_capture = nullptr;  // the capture this (only) host thread runs, if any
+cudaError_t g_last = cudaSuccess;      // returned and cleared by cudaGetLastError
+cudaError_t g_sticky = cudaSuccess;    // a kernel failed: every later call fails, as after a GPU fault
+std::map<std::string, int> g_smem_limit;  // kernel name -> cudaFuncAttributeMaxDynamicSharedMemorySize
+
+CUstream_st *S(cudaStream_t s) { return s ? s : &g_legacy; }
+
+cudaError_t fail(cudaError_t e) {
+    if (e != cudaSuccess && g_last == cudaSuccess) g_last = e;
+    return e;
+}
+
+double now_s() {
+    using namespace std::chrono;
+    return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+bool is_device(const void *p) {
+    auto it = g_dev.upper_bound((uintptr_t)p);
+    if (it == g_dev.begin()) return false;
+    --it;
+    return (uintptr_t)p < it->first + it->second;
+}
+
+struct Init {
+    Init() {
+        const char *s = getenv("ARGEN_EMU_SCHEDULE");
+        std::string v = s ? s : "forward";
+        emu::g_mode = v == "reverse" ? emu::REVERSE : v == "random" ? emu::RANDOM : v == "greedy" ? emu::GREEDY
+                      : v == "greedy_rev" ? emu::GREEDY_REV : emu::FORWARD;
+        emu::g_limits_checked = true;  // launch_config_ok checks them against cudaFuncSetAttribute
+        if (const char *seed = getenv("ARGEN_EMU_SEED")) emu::g_rng.seed((unsigned)strtoul(seed, nullptr, 10));
+    }
+} g_init;
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------- the emu:: interface
+namespace emu {
+
+cudaError_t stream_work(cudaStream_t stream, std::function<void()> work, const char *what) {
+    if (g_sticky) return g_sticky;
+    CUstream_st *s = S(stream);
+    if (s->capturing) {
+        s->graph->nodes.push_back(Node{std::move(work), what});
+        return cudaSuccess;
+    }
+    work();
+    return g_sticky;
+}
+
+bool stream_capturing(cudaStream_t stream) { return S(stream)->capturing; }
+
+cudaError_t capture_violation(cudaStream_t stream, const char *what) {
+    CUstream_st *s = stream && S(stream)->capturing ? S(stream) : g_active_capture;
+    if (s && !s->invalidated) fprintf(stderr, "[emu] %s during stream capture: the capture is invalidated\n", what);
+    if (s) s->invalidated = true;
+    return fail(cudaErrorStreamCaptureUnsupported);
+}
+
+bool device_range(const void *p, size_t nbytes, const char *what) {
+    auto it = g_dev.upper_bound((uintptr_t)p);
+    if (it != g_dev.begin()) {
+        --it;
+        if ((uintptr_t)p >= it->first && (uintptr_t)p + nbytes <= it->first + it->second) return true;
+        if ((uintptr_t)p < it->first + it->second) {
+            fprintf(stderr, "[emu] %s: %zu bytes at offset %zu overrun a %zu-byte device allocation\n", what, nbytes,
+                    (size_t)((uintptr_t)p - it->first), it->second);
+            return false;
+        }
+    }
+    if (nbytes == 0) return true;
+    fprintf(stderr, "[emu] %s: %p is not device memory\n", what, p);
+    return false;
+}
+
+cudaError_t set_smem_limit(const char *name, cudaFuncAttribute attr, int value) {
+    if (g_sticky) return g_sticky;
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return fail(cudaErrorInvalidValue);
+    if (value < 0 || value > kSmemOptin) return fail(cudaErrorInvalidValue);
+    g_smem_limit[name] = value;
+    return cudaSuccess;
+}
+
+bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem) {
+    if (g_sticky) return false;
+    long nt = (long)block.x * block.y * block.z;
+    bool ok = nt >= 1 && nt <= 1024 && block.z <= 64 && grid.x >= 1 && grid.y >= 1 && grid.z >= 1 &&
+              grid.y <= 65535 && grid.z <= 65535 && grid.x <= 0x7fffffffu;
+    if (!ok) {
+        fprintf(stderr, "[emu] launch of %s: bad configuration grid (%u,%u,%u) block (%u,%u,%u)\n", name, grid.x,
+                grid.y, grid.z, block.x, block.y, block.z);
+        fail(cudaErrorInvalidConfiguration);
+        return false;
+    }
+    auto it = g_smem_limit.find(name);
+    size_t limit = it == g_smem_limit.end() ? 48 * 1024 : (size_t)std::max(it->second, 48 * 1024);
+    if (smem > limit) {
+        fprintf(stderr, "[emu] launch of %s: %zu bytes of dynamic shared memory, limit %zu (cudaFuncSetAttribute)\n",
+                name, smem, limit);
+        fail(cudaErrorInvalidValue);
+        return false;
+    }
+    return true;
+}
+
+void run_launch(const char *name, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
+    long before = g_errors;
+    launch(grid, block, smem, body);
+    emu_mma::end_launch();
+    if (g_errors != before) {
+        fprintf(stderr, "[emu] kernel %s (grid %u,%u,%u block %u,%u,%u): %ld emulation errors (see the notes above)\n",
+                name, grid.x, grid.y, grid.z, block.x, block.y, block.z, g_errors - before);
+        g_sticky = cudaErrorLaunchFailure;
+    }
+}
+
+}  // namespace emu
+
+// ------------------------------------------------------------------------------------------- errors, device
+extern "C" {
+
+const char *cudaGetErrorName(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorIllegalState: return "cudaErrorIllegalState";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+    case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    default: return "cudaErrorUnknown";
+    }
+}
+
+const char *cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorIllegalState: return "operation not permitted when stream is capturing";
+    case cudaErrorLaunchFailure: return "unspecified launch failure (emulated kernel misbehaved)";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    default: return "unknown error";
+    }
+}
+
+cudaError_t cudaGetLastError(void) {
+    if (g_sticky) return g_sticky;
+    cudaError_t e = g_last;
+    g_last = cudaSuccess;
+    return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) { return g_sticky ? g_sticky : g_last; }
+
+cudaError_t cudaGetDeviceCount(int *count) {
+    const char *d = getenv("ARGEN_EMU_DEVICES");
+    *count = d ? atoi(d) : 1;
+    return *count ? cudaSuccess : fail(cudaErrorNoDevice);
+}
+
+cudaError_t cudaSetDevice(int device) {
+    int n;
+    cudaGetDeviceCount(&n);
+    return device >= 0 && device < n ? cudaSuccess : fail(cudaErrorInvalidDevice);
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device) {
+    if (device != 0) return fail(cudaErrorInvalidDevice);
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "CPU-emulated H100 (scripts/cuda_emu)");
+    p->major = 9, p->minor = 0;
+    p->multiProcessorCount = 132;
+    p->totalGlobalMem = kTotalMem;
+    p->sharedMemPerBlock = 48 * 1024;
+    p->sharedMemPerBlockOptin = kSmemOptin;
+    p->sharedMemPerMultiprocessor = 233472;
+    p->regsPerBlock = 65536;
+    p->warpSize = 32;
+    p->maxThreadsPerBlock = 1024;
+    p->maxThreadsPerMultiProcessor = 2048;
+    p->maxThreadsDim[0] = p->maxThreadsDim[1] = 1024, p->maxThreadsDim[2] = 64;
+    p->maxGridSize[0] = 0x7fffffff, p->maxGridSize[1] = p->maxGridSize[2] = 65535;
+    p->l2CacheSize = 50 << 20;
+    p->memoryBusWidth = 5120;
+    p->unifiedAddressing = 1;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *a, const void *func) {
+    if (!func) return fail(cudaErrorInvalidDeviceFunction);
+    memset(a, 0, sizeof *a);
+    a->maxThreadsPerBlock = 1024;
+    a->numRegs = 32;
+    a->binaryVersion = a->ptxVersion = 90;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFuncSetAttribute(const void *, cudaFuncAttribute attr, int value) {
+    return emu::set_smem_limit("(unnamed)", attr, value);
+}
+
+// ----------------------------------------------------------------------------------------------- memory
+cudaError_t cudaMalloc(void **p, size_t n) {
+    *p = nullptr;
+    if (g_sticky) return g_sticky;
+    if (g_active_capture) return emu::capture_violation(nullptr, "cudaMalloc");
+    if (n > kTotalMem - g_dev_used) return fail(cudaErrorMemoryAllocation);
+    size_t rounded = (n + 255) / 256 * 256;
+    void *q = aligned_alloc(256, rounded ? rounded : 256);
+    if (!q) return fail(cudaErrorMemoryAllocation);
+    memset(q, 0xFF, rounded);  // NaN as float: reads of memory nobody wrote show
+    g_dev[(uintptr_t)q] = n;
+    g_dev_used += n;
+    *p = q;
+    return cudaSuccess;
+}
+
+cudaError_t cudaFree(void *p) {
+    if (!p) return cudaSuccess;
+    if (g_active_capture) return emu::capture_violation(nullptr, "cudaFree");
+    auto it = g_dev.find((uintptr_t)p);
+    if (it == g_dev.end()) {
+        fprintf(stderr, "[emu] cudaFree(%p): not a live device allocation\n", p);
+        return fail(cudaErrorInvalidValue);
+    }
+    g_dev_used -= it->second;
+    g_dev.erase(it);
+    free(p);
+    return g_sticky;
+}
+
+cudaError_t cudaMallocHost(void **p, size_t n) {
+    if (g_active_capture) return emu::capture_violation(nullptr, "cudaMallocHost");
+    *p = malloc(n ? n : 1);
+    if (!*p) return fail(cudaErrorMemoryAllocation);
+    g_pinned.insert(*p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void *p) {
+    if (!p) return cudaSuccess;
+    if (!g_pinned.erase(p)) return fail(cudaErrorInvalidValue);
+    free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total) {
+    *free_b = kTotalMem - g_dev_used;
+    *total = kTotalMem;
+    return g_sticky;
+}
+
+static bool pinned(const void *p) {
+    auto it = g_pinned.upper_bound(p);
+    return it != g_pinned.begin() && *--it == p;  // (the backend copies to the start of its pinned buffers)
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t stream) {
+    if (g_sticky) return g_sticky;
+    if (n == 0) return cudaSuccess;
+    bool dd = is_device(dst), sd = is_device(src);
+    bool ok = kind == cudaMemcpyHostToDevice   ? dd && !sd
+              : kind == cudaMemcpyDeviceToHost ? !dd && sd
+              : kind == cudaMemcpyDeviceToDevice ? dd && sd
+              : kind == cudaMemcpyDefault;
+    if (!ok) {
+        fprintf(stderr, "[emu] cudaMemcpyAsync kind %d: dst %s, src %s\n", (int)kind, dd ? "device" : "host",
+                sd ? "device" : "host");
+        return fail(cudaErrorInvalidValue);
+    }
+    if ((dd && !emu::device_range(dst, n, "cudaMemcpyAsync dst")) ||
+        (sd && !emu::device_range(src, n, "cudaMemcpyAsync src")))
+        return fail(cudaErrorInvalidValue);
+    if (S(stream)->capturing && ((!dd && !pinned(dst)) || (!sd && !pinned(src))))
+        return emu::capture_violation(stream, "cudaMemcpyAsync with pageable host memory");
+    return emu::stream_work(stream, [=] { memmove(dst, src, n); }, "cudaMemcpyAsync");
+}
+
+// `height` rows of `width` bytes, rows `dpitch` / `spitch` bytes apart.
+cudaError_t cudaMemcpy2DAsync(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height,
+                              cudaMemcpyKind kind, cudaStream_t stream) {
+    if (g_sticky) return g_sticky;
+    if (width == 0 || height == 0) return cudaSuccess;
+    if (width > dpitch || width > spitch) return fail(cudaErrorInvalidValue);
+    if (kind != cudaMemcpyDeviceToDevice) return fail(cudaErrorInvalidValue);  // the only kind the backend uses
+    size_t dn = dpitch * (height - 1) + width, sn = spitch * (height - 1) + width;
+    if (!emu::device_range(dst, dn, "cudaMemcpy2DAsync dst") || !emu::device_range(src, sn, "cudaMemcpy2DAsync src"))
+        return fail(cudaErrorInvalidValue);
+    return emu::stream_work(stream, [=] {
+        for (size_t r = 0; r < height; r++) memmove((char *)dst + r * dpitch, (const char *)src + r * spitch, width);
+    }, "cudaMemcpy2DAsync");
+}
+
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t stream) {
+    if (g_sticky) return g_sticky;
+    if (n == 0) return cudaSuccess;
+    if (!emu::device_range(p, n, "cudaMemsetAsync")) return fail(cudaErrorInvalidValue);
+    return emu::stream_work(stream, [=] { memset(p, v, n); }, "cudaMemsetAsync");
+}
+
+// ------------------------------------------------------------------------------------- streams and graphs
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int) {
+    *s = new CUstream_st();
+    return g_sticky;
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    if (!s) return fail(cudaErrorInvalidResourceHandle);
+    if (s->capturing) return fail(cudaErrorIllegalState);
+    delete s;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (g_active_capture) return emu::capture_violation(s, "cudaStreamSynchronize");
+    return g_sticky;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
+    if (g_sticky) return g_sticky;
+    if (!stream) return fail(cudaErrorStreamCaptureUnsupported);  // the legacy stream cannot be captured
+    if (stream->capturing || g_active_capture) return fail(cudaErrorIllegalState);
+    stream->capturing = true;
+    stream->invalidated = false;
+    stream->graph = new CUgraph_st();
+    g_active_capture = stream;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
+    *graph = nullptr;
+    if (!stream || !stream->capturing) return fail(cudaErrorIllegalState);
+    stream->capturing = false;
+    g_active_capture = nullptr;
+    if (stream->invalidated) {
+        delete stream->graph;
+        stream->graph = nullptr;
+        return fail(cudaErrorStreamCaptureInvalidated);
+    }
+    *graph = stream->graph;
+    stream->graph = nullptr;
+    return g_sticky;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long) {
+    *exec = nullptr;
+    if (!graph) return fail(cudaErrorInvalidValue);
+    *exec = new CUgraphExec_st{graph->nodes};
+    return g_sticky;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+    if (!exec) return fail(cudaErrorInvalidValue);
+    const std::vector<Node> *nodes = &exec->nodes;
+    return emu::stream_work(stream, [nodes] {
+        for (const Node &n : *nodes) {
+            if (g_sticky) return;
+            n.work();
+        }
+    }, "cudaGraphLaunch");
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    delete g;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
+    delete e;
+    return cudaSuccess;
+}
+
+// ------------------------------------------------------------------------------------------------ events
+cudaError_t cudaEventCreate(cudaEvent_t *e) {
+    *e = new CUevent_st();
+    return g_sticky;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete e;
+    return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
+    if (!e) return fail(cudaErrorInvalidResourceHandle);
+    return emu::stream_work(stream, [e] { e->t = now_s(), e->recorded = true; }, "cudaEventRecord");
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+    if (!e) return fail(cudaErrorInvalidResourceHandle);
+    if (g_active_capture) return emu::capture_violation(nullptr, "cudaEventSynchronize");
+    return g_sticky;
+}
+
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
+    if (!a || !b) return fail(cudaErrorInvalidResourceHandle);
+    if (!a->recorded || !b->recorded) return fail(cudaErrorInvalidResourceHandle);
+    *ms = (float)((b->t - a->t) * 1e3);
+    return g_sticky;
+}
+
+}  // extern "C"
