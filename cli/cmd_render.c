@@ -385,8 +385,11 @@ static void progress(int64_t done, int64_t total, int64_t made, double t0) {
     fflush(stderr);
 }
 
-// Renders images [lo, hi) in index order; consecutive missing images are generated in batches, finished ones read
-// back when statistics are wanted.
+// Renders images [lo, hi) in index order, in fixed windows of B images ([lo, lo + B), [lo + B, lo + 2B), ...): a
+// window with a missing image is generated whole and only its missing images are written, so every image is made
+// in the same batch, at the same row, on a resumed run as on an uninterrupted one (a GPU's GEMMs may round
+// differently at another batch size; with the same batch the bytes are the same). Finished images are read back
+// when statistics are wanted (their files count, whatever device wrote them).
 static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
     int S = r->info.output_size, B = r->info.max_batch;
     size_t img = (size_t)S * S * 3;
@@ -394,44 +397,57 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
     int *cls = malloc((size_t)B * sizeof *cls);
     int64_t *ids = malloc((size_t)B * sizeof *ids);
     KtStatus st = px && cls && ids ? KT_OK : KT_FAIL(KT_ERR_OOM, "out of memory");
-    int64_t n_done = 0, made = 0;
+    int64_t n_done = 0, made = 0, generated = 0;  // made: new images (written, or counted without output)
     for (int64_t i = 0; r->has_out && i < hi - lo; i++) n_done += r->out.is_done[i];
     if (n_done && !g.quiet)
         fprintf(stderr, "render: %lld of %lld images already rendered, %s\n", (long long)n_done, (long long)(hi - lo),
                 r->has_stats ? "reading them back for the statistics" : "skipping them");
-    // testing hook: stop after generating this many images, like an interrupted run (resume tests)
+    // testing hook: stop after writing this many new images, like a run interrupted mid-batch (resume tests)
     const char *stop_env = getenv("ARGEN_RENDER_MAX_IMAGES");
     int64_t stop_after = stop_env ? atoll(stop_env) : -1;
     double t0 = cli_now(), last = 0;
     for (int64_t i = lo; st == KT_OK && i < hi;) {
-        if (stop_after >= 0 && made >= stop_after) {
+        int b = hi - i < B ? (int)(hi - i) : B, missing = 0;
+        const uint8_t *done = r->has_out ? r->out.is_done + (i - lo) : NULL;
+        for (int j = 0; j < b; j++) missing += !(done && done[j]);
+        if (missing && stop_after >= 0 && made >= stop_after) {
             st = KT_FAIL(KT_ERR_IO, "render: stopped after %lld new images (ARGEN_RENDER_MAX_IMAGES)", (long long)made);
             break;
         }
-        bool done = r->has_out && r->out.is_done[i - lo];
-        int b = 0;
-        while (i + b < hi && b < B && (r->has_out && r->out.is_done[i + b - lo]) == done) b++;
-        if (done) {
-            double t = cli_now();
-            if (r->has_stats)
-                for (int j = 0; j < b && st == KT_OK; j++) st = output_read(&r->out, i + j - lo, px + (size_t)j * img, S);
-            r->t_io += cli_now() - t;
-        } else {
+        if (missing) {
             for (int j = 0; j < b; j++) ids[j] = i + j, cls[j] = g.classes.v[(i + j) / g.per_class];
             double t = cli_now();
-            if (argen_sample(r->model, &r->sp, b, cls, ids, px, NULL) != ARGEN_OK)
-                st = from_argen();
+            if (argen_sample(r->model, &r->sp, b, cls, ids, px, NULL) != ARGEN_OK) st = from_argen();
             r->t_generate += cli_now() - t;
-            t = cli_now();
-            if (st == KT_OK && r->has_out) st = output_write(&r->out, i - lo, b, px, S, r->settings);
-            r->t_io += cli_now() - t;
-            made += b;
         }
         double t = cli_now();
+        int written = 0;
+        for (int j = 0; j < b && st == KT_OK;) {
+            if (done && done[j]) {  // an earlier run's image: its file counts for the statistics
+                if (r->has_stats) st = output_read(&r->out, i + j - lo, px + (size_t)j * img, S);
+                j++;
+                continue;
+            }
+            int run = 1;  // consecutive missing images, written in one call
+            while (j + run < b && !(done && done[j + run])) run++;
+            if (stop_after >= 0 && run > stop_after - (made + written)) run = (int)(stop_after - (made + written));
+            if (run <= 0) break;
+            if (r->has_out) st = output_write(&r->out, i + j - lo, run, px + (size_t)j * img, S, r->settings);
+            written += run;
+            j += run;
+        }
+        r->t_io += cli_now() - t;
+        made += written;
+        if (st == KT_OK && written < missing) {
+            st = KT_FAIL(KT_ERR_IO, "render: stopped after %lld new images (ARGEN_RENDER_MAX_IMAGES)", (long long)made);
+            break;
+        }
+        t = cli_now();
         if (st == KT_OK && r->has_stats) st = ev_extractor_add(&r->ex, &r->stats, px, b, S, S, i, NULL);
         r->t_features += cli_now() - t;
         i += b;
-        if (cli_now() - last > 0.5 || i == hi) progress(i - lo, hi - lo, made, t0), last = cli_now();
+        generated += missing ? b : 0;
+        if (cli_now() - last > 0.5 || i == hi) progress(i - lo, hi - lo, generated, t0), last = cli_now();
     }
     (void)total;
     free(px);

@@ -162,14 +162,16 @@ Test(cli_fid, render_resumes_to_identical_outputs) {
     snprintf(vae, sizeof vae, "%s", fixture_path("var_tiny/vae.pth"));
     snprintf(var, sizeof var, "%s", fixture_path("var_tiny/var.pth"));
     const char *dir1 = tmp("r1"), *dir2 = tmp("r2"), *npz1 = tmp("r1.npz"), *npz2 = tmp("r2.npz");
-    const char *a1[] = {"render", VAR_ARGS, "--out", dir1, "-q", NULL};
+    // windows of 4 images ([0, 4), [4, 6)): the interrupted run stops inside the first, the resumed run generates
+    // that window whole again and writes its missing images (the same batch as the uninterrupted run's)
+    const char *a1[] = {"render", VAR_ARGS, "--batch", "4", "--out", dir1, "-q", NULL};
     cr_assert_eq(run_cli(a1, g_err, sizeof g_err), 0, "%s", g_err);
     // an interrupted run (stopped after 2 new images) resumed later gives the same bytes
     setenv("ARGEN_RENDER_MAX_IMAGES", "2", 1);
-    const char *a2[] = {"render", VAR_ARGS, "--out", dir2, "-q", NULL};
+    const char *a2[] = {"render", VAR_ARGS, "--batch", "4", "--out", dir2, "-q", NULL};
     cr_assert_eq(run_cli(a2, g_err, sizeof g_err), 1);
     cr_assert(strstr(g_err, "stopped after 2"), "%s", g_err);
-    const char *n2[] = {"render", VAR_ARGS, "--out", npz2, "-q", NULL};
+    const char *n2[] = {"render", VAR_ARGS, "--batch", "4", "--out", npz2, "-q", NULL};
     cr_assert_eq(run_cli(n2, g_err, sizeof g_err), 1);
     unsetenv("ARGEN_RENDER_MAX_IMAGES");
     char p[4300];
@@ -178,7 +180,7 @@ Test(cli_fid, render_resumes_to_identical_outputs) {
     cr_assert_eq(run_cli(a2, g_err, sizeof g_err), 0, "%s", g_err);
     cr_assert_eq(run_cli(n2, g_err, sizeof g_err), 0, "%s", g_err);
     cr_assert(!file_exists(p), "work files are removed when the npz is complete");
-    const char *a3[] = {"render", VAR_ARGS, "--out", npz1, "-q", NULL};
+    const char *a3[] = {"render", VAR_ARGS, "--batch", "4", "--out", npz1, "-q", NULL};
     cr_assert_eq(run_cli(a3, g_err, sizeof g_err), 0, "%s", g_err);
     static const int cls[3] = {2, 5, 7};
     EvNpz *z1, *z2;
