@@ -288,7 +288,9 @@ int perf_list(const Conv &p, bool supported, size_t ws_limit, bool timed, cudnnC
 void conv_run(const Conv &p, double alpha, double beta, const void *x, const void *w, void *y, void *ws,
               size_t ws_used) {
     if (ws_used) memset(ws, 0xFF, ws_used);  // the algorithm's scratch: NaN in every float type
-    // x as NHWC doubles (channels contiguous), w as KRSC doubles, flipped for a true convolution.
+    // x as NHWC doubles (channels contiguous); w per group as (R, S, Cg, Kg) doubles (output channels contiguous),
+    // flipped for a true convolution.
+    int Kg = p.K / p.G;  // output channels per group
     std::vector<double> xd((size_t)p.N * p.H * p.W * p.C), wd((size_t)p.K * p.R * p.S * p.Cg);
     for (int n = 0; n < p.N; n++)
         for (int h = 0; h < p.H; h++)
@@ -301,32 +303,41 @@ void conv_run(const Conv &p, double alpha, double beta, const void *x, const voi
             for (int s = 0; s < p.S; s++)
                 for (int c = 0; c < p.Cg; c++) {
                     int rr = p.flip ? p.R - 1 - r : r, ss = p.flip ? p.S - 1 - s : s;
-                    wd[(((size_t)k * p.R + r) * p.S + s) * p.Cg + c] =
+                    int g = k / Kg, kk = k % Kg;
+                    wd[((((size_t)g * p.R + r) * p.S + s) * p.Cg + c) * Kg + kk] =
                         load(p.dt, w, k * p.fs[0] + c * p.fs[1] + rr * p.fs[2] + ss * p.fs[3]);
                 }
-    int Kg = p.K / p.G;  // output channels per group
+    // Each output channel sums its products in the order r, s, c; the innermost loop runs across output channels
+    // (independent sums, so the compiler may vectorise it without reordering any sum).
+    std::vector<double> acc(p.K);
     for (int n = 0; n < p.N; n++)
         for (int ho = 0; ho < p.Ho; ho++)
-            for (int wo = 0; wo < p.Wo; wo++)
-                for (int k = 0; k < p.K; k++) {
-                    int c0 = (k / Kg) * p.Cg;  // first input channel of k's group
-                    double acc = 0;
-                    for (int r = 0; r < p.R; r++) {
-                        int hi = ho * p.u - p.pad_h + r * p.dil_h;
-                        if (hi < 0 || hi >= p.H) continue;  // zero padding
-                        for (int s = 0; s < p.S; s++) {
-                            int wi = wo * p.v - p.pad_w + s * p.dil_w;
-                            if (wi < 0 || wi >= p.W) continue;
-                            const double *xp = &xd[(((size_t)n * p.H + hi) * p.W + wi) * p.C + c0];
-                            const double *wp = &wd[(((size_t)k * p.R + r) * p.S + s) * p.Cg];
-                            for (int c = 0; c < p.Cg; c++) acc += xp[c] * wp[c];
+            for (int wo = 0; wo < p.Wo; wo++) {
+                std::fill(acc.begin(), acc.end(), 0.0);
+                for (int r = 0; r < p.R; r++) {
+                    int hi = ho * p.u - p.pad_h + r * p.dil_h;
+                    if (hi < 0 || hi >= p.H) continue;  // zero padding
+                    for (int s = 0; s < p.S; s++) {
+                        int wi = wo * p.v - p.pad_w + s * p.dil_w;
+                        if (wi < 0 || wi >= p.W) continue;
+                        for (int g = 0; g < p.G; g++) {
+                            const double *xp = &xd[(((size_t)n * p.H + hi) * p.W + wi) * p.C + (size_t)g * p.Cg];
+                            double *ap = &acc[(size_t)g * Kg];
+                            for (int c = 0; c < p.Cg; c++) {
+                                const double xv = xp[c];
+                                const double *wp = &wd[((((size_t)g * p.R + r) * p.S + s) * p.Cg + c) * Kg];
+                                for (int kk = 0; kk < Kg; kk++) ap[kk] += xv * wp[kk];
+                            }
                         }
                     }
+                }
+                for (int k = 0; k < p.K; k++) {
                     int64_t yi = n * p.ys[0] + k * p.ys[1] + ho * p.ys[2] + wo * p.ys[3];
-                    double out = alpha * acc;
+                    double out = alpha * acc[k];
                     if (beta != 0) out += beta * load(p.dt, y, yi);
                     store(p.dt, y, yi, out);
                 }
+            }
 }
 
 // Checks the operands of a run: device memory of the descriptors' extents, y apart from x and w, the workspace

@@ -7,7 +7,8 @@
 //
 // Environment: ARGEN_EMU_SCHEDULE = forward (default) | reverse | random | greedy | greedy_rev (the order of blocks
 // and of threads inside a block, see ../emu_cuda.h), ARGEN_EMU_SEED (random schedule), ARGEN_EMU_DEVICES (0 hides the
-// device, as on a machine without a GPU).
+// device, as on a machine without a GPU), ARGEN_EMU_STATS=1 (at exit, print the counts below to stderr: what ran
+// eagerly, what was captured, what graph replays ran).
 #include "emu_prelude.h"
 
 #include <chrono>
@@ -48,6 +49,18 @@ cudaError_t g_last = cudaSuccess;      // returned and cleared by cudaGetLastErr
 cudaError_t g_sticky = cudaSuccess;    // a kernel failed: every later call fails, as after a GPU fault
 std::map<std::string, int> g_smem_limit;  // kernel name -> cudaFuncAttributeMaxDynamicSharedMemorySize
 
+struct Counts {
+    long launches = 0;          // kernels run (eagerly or in a replay)
+    long captured = 0;          // operations recorded into graphs
+    long captures = 0, invalidated = 0, graph_launches = 0, replayed = 0;
+    ~Counts() {
+        if (!getenv("ARGEN_EMU_STATS")) return;
+        fprintf(stderr, "[emu] %ld kernels run; %ld captures (%ld invalidated) recording %ld operations; %ld graph "
+                "launches replaying %ld operations\n", launches, captures, invalidated, captured, graph_launches,
+                replayed);
+    }
+} g_counts;
+
 CUstream_st *S(cudaStream_t s) { return s ? s : &g_legacy; }
 
 cudaError_t fail(cudaError_t e) {
@@ -87,6 +100,7 @@ cudaError_t stream_work(cudaStream_t stream, std::function<void()> work, const c
     if (g_sticky) return g_sticky;
     CUstream_st *s = S(stream);
     if (s->capturing) {
+        g_counts.captured++;
         s->graph->nodes.push_back(Node{std::move(work), what});
         return cudaSuccess;
     }
@@ -151,6 +165,7 @@ bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem) {
 
 void run_launch(const char *name, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
     long before = g_errors;
+    g_counts.launches++;
     launch(grid, block, smem, body);
     emu_mma::end_launch();
     if (g_errors != before) {
@@ -380,6 +395,7 @@ cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode) {
     stream->invalidated = false;
     stream->graph = new CUgraph_st();
     g_active_capture = stream;
+    g_counts.captures++;
     return cudaSuccess;
 }
 
@@ -389,6 +405,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
     stream->capturing = false;
     g_active_capture = nullptr;
     if (stream->invalidated) {
+        g_counts.invalidated++;
         delete stream->graph;
         stream->graph = nullptr;
         return fail(cudaErrorStreamCaptureInvalidated);
@@ -408,8 +425,10 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsig
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
     if (!exec) return fail(cudaErrorInvalidValue);
     const std::vector<Node> *nodes = &exec->nodes;
+    g_counts.graph_launches++;
     return emu::stream_work(stream, [nodes] {
         for (const Node &n : *nodes) {
+            g_counts.replayed++;
             if (g_sticky) return;
             n.work();
         }
