@@ -303,23 +303,34 @@ static int run(ArgenModel *model, const ArgenSampleParams *sp_in, const char *se
     int rc = (px && cls && (tokens || !g.tokens_out) && (grid || !g.grid)) ? 0
                                                                            : (fprintf(stderr, "argen: out of memory\n"), 1);
     double t0 = cli_now();
-    for (int64_t i = 0; rc == 0 && i < n_todo; i += B) {
-        int b = n_todo - i < B ? (int)(n_todo - i) : B;
-        for (int j = 0; j < b; j++) cls[j] = g.classes.v[todo[i + j] / g.n];
-        if (argen_sample(model, &sp, b, cls, todo + i, px, tokens ? tokens + i * L : NULL) != ARGEN_OK) {
+    // Images are made in fixed windows of B ([0, B), [B, 2B), ...): a window holding an image to make is generated
+    // whole and only those images are kept, so image k comes from the same batch, at the same row, whether the run
+    // is whole, resumed or --index k alone (a GPU's GEMMs may round differently at another batch size).
+    int32_t *wtok = g.tokens_out ? malloc((size_t)B * (size_t)L * sizeof *wtok) : NULL;
+    int64_t *ids = malloc((size_t)B * sizeof *ids);
+    if (rc == 0 && (!ids || (g.tokens_out && !wtok))) rc = (fprintf(stderr, "argen: out of memory\n"), 1);
+    for (int64_t u = 0; rc == 0 && u < n_todo;) {
+        int64_t w0 = todo[u] / B * B;  // the window of the next image to make
+        int b = total - w0 < B ? (int)(total - w0) : B;
+        for (int j = 0; j < b; j++) ids[j] = w0 + j, cls[j] = g.classes.v[(w0 + j) / g.n];
+        if (argen_sample(model, &sp, b, cls, ids, px, wtok) != ARGEN_OK) {
             rc = cli_fail();
             break;
         }
-        for (int j = 0; j < b && rc == 0; j++) {
+        for (; u < n_todo && todo[u] < w0 + b && rc == 0; u++) {
+            int j = (int)(todo[u] - w0);
             const uint8_t *im = px + (size_t)j * (size_t)S * (size_t)S * 3;
-            if (save_image(im, S, todo[i + j], cls[j], settings) != KT_OK) rc = cli_fail();
-            int64_t cell = g.index >= 0 ? 0 : todo[i + j];  // image k: row k / n, column k % n
+            if (save_image(im, S, todo[u], cls[j], settings) != KT_OK) rc = cli_fail();
+            if (tokens) memcpy(tokens + u * L, wtok + (size_t)j * L, (size_t)L * sizeof *tokens);
+            int64_t cell = g.index >= 0 ? 0 : todo[u];  // image k: row k / n, column k % n
             for (int y = 0; grid && y < S; y++)
                 memcpy(grid + (((size_t)(cell / grid_cols) * S + y) * grid_cols * S + (size_t)(cell % grid_cols) * S) * 3,
                        im + (size_t)y * S * 3, (size_t)S * 3);
         }
-        progress(i + b, n_todo, t0);
+        progress(u, n_todo, t0);
     }
+    free(wtok);
+    free(ids);
     if (rc == 0 && g.tokens_out && write_tokens(tokens, n_todo, L) != KT_OK) rc = cli_fail();
     if (rc == 0 && g.grid) {
         const char *keys[] = {"Software", "argen"}, *values[] = {"argen", settings};
@@ -380,7 +391,7 @@ int cmd_sample(int argc, char **argv) {
     lp.device = g.device;
     lp.dtype = g.dtype;
     bool cuda = !strcmp(g.device, "cuda") || (!strcmp(g.device, "auto") && argen_cuda_available());
-    int64_t total = g.index >= 0 ? 1 : (int64_t)g.classes.n * g.n;
+    int64_t total = (int64_t)g.classes.n * g.n;  // (with --index too: its image is made in its run's batch)
     lp.max_batch = g.batch ? g.batch : (cuda ? 32 : 1);
     if (lp.max_batch > total) lp.max_batch = (int)total;
     if (g.verbose) cli_opts_echo(stderr, &k_cmd, &parsed);

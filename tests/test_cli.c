@@ -102,6 +102,16 @@ Test(cli, rerun_skips_existing_index_regenerates_and_settings_are_guarded) {
     fclose(f);
     cr_expect(na == nb && memcmp(a, b, na) == 0, "--index 3 differs from image 3 of the full run");
 
+    // with --batch 3 images come in windows [0, 3), [3, 4): --index 1 is made in its window, the batch a full run
+    // at --batch 3 makes it in (on a GPU another batch size may round differently)
+    char dir3[600];
+    snprintf(dir3, sizeof dir3, "%s/window", dir);
+    const char *win[] = {"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--class", "1,2", "--n",
+                         "2", "--seed", "9", "--index", "1", "--batch", "3", "--stats", "--out", dir3, "--device",
+                         "cpu", NULL};
+    cr_assert_eq(cli(win), 0, "%s", g_err);
+    cr_expect(strstr(g_err, "3 images of 30 tokens"), "%s", g_err);
+
     // other settings into the same directory are refused
     const char *other[] = {"sample", "--vae", vae, "--ckpt", var, "--patch-nums", "1,2,3,4", "--class", "1,2",
                            "--n", "2", "--seed", "10", "--out", dir, "--device", "cpu", NULL};
