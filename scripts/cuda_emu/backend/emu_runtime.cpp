@@ -276,10 +276,11 @@ cudaError_t cudaMalloc(void **p, size_t n) {
     if (g_sticky) return g_sticky;
     if (g_active_capture) return emu::capture_violation(nullptr, "cudaMalloc");
     if (n > kTotalMem - g_dev_used) return fail(cudaErrorMemoryAllocation);
-    size_t rounded = (n + 255) / 256 * 256;
-    void *q = aligned_alloc(256, rounded ? rounded : 256);
-    if (!q) return fail(cudaErrorMemoryAllocation);
-    memset(q, 0xFF, rounded);  // NaN as float: reads of memory nobody wrote show
+    // 256-byte aligned as cudaMalloc's, and exactly n bytes long, so that under ASan (backend/run.sh asan) a kernel
+    // or library call reading or writing past its buffer is reported at the first byte, as compute-sanitizer would
+    void *q = nullptr;
+    if (posix_memalign(&q, 256, n ? n : 1) != 0) return fail(cudaErrorMemoryAllocation);
+    memset(q, 0xFF, n);  // NaN as float: reads of memory nobody wrote show
     g_dev[(uintptr_t)q] = n;
     g_dev_used += n;
     *p = q;

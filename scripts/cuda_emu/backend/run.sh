@@ -5,8 +5,9 @@
 #   scripts/cuda_emu/backend/run.sh [MODE]
 #     selftest  the emulated cuBLAS/cuBLASLt and cuDNN against naive loops (seconds)
 #     quick     (default) build build-cudaemu (-DARGEN_CUDA=EMU) and run the CUDA-facing tests: the op twins,
-#               the CUDA backend and map tests, the VAR/LlamaGen model tests and decoding strategies (~25 min, 2 cores)
-#     full      the whole ctest suite against the emulated backend
+#               the CUDA backend and map tests, the VAR/LlamaGen model tests and decoding strategies (~15 min, 2 cores)
+#     full      the whole ctest suite against the emulated backend (adds the Inception/FID and CLI tests on the
+#               emulated GPU: over an hour, the FID tests run Inception-v3 through the emulated cuDNN)
 #     asan      quick, built with ASan/UBSan (build-cudaemu-asan)
 #   ARGEN_EMU_SCHEDULE=forward|reverse|random|greedy|greedy_rev picks the thread order (README.md).
 # Needs the CUDA and cuDNN headers (no GPU, no CUDA libraries) and the packages of scripts/deps.sh.
@@ -18,7 +19,7 @@ cuda_inc=${CUDA_HOME:-/usr/local/cuda}/include
 [ -f "$cuda_inc/cuda_runtime.h" ] && [ -f "$cuda_inc/cudnn.h" ] ||
   { echo "backend/run.sh: CUDA/cuDNN headers not found in $cuda_inc (set CUDA_HOME)" >&2; exit 2; }
 # the tests whose CUDA twins (or CUDA paths) run here; the rest of the suite does not touch the backend
-quick_re='^(ops|llama_ops|var_vqvae|var|vq16|llamagen|decoding|sampling|cuda_backend|cuda_maps|fid|api)$'
+quick_re='^(ops|llama_ops|var_vqvae|var|vq16|llamagen|decoding|sampling|cuda_backend|cuda_maps|api)$'
 
 build() {  # build DIR [cmake args...]
   local dir=$1; shift
