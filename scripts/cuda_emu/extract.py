@@ -50,28 +50,31 @@ def split_top(s):
     return [x.strip() for x in out]
 
 
+def kernel_name_start(t, i):
+    """t[i:i+3] == '<<<': the index where the launched kernel's name starts (an identifier, optionally followed by
+    <template args>)."""
+    j = i
+    if t[j - 1] == '>':
+        depth, k = 0, j - 1
+        while True:
+            if t[k] == '>':
+                depth += 1
+            elif t[k] == '<':
+                depth -= 1
+                if depth == 0:
+                    break
+            k -= 1
+        j = k
+    return re.search(r'[A-Za-z_]\w*$', t[:j]).start()
+
+
 def rewrite_launches(t):
     n = 0
     while True:
         i = t.find('<<<')
         if i < 0:
             return t, n
-        # kernel name: identifier, optionally followed by <template args>
-        j = i
-        if t[j - 1] == '>':
-            depth = 0
-            k = j - 1
-            while True:
-                if t[k] == '>':
-                    depth += 1
-                elif t[k] == '<':
-                    depth -= 1
-                    if depth == 0:
-                        break
-                k -= 1
-            j = k
-        m = re.search(r'[A-Za-z_]\w*$', t[:j])
-        name_start = m.start()
+        name_start = kernel_name_start(t, i)
         name = t[name_start:i]
         e = t.index('>>>', i)
         cfg = split_top(t[i + 3:e])

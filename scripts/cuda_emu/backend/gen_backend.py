@@ -13,7 +13,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
-from extract import balanced, split_top, rewrite_extern_shared  # noqa: E402
+from extract import balanced, kernel_name_start, split_top, rewrite_extern_shared  # noqa: E402
 
 
 def rewrite_launches(t):
@@ -22,19 +22,7 @@ def rewrite_launches(t):
         i = t.find('<<<')
         if i < 0:
             return t, n
-        j = i
-        if t[j - 1] == '>':  # NAME<template args>
-            depth, k = 0, j - 1
-            while True:
-                if t[k] == '>':
-                    depth += 1
-                elif t[k] == '<':
-                    depth -= 1
-                    if depth == 0:
-                        break
-                k -= 1
-            j = k
-        name_start = re.search(r'[A-Za-z_]\w*$', t[:j]).start()
+        name_start = kernel_name_start(t, i)
         name = t[name_start:i]
         e = t.index('>>>', i)
         cfg = split_top(t[i + 3:e])
