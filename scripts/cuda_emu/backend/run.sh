@@ -25,9 +25,10 @@ quick_re='^(ops|llama_ops|var_vqvae|var|vq16|llamagen|decoding|sampling|cuda_bac
 
 build() {  # build DIR [cmake args...]
   local dir=$1; shift
-  cmake -S "$root" -B "$dir" -DARGEN_CUDA=EMU -DARGEN_WERROR=ON "$@" > "$dir.configure.log" 2>&1 ||
-    { cat "$dir.configure.log" >&2; return 1; }
-  cmake --build "$dir" -j"$(nproc)" > "$dir.build.log" 2>&1 || { grep -m20 -E 'error|Error' "$dir.build.log" >&2; return 1; }
+  mkdir -p "$dir"
+  cmake -S "$root" -B "$dir" -DARGEN_CUDA=EMU -DARGEN_WERROR=ON "$@" > "$dir/configure.log" 2>&1 ||
+    { cat "$dir/configure.log" >&2; return 1; }
+  cmake --build "$dir" -j"$(nproc)" > "$dir/build.log" 2>&1 || { grep -m20 -E 'error|Error' "$dir/build.log" >&2; return 1; }
 }
 
 case $mode in
