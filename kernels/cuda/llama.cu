@@ -14,6 +14,7 @@
 
 #include "cuda_common.cuh"
 #include "samplers/philox.h"
+#include "sample_draw.cuh"
 
 #define LLAMA_FLAG_EMPTY 2  // a sampled row had no finite logit (the sampler's bit, reported at the next sync)
 
@@ -362,7 +363,7 @@ struct HfSmem {
     } tmp;
     unsigned char drop[NT * IT];  // top-p: 1 = masked, by vocabulary index
     float th;
-    int first, last;
+    DrawSmem draw;
     int sel_bin;         // radix select: the digit holding the k-th largest key
     unsigned sel_above;  // and how many keys lie above that digit's bin
 };
@@ -508,30 +509,9 @@ hf_kernel(int32_t *__restrict__ tokens, float *probs, float *logits,  // probs m
         __syncthreads();
     }
 
-    float lv[IT], mx = -INFINITY;
-#pragma unroll
-    for (int i = 0; i < IT; i++) {
-        int idx = tid * IT + i;
-        float x = load(idx);
-        if (use_k && !(x >= th)) x = -INFINITY;
-        if (use_p && idx < V && sm.drop[idx]) x = -INFINITY;
-        if (idx < V) row[idx] = x;
-        lv[i] = x;
-        mx = fmaxf(mx, x);  // NaN ignored, as the CPU's `>` scan
-    }
-    __shared__ float shm2[32];
-    mx = block_max(mx, shm2);
-    double w[IT], part = 0;
-#pragma unroll
-    for (int i = 0; i < IT; i++) {
-        float x = lv[i];
-        w[i] = (x != x || x == -INFINITY) ? 0.0 : x == mx ? 1.0 : exp((double)x - (double)mx);
-        part += w[i];
-    }
-    if (tid == 0) { sm.first = INT_MAX; sm.last = -1; }
-    __syncthreads();
-    double pre, total;
-    cub::BlockScan<double, NT>(sm.tmp.scan).ExclusiveSum(part, pre, total);
+    double w[IT], pre, total;
+    float mx = filtered_row_weights<NT, IT>(row, V, load, use_k, th, use_p ? sm.drop : nullptr, sm.tmp.scan, w, pre,
+                                            total);
     if (PROBS) {
         float inv = mx == -INFINITY ? 0.f : (float)(1.0 / total);
         float *pr = probs + r * V;
@@ -543,20 +523,8 @@ hf_kernel(int32_t *__restrict__ tokens, float *probs, float *logits,  // probs m
         return;
     }
     SmpPhilox4 blk = smp_rng_block(seed, (uint64_t)image_ids[r / T], (uint32_t)pos[r], SMP_STREAM_TOKEN);
-    double target = smp_u53(blk.v[0], blk.v[1]) * total, cum = pre;
-    int first = INT_MAX, last = -1;
-#pragma unroll
-    for (int i = 0; i < IT; i++) {
-        if (w[i] <= 0) continue;
-        cum += w[i];
-        last = tid * IT + i;
-        if (cum > target && first == INT_MAX) first = last;
-    }
-    if (first != INT_MAX) atomicMin(&sm.first, first);
-    if (last >= 0) atomicMax(&sm.last, last);
-    __syncthreads();
+    int tok = block_categorical<NT, IT>(w, pre, total, smp_u53(blk.v[0], blk.v[1]), sm.draw);
     if (tid == 0) {
-        int tok = mx == -INFINITY ? -1 : sm.first != INT_MAX ? sm.first : sm.last;
         tokens[r] = tok < 0 ? 0 : tok;  // an empty row is reported at the next sync
         if (tok < 0) atomicOr(flag, LLAMA_FLAG_EMPTY);
     }

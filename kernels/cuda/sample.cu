@@ -13,6 +13,7 @@
 
 #include "cuda_common.cuh"
 #include "samplers/philox.h"
+#include "sample_draw.cuh"
 
 #define SMP_FLAG_EMPTY 2  // a row had no finite logit (reported as KT_ERR_NUMERIC at the next sync)
 
@@ -24,7 +25,8 @@ struct SampleSmem {
     } tmp;
     unsigned char drop[NT * IT];  // top-p: 1 = masked, by vocabulary index
     float th, m;
-    int lo, hi_inf, first, last;
+    int lo, hi_inf;
+    DrawSmem draw;
 };
 
 // Row r = b*T + t of logits (B, T, V), masked in place; tokens (B, T).
@@ -103,45 +105,11 @@ sample_kernel(int32_t *__restrict__ tokens, float *__restrict__ logits, const in
     }
 
     // Masked row back to memory, and the categorical draw in index order.
-    float lv[IT], mx = -INFINITY;
-#pragma unroll
-    for (int i = 0; i < IT; i++) {
-        int idx = tid * IT + i;
-        float x = load(idx);
-        if (use_k && !(x >= th)) x = -INFINITY;
-        if (use_p && idx < V && sm.drop[idx]) x = -INFINITY;
-        if (idx < V) row[idx] = x;
-        lv[i] = x;
-        mx = fmaxf(mx, x);  // NaN ignored, as the CPU's `>` scan
-    }
-    __shared__ float shm[32];
-    mx = block_max(mx, shm);
-    if (tid == 0) { sm.first = INT_MAX; sm.last = -1; }
-    double w[IT], part = 0;
-#pragma unroll
-    for (int i = 0; i < IT; i++) {
-        float x = lv[i];
-        w[i] = (x != x || x == -INFINITY) ? 0.0 : x == mx ? 1.0 : exp((double)x - (double)mx);
-        part += w[i];
-    }
-    __syncthreads();
-    double pre, total;
-    cub::BlockScan<double, NT>(sm.tmp.scan).ExclusiveSum(part, pre, total);
+    double w[IT], pre, total;
+    filtered_row_weights<NT, IT>(row, V, load, use_k, th, use_p ? sm.drop : nullptr, sm.tmp.scan, w, pre, total);
     SmpPhilox4 blk = smp_rng_block(seed, (uint64_t)image_ids[b], (uint32_t)(pos0 + t), SMP_STREAM_TOKEN);
-    double target = smp_u53(blk.v[0], blk.v[1]) * total, cum = pre;
-    int first = INT_MAX, last = -1;
-#pragma unroll
-    for (int i = 0; i < IT; i++) {
-        if (w[i] <= 0) continue;
-        cum += w[i];
-        last = tid * IT + i;
-        if (cum > target && first == INT_MAX) first = last;
-    }
-    if (first != INT_MAX) atomicMin(&sm.first, first);
-    if (last >= 0) atomicMax(&sm.last, last);
-    __syncthreads();
+    int tok = block_categorical<NT, IT>(w, pre, total, smp_u53(blk.v[0], blk.v[1]), sm.draw);
     if (tid == 0) {
-        int tok = mx == -INFINITY ? -1 : sm.first != INT_MAX ? sm.first : sm.last;
         // an empty row is reported at the next sync; token 0 keeps later kernels (embedding) in range meanwhile
         tokens[r] = tok < 0 ? 0 : tok;
         if (tok < 0) atomicOr(flag, SMP_FLAG_EMPTY);

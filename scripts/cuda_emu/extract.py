@@ -111,6 +111,7 @@ SUITES = {
     'llama': HELPERS + [('llama.cu', r'^// -+ RMSNorm$', r"^// -+ LlamaGen's sampler$")],
     # the token samplers: VAR's (sample.cu, with more_smooth) and LlamaGen's (hf_kernel, the raster step counters)
     'sampler': HELPERS + [
+        ('sample_draw.cuh', r'^// -+ sampler tail$', 'EOF'),
         ('sample.cu', r'^#define SMP_FLAG_EMPTY', 'EOF'),
         ('llama.cu', r'^#define LLAMA_FLAG_EMPTY', r'^// -+ RMSNorm$'),
         ('llama.cu', r"^// -+ LlamaGen's sampler$", 'EOF')],

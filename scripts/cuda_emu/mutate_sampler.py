@@ -26,6 +26,9 @@ M = {
     # step commit: thread 0 may advance the counter before the other threads read it
     'commit_no_sync': ('    int64_t n = *step;\n    __syncthreads();\n    if (n < 0 || n >= N) return;',
                        '    int64_t n = *step;\n    if (n < 0 || n >= N) return;'),
+    # the shared draw (sample_draw.cuh): threads race thread 0's reset of the first / last slots
+    'draw_no_init_sync': ('    if (tid == 0) { sm.first = INT_MAX; sm.last = -1; }\n    __syncthreads();\n    double target',
+                          '    if (tid == 0) { sm.first = INT_MAX; sm.last = -1; }\n    double target'),
     # LlamaGen launcher: dynamic shared memory short of HfSmem's tail (first / last / sel_*)
     'hf_smem_short': ('size_t smem = sizeof(HfSmem<NT, IT>);', 'size_t smem = sizeof(HfSmem<NT, IT>) - 32;'),
 }

@@ -11,7 +11,7 @@
 #            ASan/UBSan) | fma (quick, g++ contracting multiply-adds like nvcc) | mut (every planted bug of the suite's
 #            mutate script must be caught) | selftest (llama: the emulator itself; var: the emulated
 #            ldmatrix/mma/cp.async against the PTX layouts) | big (maps: index widths at >= 2^31 elements, sparse)
-#   A MODE alone (run.sh quick) runs it for every suite.
+#   A MODE alone (run.sh quick) runs it for every suite. MUTANTS="name ..." limits mut to those mutants.
 #
 # Needs: g++, python3, the CUDA headers (/usr/local/cuda/include: the host-side bf16/fp16 types), and the CPU library
 # build/libargen.a (cmake -B build && cmake --build build). Output in build-emu/SUITE/ (MODE.log; the emulator's notes
@@ -72,6 +72,7 @@ run_suite() {
     mut)
       local rc=0 mm mset names
       names=$(python3 "$here/$mutate" list "$out") && [ -n "$names" ] || { echo "[$s] $mutate list failed" >&2; return 1; }
+      [ -n "${MUTANTS:-}" ] && names=$MUTANTS  # MUTANTS="a b": only these
       for mm in $names; do
         python3 "$here/$mutate" "$mm" "$out" > /dev/null
         rm -f "$out/mut_$mm"
