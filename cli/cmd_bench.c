@@ -1,10 +1,12 @@
 // argen bench: times sampling (VQVAE decode included) or the VQVAE decode alone, for an official architecture
-// (VAR-dN, LlamaGen GPT-B/L/XL/XXL/3B with any --decode strategy) with random weights or for given checkpoints.
-// Warm-up runs are excluded; the median of --reps runs is reported.
+// (VAR-dN, LlamaGen GPT-B/L/XL/XXL/3B with any --decode strategy) with random weights or for given checkpoints;
+// the FID Inception network (--arch inception); or single ops at VAR-d16's shapes (--arch ops, bench_ops.c).
+// Warm-up runs are excluded; the median of --reps runs is reported (ops: the best).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_ops.h"
 #include "commands.h"
 #include "eval/extract.h"
 #include "kernels/profile.h"
@@ -17,11 +19,13 @@ static struct {
     float cfg, top_p;
     const char *vq, *decode;  // LlamaGen
     const char *inception, *resize;  // FID Inception
+    const char *ops;                 // --arch ops
     int image_size, heads, sjd_window, zipar_window;
 } g;
 
 static const CliOption k_opts[] = {
-    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), llamagen with --vq/--ckpt, or inception (FID features)", &g.arch, .required = false},
+    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), llamagen with --vq/--ckpt, inception (FID features), or ops (single ops at VAR-d16 shapes)", &g.arch, .required = false},
+    {"ops", 0, CLI_STRING, "all", "LIST", "--arch ops: families to time, comma-separated: linear, attention, sample, decoder, norm, var_attention (or all)", &g.ops, .required = false},
     {"inception", 0, CLI_STRING, NULL, "FILE", "--arch inception: the weights (default: random, --random-init)", &g.inception, .required = false},
     {"resize", 0, CLI_STRING, "adm", NULL, "--arch inception: preprocessing of the 256x256 inputs", &g.resize, .choices = "adm|pytorch-fid"},
     {"random-init", 0, CLI_FLAG, NULL, NULL, "random weights for --arch (no checkpoint needed)", &g.random_init, .required = false},
@@ -56,7 +60,8 @@ static const CliCommand k_cmd = {
     "  argen bench --arch var-d16 --random-init --decode-only --batch 32\n"
     "  argen bench --arch var-d16 --random-init --decode-only --batch 1 --profile   (time per op)\n"
     "  argen bench --arch llamagen-b --random-init --decode sjd --batch 1 --device cuda --dtype bf16\n"
-    "  argen bench --arch inception --random-init --batch 200 --device cuda   (FID features of 256x256 images)",
+    "  argen bench --arch inception --random-init --batch 200 --device cuda   (FID features of 256x256 images)\n"
+    "  argen bench --arch ops --device cuda --dtype bf16 --reps 5   (op table; --ops linear,attention to narrow it)",
 };
 
 static int cmp_double(const void *a, const void *b) {
@@ -199,12 +204,29 @@ static int bench_inception(void) {
     return rc;
 }
 
+// Single ops at VAR-d16's shapes on --device with --dtype (bench_ops.c).
+static int bench_op_table(void) {
+    bool on[BENCH_OPS_FAMILIES];
+    if (!bench_ops_parse(g.ops, on)) {
+        fprintf(stderr, "argen: --ops: expected all or a comma-separated list of linear, attention, sample, decoder, "
+                        "norm, var_attention; got '%s'\n", g.ops);
+        return 2;
+    }
+    KtBackend be = {0};
+    KtStatus s = cli_eval_backend(&be, g.device, g.dtype);
+    if (s == KT_OK) s = bench_ops_run(&be, on, g.reps);
+    int rc = s == KT_OK ? 0 : cli_fail();
+    if (rc == 0 && be.notes[0]) printf("notes (slower paths taken): %s\n", be.notes);
+    if (be.ops) kt_backend_free(&be);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
     CliParsed parsed;
     int rc;
     if (!cli_parse_or_exit(&k_cmd, argc, argv, &parsed, &rc)) return rc;
-    if (g.arch && !strcmp(g.arch, "inception")) {
-        rc = bench_inception();
+    if (g.arch && (!strcmp(g.arch, "inception") || !strcmp(g.arch, "ops"))) {
+        rc = !strcmp(g.arch, "ops") ? bench_op_table() : bench_inception();
         cli_parsed_free(&parsed);
         return rc;
     }

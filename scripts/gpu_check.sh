@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The CUDA check we run on the GPU machine: every Criterion test binary (the CUDA twins run there instead of
-# skipping), compute-sanitizer memcheck on the CUDA backend test, and the op benchmark. Logs and a summary go to $OUT.
+# skipping), compute-sanitizer memcheck on the CUDA backend test, and the op benchmark (`argen bench --arch ops`).
+# Logs and a summary go to $OUT.
 # --full adds: memcheck of the LlamaGen op and model tests, racecheck + 5 repeated runs of the attention twins, the
 # standard benchmark sets (bench_var.sh, bench_llamagen.sh) and per-op profiles (`argen bench --profile` of VAR-d16
 # decode and sampling, GPT-B sampling), about 9 minutes in all. --profile: the default checks plus the profiles.
@@ -55,8 +56,11 @@ run() {  # name timeout command...
 }
 
 bin=$PWD/$G/bin
-run cuda_backend 300 env ARGEN_CUDA_BENCH=1 ARGEN_CUDA_VERBOSE=1 "$bin/test_cuda_backend" --jobs 1 --verbose
-grep -a -E "^bench|^linear|^    \(|^attention|^sample|^conv|^group_norm|^add|^layernorm" "$OUT/cuda_backend.log" > "$OUT/bench.txt"
+run cuda_backend 300 env ARGEN_CUDA_VERBOSE=1 "$bin/test_cuda_backend" --jobs 1 --verbose
+{  # the op table (kernels/cuda/NOTES.md): 16-bit weights and maps, then the float32 GEMMs and attention
+  timeout 240 "$bin/argen" bench --arch ops --device cuda --dtype bf16 --reps 5
+  timeout 120 "$bin/argen" bench --arch ops --ops linear,attention --device cuda --dtype fp32 --reps 5
+} > "$OUT/bench.txt" 2>&1 || echo "argen bench --arch ops failed (see bench.txt)" >&2
 if [ "${1:-}" != "--quick" ]; then
   for t in "$bin"/test_*; do
     n=$(basename "$t")

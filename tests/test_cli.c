@@ -249,6 +249,27 @@ Test(cli, device_auto_without_gpu_runs_float32) {
     free(r2);
 }
 
+// argen bench --arch ops: the op table (one row per case, the CPU's too-large cases listed as skipped), and a
+// clear usage error for an unknown family.
+Test(cli, bench_op_table) {
+    char out[1100];
+    snprintf(out, sizeof out, "%s/bench_ops.md", test_tmpdir());
+    const char *args[] = {"bench", "--arch", "ops", "--ops", "norm,attention", "--reps", "1", "--device", "cpu", NULL};
+    cr_assert_eq(run_cli_stdout(args, out, g_err, sizeof g_err), 0, "%s", g_err);
+    size_t n = 0;
+    char *text = read_file(out, &n);
+    cr_assert(text);
+    cr_expect(strstr(text, "| layernorm_adaln | (2,256,1024) | float32 out | ") &&
+              strstr(text, "| gated_residual_layernorm_adaln | (2,256,1024) | float32 out | ") &&
+              strstr(text, "| attention | B=2 Tq=256 kv=680 | float32 | ") &&
+              strstr(text, "| attention | B=128 Tq=256 kv=680 | float32 | - | skipped on the CPU (91 GFLOP per call) |"),
+              "%s", text);
+    cr_expect(!strstr(text, "| linear |") && !strstr(text, "| conv3x3 |"), "families not asked for ran:\n%s", text);
+    free(text);
+    const char *bad[] = {"bench", "--arch", "ops", "--ops", "norm,gemm", "--device", "cpu", NULL};
+    expect_fail(2, "--ops: expected all or a comma-separated list", bad);
+}
+
 // argen bench: the batch table, then with --profile one eager run per batch size timed op by op.
 Test(cli, bench_profile_table) {
     paths();
