@@ -1,5 +1,5 @@
 // argen bench --arch ops: single kernels-API ops timed at VAR-d16's shapes (C = 1024, 16 heads of 64, 680 tokens;
-// its VQVAE decoder at batch 8), the op table of kernels/cuda/NOTES.md. On CUDA each op is captured n times into one
+// its VQVAE decoder at batch 8) and LlamaGen GPT-B's token step, the op table of kernels/cuda/NOTES.md. On CUDA each op is captured n times into one
 // graph and replayed (launch overhead excluded); on the CPU it runs eagerly. Best of --reps; random operands from a
 // fixed seed (the numbers are rates, not results).
 #include <math.h>
@@ -12,10 +12,10 @@
 #include "kernels/ops.h"
 
 #define CPU_MAX_GFLOP 20.0  // larger cases are listed as skipped on the CPU (seconds per call)
-#define MAX_BUFS 16
+#define MAX_BUFS 32
 
 typedef enum { OP_LINEAR, OP_ATTN, OP_SAMPLE, OP_CONV, OP_GN_SILU, OP_LN_ADALN, OP_ADD, OP_RES_LN, OP_VAR_ATTN,
-               OP_PREP_ATTN } OpKind;
+               OP_PREP_ATTN, OP_ADD_RMSNORM, OP_LLAMA_ATTN, OP_SWIGLU, OP_CFG, OP_SAMPLE_LLAMA } OpKind;
 
 // Operands by position; each kind's call below says which is which.
 typedef struct {
@@ -38,7 +38,7 @@ static KtStatus op_call(KtBackend *be, const BenchOp *o) {
     KtBackend *b = be;
     BenchOp m = *o;  // the ops take non-const outputs
     switch (o->kind) {
-    case OP_LINEAR: return kt_linear(b, &m.c, &m.a, &m.b, &m.d);                     // y c = x a . w b^T + bias d
+    case OP_LINEAR: return kt_linear(b, &m.c, &m.a, &m.b, m.d.data ? &m.d : NULL);  // y c = x a . w b^T + bias d
     case OP_ATTN: return kt_attention(b, &m.d, &m.a, &m.b, &m.c, m.kv, NULL, 1.f);  // out d; q a, k b, v c
     case OP_SAMPLE: return kt_sample_top_k_top_p(b, &m.c, &m.a, &m.b, 0, m.sp);     // tokens c; logits a; ids b
     case OP_CONV: return kt_conv2d(b, &m.c, &m.a, &m.b, &m.d, 1, pad1);             // y c; x a, w b, bias d
@@ -50,6 +50,12 @@ static KtStatus op_call(KtBackend *be, const BenchOp *o) {
     case OP_PREP_ATTN:  // the two ops the fused kt_var_attention replaces
         KT_TRY(kt_var_attn_prep(b, &m.a, &m.b, &m.c, &m.d, &m.f, m.kv));
         return kt_attention(b, &m.g, &m.a, &m.b, &m.c, m.kv + m.a.shape[2], NULL, 1.f);
+    case OP_ADD_RMSNORM: return kt_add_rmsnorm(b, &m.c, &m.a, &m.e, &m.b, 1e-5f);  // y c; x a += h e; weight b
+    case OP_LLAMA_ATTN:  // out e; q a, caches b c; qkv d; rope f; positions g
+        return kt_llama_attention(b, &m.e, &m.a, &m.b, &m.c, &m.d, &m.f, &m.g, 0.125f);
+    case OP_SWIGLU: return kt_swiglu(b, &m.c, &m.a);
+    case OP_CFG: return kt_cfg_combine(b, &m.c, &m.a, 3.f);                                  // y c; logits a
+    case OP_SAMPLE_LLAMA: return kt_sample_llama(b, &m.c, &m.a, &m.b, &m.d, m.sp);  // tokens c; logits a; ids b; pos d
     }
     return KT_FAIL(KT_ERR_ARG, "bench ops: unknown op kind %d", (int)o->kind);
 }
@@ -66,11 +72,16 @@ static KtStatus repeat_op(void *ctx) {
     return KT_OK;
 }
 
-// Microseconds per call: n calls captured into one graph and replayed (CUDA), or one eager call (CPU); best of reps.
+// Microseconds per call: up to n calls captured into one graph and replayed (CUDA; as many as fill ~2 ms at the
+// second warm-up call's eager time, at least one), or one eager call (CPU); best of reps.
 static KtStatus time_op(Bench *b, KtBackend *be, const BenchOp *o, int n, double *us) {
-    Repeat r = {be, o, b->cuda ? n : 1};
     KT_TRY(op_call(be, o));  // warm-up: scratch sized, algorithms chosen
     KT_TRY(kt_sync(be));
+    double t0 = cli_now();
+    KT_TRY(op_call(be, o));  // an eager call's time (launch included) sizes the graph
+    KT_TRY(kt_sync(be));
+    double warm_us = (cli_now() - t0) * 1e6;
+    Repeat r = {be, o, b->cuda ? (int)fmax(1, fmin(n, ceil(2000 / fmax(warm_us, 1)))) : 1};
     KtGraph g = {0};
     bool off = false;
     KT_TRY(kt_graph_record(be, &g, repeat_op, &r, &off));
@@ -93,7 +104,7 @@ static float frand(Bench *b) {  // uniform [-1, 1) (xorshift64*)
     return (float)((b->rng * 0x2545F4914F6CDD1Dull) >> 40) / (float)(1 << 23) - 1.f;
 }
 
-// A device tensor of random values in [-scale, scale) (int64: 0, 1, 2, ...; int32: zeros).
+// A device tensor of random values in [-scale, scale) (int64: 0, 1, 2, ...; int32: every entry (int)scale).
 static KtStatus tensor(Bench *b, KtTensor *t, KtDType dt, int nd, const int64_t *shape, float scale) {
     if (b->nbuf == MAX_BUFS) return KT_FAIL(KT_ERR_ARG, "bench ops: more than %d operands", MAX_BUFS);
     *t = kt_tensor(NULL, dt, b->be->device, nd, shape);
@@ -108,7 +119,7 @@ static KtStatus tensor(Bench *b, KtTensor *t, KtDType dt, int nd, const int64_t 
         else if (dt == KT_BF16) ((uint16_t *)h)[i] = kt_f32_to_bf16(f);
         else if (dt == KT_F16) ((uint16_t *)h)[i] = kt_f32_to_f16(f);
         else if (dt == KT_I64) ((int64_t *)h)[i] = (int64_t)i;
-        else ((int32_t *)h)[i] = 0;
+        else ((int32_t *)h)[i] = (int32_t)scale;
     }
     KtStatus s = kt_upload(b->be, t, h);
     free(h);
@@ -339,8 +350,82 @@ static KtStatus family_var_attention(Bench *b) {
     return KT_OK;
 }
 
+// LlamaGen GPT-B's per-token step (C 768, 12 heads of 64, FFN 2 x 2048, V 16384) at batch 1 and 32 (CFG rows 2B,
+// one token each, at position 200 of a 264-row cache): one layer's ops with the 16-bit GEMM inputs the model uses,
+// then the head, CFG and the sampler. The last row adds them up as 12 layers + head: the step's op time without the
+// gaps between kernels.
+typedef struct {
+    const char *name;
+    BenchOp o;
+    bool per_layer;  // repeated in each of the 12 layers (else once per step)
+} StepOp;
+
+static KtStatus family_llamagen(Bench *b) {
+    KtDType hdt = b->be->matmul_dtype;
+    const int64_t C = 768, NH = 12, HS = 64, F = 2048, V = 16384, Tcap = 264, pos = 200, layers = 12;
+    for (int bi = 0; bi < 2; bi++) {
+        int64_t B = bi ? 32 : 1, R = 2 * B;
+        int base = b->nbuf;
+        KtTensor x, xn, wln, wqkv, qkv, attn, wo, proj, w13, h13, gate, w2, whead, logits, guided;
+        TENSOR(&x, KT_F32, 1.f, R, 1, C);          // the residual stream
+        TENSOR(&proj, KT_F32, 0.1f, R, 1, C);      // a sub-block's output
+        TENSOR(&xn, hdt, 0, R, 1, C);              // normalised: the next GEMM's input
+        TENSOR(&wln, KT_F32, 1.f, C);
+        TENSOR(&wqkv, hdt, 0.03f, 3 * C, C);
+        TENSOR(&qkv, KT_F32, 0, R, 1, 3 * C);
+        TENSOR(&attn, hdt, 0, R, 1, C);
+        TENSOR(&wo, hdt, 0.03f, C, C);
+        TENSOR(&w13, hdt, 0.03f, 2 * F, C);
+        TENSOR(&h13, KT_F32, 1.f, R, 1, 2 * F);
+        TENSOR(&gate, hdt, 0, R, 1, F);
+        TENSOR(&w2, hdt, 0.03f, C, F);
+        TENSOR(&whead, hdt, 0.03f, V, C);
+        TENSOR(&logits, KT_F32, 0, R, 1, V);
+        TENSOR(&guided, KT_F32, 0, B, 1, V);
+        BenchOp att = {.kind = OP_LLAMA_ATTN, .d = qkv, .e = attn};
+        TENSOR(&att.a, KT_F32, 0, R, NH, 1, HS);       // q
+        TENSOR(&att.b, KT_F32, 0.3f, R, NH, Tcap, HS);  // k cache
+        TENSOR(&att.c, KT_F32, 1.f, R, NH, Tcap, HS);   // v cache
+        TENSOR(&att.f, KT_F32, 1.f, Tcap, HS / 2, 2);   // rope table
+        TENSOR(&att.g, KT_I32, (float)pos, R, 1);       // positions
+        BenchOp smp = {.kind = OP_SAMPLE_LLAMA, .a = guided, .sp = smp_params_default()};
+        smp.sp.top_k = 2000;
+        TENSOR(&smp.b, KT_I64, 0, B);
+        TENSOR(&smp.c, KT_I32, 0, B, 1);
+        TENSOR(&smp.d, KT_I32, (float)pos, B, 1);
+        const StepOp ops[] = {
+            {"add_rmsnorm", {.kind = OP_ADD_RMSNORM, .a = x, .b = wln, .c = xn, .e = proj}, true},
+            {"linear qkv 768->2304", {.kind = OP_LINEAR, .a = xn, .b = wqkv, .c = qkv}, true},
+            {"llama_attention (rope, cache rows, attention)", att, true},
+            {"linear proj 768->768", {.kind = OP_LINEAR, .a = attn, .b = wo, .c = proj}, true},
+            {"add_rmsnorm", {.kind = OP_ADD_RMSNORM, .a = x, .b = wln, .c = xn, .e = proj}, true},
+            {"linear w1|w3 768->4096", {.kind = OP_LINEAR, .a = xn, .b = w13, .c = h13}, true},
+            {"swiglu", {.kind = OP_SWIGLU, .a = h13, .c = gate}, true},
+            {"linear w2 2048->768", {.kind = OP_LINEAR, .a = gate, .b = w2, .c = proj}, true},
+            {"linear head 768->16384", {.kind = OP_LINEAR, .a = xn, .b = whead, .c = logits}, false},
+            {"cfg_combine", {.kind = OP_CFG, .a = logits, .c = guided}, false},
+            {"sample_llama top-k 2000", smp, false},
+        };
+        char shape[48], variant[48], total[64];
+        snprintf(shape, sizeof shape, "GPT-B step, batch %lld (rows %lld)", (long long)B, (long long)R);
+        snprintf(variant, sizeof variant, "%s GEMM inputs", kt_dtype_name(hdt));
+        double step = 0;
+        for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) {
+            double us;
+            KT_TRY(time_op(b, b->be, &ops[i].o, 50, &us));
+            row(ops[i].name, shape, ops[i].per_layer ? variant : "", us, ops[i].per_layer ? "x 12 layers" : "");
+            step += ops[i].per_layer ? layers * us : us;
+        }
+        snprintf(total, sizeof total, "x 256 tokens: %.1f ms per batch", step * 256 * 1e-3);
+        row("step: the rows above, 12 layers + head", shape, variant, step, total);
+        release(b, base);
+    }
+    return KT_OK;
+}
+
 // ------------------------------------------------------------------------------------------------ entry
-static const char *const k_families[] = {"linear", "attention", "sample", "decoder", "norm", "var_attention"};
+static const char *const k_families[] = {"linear", "attention", "sample", "decoder", "norm", "var_attention",
+                                         "llamagen"};
 #define N_FAMILIES (int)(sizeof k_families / sizeof *k_families)
 
 bool bench_ops_parse(const char *list, bool on[BENCH_OPS_FAMILIES]) {
@@ -377,15 +462,16 @@ KtStatus bench_ops_run(KtBackend *be, const bool on[BENCH_OPS_FAMILIES], int rep
         if (s == KT_OK) s = kt_backend_set_matmul_dtype(&lt_only, be->matmul_dtype);
         if (s == KT_OK) s = kt_backend_set_matmul_dtype(&small_16, be->matmul_dtype);
     }
-    printf("argen bench: ops at VAR-d16 shapes on %s, matmul dtype %s, %s, best of %d\n"
+    printf("argen bench: ops at VAR-d16 and GPT-B shapes on %s, matmul dtype %s, %s, best of %d\n"
            "| op | shape | variant | us / call | rate |\n|---|---|---|---|---|\n",
-           be->name, kt_dtype_name(be->matmul_dtype), b->cuda ? "n calls per graph replay" : "eager calls", reps);
+           be->name, kt_dtype_name(be->matmul_dtype), b->cuda ? "up to 50 calls per graph replay" : "eager calls", reps);
     if (s == KT_OK && on[0]) s = family_linear(b, alt ? &lt_only : NULL, alt ? &small_16 : NULL);
     if (s == KT_OK && on[1]) s = family_attention(b);
     if (s == KT_OK && on[2]) s = family_sample(b);
     if (s == KT_OK && on[3]) s = family_decoder(b);
     if (s == KT_OK && on[4]) s = family_norm(b);
     if (s == KT_OK && on[5]) s = family_var_attention(b);
+    if (s == KT_OK && on[6]) s = family_llamagen(b);
     release(b, 0);
     if (lt_only.ops) kt_backend_free(&lt_only);
     if (small_16.ops) kt_backend_free(&small_16);

@@ -24,8 +24,8 @@ static struct {
 } g;
 
 static const CliOption k_opts[] = {
-    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), llamagen with --vq/--ckpt, inception (FID features), or ops (single ops at VAR-d16 shapes)", &g.arch, .required = false},
-    {"ops", 0, CLI_STRING, "all", "LIST", "--arch ops: families to time, comma-separated: linear, attention, sample, decoder, norm, var_attention (or all)", &g.ops, .required = false},
+    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), llamagen with --vq/--ckpt, inception (FID features), or ops (single ops at VAR-d16 and GPT-B shapes)", &g.arch, .required = false},
+    {"ops", 0, CLI_STRING, "all", "LIST", "--arch ops: families to time, comma-separated: linear, attention, sample, decoder, norm, var_attention, llamagen (or all)", &g.ops, .required = false},
     {"inception", 0, CLI_STRING, NULL, "FILE", "--arch inception: the weights (default: random, --random-init)", &g.inception, .required = false},
     {"resize", 0, CLI_STRING, "adm", NULL, "--arch inception: preprocessing of the 256x256 inputs", &g.resize, .choices = "adm|pytorch-fid"},
     {"random-init", 0, CLI_FLAG, NULL, NULL, "random weights for --arch (no checkpoint needed)", &g.random_init, .required = false},
@@ -209,7 +209,7 @@ static int bench_op_table(void) {
     bool on[BENCH_OPS_FAMILIES];
     if (!bench_ops_parse(g.ops, on)) {
         fprintf(stderr, "argen: --ops: expected all or a comma-separated list of linear, attention, sample, decoder, "
-                        "norm, var_attention; got '%s'\n", g.ops);
+                        "norm, var_attention, llamagen; got '%s'\n", g.ops);
         return 2;
     }
     KtBackend be = {0};
