@@ -254,7 +254,8 @@ Test(cli, device_auto_without_gpu_runs_float32) {
 Test(cli, bench_op_table) {
     char out[1100];
     snprintf(out, sizeof out, "%s/bench_ops.md", test_tmpdir());
-    const char *args[] = {"bench", "--arch", "ops", "--ops", "norm,attention", "--reps", "1", "--device", "cpu", NULL};
+    const char *args[] = {"bench", "--arch", "ops", "--ops", "norm,attention,llamagen", "--reps", "1", "--device", "cpu",
+                          NULL};
     cr_assert_eq(run_cli_stdout(args, out, g_err, sizeof g_err), 0, "%s", g_err);
     size_t n = 0;
     char *text = read_file(out, &n);
@@ -262,7 +263,10 @@ Test(cli, bench_op_table) {
     cr_expect(strstr(text, "| layernorm_adaln | (2,256,1024) | float32 out | ") &&
               strstr(text, "| gated_residual_layernorm_adaln | (2,256,1024) | float32 out | ") &&
               strstr(text, "| attention | B=2 Tq=256 kv=680 | float32 | ") &&
-              strstr(text, "| attention | B=128 Tq=256 kv=680 | float32 | - | skipped on the CPU (91 GFLOP per call) |"),
+              strstr(text, "| attention | B=128 Tq=256 kv=680 | float32 | - | skipped on the CPU (91 GFLOP per call) |") &&
+              strstr(text, "| llama_attention (rope, cache rows, attention) | GPT-B step, batch 32 (rows 64) | ") &&
+              strstr(text, "| step: the rows above, 12 layers + head | GPT-B step, batch 1 (rows 2) | ") &&
+              strstr(text, "x 256 tokens: "),
               "%s", text);
     cr_expect(!strstr(text, "| linear |") && !strstr(text, "| conv3x3 |"), "families not asked for ran:\n%s", text);
     free(text);
