@@ -1,0 +1,171 @@
+// Validating wrappers of the raster (LlamaGen) ops of ops.h: check dtype, device and shape, then dispatch to the
+// backend (ops_check.h).
+#include <math.h>
+
+#include "ops_check.h"
+
+// --------------------------------------------------------------------------------------- raster (LlamaGen) ops
+
+KtStatus kt_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps) {
+    NEED_F32(x, -1);
+    NEED(y, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, -1);
+    NEED_F32(w, 1);
+    SAME(y, x);
+    DIMS1(w, kt_cols(x));
+    if (y->dtype != KT_F32 && y->data == x->data)
+        return KT_FAIL(KT_ERR_ARG, "kt_rmsnorm: a 16-bit y must not alias x");
+    HAVE_OP(rmsnorm);
+    return RUN(rmsnorm, y, x, w, eps);
+}
+
+KtStatus kt_add_rmsnorm(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor *h, const KtTensor *w, float eps) {
+    NEED_F32(x, -1);
+    NEED(y, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, -1);
+    NEED_F32(h, -1);
+    NEED_F32(w, 1);
+    SAME(y, x);
+    SAME(h, x);
+    DIMS1(w, kt_cols(x));
+    if (y->data == x->data || y->data == h->data)
+        return KT_FAIL(KT_ERR_ARG, "kt_add_rmsnorm: y must not alias x or h");
+    HAVE_OP(add_rmsnorm);
+    return RUN(add_rmsnorm, y, x, h, w, eps);
+}
+
+KtStatus kt_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a) {
+    NEED_F32(a, -1);
+    NEED(y, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, a->ndim);
+    bool ok = kt_cols(a) == 2 * kt_cols(y) && kt_rows(a) == kt_rows(y);
+    for (int i = 0; ok && i < a->ndim - 1; i++) ok = a->shape[i] == y->shape[i];
+    if (!ok) return shape_err(__func__, "y", y, "a's shape with the last dim halved");
+    HAVE_OP(swiglu);
+    return RUN(swiglu, y, a);
+}
+
+// The checks of kt_llama_attn_prep and kt_attention_pos, under the name of the op that makes them.
+static KtStatus check_llama_prep(KtBackend *be, const char *op, const KtTensor *q, const KtTensor *kcache,
+                                 const KtTensor *vcache, const KtTensor *qkv, const KtTensor *rope,
+                                 const KtTensor *positions) {
+    KT_TRY(need(be, op, "q", q, KT_F32, 4));
+    KT_TRY(need(be, op, "kcache", kcache, KT_F32, 4));
+    KT_TRY(need(be, op, "vcache", vcache, KT_F32, 4));
+    KT_TRY(need(be, op, "qkv", qkv, KT_F32, 3));
+    KT_TRY(need(be, op, "rope", rope, KT_F32, 3));
+    KT_TRY(need(be, op, "positions", positions, KT_I32, 2));
+    KT_TRY(same(op, "kcache", kcache, "vcache", vcache));
+    int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3];
+    if (HS % 2) return shape_err(op, "q", q, "an even head size (rotation pairs)");
+    KT_TRY(dims(op, "qkv", qkv, 3, B, T, 3 * NH * HS, 0));
+    if (rope->shape[1] != HS / 2 || rope->shape[2] != 2)
+        return shape_err(op, "rope", rope, "(P, HS/2, 2) with HS = q.shape[3]");
+    if (kcache->shape[0] != B || kcache->shape[1] != NH || kcache->shape[3] != HS)
+        return shape_err(op, "kcache", kcache, "(B, NH, Tcap, HS) matching q");
+    return dims(op, "positions", positions, 2, B, T, 0, 0);
+}
+
+static KtStatus check_attention_pos(KtBackend *be, const char *op, const KtTensor *out, const KtTensor *q,
+                                    const KtTensor *k, const KtTensor *v, const KtTensor *positions) {
+    KT_TRY(need(be, op, "out", out, out && out->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, 3));
+    KT_TRY(need(be, op, "q", q, KT_F32, 4));
+    KT_TRY(need(be, op, "k", k, KT_F32, 4));
+    KT_TRY(need(be, op, "v", v, KT_F32, 4));
+    KT_TRY(need(be, op, "positions", positions, KT_I32, 2));
+    KT_TRY(same(op, "k", k, "v", v));
+    int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3];
+    if (k->shape[0] != B || k->shape[1] != NH || k->shape[3] != HS)
+        return shape_err(op, "k", k, "(B, NH, Tcap, HS) matching q");
+    if (k->shape[2] < 1) return shape_err(op, "k", k, "a cache with at least one row");
+    KT_TRY(dims(op, "out", out, 3, B, Tq, NH * HS, 0));
+    return dims(op, "positions", positions, 2, B, Tq, 0, 0);
+}
+
+KtStatus kt_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
+                            const KtTensor *rope, const KtTensor *positions) {
+    KT_TRY(check_llama_prep(be, __func__, q, kcache, vcache, qkv, rope, positions));
+    HAVE_OP(llama_attn_prep);
+    return RUN(llama_attn_prep, q, kcache, vcache, qkv, rope, positions);
+}
+
+KtStatus kt_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
+                          const KtTensor *positions, float scale) {
+    KT_TRY(check_attention_pos(be, __func__, out, q, k, v, positions));
+    HAVE_OP(attention_pos);
+    return RUN(attention_pos, out, q, k, v, positions, scale);
+}
+
+KtStatus kt_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                            const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions, float scale) {
+    KT_TRY(check_llama_prep(be, __func__, q, kcache, vcache, qkv, rope, positions));
+    KT_TRY(check_attention_pos(be, __func__, out, q, kcache, vcache, positions));
+    if (!be->ops->llama_attention) {  // the composition
+        HAVE_OP(llama_attn_prep);
+        HAVE_OP(attention_pos);
+        KT_TRY(RUN(llama_attn_prep, q, kcache, vcache, qkv, rope, positions));
+        return RUN(attention_pos, out, q, kcache, vcache, positions, scale);
+    }
+    return RUN(llama_attention, out, q, kcache, vcache, qkv, rope, positions, scale);
+}
+
+KtStatus kt_l2_normalize(KtBackend *be, KtTensor *y, const KtTensor *x) {
+    NEED_F32(y, -1);
+    NEED_F32(x, -1);
+    SAME(y, x);
+    HAVE_OP(l2_normalize);
+    return RUN(l2_normalize, y, x);
+}
+
+static KtStatus check_llama_params(SmpParams params) {
+    if (!(params.temperature > 0) || !isfinite(params.temperature))
+        return KT_FAIL(KT_ERR_ARG, "sampling: temperature must be a positive number, got %g", params.temperature);
+    if (!(params.top_p >= 0) || !isfinite(params.top_p))
+        return KT_FAIL(KT_ERR_ARG, "sampling: top-p must be a number >= 0, got %g", params.top_p);
+    return KT_OK;
+}
+
+KtStatus kt_sample_llama(KtBackend *be, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
+                         const KtTensor *positions, SmpParams params) {
+    NEED(tokens, KT_I32, 2);
+    NEED_F32(logits, 3);
+    NEED(image_ids, KT_I64, 1);
+    NEED(positions, KT_I32, 2);
+    DIMS2(tokens, logits->shape[0], logits->shape[1]);
+    DIMS2(positions, logits->shape[0], logits->shape[1]);
+    DIMS1(image_ids, logits->shape[0]);
+    KT_TRY(check_llama_params(params));
+    HAVE_OP(sample_llama);
+    return RUN(sample_llama, tokens, logits, image_ids, positions, params);
+}
+
+KtStatus kt_raster_step_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
+                               int64_t B) {
+    NEED(tok, KT_I32, 1);
+    NEED(pos, KT_I32, 1);
+    NEED(seq, KT_I32, 2);
+    NEED(step, KT_I32, 1);
+    DIMS1(step, 1);
+    DIMS1(pos, tok->shape[0]);
+    if (B < 1 || B > seq->shape[1] || tok->shape[0] % B)
+        return KT_FAIL(KT_ERR_ARG, "%s: %lld images do not fit %lld rows / %lld sequence columns", __func__,
+                       (long long)B, (long long)tok->shape[0], (long long)seq->shape[1]);
+    HAVE_OP(raster_step_inputs);
+    return RUN(raster_step_inputs, tok, pos, seq, step, B);
+}
+
+KtStatus kt_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, KtTensor *step) {
+    NEED(seq, KT_I32, 2);
+    NEED(sampled, KT_I32, 1);
+    NEED(step, KT_I32, 1);
+    DIMS1(step, 1);
+    if (sampled->shape[0] > seq->shape[1]) return shape_err(__func__, "sampled", sampled, "at most seq.shape[1] images");
+    HAVE_OP(raster_step_commit);
+    return RUN(raster_step_commit, seq, sampled, step);
+}
+
+KtStatus kt_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params) {
+    NEED_F32(probs, 3);
+    NEED_F32(logits, 3);
+    SAME(probs, logits);
+    KT_TRY(check_llama_params(params));
+    HAVE_OP(probs_llama);
+    return RUN(probs_llama, probs, logits, params);
+}
