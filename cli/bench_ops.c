@@ -1,7 +1,7 @@
 // argen bench --arch ops: single kernels-API ops timed at VAR-d16's shapes (C = 1024, 16 heads of 64, 680 tokens;
-// its VQVAE decoder at batch 8) and LlamaGen GPT-B's token step, the op table of kernels/cuda/NOTES.md. On CUDA each op is captured n times into one
-// graph and replayed (launch overhead excluded); on the CPU it runs eagerly. Best of --reps; random operands from a
-// fixed seed (the numbers are rates, not results).
+// its VQVAE decoder at batch 8) and at LlamaGen GPT-B's token step: the op table of kernels/cuda/NOTES.md. On CUDA
+// each op is captured several times into one graph and replayed (launch overhead excluded); on the CPU it runs
+// eagerly. Best of --reps; random operands from a fixed seed (the numbers are rates, not results).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +33,8 @@ typedef struct {
     uint64_t rng;
 } Bench;
 
-static KtStatus op_call(KtBackend *be, const BenchOp *o) {
+static KtStatus op_call(KtBackend *b, const BenchOp *o) {
     static const int pad1[4] = {1, 1, 1, 1};
-    KtBackend *b = be;
     BenchOp m = *o;  // the ops take non-const outputs
     switch (o->kind) {
     case OP_LINEAR: return kt_linear(b, &m.c, &m.a, &m.b, m.d.data ? &m.d : NULL);  // y c = x a . w b^T + bias d
@@ -89,10 +88,10 @@ static KtStatus time_op(Bench *b, KtBackend *be, const BenchOp *o, int n, double
     if (s == KT_OK) s = kt_sync(be);
     double best = INFINITY;
     for (int k = 0; s == KT_OK && k < b->reps; k++) {
-        double t0 = cli_now();
+        double start = cli_now();
         s = g.handle ? kt_graph_launch(be, &g) : repeat_op(&r);
         if (s == KT_OK) s = kt_sync(be);
-        best = fmin(best, (cli_now() - t0) / r.n * 1e6);
+        best = fmin(best, (cli_now() - start) / r.n * 1e6);
     }
     kt_graph_free(&g);
     *us = best;
@@ -125,9 +124,9 @@ static KtStatus tensor(Bench *b, KtTensor *t, KtDType dt, int nd, const int64_t 
     free(h);
     return s;
 }
-#define TENSOR(t, dt, scale, ...)                                                                                      \
-    KT_TRY(tensor(b, (t), (dt), sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t), (const int64_t[]){__VA_ARGS__}, \
-                  (scale)))
+#define TENSOR(t, dt, scale, ...)                                                                         \
+    KT_TRY(tensor(b, (t), (dt), sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t),                 \
+                  (const int64_t[]){__VA_ARGS__}, (scale)))
 
 static void release(Bench *b, int from) {
     while (b->nbuf > from) kt_buffer_free(&b->buf[--b->nbuf]);
@@ -147,8 +146,8 @@ static void row(const char *op, const char *shape, const char *variant, double u
     fflush(stdout);
 }
 static void skipped(Bench *b, const char *op, const char *shape, double gflop) {
-    printf("| %s | %s | %s | - | skipped on the CPU (%.0f GFLOP per call) |\n", op, shape, kt_dtype_name(b->be->matmul_dtype),
-           gflop);
+    printf("| %s | %s | %s | - | skipped on the CPU (%.0f GFLOP per call) |\n", op, shape,
+           kt_dtype_name(b->be->matmul_dtype), gflop);
 }
 
 // ------------------------------------------------------------------------------------------------ families
@@ -464,7 +463,8 @@ KtStatus bench_ops_run(KtBackend *be, const bool on[BENCH_OPS_FAMILIES], int rep
     }
     printf("argen bench: ops at VAR-d16 and GPT-B shapes on %s, matmul dtype %s, %s, best of %d\n"
            "| op | shape | variant | us / call | rate |\n|---|---|---|---|---|\n",
-           be->name, kt_dtype_name(be->matmul_dtype), b->cuda ? "up to 50 calls per graph replay" : "eager calls", reps);
+           be->name, kt_dtype_name(be->matmul_dtype), b->cuda ? "up to 50 calls per graph replay" : "eager calls",
+           reps);
     if (s == KT_OK && on[0]) s = family_linear(b, alt ? &lt_only : NULL, alt ? &small_16 : NULL);
     if (s == KT_OK && on[1]) s = family_attention(b);
     if (s == KT_OK && on[2]) s = family_sample(b);
