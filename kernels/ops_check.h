@@ -7,6 +7,7 @@
 #include "ops.h"
 #include "profile.h"
 
+// t is set, has dtype dt, lives on the backend's device and has ndim dims (ndim < 0: any number >= 1).
 static inline KtStatus need(KtBackend *be, const char *op, const char *arg, const KtTensor *t, KtDType dt, int ndim) {
     if (!t || !t->data)
         return KT_FAIL(KT_ERR_ARG, "%s: '%s' is NULL", op, arg);
