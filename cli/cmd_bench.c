@@ -41,7 +41,7 @@ static const CliOption k_opts[] = {
     {"batch", 'b', CLI_INT_LIST, "1", "N,...", "batch sizes to time", &g.batch, .has_min = true, .min = 1, .has_max = true, .max = 4096, .max_items = 16},
     {"decode-only", 0, CLI_FLAG, NULL, NULL, "time only the VQVAE decode (tokens -> pixels)", &g.decode_only, .required = false},
     {"profile", 0, CLI_FLAG, NULL, NULL, "after the timed runs, one more per batch size with per-op timing (eager: graphs off), printed as a table", &g.profile, .required = false},
-    {"reps", 0, CLI_INT, "3", NULL, "timed runs per batch size (median reported)", &g.reps, .has_min = true, .min = 1, .has_max = true, .max = 1000},
+    {"reps", 0, CLI_INT, "3", NULL, "timed runs per batch size (median reported; --arch ops: the best per op)", &g.reps, .has_min = true, .min = 1, .has_max = true, .max = 1000},
     {"warmup", 0, CLI_INT, "1", NULL, "untimed runs first", &g.warmup, .has_min = true, .min = 0, .has_max = true, .max = 100},
     {"cfg", 0, CLI_FLOAT, "4", NULL, "guidance (official demo setting)", &g.cfg, .has_min = true, .min = 0},
     {"top-k", 0, CLI_INT, NULL, "N", "top-k (official demo setting: VAR 900, LlamaGen 2000)", &g.top_k, .has_min = true, .min = 0},
