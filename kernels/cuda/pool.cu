@@ -80,15 +80,35 @@ KtStatus cuda_fid_preprocess(KtBackend *be, KtTensor *y, const KtTensor *x, KtFi
 }
 
 // ----------------------------------------------------------------------------------------- folded BN + ReLU
+// Both kernels below take N channels per thread (one 16-byte pack when C and the pointers allow, else N = 1) and index
+// in IDX (uint32_t when every index fits): 64-bit divisions per element had made them the slow part of a batch.
+template <typename T> static int pack_width(int64_t C, const void *y, const void *x) {
+    int n = 16 / (int)sizeof(T);
+    return C % n == 0 && cuda_aligned(y, 16) && cuda_aligned(x, 16) ? n : 1;
+}
+
 // y = max(x * scale[c] + shift[c], 0) (NaN stays NaN). y, x: (..., C); T: float32 or the 16-bit map dtype.
-template <typename T>
+template <typename T, int N, typename IDX>
 __global__ void affine_relu_kernel(T *y, const T *x, const float *__restrict__ scale, const float *__restrict__ shift,
-                                   int64_t C, int64_t n) {
-    GRID_STRIDE(i, n) {
-        int64_t c = i % C;
-        float v = __fadd_rn(__fmul_rn(to_f32(x[i]), scale[c]), shift[c]);
-        y[i] = from_f32<T>(v < 0.f ? 0.f : v);
+                                   IDX CN, IDX n) {  // CN = C / N, n = numel / N
+    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (IDX)gridDim.x * blockDim.x) {
+        IDX c0 = i % CN * N;
+        CudaPack<T, N> v = ((const CudaPack<T, N> *)x)[i];
+#pragma unroll
+        for (int j = 0; j < N; j++) {
+            float f = __fadd_rn(__fmul_rn(to_f32(v.v[j]), scale[c0 + j]), shift[c0 + j]);
+            v.v[j] = from_f32<T>(f < 0.f ? 0.f : f);
+        }
+        ((CudaPack<T, N> *)y)[i] = v;
     }
+}
+
+template <typename T, int N, typename IDX>
+static void affine_relu_launch(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+                               const KtTensor *shift, int64_t n) {
+    affine_relu_kernel<T, N, IDX><<<pool_grid(be, n / N), POOL_THREADS, 0, cuda_stream(be)>>>(
+        (T *)y->data, (const T *)x->data, (const float *)scale->data, (const float *)shift->data,
+        (IDX)(kt_cols(x) / N), (IDX)(n / N));
 }
 
 template <typename T>
@@ -96,8 +116,12 @@ static KtStatus affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const
                             const KtTensor *shift) {
     int64_t n = kt_numel(x);
     if (n == 0) return KT_OK;
-    affine_relu_kernel<T><<<pool_grid(be, n), POOL_THREADS, 0, cuda_stream(be)>>>(
-        (T *)y->data, (const T *)x->data, (const float *)scale->data, (const float *)shift->data, kt_cols(x), n);
+    constexpr int NP = 16 / sizeof(T);
+    bool wide = pack_width<T>(kt_cols(x), y->data, x->data) == NP, small = n < INT32_MAX;
+    if (wide && small) affine_relu_launch<T, NP, uint32_t>(be, y, x, scale, shift, n);
+    else if (wide) affine_relu_launch<T, NP, int64_t>(be, y, x, scale, shift, n);
+    else if (small) affine_relu_launch<T, 1, uint32_t>(be, y, x, scale, shift, n);
+    else affine_relu_launch<T, 1, int64_t>(be, y, x, scale, shift, n);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
@@ -110,39 +134,64 @@ KtStatus cuda_channel_affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x,
 }
 
 // --------------------------------------------------------------------------------------------------- pooling
-// One output element per thread: the in-bounds taps of its k x k window in (ky, kx) order. Max takes a tap when
-// v > max or v is NaN (aten's test); average sums in float32 and divides by the tap count.
-// x: (B, H, W, C); y: (B, Ho, Wo, C).
-template <typename T, bool AVG>
-__global__ void pool_kernel(T *__restrict__ y, const T *__restrict__ x, int64_t H, int64_t W, int64_t Ho, int64_t Wo,
-                            int64_t C, int k, int stride, int pad, int64_t n) {
-    GRID_STRIDE(i, n) {
-        int64_t c = i % C, p = i / C, ox = p % Wo, r = p / Wo, oy = r % Ho, b = r / Ho;
-        int64_t y0 = oy * stride - pad, x0 = ox * stride - pad, y1 = y0 + k, x1 = x0 + k;
-        y0 = y0 < 0 ? 0 : y0, x0 = x0 < 0 ? 0 : x0, y1 = y1 > H ? H : y1, x1 = x1 > W ? W : x1;
-        float acc = AVG ? 0.f : -INFINITY;
-        for (int64_t iy = y0; iy < y1; iy++)
-            for (int64_t ix = x0; ix < x1; ix++) {
-                float v = to_f32(x[((b * H + iy) * W + ix) * C + c]);
-                if (AVG) acc = __fadd_rn(acc, v);
-                else if (v > acc || v != v) acc = v;
+// One thread per N adjacent output channels of a pixel: the in-bounds taps of its k x k window in (ky, kx) order.
+// Max takes a tap when v > max or v is NaN (aten's test); average sums in float32 and divides by the tap count.
+// x: (B, H, W, C); y: (B, Ho, Wo, C); CN = C / N, n = numel(y) / N.
+template <typename T, bool AVG, int N, typename IDX>
+__global__ void pool_kernel(T *__restrict__ y, const T *__restrict__ x, IDX H, IDX W, IDX Ho, IDX Wo, IDX CN, int k,
+                            int stride, int pad, IDX n) {
+    typedef CudaPack<T, N> P;
+    for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (IDX)gridDim.x * blockDim.x) {
+        IDX c = i % CN, p = i / CN, ox = p % Wo, r = p / Wo, oy = r % Ho, b = r / Ho;
+        int y0 = (int)oy * stride - pad, x0 = (int)ox * stride - pad, y1 = y0 + k, x1 = x0 + k;
+        y0 = y0 < 0 ? 0 : y0, x0 = x0 < 0 ? 0 : x0, y1 = y1 > (int)H ? (int)H : y1, x1 = x1 > (int)W ? (int)W : x1;
+        float acc[N];
+#pragma unroll
+        for (int j = 0; j < N; j++) acc[j] = AVG ? 0.f : -INFINITY;
+        for (int iy = y0; iy < y1; iy++)
+            for (int ix = x0; ix < x1; ix++) {
+                P v = ((const P *)x)[((b * H + (IDX)iy) * W + (IDX)ix) * CN + c];
+#pragma unroll
+                for (int j = 0; j < N; j++) {
+                    float f = to_f32(v.v[j]);
+                    if (AVG) acc[j] = __fadd_rn(acc[j], f);
+                    else if (f > acc[j] || f != f) acc[j] = f;
+                }
             }
-        if (AVG) acc = __fdiv_rn(acc, (float)((y1 - y0) * (x1 - x0)));
-        y[i] = from_f32<T>(acc);
+        P o;
+#pragma unroll
+        for (int j = 0; j < N; j++) o.v[j] = from_f32<T>(AVG ? __fdiv_rn(acc[j], (float)((y1 - y0) * (x1 - x0))) : acc[j]);
+        ((P *)y)[i] = o;
     }
+}
+
+template <typename T, bool AVG, int N, typename IDX>
+static void pool_launch(KtBackend *be, KtTensor *y, const KtTensor *x, int k, int stride, int pad) {
+    int64_t n = kt_numel(y) / N;
+    pool_kernel<T, AVG, N, IDX><<<pool_grid(be, n), POOL_THREADS, 0, cuda_stream(be)>>>(
+        (T *)y->data, (const T *)x->data, (IDX)x->shape[1], (IDX)x->shape[2], (IDX)y->shape[1], (IDX)y->shape[2],
+        (IDX)(x->shape[3] / N), k, stride, pad, (IDX)n);
+}
+
+template <typename T, bool AVG>
+static void pool_pick(KtBackend *be, KtTensor *y, const KtTensor *x, int k, int stride, int pad) {
+    constexpr int NP = 16 / sizeof(T);
+    bool wide = pack_width<T>(x->shape[3], y->data, x->data) == NP;
+    bool small = kt_numel(x) < INT32_MAX && kt_numel(y) < INT32_MAX;
+    if (wide && small) pool_launch<T, AVG, NP, uint32_t>(be, y, x, k, stride, pad);
+    else if (wide) pool_launch<T, AVG, NP, int64_t>(be, y, x, k, stride, pad);
+    else if (small) pool_launch<T, AVG, 1, uint32_t>(be, y, x, k, stride, pad);
+    else pool_launch<T, AVG, 1, int64_t>(be, y, x, k, stride, pad);
 }
 
 template <typename T>
 static KtStatus pool(KtBackend *be, KtTensor *y, const KtTensor *x, int k, int stride, int pad, bool avg) {
-    int64_t H = x->shape[1], W = x->shape[2], C = x->shape[3], Ho = y->shape[1], Wo = y->shape[2], n = kt_numel(y);
-    if (n == 0) return KT_OK;
-    unsigned g = pool_grid(be, n);
-    if (avg)
-        pool_kernel<T, true><<<g, POOL_THREADS, 0, cuda_stream(be)>>>((T *)y->data, (const T *)x->data, H, W, Ho, Wo, C,
-                                                                      k, stride, pad, n);
-    else
-        pool_kernel<T, false><<<g, POOL_THREADS, 0, cuda_stream(be)>>>((T *)y->data, (const T *)x->data, H, W, Ho, Wo,
-                                                                       C, k, stride, pad, n);
+    if (kt_numel(y) == 0) return KT_OK;
+    if (x->shape[1] > INT32_MAX / 2 || x->shape[2] > INT32_MAX / 2)
+        return KT_FAIL(KT_ERR_SHAPE, "kt_pool2d: %lld x %lld maps are too large", (long long)x->shape[1],
+                       (long long)x->shape[2]);
+    if (avg) pool_pick<T, true>(be, y, x, k, stride, pad);
+    else pool_pick<T, false>(be, y, x, k, stride, pad);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
