@@ -2,15 +2,17 @@
 # The CUDA check we run on the GPU machine: every Criterion test binary (the CUDA twins run there instead of
 # skipping), compute-sanitizer memcheck on the CUDA backend test, and the op benchmark (`argen bench --arch ops`).
 # Logs and a summary go to $OUT.
-# --full adds: memcheck of the LlamaGen op and model tests, racecheck + 5 repeated runs of the attention twins, the
+# --full adds: memcheck of the LlamaGen op and model tests, racecheck + 3 repeated runs of the attention twins, the
 # standard benchmark sets (bench_var.sh, bench_llamagen.sh) and per-op profiles (`argen bench --profile` of VAR-d16
-# decode and sampling, GPT-B sampling), about 9 minutes in all. --profile: the default checks plus the profiles.
+# decode and sampling, GPT-B sampling). --profile: the default checks plus the profiles.
+# The checks run side by side (each binary and sanitizer run a background job, OpenBLAS at 2 threads each); the
+# benchmarks run after them, one at a time, on a quiet GPU.
 #
 # Here (no GPU needed):
 #   cmake -B build-cuda -DARGEN_CUDA=ON -DARGEN_SHARED=ON && cmake --build build-cuda -j2
 #   scripts/gpu_check.sh --pack        # test binaries + bundled libraries (Criterion, ...) into build-cuda/gpu
-# On the GPU machine (the `run` tool, carry ["build-cuda/gpu"], from the repository root):
-#   scripts/gpu_check.sh [--quick|--no-memcheck|--full|--profile]   # --quick: test_cuda_backend + op benchmark
+# On the GPU machine (the `run` tool, carry ["build-cuda/gpu.tar.xz"], from the repository root):
+#   tar xJf build-cuda/gpu.tar.xz -C build-cuda && scripts/gpu_check.sh [--quick|--no-memcheck|--full|--profile]   # --quick: test_cuda_backend + op benchmark
 # The build bakes absolute paths in (fixtures, the CLI): when the checkout sits elsewhere there, the original source
 # path is linked to it, and the fixture archives (tracked in tests/fixtures) are unpacked into build-cuda/tests.
 set -uo pipefail
@@ -28,6 +30,8 @@ if [ "${1:-}" = "--pack" ]; then
   "$(dirname "$0")/../../shared/tools/gpu-bundle.sh" "$G" "$G"/bin/*
   pwd > "$G/source_dir"
   du -sh "$G"
+  # the carried tree is limited to 64 MiB with the tracked files (~35 MiB): carry this archive (~16 MiB) instead
+  tar cJf "$BUILD/gpu.tar.xz" -C "$BUILD" gpu && du -sh "$BUILD/gpu.tar.xz"
   exit 0
 fi
 
@@ -40,68 +44,77 @@ if [ "$src" != "$PWD" ] && [ ! -e "$src" ]; then
 fi
 mkdir -p "$BUILD/tests/fixtures"
 for a in tests/fixtures/*.tar.xz; do tar xJf "$a" -C "$BUILD/tests/fixtures"; done
+[ -e "$BUILD/argen" ] || ln -s "$PWD/$G/bin/argen" "$BUILD/argen"  # the CLI path the tests were built with
+[ "${1:-}" = "--setup" ] && exit 0  # only the links and fixtures, for targeted runs of single tests
 
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv; uname -r; } > "$OUT/gpu.txt" 2>&1
 cat "$OUT/gpu.txt"
-summary=()
-run() {  # name timeout command...
+run() {  # name timeout command...   (one summary line per check in $OUT/name.sum)
   local name=$1 t=$2; shift 2
   local t0=$SECONDS
   (cd "$BUILD/tests" && timeout "$t" "$@") > "$OUT/$name.log" 2>&1
   local rc=$?
   local syn
   syn=$(grep -a "Synthesis" "$OUT/$name.log" | tail -1)
-  summary+=("$(printf '%-24s rc=%-3s %4ss  %s' "$name" "$rc" $((SECONDS - t0)) "$syn")")
+  printf '%-24s rc=%-3s %4ss  %s\n' "$name" "$rc" $((SECONDS - t0)) "$syn" > "$OUT/$name.sum"
   if [ $rc -ne 0 ]; then grep -a -E "\[FAIL\]|failed|Assertion|error" "$OUT/$name.log" | head -40; fi
 }
+check() { run "$@" & }  # the checks run side by side; the benchmarks wait for a quiet GPU
 
 bin=$PWD/$G/bin
-run cuda_backend 300 env ARGEN_CUDA_VERBOSE=1 "$bin/test_cuda_backend" --jobs 1 --verbose
-{  # the op table (kernels/cuda/NOTES.md): 16-bit weights and maps, then the float32 GEMMs and attention
-  timeout 240 "$bin/argen" bench --arch ops --device cuda --dtype bf16 --reps 5
-  timeout 120 "$bin/argen" bench --arch ops --ops linear,attention --device cuda --dtype fp32 --reps 5
-} > "$OUT/bench.txt" 2>&1 || echo "argen bench --arch ops failed (see bench.txt)" >&2
-if [ "${1:-}" != "--quick" ]; then
+mode=${1:-}
+export OPENBLAS_NUM_THREADS=2
+# ---- checks, side by side (16 cores; the GPU is shared between them)
+check cuda_backend 300 env ARGEN_CUDA_VERBOSE=1 "$bin/test_cuda_backend" --jobs 1 --verbose
+if [ "$mode" != "--quick" ]; then
   for t in "$bin"/test_*; do
     n=$(basename "$t")
     [ "$n" = test_cuda_backend ] && continue
-    run "${n#test_}" 120 "$t" --jobs 8
+    check "${n#test_}" 240 "$t" --jobs 4
   done
-  [ "${1:-}" = "--no-memcheck" ] || run memcheck 200 compute-sanitizer --tool memcheck --target-processes all --print-limit 20 \
-    "$bin/test_cuda_backend" --jobs 1
-  [ -f "$OUT/memcheck.log" ] && grep -a -E "ERROR SUMMARY|Invalid|========= [A-Z]" "$OUT/memcheck.log" | sort | uniq -c | head -20
+  [ "$mode" = "--no-memcheck" ] || check memcheck 300 compute-sanitizer --tool memcheck --target-processes all \
+    --print-limit 20 "$bin/test_cuda_backend" --jobs 1
 fi
-if [ "${1:-}" = "--full" ]; then
-  run memcheck_llama 240 compute-sanitizer --tool memcheck --print-limit 20 "$bin/test_llama_ops" --jobs 1
-  run memcheck_llamagen 300 compute-sanitizer --tool memcheck --print-limit 20 "$bin/test_llamagen" --jobs 1 \
+if [ "$mode" = "--full" ]; then
+  check memcheck_llama 300 compute-sanitizer --tool memcheck --print-limit 20 "$bin/test_llama_ops" --jobs 1
+  check memcheck_llamagen 300 compute-sanitizer --tool memcheck --print-limit 20 "$bin/test_llamagen" --jobs 1 \
     --filter '*cuda*'
-  run racecheck_attention 300 compute-sanitizer --tool racecheck --print-limit 20 "$bin/test_cuda_backend" --jobs 1 \
-    --filter 'cuda_attention/*'
-  for i in 1 2 3 4 5; do run "attention_repeat$i" 60 "$bin/test_cuda_backend" --jobs 1 --filter 'cuda_attention/*'; done
-  for f in memcheck_llama memcheck_llamagen racecheck_attention; do
-    [ -f "$OUT/$f.log" ] && echo "$f: $(grep -a -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$f.log" | tail -1)"
-  done
-  OUT=$OUT timeout 300 scripts/bench_var.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_var.sh failed" >&2
-  OUT=$OUT timeout 300 scripts/bench_llamagen.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_llamagen.sh failed" >&2
+  check racecheck_attention 300 compute-sanitizer --tool racecheck --print-limit 20 "$bin/test_cuda_backend" \
+    --jobs 1 --filter 'cuda_attention/*'
+  for i in 1 2 3; do check "attention_repeat$i" 120 "$bin/test_cuda_backend" --jobs 1 --filter 'cuda_attention/*'; done
 fi
-if [ "${1:-}" = "--full" ] || [ "${1:-}" = "--profile" ]; then  # where the time goes, op by op (eager runs)
-  p=(--random-init --device cuda --dtype bf16 --reps 1 --warmup 1 --profile)
-  {
-    timeout 120 "$bin/argen" bench --arch var-d16 --decode-only --batch 1,32 "${p[@]}"
-    timeout 120 "$bin/argen" bench --arch var-d16 --batch 1,64 "${p[@]}"
-    timeout 120 "$bin/argen" bench --arch llamagen-b --batch 1 "${p[@]}"
-  } > "$OUT/profile.md" 2>&1
-  echo "---- profile"
-  cat "$OUT/profile.md"
+wait
+for f in memcheck memcheck_llama memcheck_llamagen racecheck_attention; do
+  [ -f "$OUT/$f.log" ] && echo "$f: $(grep -a -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/$f.log" | tail -1)"
+done
+cat "$OUT"/*.sum > "$OUT/summary.txt"
+echo "---- summary (checks)"
+cat "$OUT/summary.txt"
+
+# ---- benchmarks, one at a time, most wanted first
+unset OPENBLAS_NUM_THREADS
+if [ "$mode" = "--full" ]; then
+  OUT=$OUT timeout 200 scripts/bench_var.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_var.sh failed" >&2
+  OUT=$OUT timeout 200 scripts/bench_llamagen.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_llamagen.sh failed" >&2
 fi
-if [ "${1:-}" != "--quick" ]; then  # FID Inception throughput (random weights; 256x256 inputs, statistics included)
+if [ "$mode" != "--quick" ]; then  # FID Inception throughput (random weights; 256x256 inputs, statistics included)
   for dt in fp32 bf16; do
-    timeout 120 "$bin/argen" bench --arch inception --random-init --batch 1,64,200 --device cuda --dtype $dt --reps 3
+    timeout 90 "$bin/argen" bench --arch inception --random-init --batch 1,64,200 --device cuda --dtype $dt --reps 3
   done > "$OUT/bench_inception.md" 2>&1
 fi
+{  # the op table (kernels/cuda/NOTES.md): 16-bit weights and maps, then the float32 GEMMs and attention
+  timeout 150 "$bin/argen" bench --arch ops --device cuda --dtype bf16 --reps 5
+  timeout 60 "$bin/argen" bench --arch ops --ops linear,attention --device cuda --dtype fp32 --reps 5
+} > "$OUT/bench.txt" 2>&1 || echo "argen bench --arch ops failed (see bench.txt)" >&2
+if [ "$mode" = "--full" ] || [ "$mode" = "--profile" ]; then  # where the time goes, op by op (eager runs)
+  p=(--random-init --device cuda --dtype bf16 --reps 1 --warmup 1 --profile)
+  {
+    timeout 60 "$bin/argen" bench --arch var-d16 --decode-only --batch 1,32 "${p[@]}"
+    timeout 60 "$bin/argen" bench --arch var-d16 --batch 1,64 "${p[@]}"
+    timeout 60 "$bin/argen" bench --arch llamagen-b --batch 1 "${p[@]}"
+  } > "$OUT/profile.md" 2>&1
+fi
 echo "---- benchmark"
-cat "$OUT/bench.txt"
-[ -f "$OUT/bench_inception.md" ] && cat "$OUT/bench_inception.md"
-for f in bench_var.md bench_llamagen.md; do [ -f "$OUT/$f" ] && cat "$OUT/$f"; done
-echo "---- summary"
-printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
+for f in bench_var.md bench_llamagen.md bench_inception.md bench.txt; do [ -f "$OUT/$f" ] && cat "$OUT/$f"; done
+echo "---- summary (checks)"
+cat "$OUT/summary.txt"
