@@ -500,24 +500,33 @@ hf_kernel(int32_t *__restrict__ tokens, float *probs, float *logits,  // probs m
     float *row = logits + r * V;
     bool use_k = top_k > 0 && top_k < V, use_p = top_p < 1.f, div = temp != 1.f;
     float td = temp > 1e-5f ? temp : 1e-5f;
-    auto load = [&](int idx) { return idx < V ? (div ? __fdiv_rn(row[idx], td) : row[idx]) : -INFINITY; };
+    auto f = [&](float x) { return div ? __fdiv_rn(x, td) : x; };  // the temperature
+    bool vec = row_vec4(row, V);
 
     float th = -INFINITY;
     if (use_k && !use_p) {  // top-k alone: the threshold by radix select, no sort
         uint32_t keys[IT];
 #pragma unroll
-        for (int i = 0; i < IT; i++) keys[i] = order_key(load(tid * IT + i));
+        for (int i = 0; i < IT; i += 4) {
+            float x[4];
+            row_load4(row, V, tid * IT + i, vec, f, x);
+#pragma unroll
+            for (int j = 0; j < 4; j++) keys[i + j] = order_key(x[j]);
+        }
         th = key_value(radix_select_kth<NT, IT>(keys, top_k, sm));
     } else if (use_k || use_p) {
         for (int i = tid; i < P; i += NT) sm.drop[i] = 0;
         float keys[IT];
         int vals[IT];
 #pragma unroll
-        for (int i = 0; i < IT; i++) {
-            int idx = tid * IT + i;
-            float x = load(idx);
-            keys[i] = (x != x) ? INFINITY : (x == 0.f ? 0.f : -x);  // ascending -x = descending x; NaN last
-            vals[i] = idx;
+        for (int i = 0; i < IT; i += 4) {
+            float x[4];
+            row_load4(row, V, tid * IT + i, vec, f, x);
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                keys[i + j] = (x[j] != x[j]) ? INFINITY : (x[j] == 0.f ? 0.f : -x[j]);  // -x ascending; NaN last
+                vals[i + j] = tid * IT + i + j;
+            }
         }
         cub::BlockRadixSort<float, NT, IT, int>(sm.tmp.sort).Sort(keys, vals);  // stable: index order on ties
         __syncthreads();
@@ -560,7 +569,7 @@ hf_kernel(int32_t *__restrict__ tokens, float *probs, float *logits,  // probs m
     }
 
     double w[IT], pre, total;
-    float mx = filtered_row_weights<NT, IT>(row, V, load, use_k, th, use_p ? sm.drop : nullptr, sm.tmp.scan, w, pre,
+    float mx = filtered_row_weights<NT, IT>(row, V, f, use_k, th, use_p ? sm.drop : nullptr, sm.tmp.scan, w, pre,
                                             total);
     if (PROBS) {
         float inv = mx == -INFINITY ? 0.f : (float)(1.0 / total);

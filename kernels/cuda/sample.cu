@@ -42,7 +42,8 @@ sample_kernel(int32_t *__restrict__ tokens, float *__restrict__ logits, const in
     int64_t r = blockIdx.x, b = r / T, t = r % T;
     float *row = logits + r * V;
     bool use_k = top_k > 0 && top_k < V, use_p = top_p > 0.f && top_p < 1.f, div = temp > 0.f && temp != 1.f;
-    auto load = [&](int idx) { return idx < V ? (div ? __fdiv_rn(row[idx], temp) : row[idx]) : -INFINITY; };
+    auto f = [&](float x) { return div ? __fdiv_rn(x, temp) : x; };  // the temperature
+    bool vec = row_vec4(row, V);
 
     float th = -INFINITY;
     if (use_k || use_p) {
@@ -51,11 +52,14 @@ sample_kernel(int32_t *__restrict__ tokens, float *__restrict__ logits, const in
         float keys[IT];
         int vals[IT];
 #pragma unroll
-        for (int i = 0; i < IT; i++) {
-            int idx = tid * IT + i;
-            float x = load(idx);
-            keys[i] = (x != x) ? -INFINITY : (x == 0.f ? 0.f : x);  // NaN sorts as -inf; -0 as +0
-            vals[i] = idx;
+        for (int i = 0; i < IT; i += 4) {
+            float x[4];
+            row_load4(row, V, tid * IT + i, vec, f, x);
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                keys[i + j] = (x[j] != x[j]) ? -INFINITY : (x[j] == 0.f ? 0.f : x[j]);  // NaN sorts as -inf; -0 as +0
+                vals[i + j] = tid * IT + i + j;
+            }
         }
         cub::BlockRadixSort<float, NT, IT, int>(sm.tmp.sort).Sort(keys, vals);  // ascending, stable: index order
         __syncthreads();                                                      // on ties; rank = tid*IT + i
@@ -106,7 +110,7 @@ sample_kernel(int32_t *__restrict__ tokens, float *__restrict__ logits, const in
 
     // Masked row back to memory, and the categorical draw in index order.
     double w[IT], pre, total;
-    filtered_row_weights<NT, IT>(row, V, load, use_k, th, use_p ? sm.drop : nullptr, sm.tmp.scan, w, pre, total);
+    filtered_row_weights<NT, IT>(row, V, f, use_k, th, use_p ? sm.drop : nullptr, sm.tmp.scan, w, pre, total);
     SmpPhilox4 blk = smp_rng_block(seed, (uint64_t)image_ids[b], (uint32_t)(pos0 + t), SMP_STREAM_TOKEN);
     int tok = block_categorical<NT, IT>(w, pre, total, smp_u53(blk.v[0], blk.v[1]), sm.draw);
     if (tid == 0) {
