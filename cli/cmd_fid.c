@@ -162,6 +162,7 @@ static KtStatus eval_images(FidInput *in, FidSource *src, EvExtractor *ex, int b
         i += got;
         if (cli_now() - last > 0.5 || i == hi) progress(in->path, i - lo, hi - lo, t0), last = cli_now();
     }
+    st = ev_extractor_sync(ex, st);  // the last batch's statistics
     free(buf);
     free(feats);
     return st;

@@ -450,6 +450,11 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
         if (cli_now() - last > 0.5 || i == hi) progress(i - lo, hi - lo, generated, t0), last = cli_now();
     }
     (void)total;
+    if (r->has_stats) {  // the last batch's statistics
+        double t = cli_now();
+        st = ev_extractor_sync(&r->ex, st);
+        r->t_features += cli_now() - t;
+    }
     free(px);
     free(cls);
     free(ids);

@@ -1,4 +1,4 @@
-// Inception features into statistics, batch by batch.
+// Inception features into statistics, batch by batch; the statistics of one batch beside the next one's forward.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@ KtStatus ev_extractor_init(EvExtractor *e, KtBackend *be, const char *inception_
                            KtFidResize mode) {
     memset(e, 0, sizeof *e);
     e->mode = mode;
+    e->overlap = be->device != KT_CPU;  // on the CPU the forward itself keeps the cores busy
     KtCheckpoint ck = {0};
     if (inception_path) {
         KT_TRY(inception_check_hash(inception_path));
@@ -21,7 +22,10 @@ KtStatus ev_extractor_init(EvExtractor *e, KtBackend *be, const char *inception_
     e->pool3 = malloc(B * INC_POOL3 * sizeof(float));
     e->logits = malloc(B * INC_CLASSES * sizeof(float));
     e->spatial = malloc(B * INC_SPATIAL * sizeof(float));
-    if (!e->pool3 || !e->logits || !e->spatial) {
+    e->w_pool3 = malloc(B * INC_POOL3 * sizeof(float));
+    e->w_logits = malloc(B * INC_CLASSES * sizeof(float));
+    e->w_spatial = malloc(B * INC_SPATIAL * sizeof(float));
+    if (!e->pool3 || !e->logits || !e->spatial || !e->w_pool3 || !e->w_logits || !e->w_spatial) {
         ev_extractor_free(e);
         return KT_FAIL(KT_ERR_OOM, "feature extraction: out of memory for a batch of %zu", B);
     }
@@ -30,11 +34,49 @@ KtStatus ev_extractor_init(EvExtractor *e, KtBackend *be, const char *inception_
 
 void ev_extractor_free(EvExtractor *e) {
     if (!e) return;
+    if (e->pending) pthread_join(e->worker, NULL);
     inception_free(&e->net);
     free(e->pool3);
     free(e->logits);
     free(e->spatial);
+    free(e->w_pool3);
+    free(e->w_logits);
+    free(e->w_spatial);
     memset(e, 0, sizeof *e);
+}
+
+// The worker's batch into its statistics (pool3 and spatial moments, IS logits).
+static void *accumulate(void *arg) {
+    EvExtractor *e = arg;
+    EvFeatureStats *s = e->w_stats;
+    KtStatus st = ev_moments_add(&s->pool3, e->w_pool3, e->w_b);
+    if (st == KT_OK && s->D_s) st = ev_moments_add(&s->spatial, e->w_spatial, e->w_b);
+    if (st == KT_OK && s->is.C) st = ev_is_add(&s->is, e->w_logits, e->w_b, e->w_first);
+    e->w_status = st;
+    if (st != KT_OK) snprintf(e->w_error, sizeof e->w_error, "%s", kt_last_error());
+    return NULL;
+}
+
+// st when it is an error already, else the finished worker's status (its message re-raised in this thread).
+static KtStatus worker_status(const EvExtractor *e, KtStatus st) {
+    if (st != KT_OK || e->w_status == KT_OK) return st;
+    if (e->net.be->matmul_dtype == KT_F16)  // the likely cause: a map beyond fp16's range
+        return KT_FAIL(e->w_status, "%s (--dtype fp16: a feature map may have overflowed 65504; use bf16 or fp32)",
+                       e->w_error);
+    return KT_FAIL(e->w_status, "%s", e->w_error);
+}
+
+KtStatus ev_extractor_sync(EvExtractor *e, KtStatus st) {
+    if (!e->pending) return st;
+    pthread_join(e->worker, NULL);
+    e->pending = false;
+    return worker_status(e, st);
+}
+
+static void swap(float **a, float **b) {
+    float *t = *a;
+    *a = *b;
+    *b = t;
 }
 
 KtStatus ev_extractor_add(EvExtractor *e, EvFeatureStats *stats, const uint8_t *images, int B, int H, int W,
@@ -43,17 +85,18 @@ KtStatus ev_extractor_add(EvExtractor *e, EvFeatureStats *stats, const uint8_t *
         int b = B - i < e->net.max_batch ? B - i : e->net.max_batch;
         IncOutputs out = {.pool3 = e->pool3, .logits = stats->is.C ? e->logits : NULL,
                           .spatial = stats->D_s ? e->spatial : NULL};
-        KT_TRY(inception_forward(&e->net, images + (size_t)i * H * W * 3, b, H, W, e->mode, &out));
-        KtStatus st = ev_moments_add(&stats->pool3, e->pool3, b);
-        if (st == KT_OK && stats->D_s) st = ev_moments_add(&stats->spatial, e->spatial, b);
-        if (st == KT_OK && stats->is.C) st = ev_is_add(&stats->is, e->logits, b, first_index + i);
-        if (st != KT_OK && e->net.be->matmul_dtype == KT_F16) {  // the likely cause: a map beyond fp16's range
-            char msg[400];
-            snprintf(msg, sizeof msg, "%s", kt_last_error());
-            return KT_FAIL(st, "%s (--dtype fp16: a feature map may have overflowed 65504; use bf16 or fp32)", msg);
-        }
-        KT_TRY(st);
+        KT_TRY(ev_extractor_sync(e, inception_forward(&e->net, images + (size_t)i * H * W * 3, b, H, W, e->mode, &out)));
         if (features_out) memcpy(features_out + (size_t)i * INC_POOL3, e->pool3, (size_t)b * INC_POOL3 * sizeof(float));
+        swap(&e->pool3, &e->w_pool3);  // the worker takes this batch's features, the next forward the other set
+        swap(&e->logits, &e->w_logits);
+        swap(&e->spatial, &e->w_spatial);
+        e->w_stats = stats, e->w_b = b, e->w_first = first_index + i;
+        if (e->overlap && pthread_create(&e->worker, NULL, accumulate, e) == 0) {
+            e->pending = true;
+        } else {  // in this thread (the CPU backend, or no thread to be had)
+            accumulate(e);
+            KT_TRY(worker_status(e, KT_OK));
+        }
         i += b;
     }
     return KT_OK;

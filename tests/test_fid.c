@@ -398,3 +398,62 @@ Test(inception_score, uniform_is_one_and_k_one_hot_classes_is_k) {
     ev_is_free(&a);
     free(lg);
 }
+
+// The statistics of a batch accumulated by the worker thread beside the next forward (the GPU default, forced here
+// on the CPU) are the in-line statistics bit for bit, features_out included; the worker's failure (here an IS index
+// outside the set) is reported by the sync, in the calling thread.
+static void extract_all(bool overlap, const uint8_t *img, int n, EvFeatureStats *st, float *feats) {
+    KtBackend be;
+    test_backend_init(&be, KT_CPU);
+    EvExtractor ex;
+    OK(ev_extractor_init(&ex, &be, NULL, 2, KT_FID_RESIZE_PYTORCH));  // random weights, forwards of 2
+    ex.overlap = overlap;
+    OK(ev_stats_init(st, INC_POOL3, INC_SPATIAL, n, INC_CLASSES));
+    KtStatus s = KT_OK;
+    for (int i = 0; s == KT_OK && i < n; i += 3)  // calls of 3 images (a forward of 2 and one of 1), then 1
+        s = ev_extractor_add(&ex, st, img + (size_t)i * 32 * 32 * 3, n - i < 3 ? n - i : 3, 32, 32, i,
+                             feats + (size_t)i * INC_POOL3);
+    OK(ev_extractor_sync(&ex, s));
+    ev_extractor_free(&ex);
+    kt_backend_free(&be);
+}
+
+Test(stats, overlapped_accumulation_equals_in_line, .timeout = 600) {
+    enum { N = 4 };
+    uint8_t *img = malloc((size_t)N * 32 * 32 * 3);
+    for (size_t i = 0; i < (size_t)N * 32 * 32 * 3; i++) img[i] = (uint8_t)((i * 2654435761u) >> 24);
+    float *f1 = malloc((size_t)N * INC_POOL3 * sizeof(float)), *f2 = malloc((size_t)N * INC_POOL3 * sizeof(float));
+    EvFeatureStats a, b;
+    extract_all(false, img, N, &a, f1);
+    extract_all(true, img, N, &b, f2);
+    cr_assert_eq(ev_stats_count(&a), N);
+    cr_assert_eq(ev_stats_count(&b), N);
+    cr_expect(!memcmp(f1, f2, (size_t)N * INC_POOL3 * sizeof(float)), "features_out differ");
+    cr_expect(!memcmp(a.pool3.sum, b.pool3.sum, INC_POOL3 * sizeof(double)), "pool3 sums differ");
+    cr_expect(!memcmp(a.pool3.outer, b.pool3.outer, (size_t)INC_POOL3 * INC_POOL3 * sizeof(double)), "pool3 outer");
+    cr_expect(!memcmp(a.spatial.outer, b.spatial.outer, (size_t)INC_SPATIAL * INC_SPATIAL * sizeof(double)),
+              "spatial outer products differ");
+    double m1, s1, m2, s2;
+    OK(ev_is_score(&a.is, &m1, &s1));
+    OK(ev_is_score(&b.is, &m2, &s2));
+    cr_expect(m1 == m2 && s1 == s2, "IS %.17g +- %g vs %.17g +- %g", m1, s1, m2, s2);
+    ev_stats_free(&a);
+    ev_stats_free(&b);
+
+    // the worker's failure (IS index 5 of a set of 4) surfaces at the sync, with its message, in this thread
+    KtBackend be;
+    test_backend_init(&be, KT_CPU);
+    EvExtractor ex;
+    OK(ev_extractor_init(&ex, &be, NULL, 2, KT_FID_RESIZE_PYTORCH));
+    ex.overlap = true;
+    OK(ev_stats_init(&a, INC_POOL3, 0, 4, INC_CLASSES));
+    OK(ev_extractor_add(&ex, &a, img, 1, 32, 32, 4, NULL));  // index 4: accepted now, failing on the worker
+    KtStatus s = ev_extractor_sync(&ex, KT_OK);
+    cr_expect_eq(s, KT_ERR_ARG);
+    cr_expect(strstr(kt_last_error(), "sample index 4 outside the set of 4"), "%s", kt_last_error());
+    cr_expect_eq(ev_extractor_sync(&ex, KT_OK), KT_OK, "a second sync has nothing left to report");
+    ev_stats_free(&a);
+    ev_extractor_free(&ex);
+    kt_backend_free(&be);
+    free(img), free(f1), free(f2);
+}
