@@ -56,7 +56,7 @@ static const Protocol k_protocols[] = {
 
 // ---------------------------------------------------------------------------------------------------- options
 typedef struct {
-    const char *arch, *vae, *vq, *ckpt, *out, *protocol, *shard, *fid_ref, *save_stats, *inception, *resize;
+    const char *arch, *vae, *vq, *ckpt, *out, *protocol, *shard, *fid_ref, *save_stats, *inception, *resize, *random_init;
     const char *device, *dtype;
     CliIntList classes, patch_nums;
     int per_class, top_k, batch, image_size, eval_size, heads;
@@ -72,7 +72,8 @@ static const CliOption k_opts[] = {
     {"arch", 0, CLI_STRING, "var", NULL, "model family", &g.arch, .choices = "var|llamagen"},
     {"vae", 0, CLI_STRING, NULL, "FILE", "VAR: VQVAE checkpoint (vae_ch160v4096z32.pth)", &g.vae, .required = false},
     {"vq", 0, CLI_STRING, NULL, "FILE", "LlamaGen: VQ tokenizer checkpoint (vq_ds16_c2i.pt)", &g.vq, .required = false},
-    {"ckpt", 0, CLI_STRING, NULL, "FILE", "transformer checkpoint (var_d16.pth, c2i_B_256.pt, ...)", &g.ckpt, .required = true},
+    {"ckpt", 0, CLI_STRING, NULL, "FILE", "transformer checkpoint (var_d16.pth, c2i_B_256.pt, ...) (required unless --random-init)", &g.ckpt, .required = false},
+    {"random-init", 0, CLI_STRING, NULL, "ARCH", "timing runs without checkpoints: the official ARCH (var-dN, or llamagen-b|l|xl|xxl|3b with --arch llamagen) with random weights instead of --vae/--vq/--ckpt; images and FID are meaningless, the time is real", &g.random_init, .required = false},
     {"patch-nums", 0, CLI_INT_LIST, "1,2,3,4,5,6,8,10,13,16", "N,...", "VAR: token-map side of each scale", &g.patch_nums, .has_min = true, .min = 1, .max_items = 32},
     {"image-size", 0, CLI_INT, "256", NULL, "LlamaGen: image side", &g.image_size, .has_min = true, .min = 16, .has_max = true, .max = 4096},
     {"eval-size", 0, CLI_INT, "0", NULL, "LlamaGen: resize each image (float values, bicubic) to this side before the 8-bit conversion (0: keep the image size; the 384px models' FID protocol: 256)", &g.eval_size, .has_min = true, .min = 0, .has_max = true, .max = 4096},
@@ -110,7 +111,8 @@ static const CliCommand k_cmd = {
     "  argen fid var_d16_50k.npz VIRTUAL_imagenet256_labeled.npz\n"
     "  argen render --protocol var-d16 --vae ... --ckpt ... --fid-ref VIRTUAL_imagenet256_labeled.npz   (no files)\n"
     "  argen render ... --shard 3/8 --fid-ref REF.npz --save-stats part3.npz   (scripts/slurm_fid50k.sh)\n"
-    "  argen render --protocol llamagen-xl --vq vq_ds16_c2i.pt --ckpt c2i_XL_384.pt --out xl_50k.npz   (384 -> 256)",
+    "  argen render --protocol llamagen-xl --vq vq_ds16_c2i.pt --ckpt c2i_XL_384.pt --out xl_50k.npz   (384 -> 256)\n"
+    "  argen render --protocol var-d16 --random-init var-d16 --fid-ref REF.npz   (the time of a FID-50k run, no checkpoints)",
 };
 
 static bool llamagen(void) { return !strcmp(g.arch, "llamagen"); }
@@ -151,6 +153,7 @@ static char *settings_json(const Protocol *pr, int64_t total) {
     m += (size_t)snprintf(b + m, cap - m, "{\"protocol\": %s, \"arch\": \"%s\", \"tokenizer\": %s, \"ckpt\": %s, ",
                           pr ? cli_json_str(s1, sizeof s1, pr->name) : "null", g.arch,
                           cli_json_str(s2, sizeof s2, llamagen() ? g.vq : g.vae), cli_json_str(s3, sizeof s3, g.ckpt));
+    if (g.random_init) m += (size_t)snprintf(b + m, cap - m, "\"random_init\": %s, ", cli_json_str(s1, sizeof s1, g.random_init));
     if (llamagen())
         m += (size_t)snprintf(b + m, cap - m, "\"image_size\": %d, \"eval_size\": %d, \"heads\": %d, \"temperature\": %g, ",
                               g.image_size, g.eval_size ? g.eval_size : g.image_size, g.heads, (double)g.temperature);
@@ -508,8 +511,24 @@ static int run(const CliParsed *parsed) {
     if (g.shard && g.fid_ref && !g.save_stats)
         return fprintf(stderr, "argen: --shard with --fid-ref: add --save-stats PART.npz (FID needs all shards: fid-merge them)\n"), 2;
     if (llamagen() && !g.vq) g.vq = g.vae;
-    if (!(llamagen() ? g.vq : g.vae))
+    int random_depth = 0;
+    char random_arch[8] = "";
+    if (g.random_init) {  // var-dN, or llamagen-<size>[-...] (a protocol name works too)
+        char tail;
+        bool ok = llamagen() ? sscanf(g.random_init, "llamagen-%7[a-z0-9]", random_arch) == 1
+                             : sscanf(g.random_init, "var-d%d%c", &random_depth, &tail) == 1 && random_depth >= 1 &&
+                                   random_depth <= 64;
+        if (!ok)
+            return fprintf(stderr, "argen: --random-init: expected %s for --arch %s, got '%s'\n",
+                           llamagen() ? "llamagen-b|l|xl|xxl|3b" : "var-dN (e.g. var-d16)", g.arch, g.random_init), 2;
+        if (g.ckpt || g.vae || g.vq)
+            return fprintf(stderr, "argen: --random-init replaces --vae/--vq/--ckpt: give one or the other\n"), 2;
+    } else if (!g.ckpt) {
+        return fprintf(stderr, "argen: missing --ckpt FILE (the transformer checkpoint; --random-init ARCH for timing "
+                       "runs without one)\n"), 2;
+    } else if (!(llamagen() ? g.vq : g.vae)) {
         return fprintf(stderr, "argen: missing %s\n", llamagen() ? "--vq (e.g. vq_ds16_c2i.pt)" : "--vae (e.g. vae_ch160v4096z32.pth)"), 2;
+    }
     int64_t total = (int64_t)g.classes.n * g.per_class, lo = total * shard_k / shard_n, hi = total * (shard_k + 1) / shard_n;
     Render r;
     memset(&r, 0, sizeof r);
@@ -529,6 +548,8 @@ static int run(const CliParsed *parsed) {
     lp.n_patch_nums = g.patch_nums.n;
     lp.device = g.device;
     lp.dtype = g.dtype;
+    lp.random_depth = random_depth;
+    lp.random_arch = random_arch[0] ? random_arch : NULL;
     bool cuda = !strcmp(g.device, "cuda") || (!strcmp(g.device, "auto") && argen_cuda_available());
     lp.max_batch = g.batch ? g.batch : cuda ? 32 : 1;
     if (lp.max_batch > hi - lo) lp.max_batch = (int)(hi - lo > 0 ? hi - lo : 1);

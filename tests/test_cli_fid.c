@@ -256,6 +256,35 @@ Test(cli_fid, protocol_fixes_its_settings) {
     cr_assert(strstr(g_err, "class 10"), "%s", g_err);
 }
 
+// --random-init ARCH: timing runs without checkpoints (the official architecture with random weights), recorded in
+// the run's settings; it replaces --vae/--ckpt, and a render without it needs --ckpt.
+Test(cli_fid, render_with_random_weights) {
+    const char *dir = tmp("rnd");
+    const char *a[] = {"render", "--random-init", "var-d2", "--patch-nums", "1,2", "--classes", "0,1", "--per-class",
+                       "1", "--out", dir, "--device", "cpu", "-q", NULL};
+    cr_assert_eq(run_cli(a, g_err, sizeof g_err), 0, "%s", g_err);
+    char p[4400];
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof p, "%s/%06d_c%d.png", dir, k, k);
+        cr_expect(file_exists(p), "%s missing", p);
+    }
+    snprintf(p, sizeof p, "%s/argen_run.json", dir);
+    char *j = read_file(p, NULL);
+    cr_expect(j && strstr(j, "\"random_init\": \"var-d2\""), "%s", j ? j : "(no argen_run.json)");
+    free(j);
+    char vae[4200];
+    snprintf(vae, sizeof vae, "%s", fixture_path("var_tiny/vae.pth"));
+    const char *b[] = {"render", "--random-init", "var-d2", "--vae", vae, "--out", tmp("rnd2"), NULL};
+    cr_assert_eq(run_cli(b, g_err, sizeof g_err), 2);
+    cr_expect(strstr(g_err, "--random-init") && strstr(g_err, "--ckpt"), "%s", g_err);
+    const char *c[] = {"render", "--random-init", "llamagen-b", "--out", tmp("rnd3"), NULL};  // --arch is var
+    cr_assert_eq(run_cli(c, g_err, sizeof g_err), 2);
+    cr_expect(strstr(g_err, "--random-init") && strstr(g_err, "var-dN") && strstr(g_err, "llamagen-b"), "%s", g_err);
+    const char *d[] = {"render", "--vae", vae, "--out", tmp("rnd4"), NULL};
+    cr_assert_eq(run_cli(d, g_err, sizeof g_err), 2);
+    cr_expect(strstr(g_err, "--ckpt"), "%s", g_err);
+}
+
 // LlamaGen's 384px protocol renders at the model's size and stores images resized to the evaluation size.
 Test(cli_fid, render_llamagen_at_an_evaluation_size) {
     char vq[4200], gpt[4200];
