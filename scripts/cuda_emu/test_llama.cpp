@@ -475,6 +475,8 @@ int main(int argc, char **argv) {
             run_case(Case{false, 2, 2, 1, 64, Tcap, Tcap, P_LAST, false, SP_NANKEY, seed++});
             run_case(Case{true, 2, 2, 1, 64, Tcap, Tcap, P_ZERO, false, SP_NANKEY, seed++});
         }
+        for (int fused = 0; fused < 2; fused++)  // several 32-key chunks per warp (split kernel: 8 warps)
+            run_case(Case{(bool)fused, 2, 2, 1, 64, 600, 600, P_LAST, false, SP_NONE, seed++});
         printf("\n%ld cases, %ld failed; emulator-detected errors %ld\n", g_cases, g_fail, emu::g_errors);
         return g_fail != 0 || emu::g_errors != 0;
     }
@@ -492,6 +494,9 @@ int main(int argc, char **argv) {
                             int P = fused ? (Tcap == 265 ? 257 : Tcap + 7) : Tcap;  // 265: P < Tcap (limit = P)
                             run_case(Case{(bool)fused, B, NH, Tq, HS, Tcap, P, (PosMode)pm, (bool)bf16, SP_NONE, seed++});
                         }
+    // long caches: several 32-key chunks per warp of the split kernel, up to LlamaGen 384px's 577 positions
+    for (int fused = 0; fused < 2; fused++)
+        for (int Tcap : {600, 1030}) run_case(Case{(bool)fused, 1, 2, 1, 64, Tcap, Tcap, P_LAST, false, SP_NONE, seed++});
     // specials
     for (int fused = 0; fused < 2; fused++)
         for (int Tcap : {24, 257})
