@@ -12,7 +12,10 @@
 #   cmake -B build-cuda -DARGEN_CUDA=ON -DARGEN_SHARED=ON && cmake --build build-cuda -j2
 #   scripts/gpu_check.sh --pack        # test binaries + bundled libraries (Criterion, ...) into build-cuda/gpu
 # On the GPU machine (the `run` tool, carry ["build-cuda/gpu.tar.xz"], from the repository root):
-#   tar xJf build-cuda/gpu.tar.xz -C build-cuda && scripts/gpu_check.sh [--quick|--no-memcheck|--full|--profile]   # --quick: test_cuda_backend + op benchmark
+#   tar xJf build-cuda/gpu.tar.xz -C build-cuda
+#   scripts/gpu_check.sh [--quick|--no-memcheck|--full|--profile|--setup]
+#     --quick: test_cuda_backend + op benchmark; --setup: only the links and fixtures (for single test runs)
+# Only 8 files come back from $OUT: run with OUT=/tmp/o and tar that folder into the real $OUT.
 # The build bakes absolute paths in (fixtures, the CLI): when the checkout sits elsewhere there, the original source
 # path is linked to it, and the fixture archives (tracked in tests/fixtures) are unpacked into build-cuda/tests.
 set -uo pipefail
