@@ -107,35 +107,31 @@ KtStatus llamagen_check_labels(const LlamaConfig *c, int B, const int32_t *label
 
 // ----------------------------------------------------------------------------------------------------- forward
 // x (B2, T, D) += Attn(RMSNorm(x)); x += FFN(RMSNorm(x)) for layer i. pos: (B2, T) sequence positions.
-// Each residual add is fused into the RMSNorm after it: on entry h holds the previous layer's FFN output, not yet
-// added to x (layer 0: nothing pending); on exit h holds this layer's.
+// Five ops: the norms ride on the GEMMs after them and the residual adds on the GEMMs before them (a backend may run
+// each as one kernel at small batch; the CPU runs the compositions).
 static KtStatus layer_forward(LlamaModel *m, LlamaWorkspace *ws, int i, int64_t B2, int64_t T, const KtTensor *pos) {
     KtBackend *be = m->be;
     const LlamaConfig *c = &m->config;
     const LlamaLayer *l = &m->layers[i];
     int64_t D = c->D, NH = c->n_heads, HS = c->head_size;
     float eps = c->norm_eps;
-    KtTensor x = kt_reshape3(&ws->x, B2, T, D);                // (B2, T, D)
-    KtTensor h = kt_reshape3(&ws->h, B2, T, D);                // (B2, T, D) sub-block output
-    KtTensor hn = kt_reshape3(&ws->hn, B2, T, D);              // (B2, T, D) GEMM input (matmul dtype)
+    KtTensor x = kt_reshape3(&ws->x, B2, T, D);                // (B2, T, D) residual stream
+    KtTensor h = kt_reshape3(&ws->h, B2, T, D);                // (B2, T, D) scratch: sub-block output
+    KtTensor hn = kt_reshape3(&ws->hn, B2, T, D);              // (B2, T, D) scratch: normed x (matmul dtype)
     KtTensor qkv = kt_reshape3(&ws->qkv, B2, T, 3 * D);        // (B2, T, 3D)
     KtTensor q = kt_reshape4(&ws->q, B2, NH, T, HS);           // (B2, NH, T, HS)
     KtTensor att = kt_reshape3(&ws->att, B2, T, D);            // (B2, T, D) GEMM input (matmul dtype)
-    KtTensor a13 = kt_reshape3(&ws->a13, B2, T, 2 * c->F);     // (B2, T, 2F) w1 x | w3 x
+    KtTensor a13 = kt_reshape3(&ws->a13, B2, T, 2 * c->F);     // (B2, T, 2F) scratch: w1 x | w3 x
     KtTensor g = kt_reshape3(&ws->g, B2, T, c->F);             // (B2, T, F) GEMM input (matmul dtype)
     KtTensor kc = kt_slice0(&ws->kcache[i], 0, B2), vc = kt_slice0(&ws->vcache[i], 0, B2);  // (B2, NH, Lc, HS)
 
-    // x += h (pending); h = wo(attention(rope(q), rope(k) -> cache, v -> cache)) on hn = RMSNorm(x)
-    KT_TRY(i == 0 ? kt_rmsnorm(be, &hn, &x, &l->attention_norm, eps)
-                  : kt_add_rmsnorm(be, &hn, &x, &h, &l->attention_norm, eps));
-    KT_TRY(kt_linear(be, &qkv, &hn, &l->wqkv, NULL));
+    // x += wo(attention(rope(q), rope(k) -> cache, v -> cache)), q | k | v = wqkv RMSNorm(x)
+    KT_TRY(kt_rmsnorm_linear(be, &qkv, &hn, &x, &l->attention_norm, &l->wqkv, eps));
     KT_TRY(kt_llama_attention(be, &att, &q, &kc, &vc, &qkv, &m->rope, pos, (float)(1.0 / sqrt((double)HS))));
-    KT_TRY(kt_linear(be, &h, &att, &l->wo, NULL));
-    // x += h; h = w2(silu(w1 hn) * w3 hn) on hn = RMSNorm(x), left pending
-    KT_TRY(kt_add_rmsnorm(be, &hn, &x, &h, &l->ffn_norm, eps));
-    KT_TRY(kt_linear(be, &a13, &hn, &l->w13, NULL));
-    KT_TRY(kt_swiglu(be, &g, &a13));
-    return kt_linear(be, &h, &g, &l->w2, NULL);
+    KT_TRY(kt_linear_residual(be, &x, &h, &att, &l->wo));
+    // x += w2(silu(w1 RMSNorm(x)) * w3 RMSNorm(x))
+    KT_TRY(kt_rmsnorm_linear_swiglu(be, &g, &a13, &hn, &x, &l->ffn_norm, &l->w13, eps));
+    return kt_linear_residual(be, &x, &h, &g, &l->w2);
 }
 
 // Layers and head on ws->x (B2, T, D): logits (B2, T, V).
@@ -143,11 +139,9 @@ static KtStatus layers_head(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64
                             KtTensor *logits) {
     const LlamaConfig *c = &m->config;
     for (int i = 0; i < c->n_layer; i++) KT_TRY(layer_forward(m, ws, i, B2, T, pos));
-    KtTensor x = kt_reshape3(&ws->x, B2, T, c->D), h = kt_reshape3(&ws->h, B2, T, c->D);
-    KtTensor hn = kt_reshape3(&ws->hn, B2, T, c->D);
+    KtTensor x = kt_reshape3(&ws->x, B2, T, c->D), hn = kt_reshape3(&ws->hn, B2, T, c->D);
     *logits = kt_reshape3(&ws->logits, B2, T, c->V);  // (B2, T, V)
-    KT_TRY(kt_add_rmsnorm(m->be, &hn, &x, &h, &m->norm, c->norm_eps));  // the last layer's pending FFN residual
-    return kt_linear(m->be, logits, &hn, &m->output, NULL);
+    return kt_rmsnorm_linear(m->be, logits, &hn, &x, &m->norm, &m->output, c->norm_eps);
 }
 
 KtStatus llamagen_forward(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64_t T, bool class_tokens,

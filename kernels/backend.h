@@ -110,6 +110,12 @@ typedef struct {
                                 const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions,
                                 float scale);  // optional: NULL runs the composition
     KtStatus (*l2_normalize)(KtBackend *, KtTensor *y, const KtTensor *x);
+    // optional fused forms (NULL runs the composition, see ops.h)
+    KtStatus (*rmsnorm_linear)(KtBackend *, KtTensor *y, KtTensor *hn, const KtTensor *x, const KtTensor *nw,
+                               const KtTensor *w, float eps);
+    KtStatus (*rmsnorm_linear_swiglu)(KtBackend *, KtTensor *g, KtTensor *a, KtTensor *hn, const KtTensor *x,
+                                      const KtTensor *nw, const KtTensor *w13, float eps);
+    KtStatus (*linear_residual)(KtBackend *, KtTensor *x, KtTensor *h, const KtTensor *inp, const KtTensor *w);
     KtStatus (*sample_llama)(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                              const KtTensor *positions, SmpParams params);
     KtStatus (*probs_llama)(KtBackend *, KtTensor *probs, KtTensor *logits, SmpParams params);

@@ -5,8 +5,8 @@
 #include "ops_check.h"
 
 // ----------------------------------------------------------------------------------------------------- dense ops
-static KtStatus check_linear(KtBackend *be, const char *op, KtTensor *y, const KtTensor *x, const KtTensor *w,
-                             const KtTensor *b) {
+KtStatus kt_check_linear(KtBackend *be, const char *op, const KtTensor *y, const KtTensor *x, const KtTensor *w,
+                         const KtTensor *b) {
     KT_TRY(need_weight(be, op, "w", w, 2));
     // 16-bit GEMM inputs and outputs only together with weights of their dtype; the bias follows y
     KtDType w16 = w->dtype != KT_F32 ? w->dtype : KT_F32;
@@ -26,12 +26,12 @@ static KtStatus check_linear(KtBackend *be, const char *op, KtTensor *y, const K
 }
 
 KtStatus kt_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
-    KT_TRY(check_linear(be, __func__, y, x, w, b));
+    KT_TRY(kt_check_linear(be, __func__, y, x, w, b));
     return RUN(linear, y, x, w, b);
 }
 
 KtStatus kt_linear_gelu_tanh(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {
-    KT_TRY(check_linear(be, __func__, y, x, w, b));
+    KT_TRY(kt_check_linear(be, __func__, y, x, w, b));
     return RUN(linear_gelu_tanh, y, x, w, b);
 }
 

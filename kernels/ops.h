@@ -179,6 +179,24 @@ KtStatus kt_add_rmsnorm(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor 
 // matmul dtype (the w2 GEMM's input, rounded once on store).
 KtStatus kt_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a);
 
+// A LlamaGen sub-block's input projection (and the head's): hn = RMSNorm(x) * nw, rounded to hn's dtype
+// (kt_rmsnorm), then y = hn @ w^T (kt_linear, no bias). x: (..., C) float32; nw: (C); hn: x's shape, float32 or w's
+// 16-bit dtype, a scratch whose contents are unspecified afterwards (a fused backend keeps it on chip); w: (N, C);
+// y: (..., N) float32, not aliasing x. ref: the composition (what the CPU runs).
+KtStatus kt_rmsnorm_linear(KtBackend *be, KtTensor *y, KtTensor *hn, const KtTensor *x, const KtTensor *nw,
+                           const KtTensor *w, float eps);
+
+// The first half of a LlamaGen FFN: hn = RMSNorm(x) * nw, a = hn @ w13^T, g = silu(a[..., :F]) * a[..., F:]
+// (kt_rmsnorm, kt_linear, kt_swiglu). w13: (2F, C) (w1 rows, then w3 rows); a: (..., 2F) float32 scratch; g:
+// (..., F) float32 or the matmul dtype (the w2 GEMM's input). hn and a: unspecified afterwards; g, a, hn, x distinct.
+KtStatus kt_rmsnorm_linear_swiglu(KtBackend *be, KtTensor *g, KtTensor *a, KtTensor *hn, const KtTensor *x,
+                                  const KtTensor *nw, const KtTensor *w13, float eps);
+
+// A sub-block's output projection and its residual: h = inp @ w^T, then x += h (kt_linear, kt_add). inp: (..., K)
+// float32 or w's 16-bit dtype; w: (C, K); x, h: (..., C) float32, h a scratch (unspecified afterwards; a backend may
+// add into x directly). x must not alias h or inp.
+KtStatus kt_linear_residual(KtBackend *be, KtTensor *x, KtTensor *h, const KtTensor *inp, const KtTensor *w);
+
 // LlamaGen attention inputs: 2D rotary embedding of q and k from a table, K/V written at explicit cache positions.
 // ref: LlamaGen gpt.py Attention.forward (apply_rotary_emb, KVCache.update)
 // qkv: (B, T, 3C) with C = NH*HS (q | k | v, head h = columns [h*HS, (h+1)*HS) of each part);

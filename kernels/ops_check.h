@@ -83,6 +83,10 @@ static inline KtStatus dims(const char *op, const char *arg, const KtTensor *t, 
 #define DIMS3(t, a, b, c) KT_TRY(dims(__func__, #t, (t), 3, (a), (b), (c), 0))
 #define DIMS4(t, a, b, c, d) KT_TRY(dims(__func__, #t, (t), 4, (a), (b), (c), (d)))
 
+// kt_linear's checks (ops.c), under the name of the op that makes them.
+KtStatus kt_check_linear(KtBackend *be, const char *op, const KtTensor *y, const KtTensor *x, const KtTensor *w,
+                         const KtTensor *b);
+
 // Backends that predate an op leave its slot NULL.
 #define HAVE_OP(slot)                                                                                            \
     do {                                                                                                         \

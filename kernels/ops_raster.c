@@ -6,14 +6,20 @@
 
 // --------------------------------------------------------------------------------------- raster (LlamaGen) ops
 
+// kt_rmsnorm's checks, under the name of the op that makes them.
+static KtStatus check_rmsnorm(KtBackend *be, const char *op, const KtTensor *y, const KtTensor *x,
+                              const KtTensor *w) {
+    KT_TRY(need(be, op, "x", x, KT_F32, -1));
+    KT_TRY(need(be, op, "y", y, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, -1));
+    KT_TRY(need(be, op, "w", w, KT_F32, 1));
+    KT_TRY(same(op, "y", y, "x", x));
+    KT_TRY(dims(op, "w", w, 1, kt_cols(x), 0, 0, 0));
+    if (y->dtype != KT_F32 && y->data == x->data) return KT_FAIL(KT_ERR_ARG, "%s: a 16-bit y must not alias x", op);
+    return KT_OK;
+}
+
 KtStatus kt_rmsnorm(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, float eps) {
-    NEED_F32(x, -1);
-    NEED(y, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, -1);
-    NEED_F32(w, 1);
-    SAME(y, x);
-    DIMS1(w, kt_cols(x));
-    if (y->dtype != KT_F32 && y->data == x->data)
-        return KT_FAIL(KT_ERR_ARG, "kt_rmsnorm: a 16-bit y must not alias x");
+    KT_TRY(check_rmsnorm(be, __func__, y, x, w));
     HAVE_OP(rmsnorm);
     return RUN(rmsnorm, y, x, w, eps);
 }
@@ -32,14 +38,72 @@ KtStatus kt_add_rmsnorm(KtBackend *be, KtTensor *y, KtTensor *x, const KtTensor 
     return RUN(add_rmsnorm, y, x, h, w, eps);
 }
 
-KtStatus kt_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a) {
-    NEED_F32(a, -1);
-    NEED(y, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, a->ndim);
+static KtStatus check_swiglu(KtBackend *be, const char *op, const KtTensor *y, const KtTensor *a) {
+    KT_TRY(need(be, op, "a", a, KT_F32, -1));
+    KT_TRY(need(be, op, "y", y, y && y->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, a->ndim));
     bool ok = kt_cols(a) == 2 * kt_cols(y) && kt_rows(a) == kt_rows(y);
     for (int i = 0; ok && i < a->ndim - 1; i++) ok = a->shape[i] == y->shape[i];
-    if (!ok) return shape_err(__func__, "y", y, "a's shape with the last dim halved");
+    if (!ok) return shape_err(op, "y", y, "a's shape with the last dim halved");
+    return KT_OK;
+}
+
+KtStatus kt_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a) {
+    KT_TRY(check_swiglu(be, __func__, y, a));
     HAVE_OP(swiglu);
     return RUN(swiglu, y, a);
+}
+
+// The fused ops below run their composition when the backend has no fused form (the CPU reference always does).
+KtStatus kt_rmsnorm_linear(KtBackend *be, KtTensor *y, KtTensor *hn, const KtTensor *x, const KtTensor *nw,
+                           const KtTensor *w, float eps) {
+    KT_TRY(check_rmsnorm(be, __func__, hn, x, nw));
+    KT_TRY(kt_check_linear(be, __func__, y, hn, w, NULL));
+    if (y->dtype != KT_F32) return KT_FAIL(KT_ERR_SHAPE, "%s: 'y' has dtype %s, expected f32", __func__,
+                                           kt_dtype_name(y->dtype));
+    if (y->data == x->data) return KT_FAIL(KT_ERR_ARG, "%s: y must not alias x", __func__);
+    if (!be->ops->rmsnorm_linear) {
+        HAVE_OP(rmsnorm);
+        HAVE_OP(linear);
+        KT_TRY(RUN(rmsnorm, hn, x, nw, eps));
+        return RUN(linear, y, hn, w, NULL);
+    }
+    return RUN(rmsnorm_linear, y, hn, x, nw, w, eps);
+}
+
+KtStatus kt_rmsnorm_linear_swiglu(KtBackend *be, KtTensor *g, KtTensor *a, KtTensor *hn, const KtTensor *x,
+                                  const KtTensor *nw, const KtTensor *w13, float eps) {
+    KT_TRY(check_rmsnorm(be, __func__, hn, x, nw));
+    KT_TRY(kt_check_linear(be, __func__, a, hn, w13, NULL));
+    KT_TRY(check_swiglu(be, __func__, g, a));
+    if (a->dtype != KT_F32) return KT_FAIL(KT_ERR_SHAPE, "%s: 'a' has dtype %s, expected f32", __func__,
+                                           kt_dtype_name(a->dtype));
+    if (a->data == x->data || g->data == x->data || g->data == a->data || g->data == hn->data)
+        return KT_FAIL(KT_ERR_ARG, "%s: g, a, hn and x must be distinct buffers", __func__);
+    if (!be->ops->rmsnorm_linear_swiglu) {
+        HAVE_OP(rmsnorm);
+        HAVE_OP(linear);
+        HAVE_OP(swiglu);
+        KT_TRY(RUN(rmsnorm, hn, x, nw, eps));
+        KT_TRY(RUN(linear, a, hn, w13, NULL));
+        return RUN(swiglu, g, a);
+    }
+    return RUN(rmsnorm_linear_swiglu, g, a, hn, x, nw, w13, eps);
+}
+
+KtStatus kt_linear_residual(KtBackend *be, KtTensor *x, KtTensor *h, const KtTensor *inp, const KtTensor *w) {
+    KT_TRY(kt_check_linear(be, __func__, h, inp, w, NULL));
+    KT_TRY(need(be, __func__, "h", h, KT_F32, -1));
+    KT_TRY(need(be, __func__, "x", x, KT_F32, -1));
+    KT_TRY(same(__func__, "x", x, "h", h));
+    if (x->data == h->data || x->data == inp->data)
+        return KT_FAIL(KT_ERR_ARG, "%s: x must not alias h or inp", __func__);
+    if (!be->ops->linear_residual) {
+        HAVE_OP(linear);
+        HAVE_OP(add);
+        KT_TRY(RUN(linear, h, inp, w, NULL));
+        return RUN(add, x, x, h);
+    }
+    return RUN(linear_residual, x, h, inp, w);
 }
 
 // The checks of kt_llama_attn_prep and kt_attention_pos, under the name of the op that makes them.

@@ -567,3 +567,85 @@ Test(llama_ops, cuda_probs_llama_in_place) {
     ctx_close(&gc);
     ctx_close(&cc);
 }
+
+// ------------------------------------------------------------------- fused small-batch GEMMs (llama_gemv.cu)
+// kt_rmsnorm_linear, kt_rmsnorm_linear_swiglu and kt_linear_residual on a CUDA backend that fuses them (rows <= 8)
+// against one that runs the compositions (ARGEN_CUDA_FUSED_ROWS=0): the same 16-bit rounding of the GEMM input, only
+// the order of the float sums differs. Shapes: GPT-B's (K 768 / 2048, the split-K grids), K = 64 (fewer chunks than
+// lanes), K = 1032 (a partial chunk round), an odd N (the last output pair's tail); rows 1..8 (every MT) and 9 (the
+// composition on both, the residual through cuBLASLt's beta = 1 checked against kt_linear + kt_add); bf16 and fp16.
+static void fused_case(Ctx *fc, Ctx *pc, KtDType wdt, int64_t R, int64_t K, int64_t N, uint64_t seed) {
+    int64_t F = N;  // the SwiGLU width: w13 is (2F, K)
+    float *xh = ctx_keep(fc, malloc((size_t)(R * K) * 4)), *nwh = ctx_keep(fc, malloc((size_t)K * 4));
+    float *rh = ctx_keep(fc, malloc((size_t)(R * N) * 4));
+    uint16_t *wh = ctx_keep(fc, malloc((size_t)(N * K) * 2)), *w13h = ctx_keep(fc, malloc((size_t)(2 * F * K) * 2));
+    uint16_t *inh = ctx_keep(fc, malloc((size_t)(R * K) * 2)), *w2h = ctx_keep(fc, malloc((size_t)(N * K) * 2));
+    uint16_t (*cvt)(float) = wdt == KT_BF16 ? kt_f32_to_bf16 : kt_f32_to_f16;
+    float (*back)(uint16_t) = wdt == KT_BF16 ? kt_bf16_to_f32 : kt_f16_to_f32;
+    float ws = 1.0f / sqrtf((float)K);
+    for (int64_t i = 0; i < R * K; i++) xh[i] = 3 * frand(&seed), inh[i] = cvt(frand(&seed));
+    for (int64_t i = 0; i < K; i++) nwh[i] = 1 + 0.5f * frand(&seed);
+    for (int64_t i = 0; i < R * N; i++) rh[i] = frand(&seed);
+    for (int64_t i = 0; i < N * K; i++) wh[i] = cvt(ws * frand(&seed)), w2h[i] = cvt(ws * frand(&seed));
+    for (int64_t i = 0; i < 2 * F * K; i++) w13h[i] = cvt(2 * ws * frand(&seed));
+    float *res[2][4];
+    Ctx *cs[2] = {fc, pc};
+    for (int d = 0; d < 2; d++) {
+        Ctx *c = cs[d];
+        KtTensor x = dev_new(c, KT_F32, 2, (int64_t[]){R, K}, xh), nw = dev_new(c, KT_F32, 1, (int64_t[]){K}, nwh);
+        KtTensor hn = dev_new(c, wdt, 2, (int64_t[]){R, K}, NULL), in = dev_new(c, wdt, 2, (int64_t[]){R, K}, inh);
+        KtTensor w = dev_new(c, wdt, 2, (int64_t[]){N, K}, wh), w13 = dev_new(c, wdt, 2, (int64_t[]){2 * F, K}, w13h);
+        KtTensor w2 = dev_new(c, wdt, 2, (int64_t[]){N, K}, w2h);
+        KtTensor y = dev_new(c, KT_F32, 2, (int64_t[]){R, N}, NULL), a = dev_new(c, KT_F32, 2, (int64_t[]){R, 2 * F}, NULL);
+        KtTensor g = dev_new(c, wdt, 2, (int64_t[]){R, F}, NULL);
+        KtTensor r = dev_new(c, KT_F32, 2, (int64_t[]){R, N}, rh), h = dev_new(c, KT_F32, 2, (int64_t[]){R, N}, NULL);
+        OK(kt_rmsnorm_linear(&c->be, &y, &hn, &x, &nw, &w, 1e-5f));
+        OK(kt_rmsnorm_linear_swiglu(&c->be, &g, &a, &hn, &x, &nw, &w13, 1e-5f));
+        OK(kt_linear_residual(&c->be, &r, &h, &in, &w2));
+        res[d][0] = download_f32(c, &y), res[d][2] = download_f32(c, &r), res[d][3] = download_f32(c, &x);
+        const uint16_t *gh = (const uint16_t *)download_f32(c, &g);
+        res[d][1] = ctx_keep(c, malloc((size_t)(R * F) * 4));
+        for (int64_t i = 0; i < R * F; i++) res[d][1][i] = back(gh[i]);
+        if (d == 1 && R > 8) {  // the residual's composition by hand: kt_linear, then kt_add
+            KtTensor r2 = dev_new(c, KT_F32, 2, (int64_t[]){R, N}, rh);
+            OK(kt_linear(&c->be, &h, &in, &w2, NULL));
+            OK(kt_add(&c->be, &r2, &r2, &h));
+            char msg[128];
+            snprintf(msg, sizeof msg, "linear_residual (cuBLASLt beta = 1) vs linear + add, %s R %lld K %lld N %lld",
+                     kt_dtype_name(wdt), (long long)R, (long long)K, (long long)N);
+            expect_close(msg, res[d][2], download_f32(c, &r2), R * N, 1e-5, 1e-4);
+        }
+    }
+    static const char *what[4] = {"rmsnorm_linear", "rmsnorm_linear_swiglu", "linear_residual", "x unchanged"};
+    int64_t n[4] = {R * N, R * F, R * N, R * K};
+    for (int i = 0; i < 4; i++) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s fused vs composition, %s R %lld K %lld N %lld", what[i], kt_dtype_name(wdt),
+                 (long long)R, (long long)K, (long long)N);
+        if (i == 1) expect_close(msg, res[0][i], res[1][i], n[i], 1e-6, 8e-3);  // one 16-bit rounding apart at most
+        else if (i == 3) expect_close(msg, res[0][i], res[1][i], n[i], 0, 0);
+        else expect_close(msg, res[0][i], res[1][i], n[i], 1e-5, 1e-4);
+    }
+}
+
+Test(llama_ops, cuda_fused_gemv_vs_composition, .timeout = 1800) {
+    if (!kt_cuda_available()) cr_skip_test("no CUDA device");
+    Ctx fc, pc;
+    ctx_open(&fc, KT_CUDA, FX);
+    setenv("ARGEN_CUDA_FUSED_ROWS", "0", 1);
+    ctx_open(&pc, KT_CUDA, FX);
+    unsetenv("ARGEN_CUDA_FUSED_ROWS");
+    static const int64_t cases[][4] = {  // (bf16 0 / fp16 1, R, K, N)
+        {0, 2, 768, 2304}, {0, 2, 2048, 768}, {0, 1, 64, 771}, {0, 3, 1032, 129}, {0, 5, 768, 333},
+        {0, 8, 256, 512},  {0, 9, 768, 96},   {1, 2, 768, 384}, {1, 8, 2048, 200},
+    };
+    uint64_t seed = 21;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        KtDType wdt = cases[i][0] ? KT_F16 : KT_BF16;
+        OK(kt_backend_set_matmul_dtype(&fc.be, wdt));
+        OK(kt_backend_set_matmul_dtype(&pc.be, wdt));
+        fused_case(&fc, &pc, wdt, cases[i][1], cases[i][2], cases[i][3], seed + i);
+    }
+    ctx_close(&pc);
+    ctx_close(&fc);
+}

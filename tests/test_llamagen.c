@@ -124,6 +124,57 @@ Test(llamagen, cpu_teacher_logits_safetensors_and_legacy) {
 }
 Test(llamagen, cuda_teacher_logits_vs_official) { check_teacher(KT_CUDA, "llamagen_tiny/gpt.pt"); }
 
+// The same logits one token per forward through the KV cache (the decode step's shapes: 2 rows, so on CUDA with
+// 16-bit weights the fused small-batch kernels and dependent launches of llama_gemv.cu): float32 within the model
+// tolerance; bf16 and fp16 weights within TOL_BF16_MODEL_L2 relative L2 of the official fp32 logits.
+static double rel_l2(const float *a, const float *r, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) num += ((double)a[i] - r[i]) * ((double)a[i] - r[i]), den += (double)r[i] * r[i];
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+static void check_stepwise_teacher(KtDevice dev, KtDType dt) {
+    Tiny t;
+    test_backend_init(&t.be, dev);
+    OK(kt_backend_set_matmul_dtype(&t.be, dt));
+    KtCheckpoint ck = {0};
+    OK(kt_ckpt_open(&ck, fixture_path("llamagen_tiny/gpt.pt")));
+    LlamaConfig c;
+    OK(llamagen_config_from_ckpt(&c, &ck, 4, 4));
+    OK(llamagen_init(&t.m, &t.be, &c, &ck, 0));
+    kt_ckpt_close(&ck);
+    OK(llamagen_workspace_init(&t.ws, &t.m, 2, 1));
+    int64_t *tok64 = read_i64(fixture_path(REF), "encode_tokens", NULL);
+    float *ref = read_f32(fixture_path(REF), "teacher_logits", NULL, NULL, NULL);
+    float *got = malloc(2 * 16 * 128 * sizeof *got), step[2 * 128];
+    OK(llamagen_cache_clear(&t.m, &t.ws, 2));
+    for (int n = 0; n < 16; n++) {  // position n: the class token, then image token n - 1
+        int32_t tok[2], pos[2] = {n, n};
+        for (int b = 0; b < 2; b++) tok[b] = n ? (int32_t)tok64[b * 16 + n - 1] : k_labels[b];
+        KtTensor in_tok = kt_slice0(&t.ws.in_tok, 0, 2), in_pos = kt_slice0(&t.ws.in_pos, 0, 2), logits;
+        OK(kt_upload(&t.be, &in_tok, tok));
+        OK(kt_upload(&t.be, &in_pos, pos));
+        OK(llamagen_forward(&t.m, &t.ws, 2, 1, n == 0, &logits));
+        OK(kt_download(&t.be, step, &logits));
+        for (int b = 0; b < 2; b++) memcpy(got + (b * 16 + n) * 128, step + b * 128, 128 * sizeof(float));
+    }
+    if (dt == KT_F32) {
+        expect_close("step-wise teacher_logits", got, ref, 2 * 16 * 128, TOL_MODEL_F32);
+    } else {
+        double e = rel_l2(got, ref, 2 * 16 * 128);
+        cr_expect(e < TOL_BF16_MODEL_L2, "%s step-wise teacher logits: relative L2 error %.3g", kt_dtype_name(dt), e);
+        cr_log_info("%s step-wise teacher logits: relative L2 error %.3g", kt_dtype_name(dt), e);
+    }
+    free(tok64);
+    free(ref);
+    free(got);
+    tiny_free(&t);
+}
+Test(llamagen, cpu_stepwise_teacher_logits) { check_stepwise_teacher(KT_CPU, KT_F32); }
+Test(llamagen, cuda_stepwise_teacher_logits) { check_stepwise_teacher(KT_CUDA, KT_F32); }
+Test(llamagen, cuda_stepwise_teacher_logits_bf16) { check_stepwise_teacher(KT_CUDA, KT_BF16); }
+Test(llamagen, cuda_stepwise_teacher_logits_fp16) { check_stepwise_teacher(KT_CUDA, KT_F16); }
+
 static void expect_greedy_tokens(const char *what, const int32_t *tok) {
     int64_t *ref = read_i64(fixture_path(REF), "greedy_tokens", NULL), got[32];
     for (int i = 0; i < 32; i++) got[i] = tok[i];

@@ -366,6 +366,9 @@ static const KtBackendOps *cuda_ops(void) {
     o.llama_attn_prep = cuda_llama_attn_prep;
     o.attention_pos = cuda_attention_pos;
     o.llama_attention = cuda_llama_attention;
+    o.rmsnorm_linear = cuda_rmsnorm_linear;
+    o.rmsnorm_linear_swiglu = cuda_rmsnorm_linear_swiglu;
+    o.linear_residual = cuda_linear_residual;
     o.l2_normalize = cuda_l2_normalize;
     o.sample_llama = cuda_sample_llama;
     o.probs_llama = cuda_probs_llama;
@@ -451,6 +454,12 @@ extern "C" KtStatus kt_backend_cuda_init(KtBackend *be, int device_index) {
     c->cc_major = p.major;
     c->cc_minor = p.minor;
     c->smem_optin = p.sharedMemPerBlockOptin;
+    // tuning knobs for benchmarks: ARGEN_CUDA_FUSED_ROWS=0 runs LlamaGen's compositions, ARGEN_CUDA_PDL=0 plain launches
+    c->fused_rows = 8;
+    env = getenv("ARGEN_CUDA_FUSED_ROWS");
+    if (env && env[0]) c->fused_rows = atoi(env) < 0 ? 0 : atoi(env) > 8 ? 8 : atoi(env);
+    env = getenv("ARGEN_CUDA_PDL");
+    c->pdl = p.major >= 9 && !(env && env[0] == '0');
     INIT_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     INIT_TRY(cublasCreate(&c->blas));
     INIT_TRY(cublasSetStream(c->blas, c->stream));

@@ -71,6 +71,8 @@ typedef struct {
     void *host_small;           // 256 bytes of pinned host memory for their read-back
     bool capturing;
     int small_m_max;            // kt_linear rows up to which the weight-streaming kernel is used (<= 16)
+    int fused_rows;             // rows up to which LlamaGen's fused GEMV kernels run (llama_gemv.cu; <= 8, 0: never)
+    bool pdl;                   // programmatic dependent launches (sm_90+; ARGEN_CUDA_PDL=0 turns them off)
     CudaAllocRec *allocs;       // live allocations (for bytes_in_use on release)
     int n_allocs, cap_allocs;
     CudaLtPlan *plans;          // owned: GEMM plan cache
@@ -95,6 +97,36 @@ void cuda_release_raw(KtBackend *be, void *ptr);
 KtStatus cuda_scratch(KtBackend *be, size_t nbytes, void **ptr);
 void cuda_plans_free(CudaImpl *c);   // dense.cu
 void cuda_convs_free(CudaImpl *c);   // conv.cu
+
+// Programmatic dependent launch (sm_90+). A kernel launched by cuda_launch_pdl may start before the previous kernel
+// on the stream has finished: before pdl_wait() it may read only what no earlier kernel writes (weights); after it,
+// it sees all earlier work (every kernel of such a chain waits, so completion is transitive). pdl_launch_dependents()
+// lets the next kernel start its own prologue. Both are no-ops before sm_90 and in a plain launch.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+template <typename... P, typename... A>
+static inline cudaError_t cuda_launch_pdl(KtBackend *be, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem,
+                                          A... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = cuda_stream(be);
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = cuda_impl(be)->pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, args...);
+}
 
 // Carves consecutive 256-byte-aligned pieces out of one scratch request.
 typedef struct {
@@ -197,6 +229,9 @@ KtStatus cuda_linear_gelu_tanh(KtBackend *, KtTensor *y, const KtTensor *x, cons
 KtStatus cuda_codebook_argmin(KtBackend *, KtTensor *idx, const KtTensor *z, const KtTensor *codebook);
 KtStatus cuda_embedding(KtBackend *, KtTensor *y, const KtTensor *table, const KtTensor *idx);
 KtStatus cuda_split_chunks(KtBackend *, KtTensor *y, const KtTensor *x);
+// y (..., N) float32 += x . w^T through cuBLASLt (beta = 1, in place); *done = false when cuBLASLt does not take
+// the shape (the caller then runs kt_linear and an add).
+KtStatus cuda_linear_accumulate(KtBackend *be, bool *done, KtTensor *y, const KtTensor *x, const KtTensor *w);
 // Converts n float32 values to `dt` (KT_BF16 / KT_F16) in dst.
 KtStatus cuda_convert_f32(KtBackend *be, void *dst, KtDType dt, const float *src, int64_t n);
 // Row-major fp32 batched GEMM on cuBLAS: C_i = alpha * A_i (M,K) . op(B_i) + beta * C_i, op(B) = B^T when
@@ -284,6 +319,12 @@ KtStatus cuda_probs_llama(KtBackend *, KtTensor *probs, KtTensor *logits, SmpPar
 KtStatus cuda_raster_step_inputs(KtBackend *, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
                                  int64_t B);
 KtStatus cuda_raster_step_commit(KtBackend *, KtTensor *seq, const KtTensor *sampled, KtTensor *step);
+// llama_gemv.cu (raster models at small batch; the compositions otherwise)
+KtStatus cuda_rmsnorm_linear(KtBackend *, KtTensor *y, KtTensor *hn, const KtTensor *x, const KtTensor *nw,
+                             const KtTensor *w, float eps);
+KtStatus cuda_rmsnorm_linear_swiglu(KtBackend *, KtTensor *g, KtTensor *a13, KtTensor *hn, const KtTensor *x,
+                                    const KtTensor *nw, const KtTensor *w13, float eps);
+KtStatus cuda_linear_residual(KtBackend *, KtTensor *x, KtTensor *h, const KtTensor *inp, const KtTensor *w);
 // pool.cu (FID Inception-v3)
 KtStatus cuda_fid_preprocess(KtBackend *, KtTensor *y, const KtTensor *x, KtFidResize mode);
 KtStatus cuda_channel_affine_relu(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,

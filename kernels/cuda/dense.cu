@@ -283,18 +283,18 @@ static KtStatus plan_get(KtBackend *be, CudaLtPlan **out, int64_t M, int64_t N, 
     return KT_OK;
 }
 
-// y (M, N, ydt) = xin (M, K, weight dtype) . w^T + b (ydt) [then GELU] through a cached cublasLt plan.
-// *done = false: no algorithm.
+// y (M, N, ydt) = xin (M, K, weight dtype) . w^T + b (ydt) [then GELU] (+ y when beta = 1: in place, C = D) through
+// a cached cublasLt plan. *done = false: no algorithm.
 static KtStatus lt_matmul(KtBackend *be, bool *done, void *y, KtDType ydt, const void *xin, const void *w,
-                          const void *b, int64_t M, int64_t N, int64_t K, KtDType wdt, bool gelu) {
+                          const void *b, int64_t M, int64_t N, int64_t K, KtDType wdt, bool gelu, float beta = 0.f) {
     CudaImpl *c = cuda_impl(be);
     CudaLtPlan *p = NULL;
     KT_TRY(plan_get(be, &p, M, N, K, wdt, ydt, xin, w, y, b, gelu));
     *done = p->ok;
     if (!p->ok) return KT_OK;
     if (b) KT_CUDA_TRY(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof b));
-    float one = 1.f, zero = 0.f;
-    KT_CUDA_TRY(cublasLtMatmul(c->lt, p->desc, &one, w, p->la, xin, p->lb, &zero, y, p->lc, y, p->lc, &p->algo,
+    float one = 1.f;
+    KT_CUDA_TRY(cublasLtMatmul(c->lt, p->desc, &one, w, p->la, xin, p->lb, &beta, y, p->lc, y, p->lc, &p->algo,
                                c->blas_ws, c->blas_ws_size, c->stream));
     return KT_OK;
 }
@@ -356,6 +356,16 @@ static KtStatus linear_impl(KtBackend *be, KtTensor *y, const KtTensor *x, const
     if (wdt == KT_F16 && y16) return launch_generic<__half, __half>(be, y, xp, w, b, M, N, K, gelu);
     if (wdt == KT_F16) return launch_generic<__half, float>(be, y, xp, w, b, M, N, K, gelu);
     return launch_generic<float, float>(be, y, xp, w, b, M, N, K, gelu);
+}
+
+KtStatus cuda_linear_accumulate(KtBackend *be, bool *done, KtTensor *y, const KtTensor *x, const KtTensor *w) {
+    int64_t M = kt_rows(x), K = kt_cols(x), N = w->shape[0];
+    KtDType wdt = w->dtype;
+    *done = false;
+    // 16-bit weights with a GEMM input of their dtype (what LlamaGen's layers pass); anything else: the caller's
+    // composition
+    if (M == 0 || N == 0 || K == 0 || wdt == KT_F32 || x->dtype != wdt || y->dtype != KT_F32) return KT_OK;
+    return lt_matmul(be, done, y->data, KT_F32, x->data, w->data, NULL, M, N, K, wdt, false, 1.f);
 }
 
 KtStatus cuda_linear(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b) {

@@ -259,6 +259,8 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
                            const int32_t *__restrict__ pos, int64_t NH, int64_t Tq, int64_t HS, int64_t Tcap,
                            float scale, LlamaPrepArgs pa) {
     extern __shared__ float part[];  // (split, HS + 2): acc[HS], m, l of each warp; then q (HS)
+    pdl_launch_dependents();         // (PREP: launched as a dependent of the qkv GEMM; a no-op otherwise)
+    pdl_wait();
     int64_t wid = blockIdx.x;        // the query
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, split = blockDim.x >> 5;
     int64_t t = wid % Tq, bh = wid / Tq, b = bh / NH, h = bh % NH;
@@ -330,10 +332,10 @@ static KtStatus launch_attention_pos(KtBackend *be, OT *out, const KtTensor *q, 
     int64_t n = B * NH * Tq;
     const float *qd = (const float *)q->data, *kd = (const float *)k->data, *vd = (const float *)v->data;
     const int32_t *pd = (const int32_t *)positions->data;
-    if (pa) {
+    if (pa) {  // a programmatic dependent launch: its blocks are resident when the qkv GEMM ends
         size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);
-        attention_pos_split_kernel<OT, true><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(
-            out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, *pa);
+        KT_CUDA_TRY(cuda_launch_pdl(be, attention_pos_split_kernel<OT, true>, dim3((unsigned)n), dim3(32 * ATT_SPLIT),
+                                    smem, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, *pa));
     } else if (attention_split(Tcap)) {
         size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);
         attention_pos_split_kernel<OT, false><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(

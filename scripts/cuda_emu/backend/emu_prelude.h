@@ -10,6 +10,9 @@
 #include "emu_cub.h"
 #include "emu_mma.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <map>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -32,7 +35,14 @@ namespace emu {
 // choose it), so a launcher that raises the limit of one instantiation and launches another is not caught.
 bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem);
 cudaError_t set_smem_limit(const char *name, cudaFuncAttribute attr, int value);
-template <typename T> inline cudaError_t func_set_attribute(const char *name, T *, cudaFuncAttribute attr, int value) {
+// Kernel names by function pointer, for launches that pass a pointer (cudaLaunchKernelEx): a kernel's name is the
+// one its cudaFuncSetAttribute call gave it (the limit's key), else "(cudaLaunchKernelEx)".
+inline std::map<const void *, const char *> &fn_names() {
+    static std::map<const void *, const char *> m;
+    return m;
+}
+template <typename T> inline cudaError_t func_set_attribute(const char *name, T *fn, cudaFuncAttribute attr, int value) {
+    fn_names()[(const void *)fn] = name;
     return set_smem_limit(name, attr, value);
 }
 // Runs one launch now (blocks in the schedule's order, see emu_cuda.h) and turns what the emulator detected (a
@@ -51,4 +61,23 @@ inline void launch_on(cudaStream_t stream, dim3 grid, dim3 block, size_t smem, c
     stream_work(stream, [=] { run_launch(name, grid, block, smem, [&] { std::apply(call, copied); }); }, name);
 }
 
+// cudaLaunchKernelEx(config, kernel, args...) (the C++ template of cuda_runtime.h, renamed below): launch_on with the
+// configuration's grid, block, shared memory and stream. The attributes are checked to be ones the backend sets
+// (programmatic stream serialization: the kernel may start before the previous one ends; here every launch runs
+// after the previous one, which that attribute allows); it returns the launch error, as the GPU's call does.
+template <typename... P, typename... A>
+inline cudaError_t launch_kernel_ex(const cudaLaunchConfig_t *cfg, void (*kernel)(P...), A &&...args) {
+    for (unsigned i = 0; i < cfg->numAttrs; i++)
+        if (cfg->attrs[i].id != cudaLaunchAttributeProgrammaticStreamSerialization) {
+            fprintf(stderr, "[emu] cudaLaunchKernelEx: launch attribute %d is not emulated\n", (int)cfg->attrs[i].id);
+            abort();
+        }
+    auto it = fn_names().find((const void *)kernel);
+    const char *name = it == fn_names().end() ? "(cudaLaunchKernelEx)" : it->second;
+    launch_on(cfg->stream, cfg->gridDim, cfg->blockDim, cfg->dynamicSmemBytes, name,
+              [kernel](auto... a) { kernel(a...); }, std::forward<A>(args)...);
+    return cudaGetLastError();
+}
+
 }  // namespace emu
+#define cudaLaunchKernelEx emu::launch_kernel_ex
