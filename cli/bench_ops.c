@@ -15,7 +15,8 @@
 #define MAX_BUFS 32
 
 typedef enum { OP_LINEAR, OP_ATTN, OP_SAMPLE, OP_CONV, OP_GN_SILU, OP_LN_ADALN, OP_ADD, OP_RES_LN, OP_VAR_ATTN,
-               OP_PREP_ATTN, OP_ADD_RMSNORM, OP_LLAMA_ATTN, OP_SWIGLU, OP_CFG, OP_SAMPLE_LLAMA } OpKind;
+               OP_PREP_ATTN, OP_ADD_RMSNORM, OP_LLAMA_ATTN, OP_SWIGLU, OP_CFG, OP_SAMPLE_LLAMA, OP_RMSNORM_LINEAR,
+               OP_RMSNORM_LINEAR_SWIGLU, OP_LINEAR_RESIDUAL } OpKind;
 
 // Operands by position; each kind's call below says which is which.
 typedef struct {
@@ -55,6 +56,10 @@ static KtStatus op_call(KtBackend *b, const BenchOp *o) {
     case OP_SWIGLU: return kt_swiglu(b, &m.c, &m.a);
     case OP_CFG: return kt_cfg_combine(b, &m.c, &m.a, 3.f);                                  // y c; logits a
     case OP_SAMPLE_LLAMA: return kt_sample_llama(b, &m.c, &m.a, &m.b, &m.d, m.sp);  // tokens c; logits a; ids b; pos d
+    case OP_RMSNORM_LINEAR: return kt_rmsnorm_linear(b, &m.c, &m.e, &m.a, &m.b, &m.d, 1e-5f);  // y c; hn e; x a; nw b; w d
+    case OP_RMSNORM_LINEAR_SWIGLU:  // g c; a13 f; hn e; x a; nw b; w13 d
+        return kt_rmsnorm_linear_swiglu(b, &m.c, &m.f, &m.e, &m.a, &m.b, &m.d, 1e-5f);
+    case OP_LINEAR_RESIDUAL: return kt_linear_residual(b, &m.a, &m.e, &m.b, &m.d);  // x a += inp b . w d^T; h e
     }
     return KT_FAIL(KT_ERR_ARG, "bench ops: unknown op kind %d", (int)o->kind);
 }
@@ -383,8 +388,8 @@ static KtStatus family_llamagen(Bench *b) {
         TENSOR(&guided, KT_F32, 0, B, 1, V);
         BenchOp att = {.kind = OP_LLAMA_ATTN, .d = qkv, .e = attn};
         TENSOR(&att.a, KT_F32, 0, R, NH, 1, HS);       // q
-        TENSOR(&att.b, KT_F32, 0.3f, R, NH, Tcap, HS);  // k cache
-        TENSOR(&att.c, KT_F32, 1.f, R, NH, Tcap, HS);   // v cache
+        TENSOR(&att.b, hdt, 0.3f, R, NH, Tcap, HS);  // k cache (the GEMM input dtype, as the model's)
+        TENSOR(&att.c, hdt, 1.f, R, NH, Tcap, HS);   // v cache
         TENSOR(&att.f, KT_F32, 1.f, Tcap, HS / 2, 2);   // rope table
         TENSOR(&att.g, KT_I32, (float)pos, R, 1);       // positions
         BenchOp smp = {.kind = OP_SAMPLE_LLAMA, .a = guided, .sp = smp_params_default()};
@@ -393,15 +398,15 @@ static KtStatus family_llamagen(Bench *b) {
         TENSOR(&smp.c, KT_I32, 0, B, 1);
         TENSOR(&smp.d, KT_I32, (float)pos, B, 1);
         const StepOp ops[] = {
-            {"add_rmsnorm", {.kind = OP_ADD_RMSNORM, .a = x, .b = wln, .c = xn, .e = proj}, true},
-            {"linear qkv 768->2304", {.kind = OP_LINEAR, .a = xn, .b = wqkv, .c = qkv}, true},
+            {"rmsnorm_linear qkv 768->2304", {.kind = OP_RMSNORM_LINEAR, .a = x, .b = wln, .c = qkv, .d = wqkv, .e = xn},
+             true},
             {"llama_attention (rope, cache rows, attention)", att, true},
-            {"linear proj 768->768", {.kind = OP_LINEAR, .a = attn, .b = wo, .c = proj}, true},
-            {"add_rmsnorm", {.kind = OP_ADD_RMSNORM, .a = x, .b = wln, .c = xn, .e = proj}, true},
-            {"linear w1|w3 768->4096", {.kind = OP_LINEAR, .a = xn, .b = w13, .c = h13}, true},
-            {"swiglu", {.kind = OP_SWIGLU, .a = h13, .c = gate}, true},
-            {"linear w2 2048->768", {.kind = OP_LINEAR, .a = gate, .b = w2, .c = proj}, true},
-            {"linear head 768->16384", {.kind = OP_LINEAR, .a = xn, .b = whead, .c = logits}, false},
+            {"linear_residual proj 768->768", {.kind = OP_LINEAR_RESIDUAL, .a = x, .b = attn, .d = wo, .e = proj}, true},
+            {"rmsnorm_linear_swiglu w1|w3 768->4096",
+             {.kind = OP_RMSNORM_LINEAR_SWIGLU, .a = x, .b = wln, .c = gate, .d = w13, .e = xn, .f = h13}, true},
+            {"linear_residual w2 2048->768", {.kind = OP_LINEAR_RESIDUAL, .a = x, .b = gate, .d = w2, .e = proj}, true},
+            {"rmsnorm_linear head 768->16384", {.kind = OP_RMSNORM_LINEAR, .a = x, .b = wln, .c = logits, .d = whead,
+                                                .e = xn}, false},
             {"cfg_combine", {.kind = OP_CFG, .a = logits, .c = guided}, false},
             {"sample_llama top-k 2000", smp, false},
         };

@@ -28,10 +28,11 @@ static KtStatus ws_carve(LlamaWorkspace *ws, KtArena *a, const LlamaConfig *c, K
     GEMM_IN(&ws->g, R * c->F, "ffn gate");
     F32(&ws->logits, R * c->V, "logits");
     F32(&ws->logits_cfg, B * tmax * c->V, "cfg logits");
-    for (int i = 0; i < c->n_layer; i++) {
+    for (int i = 0; i < c->n_layer; i++) {  // in the GEMM dtype: bf16/fp16 on CUDA with 16-bit weights (half the
+                                             // bytes the decode step's attention reads), float32 on the CPU
         int64_t shape[4] = {rows, c->n_heads, c->cache_len, c->head_size};
-        KT_TRY(kt_arena_tensor(a, &ws->kcache[i], KT_F32, 4, shape, "k cache"));
-        KT_TRY(kt_arena_tensor(a, &ws->vcache[i], KT_F32, 4, shape, "v cache"));
+        KT_TRY(kt_arena_tensor(a, &ws->kcache[i], hdt, 4, shape, "k cache"));
+        KT_TRY(kt_arena_tensor(a, &ws->vcache[i], hdt, 4, shape, "v cache"));
     }
     I32(&ws->in_tok, R, "input tokens");
     I32(&ws->in_pos, R, "input positions");

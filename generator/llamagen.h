@@ -76,7 +76,7 @@ typedef struct {
     KtArena arena;
     KtTensor x, h, qkv, q, a13, logits, logits_cfg;  // per-forward activations (rows * tmax), float32
     KtTensor hn, att, g;      // the same, GEMM inputs in the layers' weight dtype
-    KtTensor kcache[LLAMA_MAX_LAYERS], vcache[LLAMA_MAX_LAYERS];  // (B2max, NH, Lc, HS)
+    KtTensor kcache[LLAMA_MAX_LAYERS], vcache[LLAMA_MAX_LAYERS];  // (B2max, NH, Lc, HS), in hn's dtype
     KtTensor in_tok, in_pos;  // (rows * tmax) int32: fed token ids (or class labels) and their sequence positions
     KtTensor smp_pos;         // (max_batch * tmax) int32: raster index of each sampled row (the RNG position)
     KtTensor image_ids;       // (max_batch) int64

@@ -202,7 +202,9 @@ KtStatus kt_linear_residual(KtBackend *be, KtTensor *x, KtTensor *h, const KtTen
 // qkv: (B, T, 3C) with C = NH*HS (q | k | v, head h = columns [h*HS, (h+1)*HS) of each part);
 // rope: (P, HS/2, 2) (cos, sin) per sequence position; positions: (B, T) int32, each in [0, min(P, Tcap)).
 // Pair j of a head vector x is (x[2j], x[2j+1]): x'[2j] = x[2j] c_j - x[2j+1] s_j, x'[2j+1] = x[2j+1] c_j + x[2j] s_j.
-// q: (B, NH, T, HS) <- rotated q; kcache, vcache: (B, NH, Tcap, HS), row positions[b, t] <- rotated k, v.
+// q: (B, NH, T, HS) <- rotated q; kcache, vcache: (B, NH, Tcap, HS), row positions[b, t] <- rotated k, v; the
+// caches float32, or both in the backend's 16-bit matmul dtype (CUDA: rounded once on store, as the official bf16
+// model keeps its cache).
 // Tokens of one row that share a position must carry identical values (the write order is unspecified).
 KtStatus kt_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTensor *vcache, const KtTensor *qkv,
                             const KtTensor *rope, const KtTensor *positions);
@@ -210,8 +212,8 @@ KtStatus kt_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTens
 // Attention causal by position: query (b, t) attends cache rows [0, positions[b, t]] (whatever they hold, e.g.
 // zeros never written), softmax(scale * q.k) v. ref: F.scaled_dot_product_attention with LlamaGen's positional
 // causal mask (mask[input_pos]). q: (B, NH, Tq, HS); k, v: (B, NH, Tcap, HS); positions: (B, Tq) int32 in
-// [0, Tcap). out: (B, Tq, NH*HS) (heads concatenated), float32 or the backend's matmul dtype (the output
-// projection's input, rounded once on store).
+// [0, Tcap); k and v float32 or both the backend's 16-bit matmul dtype. out: (B, Tq, NH*HS) (heads concatenated),
+// float32 or the backend's matmul dtype (the output projection's input, rounded once on store).
 KtStatus kt_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                           const KtTensor *positions, float scale);
 

@@ -106,13 +106,18 @@ KtStatus kt_linear_residual(KtBackend *be, KtTensor *x, KtTensor *h, const KtTen
     return RUN(linear_residual, x, h, inp, w);
 }
 
+// A KV cache: float32, or the backend's 16-bit matmul dtype (never on the CPU, whose matmul dtype is float32).
+static KtStatus need_cache(KtBackend *be, const char *op, const char *arg, const KtTensor *t) {
+    return need(be, op, arg, t, t && t->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, 4);
+}
+
 // The checks of kt_llama_attn_prep and kt_attention_pos, under the name of the op that makes them.
 static KtStatus check_llama_prep(KtBackend *be, const char *op, const KtTensor *q, const KtTensor *kcache,
                                  const KtTensor *vcache, const KtTensor *qkv, const KtTensor *rope,
                                  const KtTensor *positions) {
     KT_TRY(need(be, op, "q", q, KT_F32, 4));
-    KT_TRY(need(be, op, "kcache", kcache, KT_F32, 4));
-    KT_TRY(need(be, op, "vcache", vcache, KT_F32, 4));
+    KT_TRY(need_cache(be, op, "kcache", kcache));
+    KT_TRY(need(be, op, "vcache", vcache, kcache->dtype, 4));
     KT_TRY(need(be, op, "qkv", qkv, KT_F32, 3));
     KT_TRY(need(be, op, "rope", rope, KT_F32, 3));
     KT_TRY(need(be, op, "positions", positions, KT_I32, 2));
@@ -131,8 +136,8 @@ static KtStatus check_attention_pos(KtBackend *be, const char *op, const KtTenso
                                     const KtTensor *k, const KtTensor *v, const KtTensor *positions) {
     KT_TRY(need(be, op, "out", out, out && out->dtype == be->matmul_dtype ? be->matmul_dtype : KT_F32, 3));
     KT_TRY(need(be, op, "q", q, KT_F32, 4));
-    KT_TRY(need(be, op, "k", k, KT_F32, 4));
-    KT_TRY(need(be, op, "v", v, KT_F32, 4));
+    KT_TRY(need_cache(be, op, "k", k));
+    KT_TRY(need(be, op, "v", v, k->dtype, 4));
     KT_TRY(need(be, op, "positions", positions, KT_I32, 2));
     KT_TRY(same(op, "k", k, "v", v));
     int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3];

@@ -99,6 +99,11 @@ unset OPENBLAS_NUM_THREADS
 if [ "$mode" = "--full" ]; then
   OUT=$OUT timeout 200 scripts/bench_var.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_var.sh failed" >&2
   OUT=$OUT timeout 200 scripts/bench_llamagen.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_llamagen.sh failed" >&2
+  {  # A/B of the small-batch LlamaGen paths (llama_gemv.cu): fused GEMMs off, then dependent launches off
+    ab=(bench --arch llamagen-b --batch 1 --decode sequential --random-init --device cuda --dtype bf16 --reps 3)
+    echo "## ARGEN_CUDA_FUSED_ROWS=0"; ARGEN_CUDA_FUSED_ROWS=0 timeout 60 "$bin/argen" "${ab[@]}"
+    echo "## ARGEN_CUDA_PDL=0"; ARGEN_CUDA_PDL=0 timeout 60 "$bin/argen" "${ab[@]}"
+  } > "$OUT/bench_llamagen_ab.md" 2>&1 || echo "LlamaGen A/B failed (see bench_llamagen_ab.md)" >&2
 fi
 if [ "$mode" != "--quick" ]; then  # FID Inception throughput (random weights; 256x256 inputs, statistics included)
   for dt in fp32 bf16; do
@@ -118,6 +123,6 @@ if [ "$mode" = "--full" ] || [ "$mode" = "--profile" ]; then  # where the time g
   } > "$OUT/profile.md" 2>&1
 fi
 echo "---- benchmark"
-for f in bench_var.md bench_llamagen.md bench_inception.md bench.txt; do [ -f "$OUT/$f" ] && cat "$OUT/$f"; done
+for f in bench_var.md bench_llamagen.md bench_llamagen_ab.md bench_inception.md bench.txt; do [ -f "$OUT/$f" ] && cat "$OUT/$f"; done
 echo "---- summary (checks)"
 cat "$OUT/summary.txt"

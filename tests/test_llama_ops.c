@@ -283,6 +283,9 @@ Test(llama_ops, validation_messages) {
     cr_expect(kt_attention_pos(&be, &out, &q, &kc, &kc, &pos, 1.0f) == KT_OK, "%s", kt_last_error());
     KtTensor w = kt_tensor1(buf, KT_F32, KT_CPU, 7);
     cr_expect(kt_rmsnorm(&be, &out, &out, &w, 1e-5f) == KT_ERR_SHAPE);
+    KtTensor kc16 = kt_tensor4(buf, KT_BF16, KT_CPU, 1, 2, 5, 8);  // 16-bit caches: CUDA only
+    cr_expect(kt_llama_attn_prep(&be, &q, &kc16, &kc16, &qkv, &rope, &pos) == KT_ERR_SHAPE);
+    cr_expect(strstr(kt_last_error(), "kcache") != NULL, "%s", kt_last_error());
     kt_backend_free(&be);
 }
 
@@ -648,4 +651,77 @@ Test(llama_ops, cuda_fused_gemv_vs_composition, .timeout = 1800) {
     }
     ctx_close(&pc);
     ctx_close(&fc);
+}
+
+// A 16-bit KV cache (CUDA with 16-bit weights) against the CPU's float32 one: the cache rows within one rounding, the
+// attention output within the fp16 attention tolerance, on the three kernels: prep + split-key (Tq = 3), the fused
+// prep + split-key step (Tq = 1) and the one-warp kernel (a 24-row cache).
+Test(llama_ops, cuda_16bit_kv_cache_vs_cpu) {
+    if (!kt_cuda_available()) cr_skip_test("no CUDA device");
+    Ctx cc, gc;
+    ctx_open(&cc, KT_CPU, FX);
+    ctx_open(&gc, KT_CUDA, FX);
+    uint64_t seed = 9;
+    int64_t NH = 4, HS = 64, P = 300, C = NH * HS;
+    static const int64_t shapes[][3] = {{2, 3, 264}, {2, 1, 264}, {3, 1, 24}, {2, 2, 24}};  // (B, Tq, Tcap)
+    float *rope = ctx_keep(&cc, malloc((size_t)(P * HS) * 4));
+    for (int64_t i = 0; i < P * HS / 2; i++) {
+        double a = 0.37 * (double)i;
+        rope[2 * i] = (float)cos(a), rope[2 * i + 1] = (float)sin(a);
+    }
+    Ctx *cs[2] = {&cc, &gc};
+    for (int dt = 0; dt < 2; dt++) {
+        KtDType cdt = dt ? KT_F16 : KT_BF16;
+        OK(kt_backend_set_matmul_dtype(&gc.be, cdt));
+        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+            int64_t B = shapes[sh][0], Tq = shapes[sh][1], Tcap = shapes[sh][2], nc = B * NH * Tcap * HS;
+            float *qkv = ctx_keep(&cc, malloc((size_t)(B * Tq * 3 * C) * 4)), *kc = ctx_keep(&cc, malloc((size_t)nc * 4));
+            float *vc = ctx_keep(&cc, malloc((size_t)nc * 4));
+            uint16_t *kc16 = ctx_keep(&cc, malloc((size_t)nc * 2)), *vc16 = ctx_keep(&cc, malloc((size_t)nc * 2));
+            for (int64_t i = 0; i < B * Tq * 3 * C; i++) qkv[i] = frand(&seed);
+            for (int64_t i = 0; i < nc; i++) {  // the CPU starts from the 16-bit values, so only new rows differ
+                float k = frand(&seed), v = frand(&seed);
+                kc16[i] = dt ? kt_f32_to_f16(k) : kt_f32_to_bf16(k), vc16[i] = dt ? kt_f32_to_f16(v) : kt_f32_to_bf16(v);
+                kc[i] = dt ? kt_f16_to_f32(kc16[i]) : kt_bf16_to_f32(kc16[i]);
+                vc[i] = dt ? kt_f16_to_f32(vc16[i]) : kt_bf16_to_f32(vc16[i]);
+            }
+            int32_t pos[6];
+            for (int64_t i = 0; i < B * Tq; i++) pos[i] = (int32_t)((i * 97 + 5) % Tcap);
+            pos[B * Tq - 1] = (int32_t)Tcap - 1;
+            float *res[2][3];
+            for (int d = 0; d < 2; d++) {
+                Ctx *c = cs[d];
+                KtDType kdt = d ? cdt : KT_F32;
+                KtTensor QKV = dev_new(c, KT_F32, 3, (int64_t[]){B, Tq, 3 * C}, qkv);
+                KtTensor Pp = dev_new(c, KT_I32, 2, (int64_t[]){B, Tq}, pos);
+                KtTensor R = dev_new(c, KT_F32, 3, (int64_t[]){P, HS / 2, 2}, rope);
+                KtTensor K = dev_new(c, kdt, 4, (int64_t[]){B, NH, Tcap, HS}, d ? (void *)kc16 : (void *)kc);
+                KtTensor V = dev_new(c, kdt, 4, (int64_t[]){B, NH, Tcap, HS}, d ? (void *)vc16 : (void *)vc);
+                KtTensor Q = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tq, HS}, NULL);
+                KtTensor O = dev_new(c, KT_F32, 3, (int64_t[]){B, Tq, C}, NULL);
+                OK(kt_llama_attention(&c->be, &O, &Q, &K, &V, &QKV, &R, &Pp, 0.125f));
+                res[d][0] = download_f32(c, &O);
+                if (d) {
+                    const uint16_t *k16 = (const uint16_t *)download_f32(c, &K), *v16 = (const uint16_t *)download_f32(c, &V);
+                    res[d][1] = ctx_keep(c, malloc((size_t)nc * 4)), res[d][2] = ctx_keep(c, malloc((size_t)nc * 4));
+                    for (int64_t i = 0; i < nc; i++) {
+                        res[d][1][i] = dt ? kt_f16_to_f32(k16[i]) : kt_bf16_to_f32(k16[i]);
+                        res[d][2][i] = dt ? kt_f16_to_f32(v16[i]) : kt_bf16_to_f32(v16[i]);
+                    }
+                } else {
+                    res[d][1] = download_f32(c, &K), res[d][2] = download_f32(c, &V);
+                }
+            }
+            char msg[128];
+            snprintf(msg, sizeof msg, "%s cache: out, B %lld Tq %lld Tcap %lld", kt_dtype_name(cdt), (long long)B,
+                     (long long)Tq, (long long)Tcap);
+            expect_close(msg, res[1][0], res[0][0], B * Tq * C, TOL_ATTN_F16);
+            snprintf(msg, sizeof msg, "%s cache: kcache, Tq %lld Tcap %lld", kt_dtype_name(cdt), (long long)Tq, (long long)Tcap);
+            expect_close(msg, res[1][1], res[0][1], nc, dt ? 1e-6 : 1e-6, dt ? 1e-3 : 8e-3);
+            snprintf(msg, sizeof msg, "%s cache: vcache, Tq %lld Tcap %lld", kt_dtype_name(cdt), (long long)Tq, (long long)Tcap);
+            expect_close(msg, res[1][2], res[0][2], nc, dt ? 1e-6 : 1e-6, dt ? 1e-3 : 8e-3);
+        }
+    }
+    ctx_close(&gc);
+    ctx_close(&cc);
 }

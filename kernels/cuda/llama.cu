@@ -91,8 +91,10 @@ KtStatus cuda_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a) {
 }
 
 // ------------------------------------------------------------------------------------------ RoPE + KV scatter
-// One thread per (b, t, h, pair j): rotates q's and k's pair j with rope[pos, j], copies v's pair j.
-__global__ void llama_prep_kernel(float *__restrict__ q, float *__restrict__ kc, float *__restrict__ vc,
+// One thread per (b, t, h, pair j): rotates q's and k's pair j with rope[pos, j], copies v's pair j. CT: the caches'
+// dtype (float32, or the 16-bit matmul dtype: rounded once on store).
+template <typename CT>
+__global__ void llama_prep_kernel(float *__restrict__ q, CT *__restrict__ kc, CT *__restrict__ vc,
                                   const float *__restrict__ qkv, const float *__restrict__ rope,
                                   const int32_t *__restrict__ pos, int64_t T, int64_t NH, int64_t HS, int64_t Tcap,
                                   int64_t limit, int64_t n) {
@@ -111,10 +113,10 @@ __global__ void llama_prep_kernel(float *__restrict__ q, float *__restrict__ kc,
         qo[0] = __fsub_rn(__fmul_rn(q0, c), __fmul_rn(q1, s));
         qo[1] = __fadd_rn(__fmul_rn(q1, c), __fmul_rn(q0, s));
         int64_t o = ((b * NH + h) * Tcap + p) * HS + 2 * j;
-        kc[o] = __fsub_rn(__fmul_rn(k0, c), __fmul_rn(k1, s));
-        kc[o + 1] = __fadd_rn(__fmul_rn(k1, c), __fmul_rn(k0, s));
-        vc[o] = row[2 * C];
-        vc[o + 1] = row[2 * C + 1];
+        kc[o] = from_f32<CT>(__fsub_rn(__fmul_rn(k0, c), __fmul_rn(k1, s)));
+        kc[o + 1] = from_f32<CT>(__fadd_rn(__fmul_rn(k1, c), __fmul_rn(k0, s)));
+        vc[o] = from_f32<CT>(row[2 * C]);
+        vc[o + 1] = from_f32<CT>(row[2 * C + 1]);
     }
 }
 
@@ -123,9 +125,22 @@ KtStatus cuda_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTe
     int64_t B = q->shape[0], NH = q->shape[1], T = q->shape[2], HS = q->shape[3], Tcap = kcache->shape[2];
     int64_t P = rope->shape[0], n = B * T * NH * (HS / 2);
     if (n == 0) return KT_OK;
-    llama_prep_kernel<<<cuda_blocks_capped(n, 256, 16 * cuda_impl(be)->sm_count), 256, 0, cuda_stream(be)>>>(
-        (float *)q->data, (float *)kcache->data, (float *)vcache->data, (const float *)qkv->data,
-        (const float *)rope->data, (const int32_t *)positions->data, T, NH, HS, Tcap, P < Tcap ? P : Tcap, n);
+    unsigned g = cuda_blocks_capped(n, 256, 16 * cuda_impl(be)->sm_count);
+    const float *qkvd = (const float *)qkv->data, *ropd = (const float *)rope->data;
+    const int32_t *pd = (const int32_t *)positions->data;
+    int64_t lim = P < Tcap ? P : Tcap;
+    if (kcache->dtype == KT_BF16)
+        llama_prep_kernel<<<g, 256, 0, cuda_stream(be)>>>((float *)q->data, (__nv_bfloat16 *)kcache->data,
+                                                          (__nv_bfloat16 *)vcache->data, qkvd, ropd, pd, T, NH, HS,
+                                                          Tcap, lim, n);
+    else if (kcache->dtype == KT_F16)
+        llama_prep_kernel<<<g, 256, 0, cuda_stream(be)>>>((float *)q->data, (__half *)kcache->data,
+                                                          (__half *)vcache->data, qkvd, ropd, pd, T, NH, HS, Tcap, lim,
+                                                          n);
+    else
+        llama_prep_kernel<<<g, 256, 0, cuda_stream(be)>>>((float *)q->data, (float *)kcache->data,
+                                                          (float *)vcache->data, qkvd, ropd, pd, T, NH, HS, Tcap, lim,
+                                                          n);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
@@ -135,22 +150,34 @@ KtStatus cuda_llama_attn_prep(KtBackend *be, KtTensor *q, KtTensor *kcache, KtTe
 #define ATT_MAXD 8  // head dims per lane: HS <= 256
 #define ATT_SPLIT 8  // warps per query in the split-key kernel
 
+// Four consecutive cache values as floats, one 16-byte (float32) or 8-byte (16-bit) access; p 4-element aligned.
+__device__ __forceinline__ void load4(const float *p, float (&o)[4]) {
+    float4 v = *reinterpret_cast<const float4 *>(p);
+    o[0] = v.x, o[1] = v.y, o[2] = v.z, o[3] = v.w;
+}
+template <typename T> __device__ __forceinline__ void load4(const T *p, float (&o)[4]) {
+    CudaPack<T, 4> v = *reinterpret_cast<const CudaPack<T, 4> *>(p);
+#pragma unroll
+    for (int i = 0; i < 4; i++) o[i] = to_f32(v.v[i]);
+}
+
 // One warp's online softmax for a query over keys j = j0, j0 + step, ... <= p (kb, vb: the head's cache rows): lane
 // l holds dims l, l + 32, ... of q (qv) and of the running output acc; m, l: running max and sum (-inf scores
 // weigh 0). Starts from acc = 0, m = -inf, l = 0.
+template <typename CT>
 __device__ __forceinline__ void attend_keys(float (&acc)[ATT_MAXD], float &m, float &l, const float (&qv)[ATT_MAXD],
-                                            const float *kb, const float *vb, int64_t j0, int64_t step, int64_t p,
+                                            const CT *kb, const CT *vb, int64_t j0, int64_t step, int64_t p,
                                             int64_t HS, float scale, int lane) {
 #pragma unroll
     for (int i = 0; i < ATT_MAXD; i++) acc[i] = 0.f;
     m = -INFINITY, l = 0.f;
     for (int64_t j = j0; j <= p; j += step) {
-        const float *kr = kb + j * HS, *vr = vb + j * HS;
+        const CT *kr = kb + j * HS, *vr = vb + j * HS;
         float dot = 0.f;
 #pragma unroll
         for (int i = 0; i < ATT_MAXD; i++) {
             int64_t d = lane + 32 * i;
-            if (d < HS) dot += qv[i] * kr[d];
+            if (d < HS) dot += qv[i] * to_f32(kr[d]);
         }
         float s = warp_sum(dot) * scale, mn = fmaxf(m, s);
         float corr = m == -INFINITY ? 0.f : expf(m - mn), e = s == -INFINITY ? 0.f : expf(s - mn);
@@ -158,7 +185,7 @@ __device__ __forceinline__ void attend_keys(float (&acc)[ATT_MAXD], float &m, fl
 #pragma unroll
         for (int i = 0; i < ATT_MAXD; i++) {
             int64_t d = lane + 32 * i;
-            acc[i] = acc[i] * corr + (d < HS ? e * vr[d] : 0.f);
+            acc[i] = acc[i] * corr + (d < HS ? e * to_f32(vr[d]) : 0.f);
         }
         m = mn;
     }
@@ -169,26 +196,28 @@ __device__ __forceinline__ void attend_keys(float (&acc)[ATT_MAXD], float &m, fl
 // their value rows with lane l holding dims l, l + 32, ... of acc. A chunk's loads do not wait on each other; one
 // key per step (attend_keys) is a chain of a dependent load, a shuffle reduction and two exps per key, ~17 us for a
 // GPT-B decode step's 257 keys on an H100.
+template <typename CT>
 __device__ __forceinline__ void attend_key_chunks(float (&acc)[ATT_MAXD], float &m, float &l, const float *qs,
-                                                  const float *kb, const float *vb, int64_t j0, int64_t step,
+                                                  const CT *kb, const CT *vb, int64_t j0, int64_t step,
                                                   int64_t p, int64_t HS, float scale, int lane) {
 #pragma unroll
     for (int i = 0; i < ATT_MAXD; i++) acc[i] = 0.f;
     m = -INFINITY, l = 0.f;
-    bool vec = (HS & 3) == 0 && ((uintptr_t)kb & 15) == 0;
+    bool vec = (HS & 3) == 0 && ((uintptr_t)kb & (4 * sizeof(CT) - 1)) == 0;
     for (int64_t base = j0; base <= p; base += 32 * step) {
         int64_t j = base + lane * step;
         float s = -INFINITY;
         if (j <= p) {
-            const float *kr = kb + j * HS;
+            const CT *kr = kb + j * HS;
             float dot = 0.f;
             if (vec) {
                 for (int64_t d = 0; d < HS; d += 4) {
-                    float4 kv = *reinterpret_cast<const float4 *>(kr + d);
-                    dot += qs[d] * kv.x + qs[d + 1] * kv.y + qs[d + 2] * kv.z + qs[d + 3] * kv.w;
+                    float kv[4];
+                    load4(kr + d, kv);
+                    dot += qs[d] * kv[0] + qs[d + 1] * kv[1] + qs[d + 2] * kv[2] + qs[d + 3] * kv[3];
                 }
             } else {
-                for (int64_t d = 0; d < HS; d++) dot += qs[d] * kr[d];
+                for (int64_t d = 0; d < HS; d++) dot += qs[d] * to_f32(kr[d]);
             }
             s = dot * scale;
         }
@@ -201,11 +230,11 @@ __device__ __forceinline__ void attend_key_chunks(float (&acc)[ATT_MAXD], float 
 #pragma unroll 4
         for (int t = 0; t < cnt; t++) {
             float et = __shfl_sync(0xffffffffu, e, t);
-            const float *vr = vb + (base + t * step) * HS;
+            const CT *vr = vb + (base + t * step) * HS;
 #pragma unroll
             for (int i = 0; i < ATT_MAXD; i++) {
                 int64_t d = lane + 32 * i;
-                if (d < HS) acc[i] += et * vr[d];
+                if (d < HS) acc[i] += et * to_f32(vr[d]);
             }
         }
         m = mn;
@@ -213,10 +242,10 @@ __device__ __forceinline__ void attend_key_chunks(float (&acc)[ATT_MAXD], float 
 }
 
 // One warp per query (b, h, t): keys 0..pos with an online softmax; lane l holds dims l, l+32, ...
-template <typename OT>
+template <typename OT, typename CT>
 __global__ void __launch_bounds__(32 * ATT_WARPS)
-attention_pos_kernel(OT *__restrict__ out, const float *__restrict__ q, const float *__restrict__ k,
-                     const float *__restrict__ v, const int32_t *__restrict__ pos, int64_t NH, int64_t Tq, int64_t HS,
+attention_pos_kernel(OT *__restrict__ out, const float *__restrict__ q, const CT *__restrict__ k,
+                     const CT *__restrict__ v, const int32_t *__restrict__ pos, int64_t NH, int64_t Tq, int64_t HS,
                      int64_t Tcap, float scale, int64_t n) {
     int64_t wid = (int64_t)blockIdx.x * ATT_WARPS + (threadIdx.x >> 5);
     if (wid >= n) return;
@@ -224,7 +253,8 @@ attention_pos_kernel(OT *__restrict__ out, const float *__restrict__ q, const fl
     int64_t t = wid % Tq, bh = wid / Tq, b = bh / NH, h = bh % NH;
     int64_t p = pos[b * Tq + t];
     p = p < 0 ? 0 : p >= Tcap ? Tcap - 1 : p;
-    const float *qr = q + wid * HS, *kb = k + bh * Tcap * HS, *vb = v + bh * Tcap * HS;
+    const float *qr = q + wid * HS;
+    const CT *kb = k + bh * Tcap * HS, *vb = v + bh * Tcap * HS;
     float qv[ATT_MAXD], acc[ATT_MAXD], m, l;
 #pragma unroll
     for (int i = 0; i < ATT_MAXD; i++) qv[i] = lane + 32 * i < HS ? qr[lane + 32 * i] : 0.f;
@@ -240,9 +270,10 @@ attention_pos_kernel(OT *__restrict__ out, const float *__restrict__ q, const fl
 // The prep fused into the split-key kernel for single-token steps (sequential decoding): each block rotates its own
 // head's q and new k, writes the cache rows, then attends over them (its writes are visible to it after the barrier;
 // no other block reads them).
+template <typename CT>
 struct LlamaPrepArgs {
     float *q;            // (B, NH, 1, HS) out: the rotated q, as kt_llama_attn_prep writes it
-    float *kc, *vc;      // the caches: row positions[b] of head (b, h) written
+    CT *kc, *vc;         // the caches: row positions[b] of head (b, h) written
     const float *qkv;    // (B, 1, 3C)
     const float *rope;   // (P, HS/2, 2)
     int64_t limit;       // min(P, Tcap): positions outside are not written (q = 0), as the prep kernel
@@ -253,11 +284,11 @@ struct LlamaPrepArgs {
 // dim d by thread d.
 // PREP (Tq == 1): q comes from qkv through the rotation, see LlamaPrepArgs. k and v are not __restrict__: with PREP
 // the block reads rows it wrote (no read-only cache path).
-template <typename OT, bool PREP>
+template <typename OT, typename CT, bool PREP>
 __global__ void __launch_bounds__(32 * ATT_SPLIT)
-attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, const float *k, const float *v,
+attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, const CT *k, const CT *v,
                            const int32_t *__restrict__ pos, int64_t NH, int64_t Tq, int64_t HS, int64_t Tcap,
-                           float scale, LlamaPrepArgs pa) {
+                           float scale, LlamaPrepArgs<CT> pa) {
     extern __shared__ float part[];  // (split, HS + 2): acc[HS], m, l of each warp; then q (HS)
     pdl_launch_dependents();         // (PREP: launched as a dependent of the qkv GEMM; a no-op otherwise)
     pdl_wait();
@@ -278,10 +309,10 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
                 r0 = __fsub_rn(__fmul_rn(q0, c), __fmul_rn(q1, sn));
                 r1 = __fadd_rn(__fmul_rn(q1, c), __fmul_rn(q0, sn));
                 int64_t o = (bh * Tcap + p) * HS + 2 * j;
-                pa.kc[o] = __fsub_rn(__fmul_rn(k0, c), __fmul_rn(k1, sn));
-                pa.kc[o + 1] = __fadd_rn(__fmul_rn(k1, c), __fmul_rn(k0, sn));
-                pa.vc[o] = row[2 * C + 2 * j];
-                pa.vc[o + 1] = row[2 * C + 2 * j + 1];
+                pa.kc[o] = from_f32<CT>(__fsub_rn(__fmul_rn(k0, c), __fmul_rn(k1, sn)));
+                pa.kc[o + 1] = from_f32<CT>(__fadd_rn(__fmul_rn(k1, c), __fmul_rn(k0, sn)));
+                pa.vc[o] = from_f32<CT>(row[2 * C + 2 * j]);
+                pa.vc[o + 1] = from_f32<CT>(row[2 * C + 2 * j + 1]);
             }
             qs[2 * j] = r0, qs[2 * j + 1] = r1;
             pa.q[bh * HS + 2 * j] = r0, pa.q[bh * HS + 2 * j + 1] = r1;
@@ -293,7 +324,7 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
         __syncthreads();
     }
     p = p < 0 ? 0 : p >= Tcap ? Tcap - 1 : p;
-    const float *kb = k + bh * Tcap * HS, *vb = v + bh * Tcap * HS;
+    const CT *kb = k + bh * Tcap * HS, *vb = v + bh * Tcap * HS;
     float acc[ATT_MAXD], m, l;
     attend_key_chunks(acc, m, l, qs, kb, vb, warp, split, p, HS, scale, lane);
     float *mine = part + warp * (HS + 2);
@@ -324,34 +355,38 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
 // kernel stays for short caches. (Before: split only below ~4 queries per SM.)
 static bool attention_split(int64_t Tcap) { return Tcap > 32; }
 
-// pa: the fused prep (split kernel, Tq == 1 only), or NULL.
-template <typename OT>
+// pa: the fused prep (split kernel, Tq == 1 only), or NULL. CT: the caches' dtype.
+template <typename OT, typename CT>
 static KtStatus launch_attention_pos(KtBackend *be, OT *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
-                                    const KtTensor *positions, float scale, const LlamaPrepArgs *pa) {
+                                    const KtTensor *positions, float scale, const LlamaPrepArgs<CT> *pa) {
     int64_t B = q->shape[0], NH = q->shape[1], Tq = q->shape[2], HS = q->shape[3], Tcap = k->shape[2];
     int64_t n = B * NH * Tq;
-    const float *qd = (const float *)q->data, *kd = (const float *)k->data, *vd = (const float *)v->data;
+    const float *qd = (const float *)q->data;
+    const CT *kd = (const CT *)k->data, *vd = (const CT *)v->data;
     const int32_t *pd = (const int32_t *)positions->data;
     if (pa) {  // a programmatic dependent launch: its blocks are resident when the qkv GEMM ends
         size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);
-        KT_CUDA_TRY(cuda_launch_pdl(be, attention_pos_split_kernel<OT, true>, dim3((unsigned)n), dim3(32 * ATT_SPLIT),
-                                    smem, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, *pa));
+        KT_CUDA_TRY(cuda_launch_pdl(be, attention_pos_split_kernel<OT, CT, true>, dim3((unsigned)n),
+                                    dim3(32 * ATT_SPLIT), smem, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, *pa));
     } else if (attention_split(Tcap)) {
         size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);
-        attention_pos_split_kernel<OT, false><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(
-            out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, LlamaPrepArgs{});
+        attention_pos_split_kernel<OT, CT, false><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(
+            out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, LlamaPrepArgs<CT>{});
     } else {
-        attention_pos_kernel<OT><<<cuda_blocks(n, ATT_WARPS), 32 * ATT_WARPS, 0, cuda_stream(be)>>>(
+        attention_pos_kernel<OT, CT><<<cuda_blocks(n, ATT_WARPS), 32 * ATT_WARPS, 0, cuda_stream(be)>>>(
             out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, n);
     }
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
 
-template <typename... A> static KtStatus attention_pos_by_dtype(KtBackend *be, KtTensor *out, A... args) {
-    if (out->dtype == KT_BF16) return launch_attention_pos(be, (__nv_bfloat16 *)out->data, args...);
-    if (out->dtype == KT_F16) return launch_attention_pos(be, (__half *)out->data, args...);
-    return launch_attention_pos(be, (float *)out->data, args...);
+template <typename CT>
+static KtStatus attention_pos_by_dtype(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k,
+                                       const KtTensor *v, const KtTensor *positions, float scale,
+                                       const LlamaPrepArgs<CT> *pa) {
+    if (out->dtype == KT_BF16) return launch_attention_pos(be, (__nv_bfloat16 *)out->data, q, k, v, positions, scale, pa);
+    if (out->dtype == KT_F16) return launch_attention_pos(be, (__half *)out->data, q, k, v, positions, scale, pa);
+    return launch_attention_pos(be, (float *)out->data, q, k, v, positions, scale, pa);
 }
 
 KtStatus cuda_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
@@ -360,7 +395,21 @@ KtStatus cuda_attention_pos(KtBackend *be, KtTensor *out, const KtTensor *q, con
     if (q->shape[3] > 32 * ATT_MAXD)
         return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_attention_pos: head size %lld > %d on CUDA", (long long)q->shape[3],
                        32 * ATT_MAXD);
-    return attention_pos_by_dtype(be, out, q, k, v, positions, scale, (const LlamaPrepArgs *)NULL);
+    if (k->dtype == KT_BF16)
+        return attention_pos_by_dtype(be, out, q, k, v, positions, scale, (const LlamaPrepArgs<__nv_bfloat16> *)NULL);
+    if (k->dtype == KT_F16)
+        return attention_pos_by_dtype(be, out, q, k, v, positions, scale, (const LlamaPrepArgs<__half> *)NULL);
+    return attention_pos_by_dtype(be, out, q, k, v, positions, scale, (const LlamaPrepArgs<float> *)NULL);
+}
+
+template <typename CT>
+static KtStatus llama_attention_fused(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
+                                      const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions,
+                                      float scale) {
+    int64_t P = rope->shape[0], Tcap = kcache->shape[2];
+    LlamaPrepArgs<CT> pa = {(float *)q->data, (CT *)kcache->data, (CT *)vcache->data, (const float *)qkv->data,
+                            (const float *)rope->data, P < Tcap ? P : Tcap};
+    return attention_pos_by_dtype(be, out, q, kcache, vcache, positions, scale, &pa);
 }
 
 // Prep + attention: fused for single-token steps that take the split kernel (caches longer than 32 rows), else the
@@ -375,10 +424,11 @@ KtStatus cuda_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTenso
         KT_TRY(cuda_llama_attn_prep(be, q, kcache, vcache, qkv, rope, positions));
         return cuda_attention_pos(be, out, q, kcache, vcache, positions, scale);
     }
-    int64_t P = rope->shape[0];
-    LlamaPrepArgs pa = {(float *)q->data, (float *)kcache->data, (float *)vcache->data, (const float *)qkv->data,
-                        (const float *)rope->data, P < Tcap ? P : Tcap};
-    return attention_pos_by_dtype(be, out, q, kcache, vcache, positions, scale, (const LlamaPrepArgs *)&pa);
+    if (kcache->dtype == KT_BF16)
+        return llama_attention_fused<__nv_bfloat16>(be, out, q, kcache, vcache, qkv, rope, positions, scale);
+    if (kcache->dtype == KT_F16)
+        return llama_attention_fused<__half>(be, out, q, kcache, vcache, qkv, rope, positions, scale);
+    return llama_attention_fused<float>(be, out, q, kcache, vcache, qkv, rope, positions, scale);
 }
 
 // ------------------------------------------------------------------------------------------ L2 normalisation
