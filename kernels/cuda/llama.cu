@@ -193,15 +193,18 @@ __device__ __forceinline__ void attend_keys(float (&acc)[ATT_MAXD], float &m, fl
 
 // The same online softmax taken 32 keys at a time (the split kernel): lane i scores the chunk's key i over the whole
 // head (q read from shared memory qs), the warp folds the 32 scores into (m, l) with one max and one sum, then adds
-// their value rows with lane l holding dims l, l + 32, ... of acc. A chunk's loads do not wait on each other; one
-// key per step (attend_keys) is a chain of a dependent load, a shuffle reduction and two exps per key, ~17 us for a
-// GPT-B decode step's 257 keys on an H100.
-template <typename CT>
-__device__ __forceinline__ void attend_key_chunks(float (&acc)[ATT_MAXD], float &m, float &l, const float *qs,
+// their value rows with lane l holding dims l, l + 32, ... of acc. MAXD: dims per lane (HS <= 32 * MAXD). Every load
+// of a phase is issued before its first use (16 four-value key loads; 64 / MAXD value rows): a GPT-B decode step's
+// chunk is one memory round trip for its keys and one for its values, where a loop that multiplies each value row as
+// it arrives waits once per row group (8 round trips per chunk before). One key per step (attend_keys) is a chain of a
+// dependent load, a shuffle reduction and two exps per key, ~17 us for a decode step's 257 keys on an H100.
+template <typename CT, int MAXD>
+__device__ __forceinline__ void attend_key_chunks(float (&acc)[MAXD], float &m, float &l, const float *qs,
                                                   const CT *kb, const CT *vb, int64_t j0, int64_t step,
                                                   int64_t p, int64_t HS, float scale, int lane) {
+    constexpr int HMAX = 32 * MAXD, KB = 16, RB = 64 / MAXD;  // dims covered; key loads / value rows in flight
 #pragma unroll
-    for (int i = 0; i < ATT_MAXD; i++) acc[i] = 0.f;
+    for (int i = 0; i < MAXD; i++) acc[i] = 0.f;
     m = -INFINITY, l = 0.f;
     bool vec = (HS & 3) == 0 && ((uintptr_t)kb & (4 * sizeof(CT) - 1)) == 0;
     for (int64_t base = j0; base <= p; base += 32 * step) {
@@ -211,10 +214,19 @@ __device__ __forceinline__ void attend_key_chunks(float (&acc)[ATT_MAXD], float 
             const CT *kr = kb + j * HS;
             float dot = 0.f;
             if (vec) {
-                for (int64_t d = 0; d < HS; d += 4) {
-                    float kv[4];
-                    load4(kr + d, kv);
-                    dot += qs[d] * kv[0] + qs[d + 1] * kv[1] + qs[d + 2] * kv[2] + qs[d + 3] * kv[3];
+#pragma unroll
+                for (int d0 = 0; d0 < HMAX; d0 += 4 * KB) {
+                    float kv[KB][4];
+#pragma unroll
+                    for (int u = 0; u < KB; u++) {
+                        if (d0 + 4 * u < HS) load4(kr + d0 + 4 * u, kv[u]);
+                        else kv[u][0] = kv[u][1] = kv[u][2] = kv[u][3] = 0.f;
+                    }
+#pragma unroll
+                    for (int u = 0; u < KB; u++) {
+                        int d = d0 + 4 * u;
+                        if (d < HS) dot += qs[d] * kv[u][0] + qs[d + 1] * kv[u][1] + qs[d + 2] * kv[u][2] + qs[d + 3] * kv[u][3];
+                    }
                 }
             } else {
                 for (int64_t d = 0; d < HS; d++) dot += qs[d] * to_f32(kr[d]);
@@ -225,16 +237,26 @@ __device__ __forceinline__ void attend_key_chunks(float (&acc)[ATT_MAXD], float 
         float corr = m == -INFINITY ? 0.f : expf(m - mn), e = s == -INFINITY ? 0.f : expf(s - mn);
         l = l * corr + warp_sum(e);  // a NaN or +inf score makes l NaN: NaN rows, as on the CPU
 #pragma unroll
-        for (int i = 0; i < ATT_MAXD; i++) acc[i] *= corr;
+        for (int i = 0; i < MAXD; i++) acc[i] *= corr;
         int cnt = (int)((p - base) / step + 1 < 32 ? (p - base) / step + 1 : 32);
-#pragma unroll 4
-        for (int t = 0; t < cnt; t++) {
-            float et = __shfl_sync(0xffffffffu, e, t);
-            const CT *vr = vb + (base + t * step) * HS;
 #pragma unroll
-            for (int i = 0; i < ATT_MAXD; i++) {
-                int64_t d = lane + 32 * i;
-                if (d < HS) acc[i] += et * to_f32(vr[d]);
+        for (int t0 = 0; t0 < 32; t0 += RB) {
+            if (t0 >= cnt) break;  // warp-uniform
+            float vv[RB][MAXD];
+#pragma unroll
+            for (int u = 0; u < RB; u++) {
+                bool row = t0 + u < cnt;
+                const CT *vr = vb + (base + (int64_t)(row ? t0 + u : 0) * step) * HS;
+#pragma unroll
+                for (int i = 0; i < MAXD; i++) vv[u][i] = row && lane + 32 * i < HS ? to_f32(vr[lane + 32 * i]) : 0.f;
+            }
+#pragma unroll
+            for (int u = 0; u < RB; u++) {
+                float et = __shfl_sync(0xffffffffu, e, t0 + u);  // 0 past cnt (those lanes scored -inf)
+                if (t0 + u < cnt) {
+#pragma unroll
+                    for (int i = 0; i < MAXD; i++) acc[i] += et * vv[u][i];
+                }
             }
         }
         m = mn;
@@ -284,7 +306,7 @@ struct LlamaPrepArgs {
 // dim d by thread d.
 // PREP (Tq == 1): q comes from qkv through the rotation, see LlamaPrepArgs. k and v are not __restrict__: with PREP
 // the block reads rows it wrote (no read-only cache path).
-template <typename OT, typename CT, bool PREP>
+template <typename OT, typename CT, bool PREP, int MAXD>
 __global__ void __launch_bounds__(32 * ATT_SPLIT)
 attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, const CT *k, const CT *v,
                            const int32_t *__restrict__ pos, int64_t NH, int64_t Tq, int64_t HS, int64_t Tcap,
@@ -325,11 +347,11 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
     }
     p = p < 0 ? 0 : p >= Tcap ? Tcap - 1 : p;
     const CT *kb = k + bh * Tcap * HS, *vb = v + bh * Tcap * HS;
-    float acc[ATT_MAXD], m, l;
-    attend_key_chunks(acc, m, l, qs, kb, vb, warp, split, p, HS, scale, lane);
+    float acc[MAXD], m, l;
+    attend_key_chunks<CT, MAXD>(acc, m, l, qs, kb, vb, warp, split, p, HS, scale, lane);
     float *mine = part + warp * (HS + 2);
 #pragma unroll
-    for (int i = 0; i < ATT_MAXD; i++) {
+    for (int i = 0; i < MAXD; i++) {
         int64_t d = lane + 32 * i;
         if (d < HS) mine[d] = acc[i];
     }
@@ -355,6 +377,32 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
 // kernel stays for short caches. (Before: split only below ~4 queries per SM.)
 static bool attention_split(int64_t Tcap) { return Tcap > 32; }
 
+// The split-key kernel for HS <= 32 * MAXD (MAXD 2: head sizes up to 64, GPT-B..XXL; 4: up to 128, GPT-3B's 100;
+// 8: up to 256). PREP: a programmatic dependent launch (see LlamaPrepArgs).
+template <typename OT, typename CT, bool PREP, int MAXD>
+static KtStatus launch_split(KtBackend *be, int64_t n, OT *out, const float *qd, const CT *kd, const CT *vd,
+                             const int32_t *pd, int64_t NH, int64_t Tq, int64_t HS, int64_t Tcap, float scale,
+                             LlamaPrepArgs<CT> pa) {
+    size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);
+    if (PREP) {
+        KT_CUDA_TRY(cuda_launch_pdl(be, attention_pos_split_kernel<OT, CT, true, MAXD>, dim3((unsigned)n),
+                                    dim3(32 * ATT_SPLIT), smem, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, pa));
+    } else {
+        attention_pos_split_kernel<OT, CT, false, MAXD><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(
+            out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, pa);
+    }
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+template <typename OT, typename CT, bool PREP>
+static KtStatus launch_split_by_hs(KtBackend *be, int64_t n, OT *out, const float *qd, const CT *kd, const CT *vd,
+                                   const int32_t *pd, int64_t NH, int64_t Tq, int64_t HS, int64_t Tcap, float scale,
+                                   LlamaPrepArgs<CT> pa) {
+    if (HS <= 64) return launch_split<OT, CT, PREP, 2>(be, n, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, pa);
+    if (HS <= 128) return launch_split<OT, CT, PREP, 4>(be, n, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, pa);
+    return launch_split<OT, CT, PREP, 8>(be, n, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, pa);
+}
+
 // pa: the fused prep (split kernel, Tq == 1 only), or NULL. CT: the caches' dtype.
 template <typename OT, typename CT>
 static KtStatus launch_attention_pos(KtBackend *be, OT *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
@@ -365,13 +413,10 @@ static KtStatus launch_attention_pos(KtBackend *be, OT *out, const KtTensor *q, 
     const CT *kd = (const CT *)k->data, *vd = (const CT *)v->data;
     const int32_t *pd = (const int32_t *)positions->data;
     if (pa) {  // a programmatic dependent launch: its blocks are resident when the qkv GEMM ends
-        size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);
-        KT_CUDA_TRY(cuda_launch_pdl(be, attention_pos_split_kernel<OT, CT, true>, dim3((unsigned)n),
-                                    dim3(32 * ATT_SPLIT), smem, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, *pa));
+        return launch_split_by_hs<OT, CT, true>(be, n, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, *pa);
     } else if (attention_split(Tcap)) {
-        size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);
-        attention_pos_split_kernel<OT, CT, false><<<(unsigned)n, 32 * ATT_SPLIT, smem, cuda_stream(be)>>>(
-            out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, LlamaPrepArgs<CT>{});
+        return launch_split_by_hs<OT, CT, false>(be, n, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale,
+                                                 LlamaPrepArgs<CT>{});
     } else {
         attention_pos_kernel<OT, CT><<<cuda_blocks(n, ATT_WARPS), 32 * ATT_WARPS, 0, cuda_stream(be)>>>(
             out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, n);

@@ -149,7 +149,7 @@ struct CudaConvPlan;
 static KtStatus plan_get(KtBackend *be, CudaConvPlan **out, const CudaConvPlan *key);
 // dense.cu's cuBLASLt call: "no algorithm" (the caller then takes its fallback kernels).
 static KtStatus lt_matmul(KtBackend *, bool *done, void *, KtDType, const void *, const void *, const void *, int64_t,
-                          int64_t, int64_t, KtDType, bool) {
+                          int64_t, int64_t, KtDType, bool, float = 0.f) {
     *done = false;
     return KT_OK;
 }

@@ -12,15 +12,18 @@ M = {
  # attend_key_chunks (the split kernel, 32 keys per warp step)
  'chunk_corr_no_inf_guard': ('float corr = m == -INFINITY ? 0.f : expf(m - mn), e = s == -INFINITY ? 0.f : expf(s - mn);\n        l = l * corr + warp_sum(e);',
                              'float corr = expf(m - mn), e = s == -INFINITY ? 0.f : expf(s - mn);\n        l = l * corr + warp_sum(e);'),
- 'chunk_no_rescale': ('        for (int i = 0; i < ATT_MAXD; i++) acc[i] *= corr;\n', ''),
+ 'chunk_no_rescale': ('        for (int i = 0; i < MAXD; i++) acc[i] *= corr;\n', ''),
  'chunk_last_key_dropped': ('int cnt = (int)((p - base) / step + 1 < 32 ? (p - base) / step + 1 : 32);',
                             'int cnt = (int)((p - base) / step < 32 ? (p - base) / step : 32);'),
  'chunk_no_q_sync': ('qs[d] = q[wid * HS + d];\n        __syncthreads();', 'qs[d] = q[wid * HS + d];\n'),
  'merge_skip_last_warp': ('for (int w = 0; w < split; w++) {', 'for (int w = 0; w < split - 1; w++) {'),
- 'smem_no_q': ('size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);\n        emu::launch(dim3((unsigned)n), dim3(32 * ATT_SPLIT), (size_t)(smem), [&] { attention_pos_split_kernel<OT, true>',
-               'size_t smem = (size_t)(ATT_SPLIT * (HS + 2)) * sizeof(float);\n        emu::launch(dim3((unsigned)n), dim3(32 * ATT_SPLIT), (size_t)(smem), [&] { attention_pos_split_kernel<OT, true>'),
- 'smem_no_q_split': ('size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);\n        emu::launch(dim3((unsigned)n), dim3(32 * ATT_SPLIT), (size_t)(smem), [&] { attention_pos_split_kernel<OT, false>',
-                     'size_t smem = (size_t)(ATT_SPLIT * (HS + 2)) * sizeof(float);\n        emu::launch(dim3((unsigned)n), dim3(32 * ATT_SPLIT), (size_t)(smem), [&] { attention_pos_split_kernel<OT, false>'),
+ 'smem_no_q': ('size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);\n    if (PREP) {',
+               'size_t smem = (size_t)(ATT_SPLIT * (HS + 2)) * sizeof(float);\n    if (PREP) {'),
+ # the PREP and plain launches share one size now: drop q's room for the plain launch only
+ 'smem_no_q_split': ('    } else {\n        emu::launch(dim3((unsigned)n), dim3(32 * ATT_SPLIT), (size_t)(smem),',
+                     '    } else {\n        emu::launch(dim3((unsigned)n), dim3(32 * ATT_SPLIT), (size_t)(smem - HS * sizeof(float)),'),
+ # value rows loaded ahead (attend_key_chunks): a row group's last row skipped
+ 'chunk_row_group_short': ('bool row = t0 + u < cnt;', 'bool row = t0 + u < cnt && u + 1 < RB;'),
  'causal_off_by_one': ('for (int64_t j = j0; j <= p; j += step)', 'for (int64_t j = j0; j < p; j += step)'),
  'nan_dropped': ('if (d < HS) o[d] = from_f32<OT>(l != 0.f ? acc[i] / l : 0.f);',
                  'if (d < HS) o[d] = from_f32<OT>(l > 0.f ? acc[i] / l : 0.f);'),

@@ -477,6 +477,7 @@ int main(int argc, char **argv) {
         }
         for (int fused = 0; fused < 2; fused++)  // several 32-key chunks per warp (split kernel: 8 warps)
             run_case(Case{(bool)fused, 2, 2, 1, 64, 600, 600, P_LAST, false, SP_NONE, seed++});
+        run_case(Case{true, 1, 2, 1, 100, 257, 257, P_LAST, false, SP_NONE, seed++});  // 4 dims per lane
         printf("\n%ld cases, %ld failed; emulator-detected errors %ld\n", g_cases, g_fail, emu::g_errors);
         return g_fail != 0 || emu::g_errors != 0;
     }
@@ -497,6 +498,9 @@ int main(int argc, char **argv) {
     // long caches: several 32-key chunks per warp of the split kernel, up to LlamaGen 384px's 577 positions
     for (int fused = 0; fused < 2; fused++)
         for (int Tcap : {600, 1030}) run_case(Case{(bool)fused, 1, 2, 1, 64, Tcap, Tcap, P_LAST, false, SP_NONE, seed++});
+    // head size 200: the split kernel's widest instantiation (8 dims per lane, 8 value rows in flight)
+    for (int fused = 0; fused < 2; fused++)
+        for (int Tq : {1, 3}) run_case(Case{(bool)fused, 1, 2, Tq, 200, 265, fused ? 257 : 265, P_RAND, false, SP_NONE, seed++});
     // specials
     for (int fused = 0; fused < 2; fused++)
         for (int Tcap : {24, 257})
