@@ -228,8 +228,16 @@ static KtStatus host_probs(Run *r, const KtTensor *logits, int64_t T, const bool
     KT_TRY(kt_download(r->m->be, out, &lc));
     int64_t V = r->m->config.V;
     for (int64_t i = 0; i < (int64_t)r->B * T; i++) {
+        // the row's mass (1 unless no logit was finite): 8 float partial sums, independent so the compiler can keep
+        // them in vector lanes (one double chain over 16 x 16,384 values was ~0.3 ms of each SJD forward's host time)
+        float part[8] = {0};
+        const float *row = out + i * V;
+        int64_t v = 0;
+        for (; v + 8 <= V; v += 8)
+            for (int k = 0; k < 8; k++) part[k] += row[v + k];
         double s = 0;
-        for (int64_t v = 0; v < V; v++) s += out[i * V + v];
+        for (int k = 0; k < 8; k++) s += part[k];
+        for (; v < V; v++) s += row[v];
         if (!(s > 0.5 && s < 1.5))
             return KT_FAIL(KT_ERR_NUMERIC, "sampling: row %lld of image %lld has no finite logit (non-finite model "
                            "output?)", (long long)(i % T), (long long)(i / T));

@@ -175,6 +175,22 @@ Test(llamagen, cuda_stepwise_teacher_logits) { check_stepwise_teacher(KT_CUDA, K
 Test(llamagen, cuda_stepwise_teacher_logits_bf16) { check_stepwise_teacher(KT_CUDA, KT_BF16); }
 Test(llamagen, cuda_stepwise_teacher_logits_fp16) { check_stepwise_teacher(KT_CUDA, KT_F16); }
 
+// A model whose head gives NaN logits: SJD's host-side check of each distribution's mass fails the call with a
+// clear error instead of drawing from an empty row.
+Test(llamagen, cpu_sjd_reports_rows_without_finite_logits) {
+    Tiny t;
+    tiny_load(&t, KT_CPU, "llamagen_tiny/gpt.pt", 2);
+    float *w = t.m.output.data;
+    for (int64_t i = 0; i < kt_numel(&t.m.output); i++) w[i] = NAN;
+    LlamaSampleParams p = greedy_params(LLAMA_DECODE_SJD);
+    int32_t tok[32];
+    int64_t ids[2] = {0, 1};
+    LlamaStats st = {0};
+    cr_expect(llamagen_generate(&t.m, &t.ws, &p, 2, k_labels, ids, tok, &st) == KT_ERR_NUMERIC);
+    cr_expect(strstr(kt_last_error(), "no finite logit") != NULL, "%s", kt_last_error());
+    tiny_free(&t);
+}
+
 static void expect_greedy_tokens(const char *what, const int32_t *tok) {
     int64_t *ref = read_i64(fixture_path(REF), "greedy_tokens", NULL), got[32];
     for (int i = 0; i < 32; i++) got[i] = tok[i];
