@@ -189,9 +189,11 @@ __global__ void __launch_bounds__(GEMV_THREADS) llama_gemv_kernel(GemvArgs a) {
 }
 
 // ------------------------------------------------------------------------------------------------ launchers
+// Dynamic shared memory of a launch; the kernel's static ssq (MT x 8 doubles) comes on top (gemv_static_bytes).
 static size_t gemv_smem_bytes(int MT, int64_t K, size_t wsize) {
     return ((size_t)MT * (size_t)K * wsize + 15) / 16 * 16 + (size_t)GEMV_WARPS * 2 * MT * sizeof(float);
 }
+static size_t gemv_static_bytes(int MT) { return (size_t)MT * GEMV_WARPS * sizeof(double); }
 static int gemv_mt(int64_t R) { return R <= 1 ? 1 : R <= 2 ? 2 : R <= 4 ? 4 : 8; }
 
 // Whether the fused kernel takes this call: 16-bit weights, rows <= be's fused_rows (<= 8), K a multiple of 8, the
@@ -204,7 +206,7 @@ static bool gemv_fits(KtBackend *be, int64_t R, int64_t K, int64_t N, const KtTe
         return false;
     if (w->dtype == KT_F32 || in16->dtype != w->dtype) return false;
     if (!cuda_aligned(w->data, 16) || (in_ptr && !cuda_aligned(in_ptr, 16))) return false;
-    return gemv_smem_bytes(gemv_mt(R), K, 2) <= c->smem_optin;
+    return gemv_smem_bytes(gemv_mt(R), K, 2) + gemv_static_bytes(gemv_mt(R)) <= c->smem_optin;
 }
 
 // S: split K over more warps while the grid has fewer blocks than SMs and each slice keeps >= 32 chunks per lane
@@ -226,7 +228,9 @@ static KtStatus gemv_launch_mt(KtBackend *be, const GemvArgs &a) {
     int G = GEMV_WARPS / args.ksplit;
     size_t smem = gemv_smem_bytes(MT, a.K, sizeof(WT));
     void (*kern)(GemvArgs) = llama_gemv_kernel<WT, MT, IN, OUT>;
-    if (smem > 48 * 1024) KT_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    // static + dynamic above the default 48 KiB needs the opt-in (the dynamic part's limit)
+    if (smem + gemv_static_bytes(MT) > 48 * 1024)
+        KT_CUDA_TRY(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     KT_CUDA_TRY(cuda_launch_pdl(be, kern, dim3((unsigned)((units + G - 1) / G)), dim3(GEMV_THREADS), smem, args));
     return KT_OK;
 }
