@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "bitmask.h"
 #include "philox.h"
 #include "sampling.h"
 
@@ -93,24 +94,36 @@ int smp_sjd_window(SmpSjd *s, int32_t *in) {
     return s->W = W;
 }
 
-// One draw from normalize(max(0, p - q)), q one-hot on `u` when q is NULL; from p when that has no mass.
-static int32_t draw_residual(const float *p, const float *q, int32_t u, int64_t V, double r) {
-    double total = 0;
-    for (int64_t i = 0; i < V; i++) {
-        double d = (double)p[i] - (q ? (double)q[i] : (i == u ? 1.0 : 0.0));
-        if (d > 0) total += d;
+// Bits of the entries b .. b+n-1 (n <= 64) where d = p - q > 0 (q one-hot on u when NULL): the entries the residual
+// adds, so smp_sjd_draw_residual adds them in index order as a scan over all V would (bitmask.h).
+static uint64_t residual_bits(const float *p, const float *q, int32_t u, int64_t b, int64_t n) {
+    if (q) return smp_bits_greater(p + b, q + b, n);
+    uint64_t m = smp_bits_positive(p + b, n);
+    if (u >= b && u < b + n) {  // d(u) = p(u) - 1 > 0 only when p(u) > 1
+        m &= ~((uint64_t)1 << (u - b));
+        m |= (uint64_t)(p[u] > 1.0f) << (u - b);
     }
+    return m;
+}
+
+int32_t smp_sjd_draw_residual(const float *p, const float *q, int32_t u, int64_t V, double r) {
+#define RESIDUAL(i) ((double)p[i] - (q ? (double)q[i] : ((i) == u ? 1.0 : 0.0)))
+    double total = 0;
+    for (int64_t b = 0; b < V; b += 64)
+        for (uint64_t m = residual_bits(p, q, u, b, V - b < 64 ? V - b : 64); m; m &= m - 1)
+            total += RESIDUAL(b + smp_lowest_bit(m));
     if (!(total > 0)) return smp_draw_probs(p, V, r);  // p == q up to rounding
     double target = r * total, cum = 0;
     int32_t last = -1;
-    for (int64_t i = 0; i < V; i++) {
-        double d = (double)p[i] - (q ? (double)q[i] : (i == u ? 1.0 : 0.0));
-        if (!(d > 0)) continue;
-        cum += d;
-        last = (int32_t)i;
-        if (cum > target) return last;
-    }
+    for (int64_t b = 0; b < V; b += 64)
+        for (uint64_t m = residual_bits(p, q, u, b, V - b < 64 ? V - b : 64); m; m &= m - 1) {
+            int64_t i = b + smp_lowest_bit(m);
+            cum += RESIDUAL(i);
+            last = (int32_t)i;
+            if (cum > target) return last;
+        }
     return last;
+#undef RESIDUAL
 }
 
 static int32_t draw_or_zero(const float *p, int64_t V, double r) {
@@ -134,7 +147,8 @@ int smp_sjd_step(SmpSjd *s, const float *probs) {
             continue;
         }
         double rr = uniform(s, n + j - 1, it, DRAW_RESIDUAL);
-        int32_t t = s->p.rule == SMP_SJD_RULE_BROKEN_RESIDUAL ? smp_draw_probs(pj, V, rr) : draw_residual(pj, qj, u, V, rr);
+        int32_t t = s->p.rule == SMP_SJD_RULE_BROKEN_RESIDUAL ? smp_draw_probs(pj, V, rr)
+                                                              : smp_sjd_draw_residual(pj, qj, u, V, rr);
         s->tokens[n + j - 1] = t < 0 ? 0 : t;
         k = j;
         break;

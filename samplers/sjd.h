@@ -80,3 +80,6 @@ int smp_sjd_window(SmpSjd *s, int32_t *in);
 // Consumes the distributions of the pending window (probs: (W, V), row j for raster index n + j); commits
 // k >= 1 tokens and returns k.
 int smp_sjd_step(SmpSjd *s, const float *probs);
+// The residual draw of a rejected draft u: the first index whose cumulative max(0, p - q) (double, index order)
+// exceeds r * its total, q one-hot on u when NULL; a draw from p (smp_draw_probs) when the residual has no mass.
+int32_t smp_sjd_draw_residual(const float *p, const float *q, int32_t u, int64_t V, double r);

@@ -47,6 +47,90 @@ Test(hf_filter, top_p_keeps_the_crossing_token_and_top_k_ties) {
     cr_expect(smp_draw_probs(w, 4, 0.999999) == 3);
 }
 
+// ------------------------------------------------------------------------------------------ inverse-CDF draws
+// The draws add only the entries a bit mask marks (samplers/bitmask.h); these are the plain scans they must equal.
+static int32_t plain_draw(const float *p, int64_t V, double u) {
+    double total = 0, cum = 0;
+    for (int64_t i = 0; i < V; i++)
+        if (p[i] > 0) total += p[i];
+    if (!(total > 0)) return -1;
+    int64_t last = -1;
+    for (int64_t i = 0; i < V; i++) {
+        if (!(p[i] > 0)) continue;
+        cum += p[i];
+        last = i;
+        if (cum > u * total) return (int32_t)i;
+    }
+    return (int32_t)last;
+}
+
+static int32_t plain_residual(const float *p, const float *q, int32_t u, int64_t V, double r) {
+#define D(i) ((double)p[i] - (q ? (double)q[i] : ((i) == u ? 1.0 : 0.0)))
+    double total = 0, cum = 0;
+    for (int64_t i = 0; i < V; i++)
+        if (D(i) > 0) total += D(i);
+    if (!(total > 0)) return plain_draw(p, V, r);
+    int32_t last = -1;
+    for (int64_t i = 0; i < V; i++) {
+        if (!(D(i) > 0)) continue;
+        cum += D(i);
+        last = (int32_t)i;
+        if (cum > r * total) return last;
+    }
+    return last;
+#undef D
+}
+
+// A row of V weights: mostly zeros (as after top-k), some -0, negatives, NaN, denormals, an occasional entry > 1.
+static void odd_row(float *p, int64_t V, uint64_t key, double density) {
+    for (int64_t i = 0; i < V; i++) {
+        SmpPhilox4 r = smp_rng_block(key, (uint64_t)i, 0, 91);
+        double a = smp_u53(r.v[0], r.v[1]), b = smp_u53(r.v[2], r.v[3]);
+        p[i] = a < density ? (float)(b / 64) : 0.0f;
+        if (a > 0.99) p[i] = b < 0.25 ? -0.0f : b < 0.5 ? -(float)b : b < 0.7 ? NAN : b < 0.9 ? 1e-42f : 1.5f;
+    }
+}
+
+Test(draws, masked_scans_equal_plain_scans_bit_for_bit) {
+    static const int64_t sizes[] = {1, 3, 63, 64, 65, 127, 200, 4099, 65600};  // the last: past the block-sum table
+    static float p[65600], q[65600];
+    int64_t checked = 0;
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        int64_t V = sizes[si];
+        for (int row = 0; row < 12; row++) {
+            double density = row % 4 == 0 ? 1.0 : row % 4 == 1 ? 0.12 : row % 4 == 2 ? 0.01 : 0.0;
+            odd_row(p, V, 1000u * (uint64_t)si + (uint64_t)row, density);
+            odd_row(q, V, 7777u + 1000u * (uint64_t)si + (uint64_t)row, 0.3);
+            // uniforms: random, the ends, and each prefix sum's exact ratio (the boundaries where order matters)
+            double us[40], total = 0, cum = 0;
+            int nu = 0;
+            us[nu++] = 0.0;
+            us[nu++] = 0.9999999999999999;
+            for (int64_t i = 0; i < V; i++)
+                if (p[i] > 0) total += p[i];
+            int64_t npos = 0, seen = 0;
+            for (int64_t i = 0; i < V; i++) npos += p[i] > 0;
+            for (int64_t i = 0; i < V && nu < 30; i++)  // spread over the row: block boundaries of every kind
+                if (p[i] > 0 && (cum += p[i], seen++ % (npos / 28 + 1) == 0)) us[nu++] = cum / total;
+            for (int k = 0; nu < 40; k++) {
+                SmpPhilox4 r = smp_rng_block((uint64_t)V, (uint64_t)row, (uint32_t)k, 92);
+                us[nu++] = smp_u53(r.v[0], r.v[1]);
+            }
+            for (int k = 0; k < nu; k++) {
+                int32_t u = (int32_t)((uint64_t)(k * 7919) % (uint64_t)V);
+                cr_assert_eq(smp_draw_probs(p, V, us[k]), plain_draw(p, V, us[k]), "V %lld row %d u %.17g",
+                             (long long)V, row, us[k]);
+                cr_assert_eq(smp_sjd_draw_residual(p, q, u, V, us[k]), plain_residual(p, q, u, V, us[k]),
+                             "residual, V %lld row %d u %.17g", (long long)V, row, us[k]);
+                cr_assert_eq(smp_sjd_draw_residual(p, NULL, u, V, us[k]), plain_residual(p, NULL, u, V, us[k]),
+                             "one-hot residual on %d, V %lld row %d u %.17g", u, (long long)V, row, us[k]);
+                checked += 3;
+            }
+        }
+    }
+    cr_expect(checked > 2000);
+}
+
 // -------------------------------------------------------------------------------------- synthetic raster model
 // p(. | prefix) over V tokens: softmax of pseudo-random logits in [-SCALE, SCALE] keyed by the whole prefix, so
 // every draft's q (computed from another prefix) differs from the current p.
