@@ -62,11 +62,14 @@ KtStatus llamagen_workspace_init(LlamaWorkspace *ws, const LlamaModel *m, int ma
     KtStatus st = ws_carve(ws, &sizing, c, hdt, max_batch, tmax);
     if (st == KT_OK) st = kt_arena_init(&ws->arena, m->be, sizing.used);
     if (st == KT_OK) st = ws_carve(ws, &ws->arena, c, hdt, max_batch, tmax);
+    // host_probs (max_batch * tmax * V floats), then host_i32 (seq is downloaded through it too: N x max_batch)
     size_t nprob = (size_t)max_batch * (size_t)tmax * (size_t)c->V;
-    ws->host_probs = st == KT_OK ? malloc(nprob * sizeof(float)) : NULL;
-    // (seq is downloaded through it too: N x max_batch)
-    ws->host_i32 = st == KT_OK ? malloc((size_t)(3 * ws->rows * tmax + c->N * max_batch) * sizeof(int32_t)) : NULL;
-    if (st == KT_OK && (!ws->host_probs || !ws->host_i32)) st = KT_FAIL(KT_ERR_OOM, "out of host memory");
+    size_t ni32 = (size_t)(3 * ws->rows * tmax + c->N * max_batch);
+    if (st == KT_OK) st = kt_host_buffer_alloc(m->be, &ws->host, nprob * sizeof(float) + ni32 * sizeof(int32_t));
+    if (st == KT_OK) {
+        ws->host_probs = ws->host.data;
+        ws->host_i32 = (int32_t *)(ws->host_probs + nprob);
+    }
     if (st != KT_OK) llamagen_workspace_free(ws);
     return st;
 }
@@ -77,8 +80,7 @@ void llamagen_workspace_free(LlamaWorkspace *ws) {
     kt_graph_free(&ws->step_graph[1]);
     for (int i = 0; i < ws->n_fwd_graphs; i++) kt_graph_free(&ws->fwd_graph[i].graph);
     kt_arena_free(&ws->arena);
-    free(ws->host_probs);
-    free(ws->host_i32);
+    kt_buffer_free(&ws->host);
     memset(ws, 0, sizeof *ws);
 }
 

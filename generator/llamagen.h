@@ -100,8 +100,9 @@ typedef struct {
     } fwd_graph[LLAMA_FWD_GRAPHS];
     int n_fwd_graphs;
     bool graphs_unsupported;
-    float *host_probs;        // owned host staging (max_batch * tmax * V) for SJD
-    int32_t *host_i32;        // owned host staging (3 * rows * tmax + N * max_batch int32)
+    KtBuffer host;            // host staging for downloads and uploads (page-locked on CUDA), carved into:
+    float *host_probs;        //   (max_batch * tmax * V) for SJD
+    int32_t *host_i32;        //   (3 * rows * tmax + N * max_batch int32)
 } LlamaWorkspace;
 
 // Sizes the workspace for max_batch images and up to tmax tokens per forward (1 for sequential decoding).

@@ -77,9 +77,34 @@ KtStatus kt_buffer_alloc(KtBackend *be, KtBuffer *buf, size_t nbytes) {
     return KT_OK;
 }
 
+KtStatus kt_host_buffer_alloc(KtBackend *be, KtBuffer *buf, size_t nbytes) {
+    memset(buf, 0, sizeof *buf);
+    if (nbytes == 0) nbytes = 64;
+    buf->nbytes = nbytes;
+    buf->device = KT_CPU;
+    buf->host = true;
+    if (be->ops->host_alloc) {
+        if (be->ops->host_alloc(be, &buf->data, nbytes) == KT_OK) {
+            buf->owner = be;  // released through the backend
+            return KT_OK;
+        }
+        kt_backend_note(be, "page-locked host memory refused (%s): pageable copies", kt_last_error());
+    }
+    if (!(buf->data = malloc(nbytes))) {
+        memset(buf, 0, sizeof *buf);
+        return KT_FAIL(KT_ERR_OOM, "out of host memory for a %zu-byte transfer buffer", nbytes);
+    }
+    return KT_OK;
+}
+
 void kt_buffer_free(KtBuffer *buf) {
     if (!buf) return;
-    if (buf->data && buf->owner) buf->owner->ops->release(buf->owner, buf->data);
+    if (buf->data && buf->host) {
+        if (buf->owner) buf->owner->ops->host_release(buf->owner, buf->data);
+        else free(buf->data);
+    } else if (buf->data && buf->owner) {
+        buf->owner->ops->release(buf->owner, buf->data);
+    }
     memset(buf, 0, sizeof *buf);
 }
 

@@ -20,6 +20,7 @@ typedef struct {
     size_t nbytes;
     KtDevice device;
     KtBackend *owner;  // borrowed: the backend that allocated it
+    bool host;         // host memory from kt_host_buffer_alloc (page-locked when the backend could give it)
 } KtBuffer;
 
 // Input pipeline of kt_fid_preprocess (ops.h), spec/fid.md section 1.1.
@@ -41,6 +42,8 @@ typedef struct {
     KtStatus (*zero)(KtBackend *be, void *dst, size_t nbytes);
     KtStatus (*sync)(KtBackend *be);
     void (*discard_errors)(KtBackend *be);  // optional: drops pending device error flags (see kt_discard_errors)
+    KtStatus (*host_alloc)(KtBackend *be, void **ptr, size_t nbytes);  // optional: page-locked host memory
+    void (*host_release)(KtBackend *be, void *ptr);
 
     // ops: see ops.h for shapes and semantics
     KtStatus (*linear)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
@@ -196,6 +199,10 @@ KtStatus kt_graph_record(KtBackend *be, KtGraph *g, KtStatus (*record)(void *ctx
 // Memory through the backend. All sizes in bytes.
 KtStatus kt_buffer_alloc(KtBackend *be, KtBuffer *buf, size_t nbytes);
 void kt_buffer_free(KtBuffer *buf);
+// Host memory for the backend's uploads and downloads: page-locked on CUDA (a copy is then one DMA at full PCIe
+// speed instead of staged through the driver's buffers), plain malloc on the CPU backend or when the driver has no
+// page-locked memory left (noted in be->notes). buf->data is host memory; kt_buffer_free releases it.
+KtStatus kt_host_buffer_alloc(KtBackend *be, KtBuffer *buf, size_t nbytes);
 // Host <-> backend copies; `t` lives on the backend's device, host memory holds kt_nbytes(t) bytes.
 KtStatus kt_upload(KtBackend *be, KtTensor *t, const void *host);
 KtStatus kt_download(KtBackend *be, void *host, const KtTensor *t);

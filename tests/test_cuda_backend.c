@@ -801,6 +801,26 @@ Test(cuda_graph, no_allocation_after_warmup) {
     pair_close(p);
 }
 
+// Page-locked host buffers: allocated through the CUDA backend and released through it; a round trip through one.
+Test(cuda_backend, host_buffer_round_trip) {
+    Pair pp, *p = &pp;
+    pair_open(p, 18);
+    KtBuffer h, d;
+    OK(kt_host_buffer_alloc(&p->gpu, &h, 4096 * sizeof(float)));
+    cr_expect(h.owner == &p->gpu && h.host && h.device == KT_CPU, "page-locked: %s", p->gpu.notes);
+    OK(kt_buffer_alloc(&p->gpu, &d, 4096 * sizeof(float)));
+    KtTensor t = kt_tensor1(d.data, KT_F32, KT_CUDA, 4096);
+    float *x = h.data;
+    for (int i = 0; i < 4096; i++) x[i] = (float)i * 0.5f;
+    OK(kt_upload(&p->gpu, &t, x));
+    memset(x, 0, 4096 * sizeof(float));
+    OK(kt_download(&p->gpu, x, &t));
+    for (int i = 0; i < 4096; i++) cr_assert_eq(x[i], (float)i * 0.5f, "element %d", i);
+    kt_buffer_free(&d);
+    kt_buffer_free(&h);
+    pair_close(p);
+}
+
 Test(cuda_backend, name_and_dtype) {
     Pair pp, *p = &pp;
     pair_open(p, 17);

@@ -134,6 +134,55 @@ Test(tensor, graph_record_falls_back) {
     kt_backend_free(&be);
 }
 
+// Host transfer buffers: plain memory on the CPU backend; through the backend's page-locked allocator where it has
+// one (released through it too); pageable memory with a note when that allocator refuses.
+static int host_allocs, host_releases;
+static KtStatus fake_host_alloc(KtBackend *be, void **ptr, size_t n) {
+    (void)be;
+    host_allocs++;
+    *ptr = malloc(n);
+    return *ptr ? KT_OK : KT_ERR_OOM;
+}
+static void fake_host_release(KtBackend *be, void *ptr) {
+    (void)be;
+    host_releases++;
+    free(ptr);
+}
+static KtStatus fake_host_refuses(KtBackend *be, void **ptr, size_t n) {
+    (void)be, (void)n;
+    *ptr = NULL;
+    return KT_FAIL(KT_ERR_OOM, "cudaMallocHost(%zu bytes): out of memory", n);
+}
+
+Test(tensor, host_buffers) {
+    KtBackend be;
+    cr_assert(kt_backend_cpu_init(&be, 0) == KT_OK);
+    KtBuffer b;
+    cr_assert(kt_host_buffer_alloc(&be, &b, 1000) == KT_OK);
+    cr_expect(b.data && b.host && !b.owner && b.nbytes == 1000 && b.device == KT_CPU);
+    memset(b.data, 7, 1000);
+    kt_buffer_free(&b);
+    cr_expect(!b.data && !b.host);
+    static KtBackendOps fake;
+    fake = *be.ops;
+    fake.host_alloc = fake_host_alloc;
+    fake.host_release = fake_host_release;
+    const KtBackendOps *cpu_ops = be.ops;
+    be.ops = &fake;
+    cr_assert(kt_host_buffer_alloc(&be, &b, 64) == KT_OK);
+    cr_expect(b.owner == &be && b.host && host_allocs == 1);
+    kt_buffer_free(&b);
+    cr_expect(host_releases == 1 && !b.data);
+    fake.host_alloc = fake_host_refuses;
+    cr_assert(kt_host_buffer_alloc(&be, &b, 64) == KT_OK, "%s", kt_last_error());
+    cr_expect(b.data && b.host && !b.owner, "pageable fallback");
+    cr_expect(strstr(be.notes, "page-locked host memory refused") && strstr(be.notes, "cudaMallocHost"), "%s", be.notes);
+    kt_buffer_free(&b);
+    cr_expect(host_releases == 1, "the fallback's memory is not released through the backend");
+    be.ops = cpu_ops;
+    kt_backend_free(&be);
+}
+
 // Per-op timing: ops run while profiling are counted by name (kt_linear twice, kt_add once), graphs are off meanwhile,
 // and the report lists them; after stop nothing more is counted.
 Test(tensor, profile_counts_ops_by_name) {

@@ -117,6 +117,20 @@ static KtStatus check_flag(KtBackend *be) {
 
 static KtStatus be_alloc(KtBackend *be, void **ptr, size_t nbytes) { return cuda_alloc_raw(be, ptr, nbytes); }
 static void be_release(KtBackend *be, void *ptr) { cuda_release_raw(be, ptr); }
+static KtStatus be_host_alloc(KtBackend *be, void **ptr, size_t nbytes) {
+    if (cuda_impl(be)->capturing) return KT_FAIL(KT_ERR_UNSUPPORTED, "host allocation inside graph capture");
+    cudaError_t e = cudaMallocHost(ptr, nbytes);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();  // not sticky: the caller falls back to pageable memory
+        *ptr = NULL;
+        return KT_FAIL(KT_ERR_OOM, "cudaMallocHost(%zu bytes): %s", nbytes, cudaGetErrorString(e));
+    }
+    return KT_OK;
+}
+static void be_host_release(KtBackend *be, void *ptr) {
+    (void)be;
+    cudaFreeHost(ptr);
+}
 
 static KtStatus be_upload(KtBackend *be, void *dst, const void *src, size_t n) {
     KT_CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, cuda_stream(be)));
@@ -316,6 +330,8 @@ static const KtBackendOps *cuda_ops(void) {
     o.destroy = be_destroy;
     o.alloc = be_alloc;
     o.release = be_release;
+    o.host_alloc = be_host_alloc;
+    o.host_release = be_host_release;
     o.upload = be_upload;
     o.download = be_download;
     o.copy = be_copy;
