@@ -156,10 +156,11 @@ static int bench_inception(void) {
     KtBackend be = {0};
     EvExtractor ex = {0};
     EvFeatureStats st = {0};
-    uint8_t *img = malloc((size_t)max_b * 256 * 256 * 3);
-    KtStatus s = img ? cli_eval_backend(&be, g.device, g.dtype) : KT_FAIL(KT_ERR_OOM, "out of memory");
+    uint8_t *img = NULL;  // the extractor's input buffer, as `argen fid` (a sample .npz) and `argen render` fill it
+    KtStatus s = cli_eval_backend(&be, g.device, g.dtype);
     if (s == KT_OK)
         s = ev_extractor_init(&ex, &be, g.inception, max_b, !strcmp(g.resize, "adm") ? KT_FID_RESIZE_ADM : KT_FID_RESIZE_PYTORCH);
+    if (s == KT_OK) s = ev_extractor_input(&ex, (size_t)max_b * 256 * 256 * 3, &img);
     for (size_t i = 0; img && i < (size_t)max_b * 256 * 256 * 3; i++) img[i] = (uint8_t)((i * 2654435761u) >> 24);
     if (s == KT_OK) {
         printf("argen bench: FID Inception-v3 (pool3 + logits + sFID features, statistics included), 256x256 -> 299, "
@@ -200,7 +201,6 @@ static int bench_inception(void) {
     ev_stats_free(&st);
     ev_extractor_free(&ex);
     if (be.ops) kt_backend_free(&be);
-    free(img);
     return rc;
 }
 

@@ -149,21 +149,28 @@ static KtStatus eval_images(FidInput *in, FidSource *src, EvExtractor *ex, int b
                             NpyOut *fo) {
     KT_TRY(ev_stats_init(&in->stats, INC_POOL3, g.no_spatial ? 0 : INC_SPATIAL, src->n, INC_CLASSES));
     in->is_samples = true;
+    // a sample .npz streams straight into the extractor's (page-locked) input buffer; PNGs are decoded into a
+    // growing buffer of our own (their size is known only once read, and decoding, not the upload, bounds them)
     uint8_t *buf = NULL;
     size_t cap = 0;
+    bool own = src->is_dir;
+    if (!own) {
+        cap = (size_t)batch * (size_t)src->H * (size_t)src->W * 3;
+        KT_TRY(ev_extractor_input(ex, cap, &buf));
+    }
     float *feats = fo ? malloc((size_t)batch * INC_POOL3 * sizeof *feats) : NULL;
     KtStatus st = fo && !feats ? KT_FAIL(KT_ERR_OOM, "out of memory") : KT_OK;
     double t0 = cli_now(), last = 0;
     for (int64_t i = lo; st == KT_OK && i < hi;) {
         int want = hi - i < batch ? (int)(hi - i) : batch, got, H, W;
-        st = fid_source_read(src, i, want, &buf, &cap, &got, &H, &W);
+        st = fid_source_read(src, i, want, &buf, &cap, own, &got, &H, &W);
         if (st == KT_OK) st = ev_extractor_add(ex, &in->stats, buf, got, H, W, i, feats);
         if (st == KT_OK && fo) st = npy_out_write(fo, feats, got);
         i += got;
         if (cli_now() - last > 0.5 || i == hi) progress(in->path, i - lo, hi - lo, t0), last = cli_now();
     }
     st = ev_extractor_sync(ex, st);  // the last batch's statistics
-    free(buf);
+    if (own) free(buf);
     free(feats);
     return st;
 }

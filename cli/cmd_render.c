@@ -396,10 +396,14 @@ static void progress(int64_t done, int64_t total, int64_t made, double t0) {
 static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
     int S = r->info.output_size, B = r->info.max_batch;
     size_t img = (size_t)S * S * 3;
-    uint8_t *px = malloc((size_t)B * img);
+    // with statistics the images go straight into the extractor's input buffer (page-locked on a GPU: the
+    // generator's download and the Inception upload are then single DMAs)
+    uint8_t *px = NULL;
+    KtStatus st = r->has_stats ? ev_extractor_input(&r->ex, (size_t)B * img, &px) : KT_OK;
+    if (!r->has_stats) px = malloc((size_t)B * img);
     int *cls = malloc((size_t)B * sizeof *cls);
     int64_t *ids = malloc((size_t)B * sizeof *ids);
-    KtStatus st = px && cls && ids ? KT_OK : KT_FAIL(KT_ERR_OOM, "out of memory");
+    if (st == KT_OK && !(px && cls && ids)) st = KT_FAIL(KT_ERR_OOM, "out of memory");
     int64_t n_done = 0, made = 0, generated = 0;  // made: new images (written, or counted without output)
     for (int64_t i = 0; r->has_out && i < hi - lo; i++) n_done += r->out.is_done[i];
     if (n_done && !g.quiet)
@@ -458,7 +462,7 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
         st = ev_extractor_sync(&r->ex, st);
         r->t_features += cli_now() - t;
     }
-    free(px);
+    if (!r->has_stats) free(px);
     free(cls);
     free(ids);
     return st;

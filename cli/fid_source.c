@@ -92,8 +92,10 @@ void fid_source_close(FidSource *s) {
     memset(s, 0, sizeof *s);
 }
 
-static KtStatus reserve(uint8_t **buf, size_t *cap, size_t need) {
+static KtStatus reserve(uint8_t **buf, size_t *cap, size_t need, bool grow) {
     if (need <= *cap) return KT_OK;
+    if (!grow)
+        return KT_FAIL(KT_ERR_ARG, "an image batch of %zu bytes does not fit the caller's %zu-byte buffer", need, *cap);
     uint8_t *b = realloc(*buf, need);
     if (!b) return KT_FAIL(KT_ERR_OOM, "out of memory for an image batch of %zu bytes", need);
     *buf = b;
@@ -101,15 +103,15 @@ static KtStatus reserve(uint8_t **buf, size_t *cap, size_t need) {
     return KT_OK;
 }
 
-KtStatus fid_source_read(FidSource *s, int64_t first, int max_n, uint8_t **buf, size_t *cap, int *got, int *H,
-                         int *W) {
+KtStatus fid_source_read(FidSource *s, int64_t first, int max_n, uint8_t **buf, size_t *cap, bool grow, int *got,
+                         int *H, int *W) {
     *got = 0;
     if (first < 0 || first >= s->n || max_n < 1)
         return KT_FAIL(KT_ERR_ARG, "%s: read of image %lld outside [0, %lld)", s->path, (long long)first, (long long)s->n);
     int64_t n = s->n - first < max_n ? s->n - first : max_n;
     if (!s->is_dir) {
         size_t img = (size_t)s->H * s->W * 3;
-        KT_TRY(reserve(buf, cap, (size_t)n * img));
+        KT_TRY(reserve(buf, cap, (size_t)n * img, grow));
         if (s->pos != first) KT_TRY(ev_npy_stream_seek(s->stream, first));
         int64_t r;
         KT_TRY(ev_npy_stream_read(s->stream, *buf, n, &r));
@@ -128,7 +130,7 @@ KtStatus fid_source_read(FidSource *s, int64_t first, int max_n, uint8_t **buf, 
         }
         *W = w, *H = h;
         size_t img = (size_t)w * h * 3;
-        KtStatus st = reserve(buf, cap, (size_t)(i + 1) * img);
+        KtStatus st = reserve(buf, cap, (size_t)(i + 1) * img, grow);
         if (st == KT_OK) memcpy(*buf + (size_t)i * img, rgb, img);
         free(rgb);
         KT_TRY(st);

@@ -21,7 +21,8 @@ typedef struct {
 // missing or not uint8 (N, H, W, 3), ...).
 KtStatus fid_source_open(FidSource *s, const char *path);
 void fid_source_close(FidSource *s);
-// Reads up to max_n images starting at index `first` (< n) that share one size into *buf (grown as needed, *cap
-// bytes), returning the count in *got (>= 1) and the size in *H, *W.
-KtStatus fid_source_read(FidSource *s, int64_t first, int max_n, uint8_t **buf, size_t *cap, int *got, int *H,
-                         int *W);
+// Reads up to max_n images starting at index `first` (< n) that share one size into *buf (*cap bytes; grown with
+// realloc as needed when `grow`, else KT_ERR_ARG when they do not fit), returning the count in *got (>= 1) and the
+// size in *H, *W.
+KtStatus fid_source_read(FidSource *s, int64_t first, int max_n, uint8_t **buf, size_t *cap, bool grow, int *got,
+                         int *H, int *W);

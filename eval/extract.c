@@ -18,17 +18,28 @@ KtStatus ev_extractor_init(EvExtractor *e, KtBackend *be, const char *inception_
     KtStatus st = inception_init(&e->net, be, inception_path ? &ck : NULL, 0x1ce97105, max_batch);
     if (inception_path) kt_ckpt_close(&ck);
     if (st != KT_OK) return st;
-    size_t B = (size_t)e->net.max_batch;
-    e->pool3 = malloc(B * INC_POOL3 * sizeof(float));
-    e->logits = malloc(B * INC_CLASSES * sizeof(float));
-    e->spatial = malloc(B * INC_SPATIAL * sizeof(float));
-    e->w_pool3 = malloc(B * INC_POOL3 * sizeof(float));
-    e->w_logits = malloc(B * INC_CLASSES * sizeof(float));
-    e->w_spatial = malloc(B * INC_SPATIAL * sizeof(float));
-    if (!e->pool3 || !e->logits || !e->spatial || !e->w_pool3 || !e->w_logits || !e->w_spatial) {
+    size_t B = (size_t)e->net.max_batch, each = INC_POOL3 + INC_CLASSES + INC_SPATIAL;
+    st = kt_host_buffer_alloc(be, &e->staging, 2 * B * each * sizeof(float));
+    if (st != KT_OK) {
         ev_extractor_free(e);
-        return KT_FAIL(KT_ERR_OOM, "feature extraction: out of memory for a batch of %zu", B);
+        return KT_FAIL(st, "feature extraction: out of memory for a batch of %zu (%s)", B, kt_last_error());
     }
+    float *f = e->staging.data;
+    e->pool3 = f, f += B * INC_POOL3;
+    e->logits = f, f += B * INC_CLASSES;
+    e->spatial = f, f += B * INC_SPATIAL;
+    e->w_pool3 = f, f += B * INC_POOL3;
+    e->w_logits = f, f += B * INC_CLASSES;
+    e->w_spatial = f;
+    return KT_OK;
+}
+
+KtStatus ev_extractor_input(EvExtractor *e, size_t nbytes, uint8_t **buf) {
+    if (e->input.nbytes < nbytes) {
+        kt_buffer_free(&e->input);
+        KT_TRY(kt_host_buffer_alloc(e->net.be, &e->input, nbytes));
+    }
+    *buf = e->input.data;
     return KT_OK;
 }
 
@@ -36,12 +47,8 @@ void ev_extractor_free(EvExtractor *e) {
     if (!e) return;
     if (e->pending) pthread_join(e->worker, NULL);
     inception_free(&e->net);
-    free(e->pool3);
-    free(e->logits);
-    free(e->spatial);
-    free(e->w_pool3);
-    free(e->w_logits);
-    free(e->w_spatial);
+    kt_buffer_free(&e->staging);
+    kt_buffer_free(&e->input);
     memset(e, 0, sizeof *e);
 }
 

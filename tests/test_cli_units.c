@@ -14,6 +14,7 @@
 
 #include <jpeglib.h>  // after stdio.h, as it requires
 
+#include "cli/fid_source.h"
 #include "cli/image_io.h"
 #include "cli/options.h"
 #include "testutil.h"
@@ -716,4 +717,42 @@ Test(image_io, ensure_dir_and_file_exists) {
     char *b = path_in(dir, "a/b"), *a = path_in(dir, "a");
     rmdir(c), rmdir(b), rmdir(a), rmdir(dir);
     free(a), free(b), free(c), free(nested), free(file), free(under), free(dir);
+}
+
+// ======================================================================================== FID sources
+// A sample .npz read into a caller's fixed buffer (the extractor's page-locked one): fits, or a clear error instead
+// of a realloc of memory the reader does not own; a PNG directory grows its own buffer.
+Test(fid_source, fixed_and_growing_buffers) {
+    char *dir = make_tmpdir(), *npz = path_in(dir, "s.npz"), *pngs = path_in(dir, "png");
+    uint8_t img[3 * 4 * 5 * 3];
+    for (size_t i = 0; i < sizeof img; i++) img[i] = (uint8_t)(i * 7);
+    EvNpzWriter *w;
+    cr_assert_eq(ev_npz_writer_open(&w, npz), KT_OK, "%s", kt_last_error());
+    cr_assert_eq(ev_npz_writer_add(w, "arr_0", KT_U8, 4, (int64_t[]){3, 4, 5, 3}, img), KT_OK, "%s", kt_last_error());
+    cr_assert_eq(ev_npz_writer_close(w), KT_OK, "%s", kt_last_error());
+    FidSource s;
+    cr_assert_eq(fid_source_open(&s, npz), KT_OK, "%s", kt_last_error());
+    uint8_t fixed[2 * 60], *buf = fixed;
+    size_t cap = sizeof fixed;
+    int got, H, W;
+    cr_assert_eq(fid_source_read(&s, 0, 2, &buf, &cap, false, &got, &H, &W), KT_OK, "%s", kt_last_error());
+    cr_expect(buf == fixed && got == 2 && H == 4 && W == 5 && !memcmp(fixed, img, 120));
+    cr_expect_eq(fid_source_read(&s, 0, 3, &buf, &cap, false, &got, &H, &W), KT_ERR_ARG);
+    cr_expect(strstr(kt_last_error(), "an image batch of 180 bytes does not fit the caller's 120-byte buffer"), "%s",
+              kt_last_error());
+    cr_expect(buf == fixed && cap == sizeof fixed);
+    fid_source_close(&s);
+    cr_assert_eq(ensure_dir(pngs), KT_OK);
+    char *p0 = path_in(pngs, "a.png"), *p1 = path_in(pngs, "b.png");
+    cr_assert_eq(write_png_rgb8(p0, img, 5, 4, NULL, NULL, 0), KT_OK, "%s", kt_last_error());
+    cr_assert_eq(write_png_rgb8(p1, img + 60, 5, 4, NULL, NULL, 0), KT_OK, "%s", kt_last_error());
+    cr_assert_eq(fid_source_open(&s, pngs), KT_OK, "%s", kt_last_error());
+    uint8_t *grown = NULL;
+    size_t gcap = 0;
+    cr_assert_eq(fid_source_read(&s, 0, 2, &grown, &gcap, true, &got, &H, &W), KT_OK, "%s", kt_last_error());
+    cr_expect(got == 2 && gcap >= 120 && !memcmp(grown, img, 120));
+    fid_source_close(&s);
+    free(grown);
+    unlink(p0), unlink(p1), unlink(npz), rmdir(pngs), rmdir(dir);
+    free(p0), free(p1), free(npz), free(pngs), free(dir);
 }

@@ -457,3 +457,33 @@ Test(stats, overlapped_accumulation_equals_in_line, .timeout = 600) {
     kt_backend_free(&be);
     free(img), free(f1), free(f2);
 }
+
+// On a GPU the extractor's input buffer and its staging are page-locked (allocated through the backend), and images
+// read from that buffer give the features of the same images in ordinary memory, bit for bit.
+Test(stats, cuda_page_locked_input_gives_the_same_features, .timeout = 900) {
+    enum { N = 2, IMG = 32 * 32 * 3 };
+    KtBackend be;
+    test_backend_init(&be, KT_CUDA);  // skips without a GPU
+    uint8_t *img = malloc((size_t)N * IMG), *in;
+    for (size_t i = 0; i < (size_t)N * IMG; i++) img[i] = (uint8_t)((i * 2654435761u) >> 24);
+    float *f1 = malloc((size_t)N * INC_POOL3 * sizeof(float)), *f2 = malloc((size_t)N * INC_POOL3 * sizeof(float));
+    EvExtractor ex;
+    OK(ev_extractor_init(&ex, &be, NULL, N, KT_FID_RESIZE_PYTORCH));
+    cr_expect(ex.staging.host && ex.staging.owner == &be, "staging page-locked: %s", be.notes);
+    OK(ev_extractor_input(&ex, (size_t)N * IMG, &in));
+    cr_expect(ex.input.host && ex.input.owner == &be && ex.input.nbytes >= (size_t)N * IMG);
+    memcpy(in, img, (size_t)N * IMG);
+    EvFeatureStats a, b;
+    OK(ev_stats_init(&a, INC_POOL3, 0, N, 0));
+    OK(ev_stats_init(&b, INC_POOL3, 0, N, 0));
+    OK(ev_extractor_add(&ex, &a, img, N, 32, 32, 0, f1));
+    OK(ev_extractor_add(&ex, &b, in, N, 32, 32, 0, f2));
+    OK(ev_extractor_sync(&ex, KT_OK));
+    cr_expect(!memcmp(f1, f2, (size_t)N * INC_POOL3 * sizeof(float)), "features differ");
+    cr_expect(!memcmp(a.pool3.sum, b.pool3.sum, INC_POOL3 * sizeof(double)), "pool3 sums differ");
+    ev_stats_free(&a);
+    ev_stats_free(&b);
+    ev_extractor_free(&ex);
+    kt_backend_free(&be);
+    free(img), free(f1), free(f2);
+}
