@@ -337,15 +337,16 @@ static KtStatus run_zipar(Run *r, int32_t *tokens, LlamaStats *stats) {
                 pos[b * T + j] = e[j].pos;
                 spos[b * T + j] = e[j].out_cell;  // -1: the completion feed's output is not sampled
             }
+        // the sampler's positions first: an upload waits for the stream, which is idle here, not behind the forward
+        KtTensor sp = kt_slice0(&ws->smp_pos, 0, B * T), out = kt_slice0(&ws->out_tok, 0, B * T);
+        KtTensor sp2 = kt_reshape2(&sp, B, T), out2 = kt_reshape2(&out, B, T);
+        if ((s = kt_upload(r->m->be, &sp, spos)) != KT_OK) break;
         if (f == 0) s = prefill(r, &logits);
         else if ((s = upload_inputs(r, T, tok, pos)) == KT_OK) s = forward_graphed(r, T, &logits);
         if (s != KT_OK) break;
         // CFG flag as the reference: row 0 by decode step (f - 1), the ZipAR loop by its generated-token count
         bool on = f == 0 || (f < info.phase_b ? cfg_on_token(p, f) : !(p->cfg_interval > -1 && generated_b > p->cfg_interval));
-        KtTensor sp = kt_slice0(&ws->smp_pos, 0, B * T), out = kt_slice0(&ws->out_tok, 0, B * T);
-        KtTensor sp2 = kt_reshape2(&sp, B, T), out2 = kt_reshape2(&out, B, T);
         if ((s = guide(r, &logits, T, on, NULL, &lc)) != KT_OK) break;
-        if ((s = kt_upload(r->m->be, &sp, spos)) != KT_OK) break;
         if ((s = kt_sample_llama(r->m->be, &out2, &lc, &ids, &sp2, p->smp)) != KT_OK) break;
         if ((s = kt_download(r->m->be, tok, &out)) != KT_OK) break;
         for (int64_t b = 0; b < B; b++)

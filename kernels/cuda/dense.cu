@@ -476,6 +476,8 @@ KtStatus cuda_codebook_argmin(KtBackend *be, KtTensor *idx, const KtTensor *z, c
 __global__ void embedding_kernel(float *__restrict__ y, const float *__restrict__ table,
                                  const int32_t *__restrict__ idx, int64_t N, int64_t C, int64_t V,
                                  int32_t *__restrict__ flag) {
+    pdl_wait();  // a dependent launch: the indices may come from the kernel before
+    pdl_launch_dependents();
     int64_t total = N * C, stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         int64_t r = i / C, c = i - r * C;
@@ -494,9 +496,8 @@ KtStatus cuda_embedding(KtBackend *be, KtTensor *y, const KtTensor *table, const
     int64_t N = y->shape[0], C = y->shape[1], V = table->shape[0];
     if (N * C == 0) return KT_OK;
     int32_t *flag = (int32_t *)((char *)cuda_impl(be)->dev_small + CUDA_SMALL_FLAG);
-    embedding_kernel<<<cuda_blocks_capped(N * C, 256, 65536), 256, 0, cuda_stream(be)>>>(
-        (float *)y->data, (const float *)table->data, (const int32_t *)idx->data, N, C, V, flag);
-    KT_CUDA_LAUNCHED();
+    KT_CUDA_TRY(cuda_launch_pdl(be, embedding_kernel, dim3(cuda_blocks_capped(N * C, 256, 65536)), dim3(256), 0,
+                                (float *)y->data, (const float *)table->data, (const int32_t *)idx->data, N, C, V, flag));
     return KT_OK;
 }
 

@@ -133,8 +133,11 @@ KtStatus cuda_axpby(KtBackend *be, KtTensor *y, float alpha, const KtTensor *a, 
 
 // y = a * cond - t * uncond with a = (float)(1 + (double)t) rounded once (torch with a Python scalar).
 // logits: (2B, T, V) (conditional rows first); y: (B, T, V).
+// A dependent launch (LlamaGen's step: after the head's GEMV, before the sampler): waits before reading the logits.
 __global__ void cfg_kernel(float *y, const float *__restrict__ cond, const float *__restrict__ unc, float a, float t,
                            int64_t n) {
+    pdl_wait();
+    pdl_launch_dependents();
     GRID_STRIDE(i, n) y[i] = __fsub_rn(__fmul_rn(a, cond[i]), __fmul_rn(t, unc[i]));
 }
 
@@ -142,9 +145,8 @@ KtStatus cuda_cfg_combine(KtBackend *be, KtTensor *y, const KtTensor *logits, fl
     int64_t n = kt_numel(y);
     if (n == 0) return KT_OK;
     const float *c = (const float *)logits->data;
-    cfg_kernel<<<ew_grid(be, n), EW_THREADS, 0, cuda_stream(be)>>>((float *)y->data, c, c + n, (float)(1.0 + (double)t),
-                                                                    t, n);
-    KT_CUDA_LAUNCHED();
+    KT_CUDA_TRY(cuda_launch_pdl(be, cfg_kernel, dim3(ew_grid(be, n)), dim3(EW_THREADS), 0, (float *)y->data, c, c + n,
+                                (float)(1.0 + (double)t), t, n));
     return KT_OK;
 }
 

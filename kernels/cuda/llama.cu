@@ -593,6 +593,8 @@ hf_kernel(int32_t *__restrict__ tokens, float *probs, float *logits,  // probs m
     HfSmem<NT, IT> &sm = *reinterpret_cast<HfSmem<NT, IT> *>(smem_raw);
     int tid = threadIdx.x;
     int64_t r = blockIdx.x;
+    pdl_wait();  // a dependent launch: nothing is read before the logits are complete
+    pdl_launch_dependents();
     if (!PROBS && pos[r] < 0) return;  // the whole block leaves together
     float *row = logits + r * V;
     bool use_k = top_k > 0 && top_k < V, use_p = top_p < 1.f, div = temp != 1.f;
@@ -693,9 +695,8 @@ static KtStatus launch_hf(KtBackend *be, int64_t rows, int32_t *tok, float *prob
     // per call: the attribute belongs to the current device's context (cheap, and allowed during capture)
     KT_CUDA_TRY(cudaFuncSetAttribute(hf_kernel<NT, IT, PROBS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     int32_t *flag = (int32_t *)((char *)cuda_impl(be)->dev_small + CUDA_SMALL_FLAG);
-    hf_kernel<NT, IT, PROBS><<<(unsigned)rows, NT, smem, cuda_stream(be)>>>(tok, probs, logits, ids, pos, T, V, p->seed,
-                                                                            p->top_k, p->top_p, p->temperature, flag);
-    KT_CUDA_LAUNCHED();
+    KT_CUDA_TRY(cuda_launch_pdl(be, hf_kernel<NT, IT, PROBS>, dim3((unsigned)rows), dim3(NT), smem, tok, probs, logits,
+                                ids, pos, T, V, p->seed, p->top_k, p->top_p, p->temperature, flag));
     return KT_OK;
 }
 
@@ -726,10 +727,13 @@ KtStatus cuda_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpP
 }
 
 // ------------------------------------------------------------------------------------ sequential step counter
-// The counter is read on the device, so a captured step replays for every token.
+// The counter is read on the device, so a captured step replays for every token. Both kernels are dependent launches
+// (every read after pdl_wait), as the layers' GEMVs and the sampler of the same step.
 __global__ void raster_step_inputs_kernel(int32_t *__restrict__ tok, int32_t *__restrict__ pos,
                                           const int32_t *__restrict__ seq, const int32_t *__restrict__ step, int64_t N,
                                           int64_t S, int64_t R, int64_t B) {
+    pdl_wait();
+    pdl_launch_dependents();
     int64_t n = *step;
     if (n < 1 || n >= N) return;
     for (int64_t r = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; r < R; r += (int64_t)gridDim.x * blockDim.x) {
@@ -742,16 +746,17 @@ KtStatus cuda_raster_step_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, co
                                  int64_t B) {
     int64_t R = tok->shape[0];
     if (R == 0) return KT_OK;
-    raster_step_inputs_kernel<<<cuda_blocks_capped(R, 256, cuda_impl(be)->sm_count), 256, 0, cuda_stream(be)>>>(
-        (int32_t *)tok->data, (int32_t *)pos->data, (const int32_t *)seq->data, (const int32_t *)step->data,
-        seq->shape[0], seq->shape[1], R, B);
-    KT_CUDA_LAUNCHED();
+    KT_CUDA_TRY(cuda_launch_pdl(be, raster_step_inputs_kernel, dim3(cuda_blocks_capped(R, 256, cuda_impl(be)->sm_count)),
+                                dim3(256), 0, (int32_t *)tok->data, (int32_t *)pos->data, (const int32_t *)seq->data,
+                                (const int32_t *)step->data, seq->shape[0], seq->shape[1], R, B));
     return KT_OK;
 }
 
 // One block: every thread reads n before thread 0 advances the counter.
 __global__ void raster_step_commit_kernel(int32_t *__restrict__ seq, const int32_t *__restrict__ sampled,
                                           int32_t *__restrict__ step, int64_t N, int64_t S, int64_t B) {
+    pdl_wait();
+    pdl_launch_dependents();
     int64_t n = *step;
     __syncthreads();
     if (n < 0 || n >= N) return;
@@ -760,9 +765,8 @@ __global__ void raster_step_commit_kernel(int32_t *__restrict__ seq, const int32
 }
 
 KtStatus cuda_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, KtTensor *step) {
-    raster_step_commit_kernel<<<1, 256, 0, cuda_stream(be)>>>((int32_t *)seq->data, (const int32_t *)sampled->data,
-                                                             (int32_t *)step->data, seq->shape[0], seq->shape[1],
-                                                             sampled->shape[0]);
-    KT_CUDA_LAUNCHED();
+    KT_CUDA_TRY(cuda_launch_pdl(be, raster_step_commit_kernel, dim3(1), dim3(256), 0, (int32_t *)seq->data,
+                                (const int32_t *)sampled->data, (int32_t *)step->data, seq->shape[0], seq->shape[1],
+                                sampled->shape[0]));
     return KT_OK;
 }
