@@ -83,15 +83,7 @@ enum { CUDA_SMALL_COUNT = 0, CUDA_SMALL_FLAG = 64 };
 
 #define KT_CUDA_TRY(call) KT_TRY(emu_k::emu_check((call), #call))
 #define KT_CUDA_LAUNCHED() (void)0
-// Programmatic dependent launch (cuda_common.cuh): launches run one after another here, which the attribute allows.
-static inline void pdl_wait() {}
-static inline void pdl_launch_dependents() {}
-template <typename... P, typename... A>
-static inline cudaError_t cuda_launch_pdl(KtBackend *, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem,
-                                          A... args) {
-    emu::launch(grid, block, smem, [&] { kernel(args...); });
-    return cudaSuccess;
-}
+#include "emu_pdl.h"  // programmatic dependent launch stand-ins
 
 // Private scratch: one host buffer, grown on demand (256-byte aligned), refilled with 0xFF bytes (NaN) on every
 // request so that reads of scratch nobody wrote show. In sparse mode: a MAP_NORESERVE mapping (untouched pages read 0).

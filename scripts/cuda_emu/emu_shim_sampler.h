@@ -55,15 +55,7 @@ template <typename F> inline cudaError_t cudaFuncSetAttribute(F f, cudaFuncAttri
         if ((call) != cudaSuccess) return KT_FAIL(KT_ERR_CUDA, "%s failed (emulated)", #call);     \
     } while (0)
 #define KT_CUDA_LAUNCHED() (void)0
-// Programmatic dependent launch (cuda_common.cuh): launches run one after another here, which the attribute allows.
-static inline void pdl_wait() {}
-static inline void pdl_launch_dependents() {}
-template <typename... P, typename... A>
-static inline cudaError_t cuda_launch_pdl(KtBackend *, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem,
-                                          A... args) {
-    emu::launch(grid, block, smem, [&] { kernel(args...); });
-    return cudaSuccess;
-}
+#include "emu_pdl.h"  // programmatic dependent launch stand-ins
 
 #ifndef GEN_INC
 #define GEN_INC "gen_sampler.inc"
