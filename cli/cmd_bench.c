@@ -1,7 +1,9 @@
 // argen bench: times sampling (VQVAE decode included) or the VQVAE decode alone, for an official architecture
 // (VAR-dN, LlamaGen GPT-B/L/XL/XXL/3B with any --decode strategy) with random weights or for given checkpoints;
-// the FID Inception network (--arch inception); or single ops at VAR-d16's shapes (--arch ops, bench_ops.c).
+// the FID Inception network (--arch inception); single ops at VAR-d16's shapes (--arch ops, bench_ops.c); or SJD's
+// host-side work per forward (--arch sjd-host).
 // Warm-up runs are excluded; the median of --reps runs is reported (ops: the best).
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +12,8 @@
 #include "commands.h"
 #include "eval/extract.h"
 #include "kernels/profile.h"
+#include "samplers/philox.h"
+#include "samplers/sjd.h"
 
 static struct {
     const char *arch, *vae, *ckpt, *device, *dtype;
@@ -24,7 +28,7 @@ static struct {
 } g;
 
 static const CliOption k_opts[] = {
-    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), llamagen with --vq/--ckpt, inception (FID features), or ops (single ops at VAR-d16 and GPT-B shapes)", &g.arch, .required = false},
+    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), llamagen with --vq/--ckpt, inception (FID features), ops (single ops at VAR-d16 and GPT-B shapes), or sjd-host (SJD's host work per forward, no model)", &g.arch, .required = false},
     {"ops", 0, CLI_STRING, "all", "LIST", "--arch ops: families to time, comma-separated: linear, attention, sample, decoder, norm, var_attention, llamagen (or all)", &g.ops, .required = false},
     {"inception", 0, CLI_STRING, NULL, "FILE", "--arch inception: the weights (default: random, --random-init)", &g.inception, .required = false},
     {"resize", 0, CLI_STRING, "adm", NULL, "--arch inception: preprocessing of the 256x256 inputs", &g.resize, .choices = "adm|pytorch-fid"},
@@ -61,7 +65,8 @@ static const CliCommand k_cmd = {
     "  argen bench --arch var-d16 --random-init --decode-only --batch 1 --profile   (time per op)\n"
     "  argen bench --arch llamagen-b --random-init --decode sjd --batch 1 --device cuda --dtype bf16\n"
     "  argen bench --arch inception --random-init --batch 200 --device cuda   (FID features of 256x256 images)\n"
-    "  argen bench --arch ops --device cuda --dtype bf16 --reps 5   (op table; --ops linear,attention to narrow it)",
+    "  argen bench --arch ops --device cuda --dtype bf16 --reps 5   (op table; --ops linear,attention to narrow it)\n"
+    "  argen bench --arch sjd-host --sjd-window 16   (SJD's acceptance tests and draws per forward, on the host)",
 };
 
 static int cmp_double(const void *a, const void *b) {
@@ -221,12 +226,66 @@ static int bench_op_table(void) {
     return rc;
 }
 
+// SJD's host-side work per forward (smp_sjd_step: the acceptance tests, the residual draw, the recycled drafts' draws
+// and their q rows) on synthetic distributions shaped like GPT-B's at top-k 2000: 16,384 entries, top-k of them
+// non-zero at random indices. No model runs, so drafts are rarely accepted: close to the most draws per step.
+static int bench_sjd_host(void) {
+    enum { V = 16384, N = 256 };
+    int L = g.sjd_window, K = g.top_k > 0 && g.top_k < V ? g.top_k : 2000;
+    float *rows = calloc((size_t)L * V, sizeof *rows), *fbuf = malloc((size_t)L * V * sizeof *fbuf);
+    int32_t *tokens = malloc(N * sizeof *tokens), *draft = malloc((size_t)L * sizeof *draft);
+    int32_t *in = malloc((size_t)L * sizeof *in);
+    uint8_t *onehot = malloc((size_t)L);
+    if (!rows || !fbuf || !tokens || !draft || !in || !onehot) {
+        fprintf(stderr, "argen: bench: out of memory\n");
+        free(rows), free(fbuf), free(tokens), free(draft), free(in), free(onehot);
+        return 1;
+    }
+    for (int j = 0; j < L; j++) {  // K entries exp(4u) at Philox-chosen indices, normalised
+        float *p = rows + (size_t)j * V;
+        double z = 0;
+        for (int c = 0; c < K; c++) {
+            SmpPhilox4 r = smp_rng_block(7, (uint64_t)j, (uint32_t)c, 0);
+            p[r.v[0] % V] = expf(4.0f * (float)smp_u53(r.v[1], r.v[2]));
+        }
+        for (int v = 0; v < V; v++) z += p[v];
+        for (int v = 0; v < V; v++) p[v] = (float)(p[v] / z);
+    }
+    SmpSjdParams sp = {.window = L < N ? L : N, .V = V, .N = N, .grid_w = 16, .seed = 1};
+    printf("argen bench: SJD host work per forward (smp_sjd_step), window %d, vocabulary %d, %d non-zero entries per "
+           "row (synthetic, drafts rarely accepted), %d warm-up + median of %d images of %d tokens\n"
+           "| window | steps per image | tokens per step | µs per step |\n|---|---|---|---|\n",
+           sp.window, V, K, g.warmup, g.reps, N);
+    double *per = malloc((size_t)g.reps * sizeof *per);
+    int64_t steps = 0;
+    for (int rep = 0; per && rep < g.warmup + g.reps; rep++) {
+        SmpSjd st;
+        smp_sjd_start(&st, &sp, (uint64_t)rep, rows, tokens, fbuf, draft, onehot);
+        double t = 0;
+        int64_t n = 0;
+        while (smp_sjd_window(&st, in)) {
+            double t0 = cli_now();
+            smp_sjd_step(&st, rows);
+            t += cli_now() - t0;
+            n++;
+        }
+        if (rep >= g.warmup) per[rep - g.warmup] = t / (double)n, steps = n;
+    }
+    if (per) {
+        qsort(per, (size_t)g.reps, sizeof *per, cmp_double);
+        printf("| %d | %lld | %.2f | %.1f |\n", sp.window, (long long)steps, (double)(N - 1) / (double)steps,
+               1e6 * per[g.reps / 2]);
+    }
+    free(per), free(rows), free(fbuf), free(tokens), free(draft), free(in), free(onehot);
+    return per ? 0 : 1;
+}
+
 int cmd_bench(int argc, char **argv) {
     CliParsed parsed;
     int rc;
     if (!cli_parse_or_exit(&k_cmd, argc, argv, &parsed, &rc)) return rc;
-    if (g.arch && (!strcmp(g.arch, "inception") || !strcmp(g.arch, "ops"))) {
-        rc = !strcmp(g.arch, "ops") ? bench_op_table() : bench_inception();
+    if (g.arch && (!strcmp(g.arch, "inception") || !strcmp(g.arch, "ops") || !strcmp(g.arch, "sjd-host"))) {
+        rc = !strcmp(g.arch, "ops") ? bench_op_table() : !strcmp(g.arch, "sjd-host") ? bench_sjd_host() : bench_inception();
         cli_parsed_free(&parsed);
         return rc;
     }

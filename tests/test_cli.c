@@ -274,6 +274,24 @@ Test(cli, bench_op_table) {
     expect_fail(2, "--ops: expected all or a comma-separated list", bad);
 }
 
+// argen bench --arch sjd-host: one row for the window, the step count of an image (at most 255 forwards after the
+// prefill, at least 255 / 8 with a window of 8) and a time.
+Test(cli, bench_sjd_host) {
+    char out[1100];
+    snprintf(out, sizeof out, "%s/bench_sjd.md", test_tmpdir());
+    const char *args[] = {"bench", "--arch", "sjd-host", "--sjd-window", "8", "--reps", "1", "--warmup", "0", NULL};
+    cr_assert_eq(run_cli_stdout(args, out, g_err, sizeof g_err), 0, "%s", g_err);
+    size_t n = 0;
+    char *text = read_file(out, &n);
+    cr_assert(text);
+    const char *row = strstr(text, "\n| 8 | ");
+    long steps = 0;
+    double tps = 0, us = -1;
+    cr_assert(row && sscanf(row, "\n| 8 | %ld | %lf | %lf |", &steps, &tps, &us) == 3, "%s", text);
+    cr_expect(steps >= 32 && steps <= 255 && tps >= 1.0 && us > 0, "%s", text);
+    free(text);
+}
+
 // argen bench: the batch table, then with --profile one eager run per batch size timed op by op.
 Test(cli, bench_profile_table) {
     paths();
