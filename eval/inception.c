@@ -1,7 +1,8 @@
 // FID Inception-v3 forward pass (NHWC). Block structure, branch order and pooling per shared/spec/fid.md 1.3-1.5.
 // ref: pytorch-fid src/pytorch_fid/inception.py (FIDInceptionA/C/E_1/E_2), torchvision InceptionB/D
-// Every conv unit is one kt_conv2d (no bias) into a scratch map, then kt_channel_affine_relu (folded BatchNorm).
-// Branch outputs are copied into their channel slice of the block output (kt_copy_channels), in the spec's order.
+// Every conv unit is one kt_conv2d (no bias) into a scratch map, then kt_channel_affine_relu (folded BatchNorm); a
+// branch's last unit writes its channel slice of the block output directly (kt_channel_affine_relu_into), in the
+// spec's order; the max-pool branches are copied there (kt_copy_channels).
 #include <string.h>
 
 #include "inception.h"
@@ -20,18 +21,35 @@ typedef struct {
     int next;
 } Fwd;
 
-// y <- relu(bn(conv(x))) using the next conv of the table; y is a view on `mem`.
-static KtStatus unit(Fwd *f, KtTensor *y, const KtTensor *x, const KtTensor *mem) {
-    IncConv *c = &f->net->conv[f->next++];
-    const IncConvDesc *d = &c->d;
+// The next conv of the table on x into a view on `mem` (returned in *y, its output shape).
+static KtStatus conv(Fwd *f, KtTensor *y, const KtTensor *x, const KtTensor *mem, IncConv **c) {
+    *c = &f->net->conv[f->next++];
+    const IncConvDesc *d = &(*c)->d;
     int64_t Ho = out_size(x->shape[1], d->kh, d->stride, d->ph), Wo = out_size(x->shape[2], d->kw, d->stride, d->pw);
     *y = map_view(mem, f->B, Ho, Wo, d->co);
     int pad[4] = {d->ph, d->ph, d->pw, d->pw};
-    KT_TRY(kt_conv2d(f->net->be, y, x, &c->w, NULL, d->stride, pad));
+    return kt_conv2d(f->net->be, y, x, &(*c)->w, NULL, d->stride, pad);
+}
+
+// y <- relu(bn(conv(x))) using the next conv of the table; y is a view on `mem`.
+static KtStatus unit(Fwd *f, KtTensor *y, const KtTensor *x, const KtTensor *mem) {
+    IncConv *c;
+    KT_TRY(conv(f, y, x, mem, &c));
     return kt_channel_affine_relu(f->net->be, y, y, &c->scale, &c->shift);
 }
 
-// Copies a branch output into the block output at channel *c0 and advances *c0.
+// A branch's last unit: the conv into `mem`, then relu(bn(.)) straight into channels *c0.. of the block output Y
+// (the concatenation, without a copy pass); advances *c0.
+static KtStatus unit_put(Fwd *f, KtTensor *Y, int64_t *c0, const KtTensor *x, const KtTensor *mem) {
+    IncConv *c;
+    KtTensor t;
+    KT_TRY(conv(f, &t, x, mem, &c));
+    KT_TRY(kt_channel_affine_relu_into(f->net->be, Y, *c0, &t, &c->scale, &c->shift));
+    *c0 += t.shape[3];
+    return KT_OK;
+}
+
+// Copies a branch output into the block output at channel *c0 and advances *c0 (the max-pool branches).
 static KtStatus put(Fwd *f, KtTensor *Y, int64_t *c0, const KtTensor *t) {
     KT_TRY(kt_copy_channels(f->net->be, Y, *c0, t, 0, t->shape[3]));
     *c0 += t->shape[3];
@@ -47,35 +65,29 @@ static KtStatus pool_same(Fwd *f, KtTensor *y, const KtTensor *x, const KtTensor
 // FIDInceptionA: [1x1 64 | 1x1 48 -> 5x5 64 | 1x1 64 -> 3x3 96 -> 3x3 96 | avgpool -> 1x1 pf], 35x35.
 static KtStatus block_a(Fwd *f, KtTensor *Y, const KtTensor *X, int pf, const KtTensor *mem) {
     const KtTensor *t = f->net->tmp;
-    KtTensor a, b, c;
+    KtTensor a, b;
     int64_t c0 = 0;
     *Y = map_view(mem, f->B, X->shape[1], X->shape[2], 64 + 64 + 96 + pf);
+    KT_TRY(unit_put(f, Y, &c0, X, &t[0]));
     KT_TRY(unit(f, &a, X, &t[0]));
-    KT_TRY(put(f, Y, &c0, &a));
-    KT_TRY(unit(f, &a, X, &t[0]));
-    KT_TRY(unit(f, &b, &a, &t[1]));
-    KT_TRY(put(f, Y, &c0, &b));
+    KT_TRY(unit_put(f, Y, &c0, &a, &t[1]));
     KT_TRY(unit(f, &a, X, &t[0]));
     KT_TRY(unit(f, &b, &a, &t[1]));
-    KT_TRY(unit(f, &c, &b, &t[2]));
-    KT_TRY(put(f, Y, &c0, &c));
+    KT_TRY(unit_put(f, Y, &c0, &b, &t[2]));
     KT_TRY(pool_same(f, &a, X, &t[0], false));
-    KT_TRY(unit(f, &b, &a, &t[1]));
-    return put(f, Y, &c0, &b);
+    return unit_put(f, Y, &c0, &a, &t[1]);
 }
 
 // InceptionB (Mixed_6a): [3x3 s2 384 | 1x1 64 -> 3x3 96 -> 3x3 s2 96 | maxpool s2], 35 -> 17.
 static KtStatus block_b(Fwd *f, KtTensor *Y, const KtTensor *X, const KtTensor *mem) {
     const KtTensor *t = f->net->tmp;
-    KtTensor a, b, c;
+    KtTensor a, b;
     int64_t c0 = 0, Ho = out_size(X->shape[1], 3, 2, 0), Wo = out_size(X->shape[2], 3, 2, 0);
     *Y = map_view(mem, f->B, Ho, Wo, 384 + 96 + X->shape[3]);
-    KT_TRY(unit(f, &a, X, &t[0]));
-    KT_TRY(put(f, Y, &c0, &a));
+    KT_TRY(unit_put(f, Y, &c0, X, &t[0]));
     KT_TRY(unit(f, &a, X, &t[0]));
     KT_TRY(unit(f, &b, &a, &t[1]));
-    KT_TRY(unit(f, &c, &b, &t[2]));
-    KT_TRY(put(f, Y, &c0, &c));
+    KT_TRY(unit_put(f, Y, &c0, &b, &t[2]));
     a = map_view(&t[0], f->B, Ho, Wo, X->shape[3]);
     KT_TRY(kt_max_pool2d(f->net->be, &a, X, 3, 2, 0));
     return put(f, Y, &c0, &a);
@@ -88,25 +100,22 @@ static KtStatus block_c(Fwd *f, KtTensor *Y, const KtTensor *X, const KtTensor *
     KtTensor a, b;
     int64_t c0 = 0;
     *Y = map_view(mem, f->B, X->shape[1], X->shape[2], 4 * 192);
-    KT_TRY(unit(f, &a, X, &t[0]));
+    KT_TRY(unit_put(f, Y, &c0, X, &t[0]));  // branch1x1: channels 0..191 of Y
     if (tap) {
-        KtTensor sp = map_view(tap, f->B, a.shape[1], a.shape[2], tap->shape[3]);
-        KT_TRY(kt_copy_channels(f->net->be, &sp, 0, &a, 0, sp.shape[3]));
+        KtTensor sp = map_view(tap, f->B, Y->shape[1], Y->shape[2], tap->shape[3]);
+        KT_TRY(kt_copy_channels(f->net->be, &sp, 0, Y, 0, sp.shape[3]));
     }
-    KT_TRY(put(f, Y, &c0, &a));
     KT_TRY(unit(f, &a, X, &t[0]));
     KT_TRY(unit(f, &b, &a, &t[1]));
-    KT_TRY(unit(f, &a, &b, &t[0]));
-    KT_TRY(put(f, Y, &c0, &a));
+    KT_TRY(unit_put(f, Y, &c0, &b, &t[0]));
     KT_TRY(unit(f, &a, X, &t[0]));
-    for (int i = 0; i < 4; i++) {  // 7x1, 1x7, 7x1, 1x7, alternating between two scratch maps
+    for (int i = 0; i < 3; i++) {  // 7x1, 1x7, 7x1, alternating between two scratch maps; then 1x7 into Y
         KT_TRY(unit(f, &b, &a, &t[1 + (i & 1)]));
         a = b;
     }
-    KT_TRY(put(f, Y, &c0, &a));
+    KT_TRY(unit_put(f, Y, &c0, &a, &t[2]));
     KT_TRY(pool_same(f, &a, X, &t[0], false));
-    KT_TRY(unit(f, &b, &a, &t[1]));
-    return put(f, Y, &c0, &b);
+    return unit_put(f, Y, &c0, &a, &t[1]);
 }
 
 // InceptionD (Mixed_7a): [1x1 192 -> 3x3 s2 320 | 1x1 192 -> 1x7 -> 7x1 -> 3x3 s2 192 | maxpool s2], 17 -> 8.
@@ -116,13 +125,11 @@ static KtStatus block_d(Fwd *f, KtTensor *Y, const KtTensor *X, const KtTensor *
     int64_t c0 = 0, Ho = out_size(X->shape[1], 3, 2, 0), Wo = out_size(X->shape[2], 3, 2, 0);
     *Y = map_view(mem, f->B, Ho, Wo, 320 + 192 + X->shape[3]);
     KT_TRY(unit(f, &a, X, &t[0]));
-    KT_TRY(unit(f, &b, &a, &t[1]));
-    KT_TRY(put(f, Y, &c0, &b));
+    KT_TRY(unit_put(f, Y, &c0, &a, &t[1]));
     KT_TRY(unit(f, &a, X, &t[0]));
     KT_TRY(unit(f, &b, &a, &t[1]));
     KT_TRY(unit(f, &a, &b, &t[0]));
-    KT_TRY(unit(f, &b, &a, &t[1]));
-    KT_TRY(put(f, Y, &c0, &b));
+    KT_TRY(unit_put(f, Y, &c0, &a, &t[1]));
     a = map_view(&t[0], f->B, Ho, Wo, X->shape[3]);
     KT_TRY(kt_max_pool2d(f->net->be, &a, X, 3, 2, 0));
     return put(f, Y, &c0, &a);
@@ -132,25 +139,19 @@ static KtStatus block_d(Fwd *f, KtTensor *Y, const KtTensor *X, const KtTensor *
 // pool -> 1x1 192], 8x8; E_1 pools by average (no padded taps), E_2 by max.
 static KtStatus block_e(Fwd *f, KtTensor *Y, const KtTensor *X, const KtTensor *mem, bool max_pool) {
     const KtTensor *t = f->net->tmp;
-    KtTensor a, b, c;
+    KtTensor a, b;
     int64_t c0 = 0;
     *Y = map_view(mem, f->B, X->shape[1], X->shape[2], 320 + 4 * 384 + 192);
-    KT_TRY(unit(f, &a, X, &t[0]));
-    KT_TRY(put(f, Y, &c0, &a));
-    KT_TRY(unit(f, &a, X, &t[0]));       // branch3x3_1
-    KT_TRY(unit(f, &b, &a, &t[1]));      // _2a
-    KT_TRY(put(f, Y, &c0, &b));
-    KT_TRY(unit(f, &b, &a, &t[1]));      // _2b
-    KT_TRY(put(f, Y, &c0, &b));
-    KT_TRY(unit(f, &a, X, &t[0]));       // branch3x3dbl_1
-    KT_TRY(unit(f, &b, &a, &t[1]));      // _2
-    KT_TRY(unit(f, &c, &b, &t[2]));      // _3a
-    KT_TRY(put(f, Y, &c0, &c));
-    KT_TRY(unit(f, &c, &b, &t[2]));      // _3b
-    KT_TRY(put(f, Y, &c0, &c));
+    KT_TRY(unit_put(f, Y, &c0, X, &t[0]));
+    KT_TRY(unit(f, &a, X, &t[0]));          // branch3x3_1
+    KT_TRY(unit_put(f, Y, &c0, &a, &t[1]));  // _2a
+    KT_TRY(unit_put(f, Y, &c0, &a, &t[1]));  // _2b
+    KT_TRY(unit(f, &a, X, &t[0]));          // branch3x3dbl_1
+    KT_TRY(unit(f, &b, &a, &t[1]));         // _2
+    KT_TRY(unit_put(f, Y, &c0, &b, &t[2]));  // _3a
+    KT_TRY(unit_put(f, Y, &c0, &b, &t[2]));  // _3b
     KT_TRY(pool_same(f, &a, X, &t[0], max_pool));
-    KT_TRY(unit(f, &b, &a, &t[1]));
-    return put(f, Y, &c0, &b);
+    return unit_put(f, Y, &c0, &a, &t[1]);
 }
 
 // The network on net->x (B, 299, 299, 3) float32 -> net->pool3, net->logits, net->spatial(_f32).

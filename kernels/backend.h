@@ -128,7 +128,7 @@ typedef struct {
 
     // FID Inception ops: see ops.h
     KtStatus (*fid_preprocess)(KtBackend *, KtTensor *y, const KtTensor *x, KtFidResize mode);
-    KtStatus (*channel_affine_relu)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+    KtStatus (*channel_affine_relu)(KtBackend *, KtTensor *y, int64_t yc0, const KtTensor *x, const KtTensor *scale,
                                     const KtTensor *shift);
     KtStatus (*max_pool2d)(KtBackend *, KtTensor *y, const KtTensor *x, int k, int stride, int pad);
     KtStatus (*avg_pool2d)(KtBackend *, KtTensor *y, const KtTensor *x, int k, int stride, int pad);

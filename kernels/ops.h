@@ -273,6 +273,12 @@ KtStatus kt_fid_preprocess(KtBackend *be, KtTensor *y, const KtTensor *x, KtFidR
 // y, x: (..., C), same dtype (a map op); scale, shift: (C) float32. y may alias x.
 KtStatus kt_channel_affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
                                 const KtTensor *shift);
+// The same written into channels [yc0, yc0 + C) of y (the branch concatenation of an Inception block, no copy pass):
+// y[..., yc0 + c] = max(x[..., c] * scale[c] + shift[c], 0). x: (..., C); y: (..., Cy) with x's leading dims,
+// 0 <= yc0, yc0 + C <= Cy; same dtype. In place only as kt_channel_affine_relu (y = x, yc0 = 0); otherwise y and x
+// must not overlap.
+KtStatus kt_channel_affine_relu_into(KtBackend *be, KtTensor *y, int64_t yc0, const KtTensor *x, const KtTensor *scale,
+                                     const KtTensor *shift);
 
 // k x k max pooling, stride s, padding p (padded taps never win: -inf), floor mode; NaN wins like torch's.
 // ref: F.max_pool2d. k >= 1, stride >= 1, 0 <= pad < k (every window holds an in-bounds tap), H + 2p >= k.

@@ -27,7 +27,34 @@ KtStatus kt_channel_affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x, c
     DIMS1(scale, kt_cols(x));
     DIMS1(shift, kt_cols(x));
     HAVE_OP(channel_affine_relu);
-    return RUN(channel_affine_relu, y, x, scale, shift);
+    return RUN(channel_affine_relu, y, 0, x, scale, shift);
+}
+
+// Whether the bytes of a and b overlap.
+static bool overlap(const KtTensor *a, const KtTensor *b) {
+    uintptr_t a0 = (uintptr_t)a->data, b0 = (uintptr_t)b->data;
+    return a0 < b0 + kt_nbytes(b) && b0 < a0 + kt_nbytes(a);
+}
+
+KtStatus kt_channel_affine_relu_into(KtBackend *be, KtTensor *y, int64_t yc0, const KtTensor *x, const KtTensor *scale,
+                                     const KtTensor *shift) {
+    NEED_MAP(x, -1);
+    NEED_MAP_AS(y, x->ndim, x);
+    NEED_F32(scale, 1);
+    NEED_F32(shift, 1);
+    for (int i = 0; i + 1 < x->ndim; i++)
+        if (y->shape[i] != x->shape[i]) return shape_err(__func__, "y", y, "x's leading dims and any channel count");
+    int64_t C = kt_cols(x), Cy = kt_cols(y);
+    DIMS1(scale, C);
+    DIMS1(shift, C);
+    if (yc0 < 0 || yc0 > Cy - C)
+        return KT_FAIL(KT_ERR_ARG, "%s: y channels [%lld, %lld + %lld) outside [0, %lld)", __func__, (long long)yc0,
+                       (long long)yc0, (long long)C, (long long)Cy);
+    bool in_place = y->data == x->data && yc0 == 0 && Cy == C;
+    if (!in_place && kt_numel(x) > 0 && overlap(y, x))
+        return KT_FAIL(KT_ERR_ARG, "%s: y overlaps x (in place only with yc0 = 0 and y's shape = x's)", __func__);
+    HAVE_OP(channel_affine_relu);
+    return RUN(channel_affine_relu, y, yc0, x, scale, shift);
 }
 
 // Pool arguments: k, stride >= 1, 0 <= pad < k (so every window holds an in-bounds tap), an output of at least one

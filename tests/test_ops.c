@@ -476,6 +476,14 @@ TWIN(fid, copy_channels_and_affine_by_hand) {
     KtTensor st = dev_new(&c, KT_F32, 1, (int64_t[]){3}, sc), ht = dev_new(&c, KT_F32, 1, (int64_t[]){3}, shv);
     OK(kt_channel_affine_relu(&c.be, &yt, &xt, &st, &ht));
     expect_close("channel_affine_relu by hand", download_f32(&c, &yt), want, 6, 0, 0);
+    // into channels 1..3 of a (2, 5) map whose other channels keep their values: the branch concatenation
+    float zv[10] = {-1, -1, -1, -1, -1, -2, -2, -2, -2, -2};
+    float wantz[10] = {-1, 1, 0, 0, -1, -2, 0, NAN, 6, -2};
+    KtTensor zt = dev_new(&c, KT_F32, 2, (int64_t[]){2, 5}, zv);
+    OK(kt_channel_affine_relu_into(&c.be, &zt, 1, &xt, &st, &ht));
+    expect_close("channel_affine_relu_into by hand", download_f32(&c, &zt), wantz, 10, 0, 0);
+    OK(kt_channel_affine_relu_into(&c.be, &xt, 0, &xt, &st, &ht));  // in place
+    expect_close("channel_affine_relu_into in place", download_f32(&c, &xt), want, 6, 0, 0);
     ctx_close(&c);
 }
 
@@ -498,15 +506,23 @@ static void fid_maps16(KtDType dt) {
     }
     for (int i = 0; i < 40; i++) sc[i] = 1 + lcg_uniform(&s), sh[i] = lcg_uniform(&s);
     int64_t xs[4] = {B, H, W, C}, ps[4] = {B, 4, 5, C}, cs[4] = {B, H, W, 16}, ms[2] = {B, C};
+    int64_t ws[4] = {B, H, W, 56}, us[4] = {B, H, W, 45};  // affine into channels 8.. (16-byte packs) / 3.. (not)
     KtTensor xg = dev_new(&g, dt, 4, xs, h16), xc = dev_new(&c, KT_F32, 4, xs, h32);
     KtTensor scg = dev_new(&g, KT_F32, 1, (int64_t[]){C}, sc), scc = dev_new(&c, KT_F32, 1, (int64_t[]){C}, sc);
     KtTensor shg = dev_new(&g, KT_F32, 1, (int64_t[]){C}, sh), shc = dev_new(&c, KT_F32, 1, (int64_t[]){C}, sh);
-    for (int op = 0; op < 6; op++) {
-        const int64_t *shape = op == 1 ? ps : op == 4 ? cs : xs;
-        KtTensor yg = op == 5 ? dev_new(&g, KT_F32, 2, ms, NULL) : dev_new(&g, dt, 4, shape, NULL);
-        KtTensor yc = dev_new(&c, KT_F32, op == 5 ? 2 : 4, op == 5 ? ms : shape, NULL);
-        static const char *names[6] = {"max_pool k3 s1 p1", "max_pool k3 s2 p0", "avg_pool k3 s1 p1",
-                                       "channel_affine_relu", "copy_channels", "spatial_mean"};
+    // y's channels outside the written slice must keep this value: 7, exact in either 16-bit type
+    int64_t nw = B * H * W * 56;
+    uint16_t *fill16 = ctx_keep(&c, malloc(sizeof(uint16_t) * nw));
+    float *fill32 = ctx_keep(&c, malloc(sizeof(float) * nw));
+    for (int64_t i = 0; i < nw; i++) fill16[i] = dt == KT_BF16 ? kt_f32_to_bf16(7) : kt_f32_to_f16(7), fill32[i] = 7;
+    for (int op = 0; op < 8; op++) {
+        const int64_t *shape = op == 1 ? ps : op == 4 ? cs : op == 6 ? ws : op == 7 ? us : xs;
+        bool filled = op >= 6;
+        KtTensor yg = op == 5 ? dev_new(&g, KT_F32, 2, ms, NULL) : dev_new(&g, dt, 4, shape, filled ? fill16 : NULL);
+        KtTensor yc = dev_new(&c, KT_F32, op == 5 ? 2 : 4, op == 5 ? ms : shape, filled ? fill32 : NULL);
+        static const char *names[8] = {"max_pool k3 s1 p1", "max_pool k3 s2 p0", "avg_pool k3 s1 p1",
+                                       "channel_affine_relu", "copy_channels", "spatial_mean",
+                                       "channel_affine_relu_into packs", "channel_affine_relu_into"};
         for (int d = 0; d < 2; d++) {
             KtBackend *be = d ? &c.be : &g.be;
             KtTensor *y = d ? &yc : &yg, *x = d ? &xc : &xg, *scale = d ? &scc : &scg, *shift = d ? &shc : &shg;
@@ -516,6 +532,8 @@ static void fid_maps16(KtDType dt) {
             if (op == 3) OK(kt_channel_affine_relu(be, y, x, scale, shift));
             if (op == 4) OK(kt_copy_channels(be, y, 0, x, 7, 16));
             if (op == 5) OK(kt_spatial_mean(be, y, x));
+            if (op == 6) OK(kt_channel_affine_relu_into(be, y, 8, x, scale, shift));
+            if (op == 7) OK(kt_channel_affine_relu_into(be, y, 3, x, scale, shift));
         }
         int64_t m = kt_numel(&yg);
         float *got = ctx_keep(&c, malloc(sizeof(float) * m)), *want = download_f32(&c, &yc);
@@ -528,7 +546,13 @@ static void fid_maps16(KtDType dt) {
         }
         char what[64];
         snprintf(what, sizeof what, "%s (%s maps)", names[op], kt_dtype_name(dt));
-        if (op == 2 || op == 3) expect_close(what, got, want, m, TOL_OUT_BF16);
+        if (op >= 6)  // the slice as the CPU's, the other channels untouched
+            for (int64_t i = 0, cy = shape[3], y0 = op == 6 ? 8 : 3; i < m; i++) {
+                bool in = i % cy >= y0 && i % cy < y0 + C;
+                cr_expect(in ? fabsf(got[i] - want[i]) <= 1e-2f * fabsf(want[i]) : got[i] == 7, "%s [%lld]: %g vs %g",
+                          what, (long long)i, got[i], want[i]);
+            }
+        if (op == 2 || op == 3 || op >= 6) expect_close(what, got, want, m, TOL_OUT_BF16);
         else if (op == 5) expect_close(what, got, want, m, TOL_ELEMWISE_F32);
         else expect_close(what, got, want, m, 0, 0);
     }
@@ -718,6 +742,24 @@ Test(validation, fid_ops) {
     KtTensor cy2 = kt_tensor4(buf, KT_F32, KT_CPU, 1, 9, 10, 6);
     expect_shape_err(kt_copy_channels(&be, &cy2, 0, &x, 0, 4), KT_ERR_SHAPE, "kt_copy_channels", "'y'");
     expect_shape_err(kt_copy_channels(&be, &same, 0, &x, 0, 4), KT_ERR_ARG, "kt_copy_channels", "alias");
+    // folded BN + ReLU into a channel slice: y's leading dims as x's, the slice inside y, no overlap unless in place
+    KtTensor sc4 = host_t(1, (int64_t[]){4}), sh4 = host_t(1, (int64_t[]){4}), sh5 = host_t(1, (int64_t[]){5});
+    cr_expect_eq(kt_channel_affine_relu_into(&be, &cy, 2, &x, &sc4, &sh4), KT_OK, "%s", kt_last_error());
+    expect_shape_err(kt_channel_affine_relu_into(&be, &cy, 3, &x, &sc4, &sh4), KT_ERR_ARG,
+                     "kt_channel_affine_relu_into", "y channels [3, 3 + 4) outside [0, 6)");
+    expect_shape_err(kt_channel_affine_relu_into(&be, &cy, -1, &x, &sc4, &sh4), KT_ERR_ARG,
+                     "kt_channel_affine_relu_into", "y channels");
+    expect_shape_err(kt_channel_affine_relu_into(&be, &cy2, 0, &x, &sc4, &sh4), KT_ERR_SHAPE,
+                     "kt_channel_affine_relu_into", "'y'");
+    expect_shape_err(kt_channel_affine_relu_into(&be, &cy, 0, &x, &sh5, &sh4), KT_ERR_SHAPE,
+                     "kt_channel_affine_relu_into", "'scale'");
+    KtTensor shifted = kt_tensor4(g_host + 4, KT_F32, KT_CPU, 1, 9, 11, 4);  // overlaps x, not in place
+    expect_shape_err(kt_channel_affine_relu_into(&be, &shifted, 0, &x, &sc4, &sh4), KT_ERR_ARG,
+                     "kt_channel_affine_relu_into", "overlaps");
+    KtTensor wide = kt_tensor4(g_host, KT_F32, KT_CPU, 1, 9, 11, 6);  // same pointer, but a slice: not in place
+    expect_shape_err(kt_channel_affine_relu_into(&be, &wide, 0, &x, &sc4, &sh4), KT_ERR_ARG,
+                     "kt_channel_affine_relu_into", "overlaps");
+    cr_expect_eq(kt_channel_affine_relu_into(&be, &same, 0, &x, &sc4, &sh4), KT_OK, "in place: %s", kt_last_error());
     // folded BN + ReLU, spatial mean
     KtTensor s3 = host_t(1, (int64_t[]){3}), s4 = host_t(1, (int64_t[]){4});
     expect_shape_err(kt_channel_affine_relu(&be, &x, &x, &s3, &s4), KT_ERR_SHAPE, "kt_channel_affine_relu", "'scale'");

@@ -98,7 +98,7 @@ KtStatus cpu_resize_area(KtBackend *be, KtTensor *y, const KtTensor *x);
 KtStatus cpu_fid_preprocess(KtBackend *be, KtTensor *y, const KtTensor *x, KtFidResize mode);
 
 // pool.c (FID Inception-v3)
-KtStatus cpu_channel_affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+KtStatus cpu_channel_affine_relu(KtBackend *be, KtTensor *y, int64_t yc0, const KtTensor *x, const KtTensor *scale,
                                  const KtTensor *shift);
 KtStatus cpu_max_pool2d(KtBackend *be, KtTensor *y, const KtTensor *x, int k, int stride, int pad);
 KtStatus cpu_avg_pool2d(KtBackend *be, KtTensor *y, const KtTensor *x, int k, int stride, int pad);

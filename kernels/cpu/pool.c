@@ -9,18 +9,19 @@
 
 #include "cpu_ops.h"
 
-// y = max(x * scale[c] + shift[c], 0). y, x: (..., C); scale, shift: (C). NaN stays NaN (as torch's relu).
-KtStatus cpu_channel_affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+// y[..., yc0 + c] = max(x[..., c] * scale[c] + shift[c], 0). x: (..., C); y: (..., Cy), rows as x's; NaN stays NaN
+// (as torch's relu). In place when y = x (then yc0 = 0, Cy = C): each element is read before it is written.
+KtStatus cpu_channel_affine_relu(KtBackend *be, KtTensor *y, int64_t yc0, const KtTensor *x, const KtTensor *scale,
                                  const KtTensor *shift) {
     (void)be;
-    int64_t N = kt_rows(x), C = kt_cols(x);
+    int64_t N = kt_rows(x), C = kt_cols(x), Cy = kt_cols(y);
     const float *xd = x->data, *sc = scale->data, *sh = shift->data;
-    float *yd = y->data;
+    float *yd = (float *)y->data + yc0;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < N; r++)
         for (int64_t c = 0; c < C; c++) {
             float v = xd[r * C + c] * sc[c] + sh[c];
-            yd[r * C + c] = v < 0.0f ? 0.0f : v;
+            yd[r * Cy + c] = v < 0.0f ? 0.0f : v;
         }
     return KT_OK;
 }

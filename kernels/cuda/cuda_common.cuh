@@ -327,7 +327,7 @@ KtStatus cuda_rmsnorm_linear_swiglu(KtBackend *, KtTensor *g, KtTensor *a13, KtT
 KtStatus cuda_linear_residual(KtBackend *, KtTensor *x, KtTensor *h, const KtTensor *inp, const KtTensor *w);
 // pool.cu (FID Inception-v3)
 KtStatus cuda_fid_preprocess(KtBackend *, KtTensor *y, const KtTensor *x, KtFidResize mode);
-KtStatus cuda_channel_affine_relu(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+KtStatus cuda_channel_affine_relu(KtBackend *, KtTensor *y, int64_t yc0, const KtTensor *x, const KtTensor *scale,
                                   const KtTensor *shift);
 KtStatus cuda_max_pool2d(KtBackend *, KtTensor *y, const KtTensor *x, int k, int stride, int pad);
 KtStatus cuda_avg_pool2d(KtBackend *, KtTensor *y, const KtTensor *x, int k, int stride, int pad);

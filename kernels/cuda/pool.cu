@@ -87,50 +87,54 @@ template <typename T> static int pack_width(int64_t C, const void *y, const void
     return C % n == 0 && cuda_aligned(y, 16) && cuda_aligned(x, 16) ? n : 1;
 }
 
-// y = max(x * scale[c] + shift[c], 0) (NaN stays NaN). y, x: (..., C); T: float32 or the 16-bit map dtype.
+// y[p, yc0 + c] = max(x[p, c] * scale[c] + shift[c], 0) (NaN stays NaN) for pixel p. x: (P, C); y: (P, Cy), in
+// place when y = x, Cy = C, yc0 = 0; T: float32 or the 16-bit map dtype. In packs of N channels: CN = C / N,
+// CYN = Cy / N, Y0N = yc0 / N, n = P * CN.
 template <typename T, int N, typename IDX>
 __global__ void affine_relu_kernel(T *y, const T *x, const float *__restrict__ scale, const float *__restrict__ shift,
-                                   IDX CN, IDX n) {  // CN = C / N, n = numel / N
+                                   IDX CN, IDX CYN, IDX Y0N, IDX n) {
     for (IDX i = (IDX)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (IDX)gridDim.x * blockDim.x) {
-        IDX c0 = i % CN * N;
+        IDX p = i / CN, cp = i - p * CN, c0 = cp * N;
         CudaPack<T, N> v = ((const CudaPack<T, N> *)x)[i];
 #pragma unroll
         for (int j = 0; j < N; j++) {
             float f = __fadd_rn(__fmul_rn(to_f32(v.v[j]), scale[c0 + j]), shift[c0 + j]);
             v.v[j] = from_f32<T>(f < 0.f ? 0.f : f);
         }
-        ((CudaPack<T, N> *)y)[i] = v;
+        ((CudaPack<T, N> *)y)[p * CYN + Y0N + cp] = v;
     }
 }
 
 template <typename T, int N, typename IDX>
-static void affine_relu_launch(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+static void affine_relu_launch(KtBackend *be, KtTensor *y, int64_t yc0, const KtTensor *x, const KtTensor *scale,
                                const KtTensor *shift, int64_t n) {
     affine_relu_kernel<T, N, IDX><<<pool_grid(be, n / N), POOL_THREADS, 0, cuda_stream(be)>>>(
         (T *)y->data, (const T *)x->data, (const float *)scale->data, (const float *)shift->data,
-        (IDX)(kt_cols(x) / N), (IDX)(n / N));
+        (IDX)(kt_cols(x) / N), (IDX)(kt_cols(y) / N), (IDX)(yc0 / N), (IDX)(n / N));
 }
 
 template <typename T>
-static KtStatus affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+static KtStatus affine_relu(KtBackend *be, KtTensor *y, int64_t yc0, const KtTensor *x, const KtTensor *scale,
                             const KtTensor *shift) {
-    int64_t n = kt_numel(x);
+    int64_t n = kt_numel(x), ny = kt_numel(y);
     if (n == 0) return KT_OK;
     constexpr int NP = 16 / sizeof(T);
-    bool wide = pack_width<T>(kt_cols(x), y->data, x->data) == NP, small = n < INT32_MAX;
-    if (wide && small) affine_relu_launch<T, NP, uint32_t>(be, y, x, scale, shift, n);
-    else if (wide) affine_relu_launch<T, NP, int64_t>(be, y, x, scale, shift, n);
-    else if (small) affine_relu_launch<T, 1, uint32_t>(be, y, x, scale, shift, n);
-    else affine_relu_launch<T, 1, int64_t>(be, y, x, scale, shift, n);
+    // 16-byte packs: C, Cy and yc0 whole packs (so every pack of y starts 16-byte aligned with y's pointer)
+    bool wide = pack_width<T>(kt_cols(x), y->data, x->data) == NP && kt_cols(y) % NP == 0 && yc0 % NP == 0;
+    bool small = n < INT32_MAX && ny < INT32_MAX;
+    if (wide && small) affine_relu_launch<T, NP, uint32_t>(be, y, yc0, x, scale, shift, n);
+    else if (wide) affine_relu_launch<T, NP, int64_t>(be, y, yc0, x, scale, shift, n);
+    else if (small) affine_relu_launch<T, 1, uint32_t>(be, y, yc0, x, scale, shift, n);
+    else affine_relu_launch<T, 1, int64_t>(be, y, yc0, x, scale, shift, n);
     KT_CUDA_LAUNCHED();
     return KT_OK;
 }
 
-KtStatus cuda_channel_affine_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *scale,
+KtStatus cuda_channel_affine_relu(KtBackend *be, KtTensor *y, int64_t yc0, const KtTensor *x, const KtTensor *scale,
                                   const KtTensor *shift) {
-    if (x->dtype == KT_BF16) return affine_relu<__nv_bfloat16>(be, y, x, scale, shift);
-    if (x->dtype == KT_F16) return affine_relu<__half>(be, y, x, scale, shift);
-    return affine_relu<float>(be, y, x, scale, shift);
+    if (x->dtype == KT_BF16) return affine_relu<__nv_bfloat16>(be, y, yc0, x, scale, shift);
+    if (x->dtype == KT_F16) return affine_relu<__half>(be, y, yc0, x, scale, shift);
+    return affine_relu<float>(be, y, yc0, x, scale, shift);
 }
 
 // --------------------------------------------------------------------------------------------------- pooling
