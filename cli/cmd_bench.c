@@ -165,7 +165,7 @@ static int bench_inception(void) {
     KtStatus s = cli_eval_backend(&be, g.device, g.dtype);
     if (s == KT_OK)
         s = ev_extractor_init(&ex, &be, g.inception, max_b, !strcmp(g.resize, "adm") ? KT_FID_RESIZE_ADM : KT_FID_RESIZE_PYTORCH);
-    if (s == KT_OK) s = ev_extractor_input(&ex, (size_t)max_b * 256 * 256 * 3, &img);
+    if (s == KT_OK) s = ev_extractor_input(&ex, 0, (size_t)max_b * 256 * 256 * 3, &img);
     for (size_t i = 0; img && i < (size_t)max_b * 256 * 256 * 3; i++) img[i] = (uint8_t)((i * 2654435761u) >> 24);
     if (s == KT_OK) {
         printf("argen bench: FID Inception-v3 (pool3 + logits + sFID features, statistics included), 256x256 -> 299, "

@@ -3,6 +3,7 @@
 // Inputs are PNG directories, sample .npz batches (arr_0) or statistics .npz files (mu/sigma of pytorch-fid or the
 // ADM evaluator, or argen's own). spec: shared/spec/fid.md
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,33 +145,70 @@ static KtStatus npy_out_close(NpyOut *o, bool keep) {
     return keep ? KT_FAIL(KT_ERR_IO, "%s: cannot write: %s", o->path, strerror(e)) : KT_OK;
 }
 
-// Evaluates images [lo, hi) of a sample set into in->stats (features to `fo` when not NULL).
+// One batch read from a sample set into one of two buffers, on a thread of its own while the previous batch is
+// evaluated.
+typedef struct {
+    FidSource *src;
+    int64_t first;
+    int want;
+    uint8_t *buf;
+    size_t cap;
+    bool own;  // buf is ours (PNGs: grown as needed) rather than the extractor's input slot (a .npz: fixed)
+    int got, H, W;
+    KtStatus st;
+    char msg[512];
+} BatchRead;
+
+static void *read_batch(void *arg) {
+    BatchRead *r = arg;
+    r->st = fid_source_read(r->src, r->first, r->want, &r->buf, &r->cap, r->own, &r->got, &r->H, &r->W);
+    if (r->st != KT_OK) snprintf(r->msg, sizeof r->msg, "%s", kt_last_error());
+    return NULL;
+}
+
+// Evaluates images [lo, hi) of a sample set into in->stats (features to `fo` when not NULL). The next batch is read
+// (PNGs decoded, a .npz streamed) into the other buffer while the current one is evaluated.
 static KtStatus eval_images(FidInput *in, FidSource *src, EvExtractor *ex, int batch, int64_t lo, int64_t hi,
                             NpyOut *fo) {
     KT_TRY(ev_stats_init(&in->stats, INC_POOL3, g.no_spatial ? 0 : INC_SPATIAL, src->n, INC_CLASSES));
     in->is_samples = true;
-    // a sample .npz streams straight into the extractor's (page-locked) input buffer; PNGs are decoded into a
-    // growing buffer of our own (their size is known only once read, and decoding, not the upload, bounds them)
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    bool own = src->is_dir;
-    if (!own) {
-        cap = (size_t)batch * (size_t)src->H * (size_t)src->W * 3;
-        KT_TRY(ev_extractor_input(ex, cap, &buf));
+    // a sample .npz streams straight into the extractor's (page-locked) input slots; PNGs are decoded into growing
+    // buffers of our own (their size is known only once read, and decoding, not the upload, bounds them)
+    BatchRead rd[2] = {{.src = src, .own = src->is_dir}, {.src = src, .own = src->is_dir}};
+    KtStatus st = KT_OK;
+    for (int k = 0; k < 2 && !src->is_dir && st == KT_OK; k++) {
+        rd[k].cap = (size_t)batch * (size_t)src->H * (size_t)src->W * 3;
+        st = ev_extractor_input(ex, k, rd[k].cap, &rd[k].buf);
     }
     float *feats = fo ? malloc((size_t)batch * INC_POOL3 * sizeof *feats) : NULL;
-    KtStatus st = fo && !feats ? KT_FAIL(KT_ERR_OOM, "out of memory") : KT_OK;
+    if (st == KT_OK && fo && !feats) st = KT_FAIL(KT_ERR_OOM, "out of memory");
     double t0 = cli_now(), last = 0;
-    for (int64_t i = lo; st == KT_OK && i < hi;) {
-        int want = hi - i < batch ? (int)(hi - i) : batch, got, H, W;
-        st = fid_source_read(src, i, want, &buf, &cap, own, &got, &H, &W);
-        if (st == KT_OK) st = ev_extractor_add(ex, &in->stats, buf, got, H, W, i, feats);
-        if (st == KT_OK && fo) st = npy_out_write(fo, feats, got);
-        i += got;
+    int cur = 0;
+    if (st == KT_OK && lo < hi) {
+        rd[0].first = lo, rd[0].want = hi - lo < batch ? (int)(hi - lo) : batch;
+        read_batch(&rd[0]);
+        st = rd[0].st != KT_OK ? KT_FAIL(rd[0].st, "%s", rd[0].msg) : KT_OK;
+    }
+    for (int64_t i = lo; st == KT_OK && i < hi; cur ^= 1) {
+        BatchRead *now = &rd[cur], *next = &rd[cur ^ 1];
+        int64_t n = i + now->got;  // the next batch's first image
+        pthread_t reader;
+        bool ahead = false;
+        if (n < hi) {
+            next->first = n, next->want = hi - n < batch ? (int)(hi - n) : batch;
+            ahead = pthread_create(&reader, NULL, read_batch, next) == 0;
+        }
+        st = ev_extractor_add(ex, &in->stats, now->buf, now->got, now->H, now->W, i, feats);
+        if (ahead) pthread_join(reader, NULL);
+        else if (n < hi) read_batch(next);  // no thread to be had: in turn
+        if (st == KT_OK && fo) st = npy_out_write(fo, feats, now->got);
+        if (st == KT_OK && n < hi && next->st != KT_OK) st = KT_FAIL(next->st, "%s", next->msg);
+        i = n;
         if (cli_now() - last > 0.5 || i == hi) progress(in->path, i - lo, hi - lo, t0), last = cli_now();
     }
     st = ev_extractor_sync(ex, st);  // the last batch's statistics
-    if (own) free(buf);
+    for (int k = 0; k < 2; k++)
+        if (rd[k].own) free(rd[k].buf);
     free(feats);
     return st;
 }

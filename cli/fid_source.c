@@ -1,6 +1,9 @@
-// PNG directories and sample .npz files as image sets for `argen fid`.
+// PNG directories and sample .npz files as image sets for `argen fid`. A directory's PNGs are decoded by a pool of
+// threads (decoding, ~1.2 ms per 256x256 image on one core, would otherwise bound a GPU evaluation ~10x).
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +12,7 @@
 
 #include "fid_source.h"
 #include "image_io.h"
+#include "parallel.h"
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -78,6 +82,7 @@ KtStatus fid_source_open(FidSource *s, const char *path) {
     struct stat st;
     if (stat(path, &st) != 0) return KT_FAIL(KT_ERR_IO, "%s: %s", path, strerror(errno));
     s->is_dir = S_ISDIR(st.st_mode);
+    s->threads = cli_cores();
     KtStatus r = s->is_dir ? open_dir(s, path) : open_npz(s, path);
     if (r != KT_OK) fid_source_close(s);
     return r;
@@ -103,6 +108,72 @@ static KtStatus reserve(uint8_t **buf, size_t *cap, size_t need, bool grow) {
     return KT_OK;
 }
 
+// ------------------------------------------------------------------------------------ PNG directories
+// One batch of a directory: images first .. first + n - 1 into buf, all of image `first`'s size (H, W). Workers claim
+// images in increasing order; the batch ends at the lowest image that fails or has another size.
+typedef struct {
+    const FidSource *s;
+    int64_t first, n;
+    uint8_t *buf;
+    int H, W;
+    atomic_llong next;  // the next image to claim, relative to first
+    pthread_mutex_t mu;
+    int64_t end;        // the lowest image (relative) that ends the batch, n when none does; under mu
+    KtStatus err;       // its failure, KT_OK for a size change
+    char msg[512];      // its message (the worker's kt_last_error is its own)
+} DirRead;
+
+static void *decode_pngs(void *arg) {
+    DirRead *r = arg;
+    size_t img = (size_t)r->H * r->W * 3;
+    for (;;) {
+        int64_t i = atomic_fetch_add(&r->next, 1);
+        pthread_mutex_lock(&r->mu);
+        bool past = i >= r->end;
+        pthread_mutex_unlock(&r->mu);
+        if (past) return NULL;
+        uint8_t *rgb;
+        int w, h;
+        KtStatus st = read_png_eval(r->s->files[r->first + i], &rgb, &w, &h);
+        bool fits = st == KT_OK && w == r->W && h == r->H;
+        if (fits) memcpy(r->buf + (size_t)i * img, rgb, img);
+        free(rgb);
+        if (fits) continue;
+        pthread_mutex_lock(&r->mu);
+        if (i < r->end) {
+            r->end = i, r->err = st;
+            if (st != KT_OK) snprintf(r->msg, sizeof r->msg, "%s", kt_last_error());
+        }
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+// PNGs first .. first + n - 1 until the size changes: the first one here, the rest by up to s->threads threads (this
+// one included).
+static KtStatus read_dir(FidSource *s, int64_t first, int64_t n, uint8_t **buf, size_t *cap, bool grow, int *got,
+                         int *H, int *W) {
+    uint8_t *rgb;
+    KT_TRY(read_png_eval(s->files[first], &rgb, W, H));
+    size_t img = (size_t)*W * *H * 3;
+    KtStatus st = reserve(buf, cap, (size_t)n * img, grow);
+    if (st == KT_OK) memcpy(*buf, rgb, img);
+    free(rgb);
+    KT_TRY(st);
+    DirRead r = {.s = s, .first = first + 1, .n = n - 1, .buf = *buf + img, .H = *H, .W = *W, .end = n - 1};
+    atomic_init(&r.next, 0);
+    pthread_mutex_init(&r.mu, NULL);
+    pthread_t tid[CLI_MAX_THREADS];
+    int threads = s->threads < 1 ? 1 : s->threads > CLI_MAX_THREADS ? CLI_MAX_THREADS : s->threads;
+    int helpers = 0, want = (int)(r.n < threads ? r.n : threads) - 1;
+    while (helpers < want && pthread_create(&tid[helpers], NULL, decode_pngs, &r) == 0) helpers++;
+    decode_pngs(&r);  // this thread too (alone when no thread could be started)
+    for (int i = 0; i < helpers; i++) pthread_join(tid[i], NULL);
+    pthread_mutex_destroy(&r.mu);
+    if (r.err != KT_OK) return KT_FAIL(r.err, "%s", r.msg);
+    *got = (int)(1 + r.end);
+    return KT_OK;
+}
+
 KtStatus fid_source_read(FidSource *s, int64_t first, int max_n, uint8_t **buf, size_t *cap, bool grow, int *got,
                          int *H, int *W) {
     *got = 0;
@@ -120,21 +191,5 @@ KtStatus fid_source_read(FidSource *s, int64_t first, int max_n, uint8_t **buf, 
         *got = (int)n, *H = s->H, *W = s->W;
         return KT_OK;
     }
-    for (int64_t i = 0; i < n; i++) {  // PNGs until the size changes
-        uint8_t *rgb;
-        int w, h;
-        KT_TRY(read_png_eval(s->files[first + i], &rgb, &w, &h));
-        if (i && (w != *W || h != *H)) {
-            free(rgb);
-            break;
-        }
-        *W = w, *H = h;
-        size_t img = (size_t)w * h * 3;
-        KtStatus st = reserve(buf, cap, (size_t)(i + 1) * img, grow);
-        if (st == KT_OK) memcpy(*buf + (size_t)i * img, rgb, img);
-        free(rgb);
-        KT_TRY(st);
-        (*got)++;
-    }
-    return KT_OK;
+    return read_dir(s, first, n, buf, cap, grow, got, H, W);
 }

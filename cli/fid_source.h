@@ -15,6 +15,7 @@ typedef struct {
     EvNpyStream *stream;
     int H, W;             // npz: the image size
     int64_t pos;          // npz: next row of the stream
+    int threads;          // dir: PNG decoding threads, 1 .. CLI_MAX_THREADS (default: cli_cores())
 } FidSource;
 
 // Opens a PNG directory or a sample .npz. KT_ERR_FORMAT/IO naming the path on anything unexpected (no PNGs, arr_0
@@ -22,7 +23,8 @@ typedef struct {
 KtStatus fid_source_open(FidSource *s, const char *path);
 void fid_source_close(FidSource *s);
 // Reads up to max_n images starting at index `first` (< n) that share one size into *buf (*cap bytes; grown with
-// realloc as needed when `grow`, else KT_ERR_ARG when they do not fit), returning the count in *got (>= 1) and the
-// size in *H, *W.
+// realloc as needed when `grow`, else KT_ERR_ARG when max_n images of the first one's size do not fit), returning
+// the count in *got (>= 1) and the size in *H, *W. A directory's batch ends before the first PNG of another size; a
+// PNG that fails before that fails the call. Not thread-safe (one reader per source).
 KtStatus fid_source_read(FidSource *s, int64_t first, int max_n, uint8_t **buf, size_t *cap, bool grow, int *got,
                          int *H, int *W);

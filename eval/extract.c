@@ -34,12 +34,15 @@ KtStatus ev_extractor_init(EvExtractor *e, KtBackend *be, const char *inception_
     return KT_OK;
 }
 
-KtStatus ev_extractor_input(EvExtractor *e, size_t nbytes, uint8_t **buf) {
-    if (e->input.nbytes < nbytes) {
-        kt_buffer_free(&e->input);
-        KT_TRY(kt_host_buffer_alloc(e->net.be, &e->input, nbytes));
+KtStatus ev_extractor_input(EvExtractor *e, int slot, size_t nbytes, uint8_t **buf) {
+    if (slot < 0 || slot >= EV_INPUT_SLOTS)
+        return KT_FAIL(KT_ERR_ARG, "ev_extractor_input: slot %d outside [0, %d)", slot, EV_INPUT_SLOTS);
+    KtBuffer *in = &e->input[slot];
+    if (in->nbytes < nbytes) {
+        kt_buffer_free(in);
+        KT_TRY(kt_host_buffer_alloc(e->net.be, in, nbytes));
     }
-    *buf = e->input.data;
+    *buf = in->data;
     return KT_OK;
 }
 
@@ -48,7 +51,7 @@ void ev_extractor_free(EvExtractor *e) {
     if (e->pending) pthread_join(e->worker, NULL);
     inception_free(&e->net);
     kt_buffer_free(&e->staging);
-    kt_buffer_free(&e->input);
+    for (int i = 0; i < EV_INPUT_SLOTS; i++) kt_buffer_free(&e->input[i]);
     memset(e, 0, sizeof *e);
 }
 

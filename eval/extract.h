@@ -12,12 +12,14 @@
 #include "inception.h"
 #include "stats.h"
 
+#define EV_INPUT_SLOTS 2  // input buffers: a producer fills one while the other's batch is evaluated
+
 typedef struct {
     Inception net;
     KtFidResize mode;
     bool overlap;                     // accumulate on the worker thread (default: the backend is not the CPU)
     KtBuffer staging;                 // the six (max_batch, D) arrays below, page-locked on a GPU
-    KtBuffer input;                   // ev_extractor_input's image buffer (page-locked on a GPU)
+    KtBuffer input[EV_INPUT_SLOTS];   // ev_extractor_input's image buffers (page-locked on a GPU)
     float *pool3, *logits, *spatial;  // host staging of the forward, (max_batch, D) each
     // the worker's batch: its own staging (swapped with the forward's), target, size and status
     float *w_pool3, *w_logits, *w_spatial;
@@ -42,11 +44,12 @@ void ev_extractor_free(EvExtractor *e);
 // the previous batch's accumulation is reported here.
 KtStatus ev_extractor_add(EvExtractor *e, EvFeatureStats *stats, const uint8_t *images, int B, int H, int W,
                           int64_t first_index, float *features_out);
-// A host buffer of at least nbytes for the images of the next ev_extractor_add, owned by the extractor: on a GPU
-// page-locked, so the images' upload is one DMA at full speed when the producer writes them straight into it (a
-// sample .npz's stream, a generator's download) instead of into pageable memory. Valid until the next call with a
-// larger size or ev_extractor_free.
-KtStatus ev_extractor_input(EvExtractor *e, size_t nbytes, uint8_t **buf);
+// Host buffer `slot` (0 .. EV_INPUT_SLOTS - 1) of at least nbytes for the images of an ev_extractor_add, owned by
+// the extractor: on a GPU page-locked, so the images' upload is one DMA at full speed when the producer writes them
+// straight into it (a sample .npz's stream, a generator's download) instead of into pageable memory. With two slots
+// a producer fills one while ev_extractor_add reads the other. Valid until the next call for that slot with a larger
+// size or ev_extractor_free.
+KtStatus ev_extractor_input(EvExtractor *e, int slot, size_t nbytes, uint8_t **buf);
 // Waits until every added batch is in its statistics. Returns `st` when it is an error already (the worker's
 // failure, if any, is then dropped), else the worker's status.
 KtStatus ev_extractor_sync(EvExtractor *e, KtStatus st);

@@ -90,8 +90,9 @@ Test(cli_fid, png_directory_features_match_pytorch_fid) {
     snprintf(p, sizeof p, "%s/notes.txt", dir);  // other files are ignored
     fclose(fopen(p, "w"));
     const char *feats = tmp("feats.npy");
+    // --batch 1: the second PNG is decoded while the first is evaluated; the features still come in name order
     const char *args[] = {"fid", dir, "--inception", INCEPTION, "--resize", "pytorch-fid", "--features-out", feats,
-                          "--device", "cpu", "-q", NULL};
+                          "--device", "cpu", "--batch", "1", "-q", NULL};
     cr_assert_eq(run_cli(args, g_err, sizeof g_err), 0, "%s", g_err);
     size_t n;
     char *raw = read_file(feats, &n);
@@ -215,6 +216,28 @@ Test(cli_fid, render_resumes_to_identical_outputs) {
     const char *a4[] = {"render", VAR_ARGS, "--cfg", "3", "--out", dir1, "-q", NULL};
     cr_assert_eq(run_cli(a4, g_err, sizeof g_err), 1);
     cr_assert(strstr(g_err, "other settings"), "%s", g_err);
+}
+
+// Files are written on other threads while the next batch is generated: a file that cannot be written (a directory
+// in its place) still fails the run, naming it, and the run resumes once it is out of the way.
+Test(cli_fid, render_reports_a_file_it_cannot_write) {
+    char vae[4200], var[4200], blocked[4300];
+    snprintf(vae, sizeof vae, "%s", fixture_path("var_tiny/vae.pth"));
+    snprintf(var, sizeof var, "%s", fixture_path("var_tiny/var.pth"));
+    const char *dir = tmp("blocked");
+    cr_assert(ensure_dir(dir) == KT_OK);
+    snprintf(blocked, sizeof blocked, "%s/000001_c2.png", dir);  // image 1 of the first batch of 2
+    cr_assert(ensure_dir(blocked) == KT_OK);
+    const char *a[] = {"render", VAR_ARGS, "--batch", "2", "--out", dir, "-q", NULL};
+    cr_assert_eq(run_cli(a, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "000001_c2.png"), "%s", g_err);
+    rmdir(blocked);
+    cr_assert_eq(run_cli(a, g_err, sizeof g_err), 0, "%s", g_err);
+    for (int k = 0; k < 6; k++) {
+        char p[4300];
+        snprintf(p, sizeof p, "%s/%06d_c%d.png", dir, k, (int[]){2, 5, 7}[k / 2]);
+        cr_assert(file_exists(p), "%s", p);
+    }
 }
 
 Test(cli_fid, render_streaming_statistics_equal_those_of_its_files) {

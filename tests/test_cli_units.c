@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <png.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <jpeglib.h>  // after stdio.h, as it requires
 
 #include "cli/fid_source.h"
+#include "cli/parallel.h"
 #include "cli/image_io.h"
 #include "cli/options.h"
 #include "testutil.h"
@@ -755,4 +757,82 @@ Test(fid_source, fixed_and_growing_buffers) {
     free(grown);
     unlink(p0), unlink(p1), unlink(npz), rmdir(pngs), rmdir(dir);
     free(p0), free(p1), free(npz), free(pngs), free(dir);
+}
+
+// A PNG directory decoded by 1, 3 and 8 threads gives the same batches: each ends before the first PNG of another
+// size, and a broken PNG fails the call that reaches it (but not a batch that ends at a size change before it).
+Test(fid_source, threaded_png_batches_end_at_size_changes_and_failures) {
+    char *dir = make_tmpdir();
+    // 23 files: sizes 5x4 (0..9), 3x2 (10), 5x4 (11..16), broken (17), 5x4 (18..22)
+    enum { N = 23, BROKEN = 17 };
+    uint8_t img[5 * 4 * 3];
+    char *paths[N];
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%02d.png", i);
+        paths[i] = path_in(dir, name);
+        for (size_t k = 0; k < sizeof img; k++) img[k] = (uint8_t)(k * 5 + i * 17);
+        if (i == BROKEN) write_file(paths[i], "\x89PNG\r\n\x1a\n garbage", 17);
+        else cr_assert_eq(write_png_rgb8(paths[i], img, i == 10 ? 3 : 5, i == 10 ? 2 : 4, NULL, NULL, 0), KT_OK);
+    }
+    static const int threads[3] = {1, 3, 8};
+    for (int t = 0; t < 3; t++) {
+        FidSource s;
+        cr_assert_eq(fid_source_open(&s, dir), KT_OK, "%s", kt_last_error());
+        cr_assert(s.threads >= 1);
+        s.threads = threads[t];
+        uint8_t *buf = NULL;
+        size_t cap = 0;
+        int got, H, W;
+        // from 0, batches of up to 16: the 3x2 image ends the first one
+        cr_assert_eq(fid_source_read(&s, 0, 16, &buf, &cap, true, &got, &H, &W), KT_OK, "%s", kt_last_error());
+        cr_expect(got == 10 && W == 5 && H == 4, "threads %d: got %d (%dx%d)", threads[t], got, W, H);
+        for (int i = 0; i < got; i++)
+            for (size_t k = 0; k < sizeof img; k++)
+                cr_expect_eq(buf[i * sizeof img + k], (uint8_t)(k * 5 + i * 17), "threads %d image %d", threads[t], i);
+        cr_assert_eq(fid_source_read(&s, 10, 16, &buf, &cap, true, &got, &H, &W), KT_OK, "%s", kt_last_error());
+        cr_expect(got == 1 && W == 3 && H == 2, "threads %d: got %d", threads[t], got);
+        cr_assert_eq(fid_source_read(&s, 11, 6, &buf, &cap, true, &got, &H, &W), KT_OK, "%s", kt_last_error());
+        cr_expect(got == 6 && buf[0] == (uint8_t)(11 * 17), "threads %d: got %d", threads[t], got);
+        cr_expect_eq(fid_source_read(&s, 11, 12, &buf, &cap, true, &got, &H, &W), KT_ERR_FORMAT, "threads %d",
+                     threads[t]);
+        cr_expect(strstr(kt_last_error(), "17.png"), "names the broken file: %s", kt_last_error());
+        cr_assert_eq(fid_source_read(&s, 18, 16, &buf, &cap, true, &got, &H, &W), KT_OK, "%s", kt_last_error());
+        cr_expect(got == 5 && buf[4 * sizeof img] == (uint8_t)(22 * 17), "threads %d: got %d", threads[t], got);
+        fid_source_close(&s);
+        free(buf);
+    }
+    for (int i = 0; i < N; i++) unlink(paths[i]), free(paths[i]);
+    rmdir(dir);
+    free(dir);
+}
+
+// ===================================================================================== cli_parallel_for
+typedef struct {
+    atomic_int runs[1000];
+    int64_t fail_a, fail_b;  // items that fail (-1: none)
+} LoopProbe;
+
+static KtStatus probe_item(void *ctx, int64_t i) {
+    LoopProbe *p = ctx;
+    atomic_fetch_add(&p->runs[i], 1);
+    if (i == p->fail_a || i == p->fail_b) return KT_FAIL(KT_ERR_IO, "item %lld failed", (long long)i);
+    return KT_OK;
+}
+
+// Every item runs exactly once at any thread count; of two failures the lower item's is returned, with its message.
+Test(parallel, every_item_once_and_the_lowest_failure) {
+    static const int threads[4] = {1, 2, 7, 0};
+    for (int t = 0; t < 4; t++) {
+        static LoopProbe p;
+        for (int i = 0; i < 1000; i++) atomic_init(&p.runs[i], 0);
+        p.fail_a = p.fail_b = -1;
+        cr_assert_eq(cli_parallel_for(1000, threads[t], probe_item, &p), KT_OK);
+        for (int i = 0; i < 1000; i++) cr_assert_eq(atomic_load(&p.runs[i]), 1, "threads %d item %d", threads[t], i);
+        p.fail_a = 731, p.fail_b = 402;
+        cr_assert_eq(cli_parallel_for(1000, threads[t], probe_item, &p), KT_ERR_IO);
+        cr_expect(strstr(kt_last_error(), "item 402 failed"), "threads %d: %s", threads[t], kt_last_error());
+    }
+    cr_assert_eq(cli_parallel_for(0, 4, probe_item, NULL), KT_OK, "no items: fn is not called");
+    cr_assert(cli_cores() >= 1 && cli_cores() <= CLI_MAX_THREADS);
 }

@@ -470,8 +470,8 @@ Test(stats, cuda_page_locked_input_gives_the_same_features, .timeout = 900) {
     EvExtractor ex;
     OK(ev_extractor_init(&ex, &be, NULL, N, KT_FID_RESIZE_PYTORCH));
     cr_expect(ex.staging.host && ex.staging.owner == &be, "staging page-locked: %s", be.notes);
-    OK(ev_extractor_input(&ex, (size_t)N * IMG, &in));
-    cr_expect(ex.input.host && ex.input.owner == &be && ex.input.nbytes >= (size_t)N * IMG);
+    OK(ev_extractor_input(&ex, 0, (size_t)N * IMG, &in));
+    cr_expect(ex.input[0].host && ex.input[0].owner == &be && ex.input[0].nbytes >= (size_t)N * IMG);
     memcpy(in, img, (size_t)N * IMG);
     EvFeatureStats a, b;
     OK(ev_stats_init(&a, INC_POOL3, 0, N, 0));
