@@ -5,6 +5,7 @@
 // alone, on any machine, in any batch, and a re-run only makes what is missing.
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "eval/frechet.h"
 #include "eval/npz.h"
 #include "image_io.h"
+#include "parallel.h"
 
 // ------------------------------------------------------------------------------------------------- protocols
 typedef struct {
@@ -275,19 +277,32 @@ static KtStatus output_open(Output *o, const char *out, int shard_k, int shard_n
     return KT_OK;
 }
 
-// Images [i, i + b) of the output (relative indices) with their pixels.
+// One PNG of output_write's batch (run by several threads at once).
+typedef struct {
+    const Output *o;
+    int64_t i;  // the batch's first image (relative index)
+    const uint8_t *px;
+    int S;
+    const char *settings;
+} PngBatch;
+
+static KtStatus write_one_png(void *ctx, int64_t j) {
+    const PngBatch *w = ctx;
+    int64_t k = w->o->lo + w->i + j;
+    int cls = g.classes.v[k / g.per_class];
+    char p[4200], meta[16800];
+    png_path(p, sizeof p, w->o->path, k, cls);
+    snprintf(meta, sizeof meta, "{\"index\": %lld, \"class\": %d, \"settings\": %s}", (long long)k, cls,
+             w->settings);
+    const char *keys[] = {"Software", "argen"}, *values[] = {"argen", meta};
+    return write_png_rgb8(p, w->px + (size_t)j * w->o->img_bytes, w->S, w->S, keys, values, 2);
+}
+
+// Images [i, i + b) of the output (relative indices) with their pixels; PNGs are encoded by a thread per core.
 static KtStatus output_write(Output *o, int64_t i, int b, const uint8_t *px, int S, const char *settings) {
     if (!o->npz) {
-        for (int j = 0; j < b; j++) {
-            int64_t k = o->lo + i + j;
-            int cls = g.classes.v[k / g.per_class];
-            char p[4200], meta[16800];
-            png_path(p, sizeof p, o->path, k, cls);
-            snprintf(meta, sizeof meta, "{\"index\": %lld, \"class\": %d, \"settings\": %s}", (long long)k, cls, settings);
-            const char *keys[] = {"Software", "argen"}, *values[] = {"argen", meta};
-            KT_TRY(write_png_rgb8(p, px + (size_t)j * o->img_bytes, S, S, keys, values, 2));
-        }
-        return KT_OK;
+        PngBatch w = {.o = o, .i = i, .px = px, .S = S, .settings = settings};
+        return cli_parallel_for(b, 0, write_one_png, &w);
     }
     size_t bytes = (size_t)b * o->img_bytes;
     if (pwrite(o->fd_partial, px, bytes, (off_t)((size_t)i * o->img_bytes)) != (ssize_t)bytes ||
@@ -388,22 +403,68 @@ static void progress(int64_t done, int64_t total, int64_t made, double t0) {
     fflush(stderr);
 }
 
+// A batch's new images written by a thread of its own while the next batch is generated: the missing images of
+// [i, i + b) (relative indices; done[j] marks an earlier run's image), the first `quota` of them, from px.
+typedef struct {
+    Output *o;
+    int64_t i;
+    int b, quota;
+    const uint8_t *done, *px;
+    int S;
+    const char *settings;
+    pthread_t thread;
+    bool pending;
+    KtStatus st;
+    char msg[2048];
+} BatchWrite;
+
+static void *write_batch(void *arg) {
+    BatchWrite *w = arg;
+    size_t img = (size_t)w->S * w->S * 3;
+    int left = w->quota;
+    w->st = KT_OK;
+    for (int j = 0; j < w->b && left > 0 && w->st == KT_OK;) {
+        if (w->done && w->done[j]) {
+            j++;
+            continue;
+        }
+        int run = 1;  // consecutive missing images, written in one call
+        while (j + run < w->b && run < left && !(w->done && w->done[j + run])) run++;
+        w->st = output_write(w->o, w->i + j, run, w->px + (size_t)j * img, w->S, w->settings);
+        left -= run;
+        j += run;
+    }
+    if (w->st != KT_OK) snprintf(w->msg, sizeof w->msg, "%s", kt_last_error());
+    return NULL;
+}
+
+// Waits for the pending write, if any; its failure (else st).
+static KtStatus write_wait(BatchWrite *w, KtStatus st) {
+    if (!w->pending) return st;
+    pthread_join(w->thread, NULL);
+    w->pending = false;
+    return st != KT_OK || w->st == KT_OK ? st : KT_FAIL(w->st, "%s", w->msg);
+}
+
 // Renders images [lo, hi) in index order, in fixed windows of B images ([lo, lo + B), [lo + B, lo + 2B), ...): a
 // window with a missing image is generated whole and only its missing images are written, so every image is made
 // in the same batch, at the same row, on a resumed run as on an uninterrupted one (a GPU's GEMMs may round
 // differently at another batch size; with the same batch the bytes are the same). Finished images are read back
-// when statistics are wanted (their files count, whatever device wrote them).
+// when statistics are wanted (their files count, whatever device wrote them). Two pixel buffers: a batch's files
+// are written on another thread while the next batch is generated into the other one.
 static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
     int S = r->info.output_size, B = r->info.max_batch;
     size_t img = (size_t)S * S * 3;
-    // with statistics the images go straight into the extractor's input buffer (page-locked on a GPU: the
+    // with statistics the images go straight into the extractor's input buffers (page-locked on a GPU: the
     // generator's download and the Inception upload are then single DMAs)
-    uint8_t *px = NULL;
-    KtStatus st = r->has_stats ? ev_extractor_input(&r->ex, (size_t)B * img, &px) : KT_OK;
-    if (!r->has_stats) px = malloc((size_t)B * img);
+    uint8_t *pxs[2] = {NULL, NULL};
+    KtStatus st = KT_OK;
+    for (int k = 0; k < 2 && st == KT_OK; k++)
+        st = r->has_stats ? ev_extractor_input(&r->ex, k, (size_t)B * img, &pxs[k])
+                          : (pxs[k] = malloc((size_t)B * img)) ? KT_OK : KT_FAIL(KT_ERR_OOM, "out of memory");
     int *cls = malloc((size_t)B * sizeof *cls);
     int64_t *ids = malloc((size_t)B * sizeof *ids);
-    if (st == KT_OK && !(px && cls && ids)) st = KT_FAIL(KT_ERR_OOM, "out of memory");
+    if (st == KT_OK && !(cls && ids)) st = KT_FAIL(KT_ERR_OOM, "out of memory");
     int64_t n_done = 0, made = 0, generated = 0;  // made: new images (written, or counted without output)
     for (int64_t i = 0; r->has_out && i < hi - lo; i++) n_done += r->out.is_done[i];
     if (n_done && !g.quiet)
@@ -412,8 +473,10 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
     // testing hook: stop after writing this many new images, like a run interrupted mid-batch (resume tests)
     const char *stop_env = getenv("ARGEN_RENDER_MAX_IMAGES");
     int64_t stop_after = stop_env ? atoll(stop_env) : -1;
+    BatchWrite wr = {.o = &r->out, .S = S, .settings = r->settings};
     double t0 = cli_now(), last = 0;
-    for (int64_t i = lo; st == KT_OK && i < hi;) {
+    for (int64_t i = lo, cur = 0; st == KT_OK && i < hi; cur ^= 1) {
+        uint8_t *px = pxs[cur];  // the other buffer may still be written out
         int b = hi - i < B ? (int)(hi - i) : B, missing = 0;
         const uint8_t *done = r->has_out ? r->out.is_done + (i - lo) : NULL;
         for (int j = 0; j < b; j++) missing += !(done && done[j]);
@@ -428,25 +491,25 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
             r->t_generate += cli_now() - t;
         }
         double t = cli_now();
-        int written = 0;
-        for (int j = 0; j < b && st == KT_OK;) {
-            if (done && done[j]) {  // an earlier run's image: its file counts for the statistics
-                if (r->has_stats) st = output_read(&r->out, i + j - lo, px + (size_t)j * img, S);
-                j++;
-                continue;
+        for (int j = 0; j < b && st == KT_OK && r->has_stats; j++)  // an earlier run's images count for the statistics
+            if (done && done[j]) st = output_read(&r->out, i + j - lo, px + (size_t)j * img, S);
+        st = write_wait(&wr, st);  // the previous batch's files
+        int quota = stop_after >= 0 && missing > stop_after - made ? (int)(stop_after - made) : missing;
+        if (st == KT_OK && r->has_out && quota > 0) {
+            wr.i = i - lo, wr.b = b, wr.quota = quota, wr.done = done, wr.px = px;
+            wr.pending = pthread_create(&wr.thread, NULL, write_batch, &wr) == 0;
+            if (!wr.pending) {  // no thread to be had: in turn
+                write_batch(&wr);
+                st = wr.st == KT_OK ? KT_OK : KT_FAIL(wr.st, "%s", wr.msg);
             }
-            int run = 1;  // consecutive missing images, written in one call
-            while (j + run < b && !(done && done[j + run])) run++;
-            if (stop_after >= 0 && run > stop_after - (made + written)) run = (int)(stop_after - (made + written));
-            if (run <= 0) break;
-            if (r->has_out) st = output_write(&r->out, i + j - lo, run, px + (size_t)j * img, S, r->settings);
-            written += run;
-            j += run;
         }
         r->t_io += cli_now() - t;
-        made += written;
-        if (st == KT_OK && written < missing) {
-            st = KT_FAIL(KT_ERR_IO, "render: stopped after %lld new images (ARGEN_RENDER_MAX_IMAGES)", (long long)made);
+        made += quota;
+        if (st == KT_OK && quota < missing) {
+            st = write_wait(&wr, st);
+            if (st == KT_OK)
+                st = KT_FAIL(KT_ERR_IO, "render: stopped after %lld new images (ARGEN_RENDER_MAX_IMAGES)",
+                             (long long)made);
             break;
         }
         t = cli_now();
@@ -457,12 +520,15 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
         if (cli_now() - last > 0.5 || i == hi) progress(i - lo, hi - lo, generated, t0), last = cli_now();
     }
     (void)total;
+    double t = cli_now();
+    st = write_wait(&wr, st);  // the last batch's files
+    r->t_io += cli_now() - t;
     if (r->has_stats) {  // the last batch's statistics
-        double t = cli_now();
+        t = cli_now();
         st = ev_extractor_sync(&r->ex, st);
         r->t_features += cli_now() - t;
     }
-    if (!r->has_stats) free(px);
+    for (int k = 0; k < 2 && !r->has_stats; k++) free(pxs[k]);
     free(cls);
     free(ids);
     return st;

@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "image_io.h"
+#include "parallel.h"
 
 typedef struct {
     const char *vae, *ckpt, *out, *tokens_out, *grid, *device, *dtype, *format;
@@ -232,6 +233,23 @@ static KtStatus save_image(const uint8_t *px, int S, int64_t index, int cls, con
     return write_png_rgb8(path, px, S, S, keys, values, 2);
 }
 
+// Images todo[0 ..] of a window starting at image w0 (pixels and classes by row in the window), one per call.
+typedef struct {
+    const uint8_t *px;
+    int S;
+    const int64_t *todo;
+    int64_t w0;
+    const int *cls;
+    const char *settings;
+} SaveBatch;
+
+static KtStatus save_one(void *ctx, int64_t u) {
+    const SaveBatch *sb = ctx;
+    int j = (int)(sb->todo[u] - sb->w0);
+    return save_image(sb->px + (size_t)j * (size_t)sb->S * (size_t)sb->S * 3, sb->S, sb->todo[u], sb->cls[j],
+                      sb->settings);
+}
+
 static KtStatus write_tokens(const int32_t *tokens, int64_t n, int L) {
     size_t cap = (size_t)n * (size_t)L * 7 + 64, m = 0;
     char *buf = malloc(cap);
@@ -317,10 +335,13 @@ static int run(ArgenModel *model, const ArgenSampleParams *sp_in, const char *se
             rc = cli_fail();
             break;
         }
-        for (; u < n_todo && todo[u] < w0 + b && rc == 0; u++) {
+        int64_t u_end = u;  // todo[u .. u_end): this window's images, encoded and written by a thread per core
+        while (u_end < n_todo && todo[u_end] < w0 + b) u_end++;
+        SaveBatch sb = {.px = px, .S = S, .todo = todo + u, .w0 = w0, .cls = cls, .settings = settings};
+        if (cli_parallel_for(u_end - u, 0, save_one, &sb) != KT_OK) rc = cli_fail();
+        for (; u < u_end && rc == 0; u++) {
             int j = (int)(todo[u] - w0);
             const uint8_t *im = px + (size_t)j * (size_t)S * (size_t)S * 3;
-            if (save_image(im, S, todo[u], cls[j], settings) != KT_OK) rc = cli_fail();
             if (tokens) memcpy(tokens + u * L, wtok + (size_t)j * L, (size_t)L * sizeof *tokens);
             int64_t cell = g.index >= 0 ? 0 : todo[u];  // image k: row k / n, column k % n
             for (int y = 0; grid && y < S; y++)
