@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "inception.h"
+#include "kernels/profile.h"
 
 // A (B, H, W, C) view at the start of a workspace tensor (which holds at least B*H*W*C elements per its shape).
 static KtTensor map_view(const KtTensor *mem, int64_t B, int64_t H, int64_t W, int64_t C) {
@@ -205,11 +206,48 @@ static KtStatus forward_maps(Inception *net, int64_t B) {
     return net->spatial.data == net->spatial_f32.data ? KT_OK : kt_convert(be, &sp32, &sp);
 }
 
-// Grows the device buffer for uint8 input images when a batch needs more than it holds.
+// Grows the device buffer for uint8 input images when a batch needs more than it holds (a graph addressing the
+// old one is dropped).
 static KtStatus ensure_input(Inception *net, size_t nbytes) {
     if (net->input.data && net->input.nbytes >= nbytes) return KT_OK;
+    kt_graph_free(&net->graph);
+    net->graph_shape = net->last_shape = (IncShape){0};
     kt_buffer_free(&net->input);
     return kt_buffer_alloc(net->be, &net->input, nbytes);
+}
+
+// A forward's device work between the upload and the downloads: the uint8 images u8 -> net->pool3, logits, spatial.
+typedef struct {
+    Inception *net;
+    KtTensor u8;
+    KtFidResize mode;
+} DeviceWork;
+
+static KtStatus device_work(void *ctx) {
+    DeviceWork *w = ctx;
+    int64_t B = w->u8.shape[0];
+    KtTensor x = kt_slice0(&w->net->x, 0, B);
+    KT_TRY(kt_fid_preprocess(w->net->be, &x, &w->u8, w->mode));
+    return forward_maps(w->net, B);
+}
+
+static bool same_shape(IncShape a, IncShape b) { return a.B == b.B && a.H == b.H && a.W == b.W && a.mode == b.mode; }
+
+// Replays the graph of this shape, or runs eagerly (which sizes every scratch buffer) and captures the graph when
+// the previous forward had this shape too. ~300 launches per forward, each with host work (cuDNN's most): replayed
+// as one graph they no longer bound the small batches.
+static KtStatus run_device_work(Inception *net, DeviceWork *w) {
+    KtBackend *be = net->be;
+    IncShape shape = {(int)w->u8.shape[0], (int)w->u8.shape[1], (int)w->u8.shape[2], w->mode};
+    if (net->graph.handle && same_shape(net->graph_shape, shape) && kt_graphs_on(be))
+        return kt_graph_launch(be, &net->graph);
+    KT_TRY(device_work(w));
+    bool again = same_shape(net->last_shape, shape);
+    net->last_shape = shape;
+    if (!again || net->graphs_off || !kt_graphs_on(be)) return KT_OK;
+    KT_TRY(kt_graph_record(be, &net->graph, device_work, w, &net->graphs_off));
+    net->graph_shape = net->graph.handle ? shape : (IncShape){0};
+    return KT_OK;
 }
 
 KtStatus inception_forward(Inception *net, const uint8_t *images, int B, int H, int W, KtFidResize mode,
@@ -237,9 +275,8 @@ KtStatus inception_forward(Inception *net, const uint8_t *images, int B, int H, 
     KT_TRY(ensure_input(net, kt_nbytes(&u8)));
     u8.data = net->input.data;
     KT_TRY(kt_upload(be, &u8, images));
-    KtTensor x = kt_slice0(&net->x, 0, B);
-    KT_TRY(kt_fid_preprocess(be, &x, &u8, mode));
-    KT_TRY(forward_maps(net, B));
+    DeviceWork w = {.net = net, .u8 = u8, .mode = mode};
+    KT_TRY(run_device_work(net, &w));
     if (out->pool3) {
         KtTensor t = kt_slice0(&net->pool3, 0, B);
         KT_TRY(kt_download(be, out->pool3, &t));

@@ -25,6 +25,11 @@ typedef struct {
 } IncConvDesc;
 
 typedef struct {
+    int B, H, W;                        // images per forward and their size (0: none)
+    KtFidResize mode;
+} IncShape;
+
+typedef struct {
     KtTensor w;                         // (co, kh, kw, ci), matmul dtype
     KtTensor bn_w, bn_b, bn_mean, bn_var;  // (co) as stored
     KtTensor scale, shift;              // (co) float32: the folded BatchNorm (derived at load)
@@ -50,6 +55,11 @@ typedef struct {
     KtTensor pool3;                     // (B, 2048) float32
     KtTensor logits;                    // (B, 1008) float32, fc without bias (IS)
     KtBuffer input;                     // (B, H, W, 3) uint8 images on the device (grown when a larger size comes)
+    // the device work of a forward (preprocessing + network) as a CUDA graph, captured when a shape comes twice in
+    // a row (not for one-off shapes such as a set's last partial batch) and replayed while it keeps coming
+    KtGraph graph;
+    IncShape graph_shape, last_shape;   // the graph's shape; the previous forward's
+    bool graphs_off;                    // no graphs on this backend, or a capture failed (then in be->notes)
 } Inception;
 
 // Loads the network from a pt_inception-2015-12-05-*.pth state dict (ck != NULL) or random weights (benchmarks).

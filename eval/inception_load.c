@@ -232,6 +232,7 @@ KtStatus inception_init(Inception *net, KtBackend *be, const KtCheckpoint *ck, u
 
 void inception_free(Inception *net) {
     if (!net) return;
+    kt_graph_free(&net->graph);  // it addresses the buffers below
     kt_wtab_free(&net->table);
     kt_buffer_free(&net->weights);
     kt_buffer_free(&net->derived);

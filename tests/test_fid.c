@@ -487,3 +487,27 @@ Test(stats, cuda_page_locked_input_gives_the_same_features, .timeout = 900) {
     kt_backend_free(&be);
     free(img), free(f1), free(f2);
 }
+
+// On a GPU the network's device work is captured as a graph when a shape comes twice in a row and replayed after:
+// the replay reads the newly uploaded images and gives the eager run's features bit for bit.
+Test(inception, cuda_graph_replay_equals_eager, .timeout = 900) {
+    enum { IMG = 32 * 32 * 3 };
+    KtBackend be;
+    test_backend_init(&be, KT_CUDA);  // skips without a GPU
+    OK(kt_backend_set_matmul_dtype(&be, KT_BF16));
+    Inception net;
+    OK(inception_init(&net, &be, NULL, 7, 1));
+    uint8_t a[IMG], b[IMG];
+    for (int i = 0; i < IMG; i++) a[i] = (uint8_t)((i * 2654435761u) >> 24), b[i] = (uint8_t)(255 - i % 251);
+    static float fa[INC_POOL3], fb[INC_POOL3], fr[INC_POOL3], sa[INC_SPATIAL], sr[INC_SPATIAL];
+    OK(inception_forward(&net, a, 1, 32, 32, KT_FID_RESIZE_ADM, &(IncOutputs){.pool3 = fa, .spatial = sa}));  // eager
+    cr_assert_null(net.graph.handle, "one forward of a shape is not captured");
+    OK(inception_forward(&net, b, 1, 32, 32, KT_FID_RESIZE_ADM, &(IncOutputs){.pool3 = fb}));  // eager, captured
+    cr_assert_not_null(net.graph.handle, "a shape seen twice in a row is captured (notes: %s)", be.notes);
+    OK(inception_forward(&net, a, 1, 32, 32, KT_FID_RESIZE_ADM, &(IncOutputs){.pool3 = fr, .spatial = sr}));  // replay
+    cr_expect(!memcmp(fa, fr, sizeof fa) && !memcmp(sa, sr, sizeof sa), "the replay differs from the eager run");
+    cr_expect(memcmp(fa, fb, sizeof fa), "other images, other features");
+    cr_expect(!strstr(be.notes, "graphs off"), "%s", be.notes);
+    inception_free(&net);
+    kt_backend_free(&be);
+}
