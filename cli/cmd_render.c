@@ -403,6 +403,22 @@ static void progress(int64_t done, int64_t total, int64_t made, double t0) {
     fflush(stderr);
 }
 
+// The images of a batch that an earlier run made, read back for the statistics: [i, i + b) (relative indices),
+// those with done[j], into px (a thread per core: PNGs decode at ~1 ms each).
+typedef struct {
+    Output *o;
+    int64_t i;
+    const uint8_t *done;
+    uint8_t *px;
+    int S;
+} ReadBack;
+
+static KtStatus read_back_one(void *ctx, int64_t j) {
+    const ReadBack *rb = ctx;
+    if (!rb->done[j]) return KT_OK;
+    return output_read(rb->o, rb->i + j, rb->px + (size_t)j * rb->S * rb->S * 3, rb->S);
+}
+
 // A batch's new images written by a thread of its own while the next batch is generated: the missing images of
 // [i, i + b) (relative indices; done[j] marks an earlier run's image), the first `quota` of them, from px.
 typedef struct {
@@ -491,8 +507,10 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
             r->t_generate += cli_now() - t;
         }
         double t = cli_now();
-        for (int j = 0; j < b && st == KT_OK && r->has_stats; j++)  // an earlier run's images count for the statistics
-            if (done && done[j]) st = output_read(&r->out, i + j - lo, px + (size_t)j * img, S);
+        if (st == KT_OK && r->has_stats && done && missing < b) {  // an earlier run's images count for the statistics
+            ReadBack rb = {.o = &r->out, .i = i - lo, .done = done, .px = px, .S = S};
+            st = cli_parallel_for(b, 0, read_back_one, &rb);
+        }
         st = write_wait(&wr, st);  // the previous batch's files
         int quota = stop_after >= 0 && missing > stop_after - made ? (int)(stop_after - made) : missing;
         if (st == KT_OK && r->has_out && quota > 0) {
