@@ -1,13 +1,14 @@
 // argen bench: times sampling (VQVAE decode included) or the VQVAE decode alone, for an official architecture
 // (VAR-dN, LlamaGen GPT-B/L/XL/XXL/3B with any --decode strategy) with random weights or for given checkpoints;
 // the FID Inception network (--arch inception); single ops at VAR-d16's shapes (--arch ops, bench_ops.c); or SJD's
-// host-side work per forward (--arch sjd-host).
+// host-side work per forward (--arch sjd-host); or the PNG files around the GPU (--arch png, bench_files.c).
 // Warm-up runs are excluded; the median of --reps runs is reported (ops: the best).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_files.h"
 #include "bench_ops.h"
 #include "commands.h"
 #include "eval/extract.h"
@@ -28,7 +29,7 @@ static struct {
 } g;
 
 static const CliOption k_opts[] = {
-    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), llamagen with --vq/--ckpt, inception (FID features), ops (single ops at VAR-d16 and GPT-B shapes), or sjd-host (SJD's host work per forward, no model)", &g.arch, .required = false},
+    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), llamagen with --vq/--ckpt, inception (FID features), ops (single ops at VAR-d16 and GPT-B shapes), sjd-host (SJD's host work per forward, no model), or png (PNG encoding and decoding on 1 and all cores; --batch N images, default 128)", &g.arch, .required = false},
     {"ops", 0, CLI_STRING, "all", "LIST", "--arch ops: families to time, comma-separated: linear, attention, sample, decoder, norm, var_attention, llamagen (or all)", &g.ops, .required = false},
     {"inception", 0, CLI_STRING, NULL, "FILE", "--arch inception: the weights (default: random, --random-init)", &g.inception, .required = false},
     {"resize", 0, CLI_STRING, "adm", NULL, "--arch inception: preprocessing of the 256x256 inputs", &g.resize, .choices = "adm|pytorch-fid"},
@@ -66,7 +67,8 @@ static const CliCommand k_cmd = {
     "  argen bench --arch llamagen-b --random-init --decode sjd --batch 1 --device cuda --dtype bf16\n"
     "  argen bench --arch inception --random-init --batch 200 --device cuda   (FID features of 256x256 images)\n"
     "  argen bench --arch ops --device cuda --dtype bf16 --reps 5   (op table; --ops linear,attention to narrow it)\n"
-    "  argen bench --arch sjd-host --sjd-window 16   (SJD's acceptance tests and draws per forward, on the host)",
+    "  argen bench --arch sjd-host --sjd-window 16   (SJD's acceptance tests and draws per forward, on the host)\n"
+    "  argen bench --arch png   (PNG files as argen render writes them and argen fid reads them, 1 vs all cores)",
 };
 
 static int cmp_double(const void *a, const void *b) {
@@ -285,6 +287,14 @@ int cmd_bench(int argc, char **argv) {
     CliParsed parsed;
     int rc;
     if (!cli_parse_or_exit(&k_cmd, argc, argv, &parsed, &rc)) return rc;
+    if (g.arch && !strcmp(g.arch, "png")) {
+        int n = 128;  // images; --batch N for another count
+        for (int i = 0; cli_opt_given(&k_cmd, &parsed, "batch") && i < g.batch.n; i++)
+            n = i == 0 || g.batch.v[i] > n ? g.batch.v[i] : n;
+        rc = bench_png(n, g.reps) == KT_OK ? 0 : cli_fail();
+        cli_parsed_free(&parsed);
+        return rc;
+    }
     if (g.arch && (!strcmp(g.arch, "inception") || !strcmp(g.arch, "ops") || !strcmp(g.arch, "sjd-host"))) {
         rc = !strcmp(g.arch, "ops") ? bench_op_table() : !strcmp(g.arch, "sjd-host") ? bench_sjd_host() : bench_inception();
         cli_parsed_free(&parsed);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli/image_io.h"
 #include "testutil.h"
@@ -290,6 +291,27 @@ Test(cli, bench_sjd_host) {
     cr_assert(row && sscanf(row, "\n| 8 | %ld | %lf | %lf |", &steps, &tps, &us) == 3, "%s", text);
     cr_expect(steps >= 32 && steps <= 255 && tps >= 1.0 && us > 0, "%s", text);
     free(text);
+}
+
+// argen bench --arch png: a row per thread count with positive rates, and the temporary directory removed.
+Test(cli, bench_png) {
+    char out[1100], tmpdir[1100];
+    snprintf(out, sizeof out, "%s/bench_png.md", test_tmpdir());
+    snprintf(tmpdir, sizeof tmpdir, "%s/png_tmp", test_tmpdir());
+    cr_assert_eq(mkdir(tmpdir, 0777), 0);
+    setenv("TMPDIR", tmpdir, 1);
+    const char *args[] = {"bench", "--arch", "png", "--batch", "6", "--reps", "1", NULL};
+    int rc = run_cli_stdout(args, out, g_err, sizeof g_err);
+    unsetenv("TMPDIR");
+    cr_assert_eq(rc, 0, "%s", g_err);
+    char *text = read_file(out, NULL);
+    cr_assert(text && strstr(text, "PNG files of 6 synthetic 256x256 images"), "%s", text);
+    const char *row = strstr(text, "\n|       1 |");
+    double ms = 0, enc = 0, dec = 0;
+    cr_assert(row && sscanf(row, "\n|       1 | %lf | %lf | %lf |", &ms, &enc, &dec) == 3, "%s", text);
+    cr_expect(ms > 0 && enc > 0 && dec > 0, "%s", text);
+    free(text);
+    cr_expect_eq(rmdir(tmpdir), 0, "the benchmark's directory inside %s was not removed", tmpdir);
 }
 
 // argen bench: the batch table, then with --profile one eager run per batch size timed op by op.
