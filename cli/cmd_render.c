@@ -3,9 +3,6 @@
 // (--fid-ref) so that FID needs no second pass. --protocol fills in the official FID-50k recipe of a model.
 // Image k of the set has class classes[k / per_class] and the random stream (seed, k): any image can be made
 // alone, on any machine, in any batch, and a re-run only makes what is missing.
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +13,7 @@
 #include "eval/extract.h"
 #include "eval/frechet.h"
 #include "eval/npz.h"
-#include "image_io.h"
-#include "parallel.h"
+#include "render_output.h"
 
 // ------------------------------------------------------------------------------------------------- protocols
 typedef struct {
@@ -174,204 +170,6 @@ static char *settings_json(const Protocol *pr, int64_t total) {
     return b;
 }
 
-static KtStatus write_text_atomic(const char *path, const char *text) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return KT_FAIL(KT_ERR_IO, "%s: cannot create file: %s", path, strerror(errno));
-    bool ok = fputs(text, f) >= 0;
-    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return KT_FAIL(KT_ERR_IO, "%s: cannot write file: %s", path, strerror(e));
-    }
-    return KT_OK;
-}
-
-// The manifest beside the output must agree with this run's settings (resuming with other settings would mix sets).
-static KtStatus check_manifest(const char *path, const char *settings) {
-    FILE *f = fopen(path, "r");
-    if (f) {
-        static char old[16384];
-        size_t n = fread(old, 1, sizeof old - 1, f);
-        fclose(f);
-        while (n && old[n - 1] == '\n') n--;
-        old[n] = 0;
-        if (strcmp(old, settings))
-            return KT_FAIL(KT_ERR_ARG, "%s: the output was started with other settings:\n  was: %s\n  now: %s\n"
-                           "use another --out, or delete the old output", path, old, settings);
-        return KT_OK;
-    }
-    char *text = malloc(strlen(settings) + 2);
-    if (!text) return KT_FAIL(KT_ERR_OOM, "out of memory");
-    sprintf(text, "%s\n", settings);
-    KtStatus st = write_text_atomic(path, text);
-    free(text);
-    return st;
-}
-
-// ------------------------------------------------------------------------------------------------ outputs
-// A PNG directory, or an npz built from FILE.npz.partial (raw images at fixed offsets) + FILE.npz.done (one byte
-// per image, written after the image's bytes are on disk).
-typedef struct {
-    bool npz;
-    char path[4096];          // directory, or the final .npz
-    char partial[4200], done[4200];
-    int fd_partial, fd_done;
-    int64_t lo, n;            // images [lo, lo + n) of the set
-    size_t img_bytes;
-    uint8_t *is_done;         // (n)
-} Output;
-
-static void png_path(char *buf, size_t cap, const char *dir, int64_t k, int cls) {
-    snprintf(buf, cap, "%s/%06lld_c%d.png", dir, (long long)k, cls);
-}
-
-static bool ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
-}
-
-static KtStatus output_open(Output *o, const char *out, int shard_k, int shard_n, int64_t lo, int64_t n, int S,
-                            const char *settings) {
-    memset(o, 0, sizeof *o);
-    o->fd_partial = o->fd_done = -1;
-    o->lo = lo, o->n = n;
-    o->img_bytes = (size_t)S * S * 3;
-    o->npz = ends_with(out, ".npz");
-    char manifest[4300];
-    if (!o->npz) {
-        snprintf(o->path, sizeof o->path, "%s", out);
-        KT_TRY(ensure_dir(o->path));
-        snprintf(manifest, sizeof manifest, "%s/argen_run.json", o->path);
-        KT_TRY(check_manifest(manifest, settings));
-        if (!(o->is_done = calloc((size_t)n, 1))) return KT_FAIL(KT_ERR_OOM, "out of memory");
-        for (int64_t i = 0; i < n; i++) {
-            char p[4200];
-            png_path(p, sizeof p, o->path, lo + i, g.classes.v[(lo + i) / g.per_class]);
-            o->is_done[i] = file_exists(p);
-        }
-        return KT_OK;
-    }
-    if (shard_n > 1)
-        snprintf(o->path, sizeof o->path, "%.*s.shard%dof%d.npz", (int)(strlen(out) - 4), out, shard_k, shard_n);
-    else
-        snprintf(o->path, sizeof o->path, "%s", out);
-    if (file_exists(o->path))
-        return KT_FAIL(KT_ERR_ARG, "%s: exists already (a finished render); use another --out or delete it", o->path);
-    snprintf(manifest, sizeof manifest, "%s.json", o->path);
-    KT_TRY(check_manifest(manifest, settings));
-    snprintf(o->partial, sizeof o->partial, "%s.partial", o->path);
-    snprintf(o->done, sizeof o->done, "%s.done", o->path);
-    o->fd_partial = open(o->partial, O_RDWR | O_CREAT, 0666);
-    o->fd_done = open(o->done, O_RDWR | O_CREAT, 0666);
-    if (o->fd_partial < 0 || o->fd_done < 0)
-        return KT_FAIL(KT_ERR_IO, "%s: cannot create the resumable work files (%s, %s): %s", o->path, o->partial,
-                       o->done, strerror(errno));
-    if (!(o->is_done = calloc((size_t)n, 1))) return KT_FAIL(KT_ERR_OOM, "out of memory");
-    ssize_t r = pread(o->fd_done, o->is_done, (size_t)n, 0);
-    if (r < 0) return KT_FAIL(KT_ERR_IO, "%s: %s", o->done, strerror(errno));
-    for (int64_t i = 0; i < n; i++) o->is_done[i] = o->is_done[i] == 1;
-    return KT_OK;
-}
-
-// One PNG of output_write's batch (run by several threads at once).
-typedef struct {
-    const Output *o;
-    int64_t i;  // the batch's first image (relative index)
-    const uint8_t *px;
-    int S;
-    const char *settings;
-} PngBatch;
-
-static KtStatus write_one_png(void *ctx, int64_t j) {
-    const PngBatch *w = ctx;
-    int64_t k = w->o->lo + w->i + j;
-    int cls = g.classes.v[k / g.per_class];
-    char p[4200], meta[16800];
-    png_path(p, sizeof p, w->o->path, k, cls);
-    snprintf(meta, sizeof meta, "{\"index\": %lld, \"class\": %d, \"settings\": %s}", (long long)k, cls,
-             w->settings);
-    const char *keys[] = {"Software", "argen"}, *values[] = {"argen", meta};
-    return write_png_rgb8(p, w->px + (size_t)j * w->o->img_bytes, w->S, w->S, keys, values, 2);
-}
-
-// Images [i, i + b) of the output (relative indices) with their pixels; PNGs are encoded by a thread per core.
-static KtStatus output_write(Output *o, int64_t i, int b, const uint8_t *px, int S, const char *settings) {
-    if (!o->npz) {
-        PngBatch w = {.o = o, .i = i, .px = px, .S = S, .settings = settings};
-        return cli_parallel_for(b, 0, write_one_png, &w);
-    }
-    size_t bytes = (size_t)b * o->img_bytes;
-    if (pwrite(o->fd_partial, px, bytes, (off_t)((size_t)i * o->img_bytes)) != (ssize_t)bytes ||
-        fdatasync(o->fd_partial) != 0)
-        return KT_FAIL(KT_ERR_IO, "%s: write error: %s", o->partial, strerror(errno));
-    uint8_t ones[4096];
-    memset(ones, 1, sizeof ones);
-    if (b > (int)sizeof ones || pwrite(o->fd_done, ones, (size_t)b, (off_t)i) != b)
-        return KT_FAIL(KT_ERR_IO, "%s: write error: %s", o->done, strerror(errno));
-    return KT_OK;
-}
-
-// Reads finished images back (resume with statistics).
-static KtStatus output_read(Output *o, int64_t i, uint8_t *px, int S) {
-    if (o->npz) {
-        if (pread(o->fd_partial, px, o->img_bytes, (off_t)((size_t)i * o->img_bytes)) != (ssize_t)o->img_bytes)
-            return KT_FAIL(KT_ERR_IO, "%s: cannot read image %lld back", o->partial, (long long)(o->lo + i));
-        return KT_OK;
-    }
-    char p[4200];
-    int64_t k = o->lo + i;
-    png_path(p, sizeof p, o->path, k, g.classes.v[k / g.per_class]);
-    uint8_t *rgb;
-    int w, h;
-    KT_TRY(read_png_eval(p, &rgb, &w, &h));
-    if (w != S || h != S) {
-        free(rgb);
-        return KT_FAIL(KT_ERR_FORMAT, "%s: is %dx%d, expected %dx%d", p, w, h, S, S);
-    }
-    memcpy(px, rgb, o->img_bytes);
-    free(rgb);
-    return KT_OK;
-}
-
-// All images present: stream the partial file into the final npz, then remove the work files.
-static KtStatus output_finish(Output *o, int S) {
-    if (!o->npz) return KT_OK;
-    EvNpzWriter *w;
-    KT_TRY(ev_npz_writer_open(&w, o->path));
-    KtStatus st = ev_npz_writer_begin(w, "arr_0", KT_U8, 4, (int64_t[]){o->n, S, S, 3});
-    size_t chunk = 64 * o->img_bytes, total = (size_t)o->n * o->img_bytes;
-    uint8_t *buf = st == KT_OK ? malloc(chunk) : NULL;
-    if (st == KT_OK && !buf) st = KT_FAIL(KT_ERR_OOM, "out of memory");
-    for (size_t off = 0; st == KT_OK && off < total; off += chunk) {
-        size_t n = total - off < chunk ? total - off : chunk;
-        if (pread(o->fd_partial, buf, n, (off_t)off) != (ssize_t)n)
-            st = KT_FAIL(KT_ERR_IO, "%s: read error: %s", o->partial, strerror(errno));
-        else
-            st = ev_npz_writer_write(w, buf, n);
-    }
-    free(buf);
-    if (st == KT_OK) st = ev_npz_writer_end(w);
-    if (st != KT_OK) {
-        ev_npz_writer_abort(w);
-        return st;
-    }
-    KT_TRY(ev_npz_writer_close(w));
-    unlink(o->partial);
-    unlink(o->done);
-    return KT_OK;
-}
-
-static void output_close(Output *o) {
-    if (o->fd_partial >= 0) close(o->fd_partial);
-    if (o->fd_done >= 0) close(o->fd_done);
-    free(o->is_done);
-    memset(o, 0, sizeof *o);
-}
-
 // ---------------------------------------------------------------------------------------------------- run
 typedef struct {
     ArgenModel *model;
@@ -403,65 +201,6 @@ static void progress(int64_t done, int64_t total, int64_t made, double t0) {
     fflush(stderr);
 }
 
-// The images of a batch that an earlier run made, read back for the statistics: [i, i + b) (relative indices),
-// those with done[j], into px (a thread per core: PNGs decode at ~1 ms each).
-typedef struct {
-    Output *o;
-    int64_t i;
-    const uint8_t *done;
-    uint8_t *px;
-    int S;
-} ReadBack;
-
-static KtStatus read_back_one(void *ctx, int64_t j) {
-    const ReadBack *rb = ctx;
-    if (!rb->done[j]) return KT_OK;
-    return output_read(rb->o, rb->i + j, rb->px + (size_t)j * rb->S * rb->S * 3, rb->S);
-}
-
-// A batch's new images written by a thread of its own while the next batch is generated: the missing images of
-// [i, i + b) (relative indices; done[j] marks an earlier run's image), the first `quota` of them, from px.
-typedef struct {
-    Output *o;
-    int64_t i;
-    int b, quota;
-    const uint8_t *done, *px;
-    int S;
-    const char *settings;
-    pthread_t thread;
-    bool pending;
-    KtStatus st;
-    char msg[2048];
-} BatchWrite;
-
-static void *write_batch(void *arg) {
-    BatchWrite *w = arg;
-    size_t img = (size_t)w->S * w->S * 3;
-    int left = w->quota;
-    w->st = KT_OK;
-    for (int j = 0; j < w->b && left > 0 && w->st == KT_OK;) {
-        if (w->done && w->done[j]) {
-            j++;
-            continue;
-        }
-        int run = 1;  // consecutive missing images, written in one call
-        while (j + run < w->b && run < left && !(w->done && w->done[j + run])) run++;
-        w->st = output_write(w->o, w->i + j, run, w->px + (size_t)j * img, w->S, w->settings);
-        left -= run;
-        j += run;
-    }
-    if (w->st != KT_OK) snprintf(w->msg, sizeof w->msg, "%s", kt_last_error());
-    return NULL;
-}
-
-// Waits for the pending write, if any; its failure (else st).
-static KtStatus write_wait(BatchWrite *w, KtStatus st) {
-    if (!w->pending) return st;
-    pthread_join(w->thread, NULL);
-    w->pending = false;
-    return st != KT_OK || w->st == KT_OK ? st : KT_FAIL(w->st, "%s", w->msg);
-}
-
 // Renders images [lo, hi) in index order, in fixed windows of B images ([lo, lo + B), [lo + B, lo + 2B), ...): a
 // window with a missing image is generated whole and only its missing images are written, so every image is made
 // in the same batch, at the same row, on a resumed run as on an uninterrupted one (a GPU's GEMMs may round
@@ -489,7 +228,7 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
     // testing hook: stop after writing this many new images, like a run interrupted mid-batch (resume tests)
     const char *stop_env = getenv("ARGEN_RENDER_MAX_IMAGES");
     int64_t stop_after = stop_env ? atoll(stop_env) : -1;
-    BatchWrite wr = {.o = &r->out, .S = S, .settings = r->settings};
+    OutputWrite wr = {.o = &r->out, .S = S, .settings = r->settings};
     double t0 = cli_now(), last = 0;
     for (int64_t i = lo, cur = 0; st == KT_OK && i < hi; cur ^= 1) {
         uint8_t *px = pxs[cur];  // the other buffer may still be written out
@@ -507,24 +246,15 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
             r->t_generate += cli_now() - t;
         }
         double t = cli_now();
-        if (st == KT_OK && r->has_stats && done && missing < b) {  // an earlier run's images count for the statistics
-            ReadBack rb = {.o = &r->out, .i = i - lo, .done = done, .px = px, .S = S};
-            st = cli_parallel_for(b, 0, read_back_one, &rb);
-        }
-        st = write_wait(&wr, st);  // the previous batch's files
+        if (st == KT_OK && r->has_stats && done && missing < b)  // an earlier run's images count for the statistics
+            st = output_read_back(&r->out, i - lo, b, done, px, S);
+        st = output_write_wait(&wr, st);  // the previous batch's files: its buffer is the next batch's
         int quota = stop_after >= 0 && missing > stop_after - made ? (int)(stop_after - made) : missing;
-        if (st == KT_OK && r->has_out && quota > 0) {
-            wr.i = i - lo, wr.b = b, wr.quota = quota, wr.done = done, wr.px = px;
-            wr.pending = pthread_create(&wr.thread, NULL, write_batch, &wr) == 0;
-            if (!wr.pending) {  // no thread to be had: in turn
-                write_batch(&wr);
-                st = wr.st == KT_OK ? KT_OK : KT_FAIL(wr.st, "%s", wr.msg);
-            }
-        }
+        if (st == KT_OK && r->has_out && quota > 0) st = output_write_start(&wr, i - lo, b, quota, done, px);
         r->t_io += cli_now() - t;
         made += quota;
         if (st == KT_OK && quota < missing) {
-            st = write_wait(&wr, st);
+            st = output_write_wait(&wr, st);
             if (st == KT_OK)
                 st = KT_FAIL(KT_ERR_IO, "render: stopped after %lld new images (ARGEN_RENDER_MAX_IMAGES)",
                              (long long)made);
@@ -539,7 +269,7 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
     }
     (void)total;
     double t = cli_now();
-    st = write_wait(&wr, st);  // the last batch's files
+    st = output_write_wait(&wr, st);  // the last batch's files
     r->t_io += cli_now() - t;
     if (r->has_stats) {  // the last batch's statistics
         t = cli_now();
@@ -654,7 +384,8 @@ static int run(const CliParsed *parsed) {
         if (g.verbose) fprintf(stderr, "device: %s\n", r.info.device);
     }
     if (st == KT_OK && g.out) {
-        st = output_open(&r.out, g.out, shard_k, shard_n, lo, hi - lo, r.info.output_size, settings);
+        st = output_open(&r.out, g.out, shard_k, shard_n, lo, hi - lo, r.info.output_size, settings, g.classes.v,
+                             g.per_class);
         r.has_out = st == KT_OK;
     }
     if (st == KT_OK && g.fid_ref) {
