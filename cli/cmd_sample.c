@@ -172,23 +172,6 @@ static char *settings_json(const ArgenSampleParams *sp, const ArgenInfo *info) {
     return buf;
 }
 
-static KtStatus write_text_atomic(const char *path, const char *text) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return KT_FAIL(KT_ERR_IO, "%s: cannot create file: %s", path, strerror(errno));
-    bool ok = fputs(text, f) >= 0;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return KT_FAIL(KT_ERR_IO, "%s: cannot write file: %s", path, strerror(e));
-    }
-    return KT_OK;
-}
-
 // Reads DIR/argen_run.json into old (trailing newlines dropped); false when there is none.
 static bool read_manifest(const char *path, char *old, size_t cap) {
     FILE *f = fopen(path, "r");

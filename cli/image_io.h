@@ -40,3 +40,6 @@ KtStatus ensure_dir(const char *path);
 
 // True if path names an existing regular file (symlinks followed).
 bool file_exists(const char *path);
+
+// Writes text to path atomically (as the images: "<path>.tmp.<pid>", fsync, rename).
+KtStatus write_text_atomic(const char *path, const char *text);

@@ -13,23 +13,6 @@
 
 static int output_class(const Output *o, int64_t k) { return o->classes[k / o->per_class]; }
 
-// text into path through a temporary file, fsync and rename.
-static KtStatus write_text_atomic(const char *path, const char *text) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return KT_FAIL(KT_ERR_IO, "%s: cannot create file: %s", path, strerror(errno));
-    bool ok = fputs(text, f) >= 0;
-    ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return KT_FAIL(KT_ERR_IO, "%s: cannot write file: %s", path, strerror(e));
-    }
-    return KT_OK;
-}
-
 // The manifest beside the output must agree with this run's settings (resuming with other settings would mix sets).
 static KtStatus check_manifest(const char *path, const char *settings) {
     FILE *f = fopen(path, "r");
