@@ -291,6 +291,8 @@ static KtStatus run_sjd(Run *r, int32_t *tokens, LlamaStats *stats) {
         if ((s = upload_inputs(r, T, tok, pos)) != KT_OK) break;
         if ((s = forward_graphed(r, T, &logits)) != KT_OK) break;
         if ((s = host_probs(r, &logits, T, plain, ws->host_probs)) != KT_OK) break;
+        // the images' states are independent: one image per thread (at batch 1 the step spreads its own draws)
+#pragma omp parallel for schedule(dynamic) if (B > 1)
         for (int64_t b = 0; b < B; b++)
             if (W[b]) smp_sjd_step(&st[b], ws->host_probs + b * T * V);
         stats->forwards++;

@@ -156,7 +156,10 @@ int smp_sjd_step(SmpSjd *s, const float *probs) {
     if (k == W) s->tokens[n + W - 1] = draw_or_zero(probs + (int64_t)(W - 1) * V, V, uniform(s, n + W - 1, it, DRAW_Y));
     memcpy(s->last_p, probs + (int64_t)(k - 1) * V, (size_t)V * sizeof *probs);
     // Recycling: the current samples beyond the committed prefix become the next drafts, their q the current p.
+    // Each is its own draw (its row, its Philox stream) into its own slots: spread over the cores when there are
+    // several (up to 15 inverse-CDF draws over V entries per forward at window 16), the same tokens at any count.
     s->n_drafts = W - k;
+#pragma omp parallel for schedule(static) if (W - k >= 4)
     for (int j = k; j < W; j++) {
         const float *pj = probs + (int64_t)j * V;
         s->draft[j - k] = draw_or_zero(pj, V, uniform(s, n + j, it, DRAW_Y));
