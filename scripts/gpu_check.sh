@@ -107,8 +107,12 @@ if [ "$mode" = "--full" ]; then
 fi
 if [ "$mode" != "--quick" ]; then  # FID Inception throughput (random weights; 256x256 inputs, statistics included)
   for dt in fp32 bf16; do
-    timeout 90 "$bin/argen" bench --arch inception --random-init --batch 1,64,200 --device cuda --dtype $dt --reps 3
+    timeout 90 "$bin/argen" bench --arch inception --random-init --batch 1,64,200,500 --device cuda --dtype $dt --reps 3
   done > "$OUT/bench_inception.md" 2>&1
+  {  # the host side on this machine's cores: PNG files (render/fid) and SJD's work per forward
+    timeout 60 "$bin/argen" bench --arch png --reps 3
+    timeout 60 "$bin/argen" bench --arch sjd-host --sjd-window 16 --reps 5
+  } > "$OUT/bench_host.md" 2>&1 || echo "host benchmarks failed (see bench_host.md)" >&2
 fi
 {  # the op table (kernels/cuda/NOTES.md): 16-bit weights and maps, then the float32 GEMMs and attention
   timeout 150 "$bin/argen" bench --arch ops --device cuda --dtype bf16 --reps 5
@@ -123,6 +127,6 @@ if [ "$mode" = "--full" ] || [ "$mode" = "--profile" ]; then  # where the time g
   } > "$OUT/profile.md" 2>&1
 fi
 echo "---- benchmark"
-for f in bench_var.md bench_llamagen.md bench_llamagen_ab.md bench_inception.md bench.txt; do [ -f "$OUT/$f" ] && cat "$OUT/$f"; done
+for f in bench_var.md bench_llamagen.md bench_llamagen_ab.md bench_inception.md bench_host.md bench.txt; do [ -f "$OUT/$f" ] && cat "$OUT/$f"; done
 echo "---- summary (checks)"
 cat "$OUT/summary.txt"
