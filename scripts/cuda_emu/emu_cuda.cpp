@@ -16,6 +16,7 @@ std::mt19937 g_rng(12345);
 long g_errors = 0;
 std::vector<std::string> g_notes;
 Block *g_blk = nullptr;
+Group *g_grp = nullptr;
 bool g_limits_checked = false;
 
 static const size_t STACK = 256 * 1024;
@@ -45,76 +46,92 @@ void note(const char *fmt, ...) {
 #endif
 
 // A fiber can run unless it waits for a barrier or a warp exchange that has not completed yet.
-static bool ready(Block &B, int i) {
-    const Fiber &f = B.f[i];
+static bool ready(const Group &G, int i) {
+    const Fiber &f = G.f[i];
     if (f.done) return false;
-    if (f.wait_kind == 1) return B.bar_gen != f.wait_seq;
-    if (f.wait_kind == 2) return B.warps[i >> 5].done_seq[i & 31] != f.wait_seq;
+    if (f.wait_kind == 1) return G.b[f.blk].bar_gen != f.wait_seq;
+    if (f.wait_kind == 2) return G.b[f.blk].warps[f.lt >> 5].done_seq[f.lt & 31] != f.wait_seq;
+    if (f.wait_kind == 3) return G.cbar_gen != f.wait_seq;
     return true;
 }
 
-static int pick_next(Block &B, int from) {
-    int n = B.n;
-    if (B.live == 0) return -1;
+static int pick_next(Group &G, int from) {
+    int n = G.n;
+    if (G.live == 0) return -1;
     if (g_mode == GREEDY || g_mode == GREEDY_REV) {
         for (int k = 0; k < n; k++) {
             int i = g_mode == GREEDY ? k : n - 1 - k;
-            if (ready(B, i)) return i;
+            if (ready(G, i)) return i;
         }
         // nothing can run: fall through to round robin (the stall counter reports the deadlock)
     }
     if (g_mode != REVERSE && g_mode != RANDOM) {
         for (int k = 1; k <= n; k++) {
             int i = (from + k) % n;
-            if (!B.f[i].done) return i;
+            if (!G.f[i].done) return i;
         }
     } else if (g_mode == REVERSE) {
         for (int k = 1; k <= n; k++) {
             int i = ((from - k) % n + n) % n;
-            if (!B.f[i].done) return i;
+            if (!G.f[i].done) return i;
         }
     } else {
         int s = std::uniform_int_distribution<int>(0, n - 1)(g_rng);
         for (int k = 0; k < n; k++) {
             int i = (s + k) % n;
-            if (!B.f[i].done) return i;
+            if (!G.f[i].done) return i;
         }
     }
     return -1;
 }
 
+// Makes fiber i the running one: threadIdx, its block, and blockIdx in a cluster (a one-block group keeps the
+// blockIdx its launch set: emu_shim_maps.h's sparse mode overrides it in the body).
+static inline void enter(Group &G, int i) {
+    const Fiber &f = G.f[i];
+    G.cur = i;
+    threadIdx = f.tid;
+    g_blk = &G.b[f.blk];
+    if (G.nb > 1) blockIdx = g_blk->idx;
+}
+
 static void switch_to(int nx) {
-    Block &B = *g_blk;
-    int me = B.cur;
+    Group &G = *g_grp;
+    int me = G.cur;
     if (nx == me || nx < 0) return;
-    B.cur = nx;
-    threadIdx = B.f[nx].tid;
-    ASAN_START(&B.f[me].fake, B.f[nx].stack, STACK);
-    swapcontext(&B.f[me].ctx, &B.f[nx].ctx);
-    ASAN_FINISH(B.f[me].fake);
+    enter(G, nx);
+    ASAN_START(&G.f[me].fake, G.f[nx].stack, STACK);
+    swapcontext(&G.f[me].ctx, &G.f[nx].ctx);
+    ASAN_FINISH(G.f[me].fake);
 }
 
 static void deadlock() {
-    Block &B = *g_blk;
-    fprintf(stderr, "[emu] DEADLOCK in block (%u,%u,%u): no thread can progress\n", blockIdx.x, blockIdx.y,
-            blockIdx.z);
-    for (int i = 0; i < B.n; i++) {
-        const Fiber &f = B.f[i];
-        if (f.done) continue;
-        fprintf(stderr, "  thread %d: %s at line %d mask %08x\n", i, f.wait_kind == 1 ? "__syncthreads" : "warp op",
-                f.wait_line, f.wait_mask);
-        if (i > 64) break;
+    Group &G = *g_grp;
+    const Block &B0 = G.b[0];
+    if (G.nb > 1)
+        fprintf(stderr, "[emu] DEADLOCK in the cluster of blocks (%u..%u,%u,%u): no thread can progress\n", B0.idx.x,
+                B0.idx.x + G.nb - 1, B0.idx.y, B0.idx.z);
+    else
+        fprintf(stderr, "[emu] DEADLOCK in block (%u,%u,%u): no thread can progress\n", B0.idx.x, B0.idx.y, B0.idx.z);
+    static const char *what[] = {"running", "__syncthreads", "warp op", "cluster barrier"};
+    std::vector<int> shown(G.nb);  // the first 65 live threads of a block, 16 of each block of a cluster
+    for (int i = 0; i < G.n; i++) {
+        const Fiber &f = G.f[i];
+        if (f.done || shown[f.blk]++ > (G.nb > 1 ? 15 : 64)) continue;
+        if (G.nb > 1) fprintf(stderr, "  block %d thread %d: %s at line %d mask %08x\n", f.blk, f.lt, what[f.wait_kind],
+                              f.wait_line, f.wait_mask);
+        else fprintf(stderr, "  thread %d: %s at line %d mask %08x\n", i, what[f.wait_kind], f.wait_line, f.wait_mask);
     }
     abort();
 }
 
-void progress() { g_blk->stall = 0; }
+void progress() { g_grp->stall = 0; }
 
 void yield_() {
-    Block &B = *g_blk;
-    long lim = (g_mode == RANDOM ? 64L : 4L) * B.n + 64;
-    if (++B.stall > lim) deadlock();
-    switch_to(pick_next(B, B.cur));
+    Group &G = *g_grp;
+    long lim = (g_mode == RANDOM ? 64L : 4L) * G.n + 64;
+    if (++G.stall > lim) deadlock();
+    switch_to(pick_next(G, G.cur));
 }
 
 void syncthreads(int line) {
@@ -130,7 +147,7 @@ void syncthreads(int line) {
         g_errors++;
     }
     unsigned gen = B.bar_gen;
-    Fiber &me = B.f[B.cur];
+    Fiber &me = g_grp->f[g_grp->cur];
     if (++B.bar_count >= B.live) {
         B.bar_count = 0;
         B.bar_gen++;
@@ -138,7 +155,93 @@ void syncthreads(int line) {
     }
     me.wait_kind = 1, me.wait_line = line, me.wait_seq = gen;
     while (B.bar_gen == gen) yield_();
-    B.f[B.cur].wait_kind = 0;
+    g_grp->f[g_grp->cur].wait_kind = 0;
+}
+
+// The cluster barrier completes when every live thread of the group has arrived (threads that arrived and exited
+// since count as arrived, as on the GPU).
+static void cluster_release(Group &G) {
+    if (G.cbar_count > 0 && G.cbar_count - G.cbar_gone >= G.live) {
+        G.cbar_count = G.cbar_gone = 0;
+        G.cbar_gen++;
+    }
+}
+
+void cluster_arrive(int line) {
+    Group &G = *g_grp;
+    progress();
+    Fiber &me = G.f[G.cur];
+    if (me.cl_arrived) {
+        note("cluster barrier_arrive (line %d) twice without barrier_wait", line);
+        g_errors++;
+        return;
+    }
+    int exited = G.n - G.live - G.cbar_gone;  // and did not arrive in this generation
+    if (exited > 0) {
+        note("cluster barrier (line %d) reached with %d of %d threads of the cluster exited", line, exited, G.n);
+        g_errors++;
+    }
+    if (G.cbar_count == 0) G.cbar_line = line;
+    else if (G.cbar_line != line) {
+        note("cluster barrier divergence: lines %d and %d in one barrier", G.cbar_line, line);
+        g_errors++;
+    }
+    me.cl_arrived = true, me.cl_gen = G.cbar_gen;
+    G.cbar_count++;
+    cluster_release(G);
+}
+
+void cluster_wait(int line) {
+    Group &G = *g_grp;
+    progress();
+    Fiber &me = G.f[G.cur];
+    if (!me.cl_arrived) {
+        note("cluster barrier_wait (line %d) without barrier_arrive", line);
+        g_errors++;
+        return;
+    }
+    me.cl_arrived = false;
+    if (G.cbar_gen != me.cl_gen) return;
+    me.wait_kind = 3, me.wait_line = line, me.wait_seq = me.cl_gen;
+    while (G.cbar_gen == me.cl_gen) yield_();
+    G.f[G.cur].wait_kind = 0;
+}
+
+void *map_shared(const void *p, unsigned rank, int line) {
+    Group &G = *g_grp;
+    const Block &B = *g_blk;
+    const unsigned char *q = (const unsigned char *)p;
+    if (rank >= G.nb) {
+        note("map_shared_rank (line %d): rank %u outside the cluster of %u blocks", line, rank, G.nb);
+        g_errors++;
+        return (void *)p;
+    }
+    if (q < B.dyn || q >= B.dyn + B.smem) {
+        note("map_shared_rank (line %d): the address is not in the block's dynamic shared memory (%zu bytes; static "
+             "__shared__ cannot be mapped here)", line, B.smem);
+        g_errors++;
+        return (void *)p;
+    }
+    return G.b[rank].dyn + (q - B.dyn);
+}
+
+unsigned shared_rank(const void *p, int line) {
+    Group &G = *g_grp;
+    const unsigned char *q = (const unsigned char *)p;
+    for (unsigned r = 0; r < G.nb; r++)
+        if (q >= G.b[r].dyn && q < G.b[r].dyn + G.b[r].smem) return r;
+    note("query_shared_rank (line %d): the address is in no block's dynamic shared memory", line);
+    g_errors++;
+    return 0;
+}
+
+bool static_shared(int line) {
+    if (g_grp && g_grp->nb > 1) {
+        note("static __shared__ declaration (line %d) in a cluster of %u blocks: one copy serves all blocks here "
+             "(use the dynamic shared memory)", line, g_grp->nb);
+        g_errors++;
+    }
+    return true;
 }
 
 const uint64_t *warp_exchange(unsigned mask, uint64_t bits, int op, int line) {
@@ -185,20 +288,21 @@ const uint64_t *warp_exchange(unsigned mask, uint64_t bits, int op, int line) {
         W.pend.erase(W.pend.begin() + (p - W.pend.data()));
         return W.snap[lane];
     }
-    Fiber &me = B.f[B.cur];
+    Fiber &me = g_grp->f[g_grp->cur];
     me.wait_kind = 2, me.wait_line = line, me.wait_mask = mask, me.wait_seq = seq;
     while (W.done_seq[lane] == seq) yield_();
-    B.f[B.cur].wait_kind = 0;
+    g_grp->f[g_grp->cur].wait_kind = 0;
     return W.snap[lane];
 }
 
 static void fiber_entry() {
+    Group &G = *g_grp;
+    ASAN_FINISH(G.f[G.cur].fake);
+    (*G.body)();
+    Fiber &me = G.f[G.cur];
     Block &B = *g_blk;
-    ASAN_FINISH(B.f[B.cur].fake);
-    (*B.body)();
-    Fiber &me = B.f[B.cur];
     me.done = true;
-    B.live--;
+    B.live--, G.live--;
     progress();
     if (B.bar_count > 0) {
         note("a thread exited while %d threads wait at __syncthreads (line %d)", B.bar_count, B.bar_line);
@@ -208,35 +312,53 @@ static void fiber_entry() {
             B.bar_gen++;
         }
     }
+    if (me.cl_arrived && me.cl_gen == G.cbar_gen) G.cbar_gone++;  // arrived, exits without waiting: allowed
+    else if (G.cbar_count > 0) {
+        note("a thread exited while %d threads wait at the cluster barrier (line %d)", G.cbar_count, G.cbar_line);
+        g_errors++;
+        cluster_release(G);
+    }
+    // reading the shared memory of a block that has exited is undefined: here it then reads 0xFF bytes
+    if (B.live == 0 && G.live > 0) memset(B.dyn, 0xFF, B.smem);
     // a pending warp op naming this lane can no longer complete: the deadlock detector reports it
-    int nx = pick_next(B, B.cur);
+    int nx = pick_next(G, G.cur);
     if (nx < 0) {
         ASAN_START(nullptr, g_main_bottom, g_main_size);
-        setcontext(&B.main_ctx);
+        setcontext(&G.main_ctx);
     }
-    B.cur = nx;
-    threadIdx = B.f[nx].tid;
-    ASAN_START(nullptr, B.f[nx].stack, STACK);
-    setcontext(&B.f[nx].ctx);
+    enter(G, nx);
+    ASAN_START(nullptr, G.f[nx].stack, STACK);
+    setcontext(&G.f[nx].ctx);
 }
 
-static void run_block(Block &B, const std::function<void()> &body, dim3 block, size_t smem) {
-    int n = block.x * block.y * block.z;
-    B.n = n, B.live = n, B.bar_count = 0, B.bar_gen = 0, B.stall = 0;
-    B.body = &body;
-    B.f.assign(n, Fiber{});
-    for (auto &w : B.warps) {
-        w.pend.clear();
-        memset(w.done_seq, 0, sizeof w.done_seq);
+// Runs the blocks idx[0 .. nb - 1] as one group of fibers (a cluster; rank r is idx[r]).
+static void run_group(Group &G, const std::function<void()> &body, dim3 block, size_t smem, const uint3 *idx,
+                      unsigned nb) {
+    int nt = block.x * block.y * block.z, n = nt * (int)nb;
+    G.n = n, G.live = n, G.nb = nb, G.stall = 0;
+    G.cbar_count = G.cbar_gone = 0, G.cbar_gen = 0;
+    G.body = &body;
+    G.f.assign(n, Fiber{});
+    if (G.b.size() < nb) G.b.resize(nb);
+    for (unsigned r = 0; r < nb; r++) {
+        Block &B = G.b[r];
+        B.n = nt, B.live = nt, B.bar_count = 0, B.bar_gen = 0;
+        B.idx = idx[r], B.rank = r, B.smem = smem;
+        for (auto &w : B.warps) {
+            w.pend.clear();
+            memset(w.done_seq, 0, sizeof w.done_seq);
+        }
+        free(B.dyn);
+        B.dyn = (unsigned char *)malloc(smem ? smem : 1);
+        memset(B.dyn, 0xFF, smem);  // NaN pattern: unwritten shared memory shows
     }
-    free(B.dyn);
-    B.dyn = (unsigned char *)malloc(smem ? smem : 1);
-    memset(B.dyn, 0xFF, smem);  // NaN pattern: unwritten shared memory shows
     while ((int)g_stacks.size() < n) g_stacks.push_back((char *)malloc(STACK));
     for (int i = 0; i < n; i++) {
-        Fiber &f = B.f[i];
+        Fiber &f = G.f[i];
+        int t = i % nt;
         f.done = false;
-        f.tid = uint3{(unsigned)(i % block.x), (unsigned)(i / block.x % block.y), (unsigned)(i / (block.x * block.y))};
+        f.blk = i / nt, f.lt = t;
+        f.tid = uint3{(unsigned)(t % block.x), (unsigned)(t / block.x % block.y), (unsigned)(t / (block.x * block.y))};
         f.stack = g_stacks[i];
         getcontext(&f.ctx);
         f.ctx.uc_stack.ss_sp = f.stack;
@@ -246,23 +368,29 @@ static void run_block(Block &B, const std::function<void()> &body, dim3 block, s
     }
     int first = g_mode == RANDOM ? std::uniform_int_distribution<int>(0, n - 1)(g_rng)
                 : g_mode == REVERSE || g_mode == GREEDY_REV ? n - 1 : 0;
-    B.cur = first;
-    threadIdx = B.f[first].tid;
-    ASAN_START(&B.main_fake, B.f[first].stack, STACK);
-    swapcontext(&B.main_ctx, &B.f[first].ctx);
-    ASAN_FINISH(B.main_fake);
-    if (B.live != 0 || B.bar_count) {
+    if (nb == 1) blockIdx = idx[0];
+    enter(G, first);
+    ASAN_START(&G.main_fake, G.f[first].stack, STACK);
+    swapcontext(&G.main_ctx, &G.f[first].ctx);
+    ASAN_FINISH(G.main_fake);
+    bool bar = G.cbar_count != 0;
+    for (unsigned r = 0; r < nb; r++) bar |= G.b[r].bar_count != 0;
+    if (G.live != 0 || bar) {
         note("block ended with live threads");
         g_errors++;
     }
-    for (auto &w : B.warps)
-        if (!w.pend.empty()) {
-            note("block ended with a warp op still pending (op %d line %d)", w.pend[0].op, w.pend[0].line);
-            g_errors++;
-        }
+    for (unsigned r = 0; r < nb; r++)
+        for (auto &w : G.b[r].warps)
+            if (!w.pend.empty()) {
+                note("block ended with a warp op still pending (op %d line %d)", w.pend[0].op, w.pend[0].line);
+                g_errors++;
+            }
 }
 
-void launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
+// Fiber stacks are STACK bytes of address space each: a cluster's threads are bounded (16 blocks of 1024 threads).
+static const long kClusterThreads = 16 * 1024;
+
+void launch_cluster(dim3 grid, dim3 block, size_t smem, unsigned cluster_x, const std::function<void()> &body) {
     if (!g_main_bottom) {
         pthread_attr_t a;
         pthread_getattr_np(pthread_self(), &a);
@@ -280,21 +408,36 @@ void launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &bod
         g_errors++;
         return;
     }
+    if (cluster_x < 1 || cluster_x > 16 || grid.x % cluster_x || cluster_x * nt > kClusterThreads) {
+        note("launch: clusters of %u blocks in a grid of %u blocks in x (1 to 16 blocks dividing grid.x, at most %ld "
+             "threads)", cluster_x, grid.x, kClusterThreads);
+        g_errors++;
+        return;
+    }
     if (smem > 48 * 1024 && !g_limits_checked) note("launch: %zu bytes of dynamic shared memory need cudaFuncSetAttribute", smem);
-    static Block B;
+    static Group G;
     Block *saved = g_blk;
-    g_blk = &B;
+    Group *saved_grp = g_grp;
+    g_grp = &G;
     gridDim = grid, blockDim = block;
-    long nb = (long)grid.x * grid.y * grid.z;
-    std::vector<long> order(nb);
-    for (long i = 0; i < nb; i++) order[i] = i;
+    long ncx = grid.x / cluster_x, nc = ncx * grid.y * grid.z;
+    std::vector<long> order(nc);
+    for (long i = 0; i < nc; i++) order[i] = i;
     if (g_mode == REVERSE || g_mode == GREEDY_REV) std::reverse(order.begin(), order.end());
     if (g_mode == RANDOM) std::shuffle(order.begin(), order.end(), g_rng);
-    for (long bi : order) {
-        blockIdx = uint3{(unsigned)(bi % grid.x), (unsigned)(bi / grid.x % grid.y), (unsigned)(bi / ((long)grid.x * grid.y))};
-        run_block(B, body, block, smem);
+    uint3 idx[16];
+    for (long ci : order) {
+        unsigned x0 = (unsigned)(ci % ncx) * cluster_x, y = (unsigned)(ci / ncx % grid.y),
+                 z = (unsigned)(ci / (ncx * grid.y));
+        for (unsigned r = 0; r < cluster_x; r++) idx[r] = uint3{x0 + r, y, z};
+        run_group(G, body, block, smem, idx, cluster_x);
     }
     g_blk = saved;
+    g_grp = saved_grp;
+}
+
+void launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
+    launch_cluster(grid, block, smem, 1, body);
 }
 
 }  // namespace emu

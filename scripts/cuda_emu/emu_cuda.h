@@ -1,14 +1,21 @@
 // CPU emulation of the CUDA execution model, enough for kernels/cuda/llama.cu's kernels to compile with g++ and run.
-// - Blocks run one after another (order: forward / reverse / random, see emu::g_mode and emu::Order).
-// - The threads of a block run as cooperative fibers (ucontext, one stack each); a fiber runs uninterrupted from one
-//   synchronisation point (__syncthreads, a warp intrinsic) to the next, and the scheduler picks the next fiber in
-//   round-robin, random or greedy order (so code that relies on an unsynchronised order between threads, including
-//   lanes of one warp, gives schedule-dependent results).
+// - Blocks run one after another (order: forward / reverse / random, see emu::g_mode and emu::Order); the blocks of a
+//   thread-block cluster (launch_cluster) run together, and clusters one after another in that order.
+// - The threads of a block (of all the blocks of a cluster) run as cooperative fibers (ucontext, one stack each); a
+//   fiber runs uninterrupted from one synchronisation point (__syncthreads, a warp intrinsic, cluster.sync) to the
+//   next, and the scheduler picks the next fiber in round-robin, random or greedy order (so code that relies on an
+//   unsynchronised order between threads, including lanes of one warp and blocks of one cluster, gives
+//   schedule-dependent results).
 // - __syncthreads: block barrier. Warp intrinsics (*_sync): a barrier of the lanes named in the mask plus an exchange
 //   with the PTX lane semantics; a lane calling with a mask that does not name it, lanes disagreeing on mask/op, a
 //   source lane outside the mask and a deadlock (a named lane that exited or never arrives) are reported.
-// - __shared__ arrays: `static` (blocks run sequentially); extern __shared__: a per-block heap buffer filled with
-//   0xFF bytes (NaN as float) so that reads of unwritten shared memory show.
+// - Clusters (cooperative_groups::this_cluster(), below): cluster.sync() is a barrier of every thread of the cluster;
+//   map_shared_rank maps an address in the block's dynamic shared memory to the same offset in another block's. A
+//   block whose threads have all exited while the rest of its cluster runs has its dynamic shared memory refilled
+//   with 0xFF bytes (reading it is undefined on the GPU).
+// - __shared__ arrays: `static` (blocks run sequentially), so one copy serves all the blocks of a cluster: executing
+//   a __shared__ declaration in a cluster of more than one block is reported. extern __shared__: a per-block heap
+//   buffer filled with 0xFF bytes (NaN as float) so that reads of unwritten shared memory show.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -45,7 +52,11 @@
 #define __host__
 #define __forceinline__ inline
 #define __launch_bounds__(...)
-#define __shared__ static
+// a __shared__ declaration also declares a local whose initialiser reports its use in a cluster launch
+#define EMU_CAT2(a, b) a##b
+#define EMU_CAT(a, b) EMU_CAT2(a, b)
+#define __shared__ \
+    [[maybe_unused]] const bool EMU_CAT(emu_static_shared_, __COUNTER__) = ::emu::static_shared(__LINE__); static
 #define __align__(n) alignas(n)
 
 extern uint3 threadIdx, blockIdx;
@@ -69,10 +80,13 @@ struct Fiber {
     char *stack;
     bool done;
     uint3 tid;
+    int blk = 0, lt = 0;      // its block (rank in the group) and linear thread index in the block
     void *fake = nullptr;     // ASan fake stack
-    int wait_kind = 0, wait_line = 0;  // 1 barrier, 2 warp op (for deadlock reports and the greedy schedules)
+    int wait_kind = 0, wait_line = 0;  // 1 barrier, 2 warp op, 3 cluster barrier (deadlock reports, greedy schedules)
     unsigned wait_mask = 0;
     unsigned long wait_seq = 0;  // the barrier generation / warp exchange count the fiber waits to see change
+    bool cl_arrived = false;     // cluster barrier_arrive'd, not yet barrier_wait'ed, in generation cl_gen
+    unsigned long cl_gen = 0;
 };
 
 struct Pending {  // one warp exchange being gathered
@@ -87,19 +101,31 @@ struct WarpState {
     uint64_t snap[32][32];  // each lane's copy of its last completed exchange
 };
 
-struct Block {
-    int n = 0, cur = 0, live = 0;
-    std::vector<Fiber> f;
-    ucontext_t main_ctx;
-    void *main_fake = nullptr;
+struct Block {  // one thread block: its barrier, warps and dynamic shared memory
+    int n = 0, live = 0;
     int bar_count = 0, bar_line = 0;
     unsigned bar_gen = 0;
     WarpState warps[32];
-    long stall = 0;
-    const std::function<void()> *body = nullptr;
+    uint3 idx{};         // blockIdx
+    unsigned rank = 0;   // in its cluster
+    size_t smem = 0;
     unsigned char *dyn = nullptr;  // exactly the launch's dynamic shared memory (ASan sees overruns)
 };
-extern Block *g_blk;
+
+struct Group {  // the blocks that run together: a cluster (one block outside a cluster launch)
+    int n = 0, cur = 0, live = 0;  // threads of all its blocks; block r's thread t is f[r * threads + t]
+    unsigned nb = 0;                // blocks
+    std::vector<Fiber> f;
+    std::vector<Block> b;           // b[0 .. nb - 1]
+    ucontext_t main_ctx;
+    void *main_fake = nullptr;
+    long stall = 0;
+    const std::function<void()> *body = nullptr;
+    int cbar_count = 0, cbar_line = 0, cbar_gone = 0;  // cluster barrier: arrivals, of which exited since arriving
+    unsigned long cbar_gen = 0;
+};
+extern Block *g_blk;  // the running fiber's block
+extern Group *g_grp;
 
 inline int linear_tid() { return threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z); }
 
@@ -116,7 +142,21 @@ enum { OP_SHFL = 1, OP_XOR, OP_UP, OP_DOWN, OP_BALLOT, OP_ANY, OP_ALL, OP_MATCH,
 // Deposits `bits`, waits for every lane of `mask`, returns a pointer to the 32 slots of this exchange.
 const uint64_t *warp_exchange(unsigned mask, uint64_t bits, int op, int line);
 
+// A launch: grid.x / cluster_x * grid.y * grid.z clusters of cluster_x consecutive blocks in x (launch: clusters of
+// one block). A bad configuration is a note and an error; nothing runs.
 void launch(dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
+void launch_cluster(dim3 grid, dim3 block, size_t smem, unsigned cluster_x, const std::function<void()> &body);
+
+// The cluster barrier (cooperative_groups::cluster_group): sync = arrive + wait.
+void cluster_arrive(int line);
+void cluster_wait(int line);
+// p in the calling block's dynamic shared memory -> the same offset in block `rank` of the cluster (a bad rank or an
+// address outside that memory: note, error, p returned).
+void *map_shared(const void *p, unsigned rank, int line);
+// The rank of the block whose dynamic shared memory holds p (none: note, error, 0).
+unsigned shared_rank(const void *p, int line);
+// Evaluated by each __shared__ declaration: an error inside a cluster of more than one block.
+bool static_shared(int line);
 
 template <typename T> inline uint64_t to_bits(T v) {
     static_assert(sizeof(T) <= 8, "shuffle of > 8 bytes");
@@ -239,3 +279,48 @@ inline unsigned __float_as_uint(float x) { unsigned u; memcpy(&u, &x, 4); return
 inline float __uint_as_float(unsigned u) { float x; memcpy(&x, &u, 4); return x; }
 inline int __float_as_int(float x) { int u; memcpy(&u, &x, 4); return u; }
 inline float __int_as_float(int u) { float x; memcpy(&x, &u, 4); return x; }
+
+// ------------------------------------------------------------------------- cooperative_groups (clusters, blocks)
+// What <cooperative_groups.h> gives the kernels (gen_backend.py / extract.py blank that include). Outside a cluster
+// launch this_cluster() is a cluster of one block, as on the GPU. Member calls take the caller's line for the notes.
+namespace cooperative_groups {
+
+struct thread_block {
+    void sync(int line = __builtin_LINE()) const { emu::syncthreads(line); }
+    unsigned thread_rank() const { return (unsigned)emu::linear_tid(); }
+    unsigned num_threads() const { return blockDim.x * blockDim.y * blockDim.z; }
+    unsigned size() const { return num_threads(); }
+    dim3 group_index() const { return dim3(blockIdx.x, blockIdx.y, blockIdx.z); }
+    dim3 thread_index() const { return dim3(threadIdx.x, threadIdx.y, threadIdx.z); }
+    dim3 group_dim() const { return blockDim; }
+    dim3 dim_threads() const { return blockDim; }
+};
+inline thread_block this_thread_block() { return thread_block(); }
+
+struct cluster_group {
+    void sync(int line = __builtin_LINE()) const {
+        emu::cluster_arrive(line);
+        emu::cluster_wait(line);
+    }
+    void barrier_arrive(int line = __builtin_LINE()) const { emu::cluster_arrive(line); }
+    void barrier_wait(int line = __builtin_LINE()) const { emu::cluster_wait(line); }
+    unsigned block_rank() const { return emu::g_blk->rank; }
+    unsigned num_blocks() const { return emu::g_grp->nb; }
+    dim3 block_index() const { return dim3(block_rank(), 0, 0); }
+    dim3 dim_blocks() const { return dim3(num_blocks(), 1, 1); }
+    unsigned thread_rank() const { return block_rank() * (unsigned)emu::g_blk->n + (unsigned)emu::linear_tid(); }
+    unsigned num_threads() const { return num_blocks() * (unsigned)emu::g_blk->n; }
+    unsigned size() const { return num_threads(); }
+    bool is_valid() const { return true; }
+    unsigned query_shared_rank(const void *p, int line = __builtin_LINE()) const { return emu::shared_rank(p, line); }
+    template <typename T> T *map_shared_rank(T *p, unsigned rank, int line = __builtin_LINE()) const {
+        return (T *)emu::map_shared((const void *)p, rank, line);
+    }
+    template <typename T> T &map_shared_rank(T &r, unsigned rank, int line = __builtin_LINE()) const {
+        return *(T *)emu::map_shared((const void *)&r, rank, line);
+    }
+};
+inline cluster_group this_cluster() { return cluster_group(); }
+template <typename G> inline void sync(const G &g, int line = __builtin_LINE()) { g.sync(line); }
+
+}  // namespace cooperative_groups

@@ -36,8 +36,9 @@ using std::isfinite;
 
 // ---------------------------------------------------------------------------------------------------- launches
 // Every launch of the extracted launchers goes through here (extract.py writes `emu::launch(...)`, which inside
-// emu_k finds this namespace first). Records the launch; in sparse mode runs only blocks 0 and grid-1 (each as a
-// one-block grid whose body restores the real gridDim / blockIdx), for the index checks at sizes that cannot run.
+// emu_k finds this namespace first; so do emu_pdl.h's cuda_launch_pdl and cuda_launch_cluster). Records the launch;
+// in sparse mode runs only blocks 0 and grid-1 (each as a one-block grid whose body restores the real gridDim /
+// blockIdx), for the index checks at sizes that cannot run.
 struct LaunchRec {
     dim3 grid, block;
     size_t smem;
@@ -62,6 +63,15 @@ inline void launch(dim3 grid, dim3 block, size_t smem, const std::function<void(
         ::emu::launch(dim3(1), block, smem, one);
         if (nb == 1) break;
     }
+}
+inline void launch_cluster(dim3 grid, dim3 block, size_t smem, unsigned cluster_x, const std::function<void()> &body) {
+    g_launches.push_back({grid, block, smem});
+    if (g_sparse) {  // a cluster's blocks run together: not cut down to single blocks
+        ::emu::note("sparse mode: a cluster launch is not emulated");
+        ::emu::g_errors++;
+        return;
+    }
+    ::emu::launch_cluster(grid, block, smem, cluster_x, body);
 }
 }  // namespace emu
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Cuts kernels and their launchers out of kernels/cuda/ between fixed markers and applies two mechanical rewrites g++
+"""Cuts kernels and their launchers out of kernels/cuda/ between fixed markers and applies the mechanical rewrites g++
 needs (line count preserved, #line directives keep the original line numbers):
   NAME<<<G, B, S, STREAM>>>(ARGS)   ->  emu::launch(dim3(G), dim3(B), (S), [&] { NAME(ARGS); })
   extern __shared__ [__align__(n)] T name[];  ->  T *name = (T *)emu::dyn_smem();
+  #include <cub/...>, <cooperative_groups.h>  ->  (blank: emu_cub.h, emu_cuda.h)
 Everything else is the project's text, unchanged.
 Usage: extract.py REPO_ROOT OUT.inc SUITE              (llama | sampler | var | maps: the chunk sets below)
        extract.py REPO_ROOT OUT.inc [FILE START_RE END_RE]...
@@ -95,8 +96,14 @@ def rewrite_extern_shared(t):
     return pat.subn(lambda m: f'{m.group(1)} *{m.group(2)} = ({m.group(1)} *)emu::dyn_smem();', t)
 
 
+def blank_includes(t):
+    """#include <cub/...> and <cooperative_groups.h> lines become blank (emu_cub.h and emu_cuda.h stand in)."""
+    return '\n'.join('' if re.match(r'\s*#include <(cub/|cooperative_groups)', l) else l for l in t.split('\n'))
+
+
 def chunk(path, a, b):
     line, text = cut(SRC + path, a, b)
+    text = blank_includes(text)
     text, nl = rewrite_launches(text)
     text, ns = rewrite_extern_shared(text)
     sys.stderr.write(f'{path}: from line {line}, {text.count(chr(10)) + 1} lines, {nl} launches, {ns} extern smem\n')

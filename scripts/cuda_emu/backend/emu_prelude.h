@@ -29,11 +29,11 @@ template <typename T> inline cudaError_t cudaFuncGetAttributes(cudaFuncAttribute
 
 namespace emu {
 
-// Checks a launch's configuration as the GPU would (block size, grid size, dynamic shared memory against the
-// kernel's cudaFuncSetAttribute limit); a bad one sets the error cudaGetLastError returns, as on the GPU. The limit
-// is kept per kernel name, not per instantiation (a launch cannot always name its instantiation: the arguments
+// Checks a launch's configuration as the GPU would (block size, grid size, cluster size, dynamic shared memory against
+// the kernel's cudaFuncSetAttribute limit); a bad one sets the error cudaGetLastError returns, as on the GPU. The
+// limit is kept per kernel name, not per instantiation (a launch cannot always name its instantiation: the arguments
 // choose it), so a launcher that raises the limit of one instantiation and launches another is not caught.
-bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem);
+bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem, unsigned cluster_x = 1);
 cudaError_t set_smem_limit(const char *name, cudaFuncAttribute attr, int value);
 // Kernel names by function pointer, for launches that pass a pointer (cudaLaunchKernelEx): a kernel's name is the
 // one its cudaFuncSetAttribute call gave it (the limit's key), else "(cudaLaunchKernelEx)".
@@ -45,37 +45,58 @@ template <typename T> inline cudaError_t func_set_attribute(const char *name, T 
     fn_names()[(const void *)fn] = name;
     return set_smem_limit(name, attr, value);
 }
-// Runs one launch now (blocks in the schedule's order, see emu_cuda.h) and turns what the emulator detected (a
-// deadlock, a shuffle outside its mask, cp.async copies left pending) into a sticky launch failure.
-void run_launch(const char *name, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body);
+// Runs one launch now (blocks, or clusters of cluster_x blocks, in the schedule's order, see emu_cuda.h) and turns
+// what the emulator detected (a deadlock, a shuffle outside its mask, cp.async copies left pending) into a sticky
+// launch failure.
+void run_launch(const char *name, dim3 grid, dim3 block, size_t smem, unsigned cluster_x,
+                const std::function<void()> &body);
 
 // kernel<<<grid, block, smem, stream>>>(args...) becomes launch_on(stream, grid, block, smem, "kernel",
 // [](auto... a) { kernel(a...); }, args...): the arguments are copied now (as the GPU copies them at
 // launch), so a launch recorded into a graph replays with the values of its launch; the call converts them to the
-// kernel's parameter types (and deduces a template kernel's arguments) as the original call did.
+// kernel's parameter types (and deduces a template kernel's arguments) as the original call did. launch_cluster_on:
+// the same as a launch of clusters of cluster_x blocks.
+template <typename F, typename... A>
+inline void launch_cluster_on(cudaStream_t stream, unsigned cluster_x, dim3 grid, dim3 block, size_t smem,
+                              const char *name, F call, A &&...args) {
+    if (!launch_config_ok(name, grid, block, smem, cluster_x)) return;
+    std::tuple<std::decay_t<A>...> copied(std::forward<A>(args)...);
+    stream_work(stream, [=] { run_launch(name, grid, block, smem, cluster_x, [&] { std::apply(call, copied); }); },
+                name);
+}
 template <typename F, typename... A>
 inline void launch_on(cudaStream_t stream, dim3 grid, dim3 block, size_t smem, const char *name, F call,
                       A &&...args) {
-    if (!launch_config_ok(name, grid, block, smem)) return;
-    std::tuple<std::decay_t<A>...> copied(std::forward<A>(args)...);
-    stream_work(stream, [=] { run_launch(name, grid, block, smem, [&] { std::apply(call, copied); }); }, name);
+    launch_cluster_on(stream, 1, grid, block, smem, name, call, std::forward<A>(args)...);
 }
 
 // cudaLaunchKernelEx(config, kernel, args...) (the C++ template of cuda_runtime.h, renamed below): launch_on with the
-// configuration's grid, block, shared memory and stream. The attributes are checked to be ones the backend sets
-// (programmatic stream serialization: the kernel may start before the previous one ends; here every launch runs
-// after the previous one, which that attribute allows); it returns the launch error, as the GPU's call does.
+// configuration's grid, block, shared memory and stream. The attributes are checked to be ones the backend sets:
+// programmatic stream serialization (the kernel may start before the previous one ends; here every launch runs
+// after the previous one, which that attribute allows) and the cluster dimension (x only: the launch runs as
+// clusters, emu_cuda.h). It returns the launch error, as the GPU's call does.
 template <typename... P, typename... A>
 inline cudaError_t launch_kernel_ex(const cudaLaunchConfig_t *cfg, void (*kernel)(P...), A &&...args) {
-    for (unsigned i = 0; i < cfg->numAttrs; i++)
-        if (cfg->attrs[i].id != cudaLaunchAttributeProgrammaticStreamSerialization) {
-            fprintf(stderr, "[emu] cudaLaunchKernelEx: launch attribute %d is not emulated\n", (int)cfg->attrs[i].id);
-            abort();
+    unsigned cluster_x = 1;
+    for (unsigned i = 0; i < cfg->numAttrs; i++) {
+        const cudaLaunchAttribute &a = cfg->attrs[i];
+        if (a.id == cudaLaunchAttributeProgrammaticStreamSerialization) continue;
+        if (a.id == cudaLaunchAttributeClusterDimension) {
+            if (a.val.clusterDim.y != 1 || a.val.clusterDim.z != 1) {
+                fprintf(stderr, "[emu] cudaLaunchKernelEx: cluster dimension (%u,%u,%u): only x is emulated\n",
+                        a.val.clusterDim.x, a.val.clusterDim.y, a.val.clusterDim.z);
+                abort();
+            }
+            cluster_x = a.val.clusterDim.x;
+            continue;
         }
+        fprintf(stderr, "[emu] cudaLaunchKernelEx: launch attribute %d is not emulated\n", (int)a.id);
+        abort();
+    }
     auto it = fn_names().find((const void *)kernel);
     const char *name = it == fn_names().end() ? "(cudaLaunchKernelEx)" : it->second;
-    launch_on(cfg->stream, cfg->gridDim, cfg->blockDim, cfg->dynamicSmemBytes, name,
-              [kernel](auto... a) { kernel(a...); }, std::forward<A>(args)...);
+    launch_cluster_on(cfg->stream, cluster_x, cfg->gridDim, cfg->blockDim, cfg->dynamicSmemBytes, name,
+                      [kernel](auto... a) { kernel(a...); }, std::forward<A>(args)...);
     return cudaGetLastError();
 }
 

@@ -51,13 +51,14 @@ std::map<std::string, int> g_smem_limit;  // kernel name -> cudaFuncAttributeMax
 
 struct Counts {
     long launches = 0;          // kernels run (eagerly or in a replay)
+    long cluster_launches = 0;  // of which in clusters of more than one block
     long captured = 0;          // operations recorded into graphs
     long captures = 0, invalidated = 0, graph_launches = 0, replayed = 0;
     ~Counts() {
         if (!getenv("ARGEN_EMU_STATS")) return;
-        fprintf(stderr, "[emu] %ld kernels run; %ld captures (%ld invalidated) recording %ld operations; %ld graph "
-                "launches replaying %ld operations\n", launches, captures, invalidated, captured, graph_launches,
-                replayed);
+        fprintf(stderr, "[emu] %ld kernels run (%ld in clusters); %ld captures (%ld invalidated) recording %ld "
+                "operations; %ld graph launches replaying %ld operations\n", launches, cluster_launches, captures,
+                invalidated, captured, graph_launches, replayed);
     }
 } g_counts;
 
@@ -141,7 +142,7 @@ cudaError_t set_smem_limit(const char *name, cudaFuncAttribute attr, int value) 
     return cudaSuccess;
 }
 
-bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem) {
+bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem, unsigned cluster_x) {
     if (g_sticky) return false;
     long nt = (long)block.x * block.y * block.z;
     bool ok = nt >= 1 && nt <= 1024 && block.z <= 64 && grid.x >= 1 && grid.y >= 1 && grid.z >= 1 &&
@@ -150,6 +151,12 @@ bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem) {
         fprintf(stderr, "[emu] launch of %s: bad configuration grid (%u,%u,%u) block (%u,%u,%u)\n", name, grid.x,
                 grid.y, grid.z, block.x, block.y, block.z);
         fail(cudaErrorInvalidConfiguration);
+        return false;
+    }
+    // clusters: up to 8 blocks portably, 16 with cudaFuncAttributeNonPortableClusterSizeAllowed (not checked here)
+    if (cluster_x < 1 || cluster_x > 16 || grid.x % cluster_x) {
+        fprintf(stderr, "[emu] launch of %s: clusters of %u blocks in a grid of %u in x\n", name, cluster_x, grid.x);
+        fail(cudaErrorInvalidClusterSize);
         return false;
     }
     auto it = g_smem_limit.find(name);
@@ -163,14 +170,16 @@ bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem) {
     return true;
 }
 
-void run_launch(const char *name, dim3 grid, dim3 block, size_t smem, const std::function<void()> &body) {
+void run_launch(const char *name, dim3 grid, dim3 block, size_t smem, unsigned cluster_x,
+                const std::function<void()> &body) {
     long before = g_errors;
     g_counts.launches++;
-    launch(grid, block, smem, body);
+    g_counts.cluster_launches += cluster_x > 1;
+    launch_cluster(grid, block, smem, cluster_x, body);
     emu_mma::end_launch();
     if (g_errors != before) {
-        fprintf(stderr, "[emu] kernel %s (grid %u,%u,%u block %u,%u,%u): %ld emulation errors (see the notes above)\n",
-                name, grid.x, grid.y, grid.z, block.x, block.y, block.z, g_errors - before);
+        fprintf(stderr, "[emu] kernel %s (grid %u,%u,%u block %u,%u,%u cluster %u): %ld emulation errors (see the notes "
+                "above)\n", name, grid.x, grid.y, grid.z, block.x, block.y, block.z, cluster_x, g_errors - before);
         g_sticky = cudaErrorLaunchFailure;
     }
 }
@@ -193,6 +202,7 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
+    case cudaErrorInvalidClusterSize: return "cudaErrorInvalidClusterSize";
     default: return "cudaErrorUnknown";
     }
 }
@@ -210,6 +220,7 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidResourceHandle: return "invalid resource handle";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+    case cudaErrorInvalidClusterSize: return "invalid cluster size";
     default: return "unknown error";
     }
 }

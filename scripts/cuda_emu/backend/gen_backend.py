@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Turns one kernels/cuda/*.cu file into C++ that g++ compiles against the emulated CUDA runtime (emu_prelude.h is
-force-included). Three mechanical rewrites, line count preserved (so compiler and sanitizer messages name the
+force-included). Mechanical rewrites, line count preserved (so compiler and sanitizer messages name the
 original lines; a #line directive names the original file):
   NAME<<<G, B[, S[, STREAM]]>>>(ARGS)  ->  emu::launch_on(STREAM, dim3(G), dim3(B), (size_t)(S), NAME, ARGS)
   extern __shared__ [__align__(n)] T name[];  ->  T *name = (T *)emu::dyn_smem();
-  #include <cub/...>  ->  (blank: emu_prelude.h provides emu_cub.h)
+  #include <cub/...>, <cooperative_groups.h>  ->  (blank: emu_prelude.h provides emu_cub.h, emu_cuda.h)
   cudaFuncSetAttribute(NAME...  ->  emu::func_set_attribute("NAME", NAME...  (limits kept per kernel name)
 and in attention_flash.cu the PTX helper section is blanked (emu_mma.h defines the same helpers).
 Usage: gen_backend.py IN.cu OUT.cpp"""
@@ -53,7 +53,7 @@ def blank(lines, start_re, end_re):
 def main():
     src, out = sys.argv[1], sys.argv[2]
     lines = open(src).read().split('\n')
-    lines = ['' if re.match(r'\s*#include <cub/', l) else l for l in lines]
+    lines = ['' if re.match(r'\s*#include <(cub/|cooperative_groups)', l) else l for l in lines]
     if os.path.basename(src) == 'attention_flash.cu':
         blank(lines, r'^// -+ PTX helpers$', r'^// -+ fp16 tensor cores$')
     text, nl = rewrite_launches('\n'.join(lines))
