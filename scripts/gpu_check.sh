@@ -99,10 +99,14 @@ unset OPENBLAS_NUM_THREADS
 if [ "$mode" = "--full" ]; then
   OUT=$OUT timeout 200 scripts/bench_var.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_var.sh failed" >&2
   OUT=$OUT timeout 200 scripts/bench_llamagen.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_llamagen.sh failed" >&2
-  {  # A/B of the small-batch LlamaGen paths (llama_gemv.cu): fused GEMMs off, then dependent launches off
+  {  # A/B of the small-batch LlamaGen paths: fused GEMMs (llama_gemv.cu) off, dependent launches off, the sampler
+     # on one block per row instead of a cluster (llama.cu hf_cluster_kernel)
     ab=(bench --arch llamagen-b --batch 1 --decode sequential --random-init --device cuda --dtype bf16 --reps 3)
     echo "## ARGEN_CUDA_FUSED_ROWS=0"; ARGEN_CUDA_FUSED_ROWS=0 timeout 60 "$bin/argen" "${ab[@]}"
     echo "## ARGEN_CUDA_PDL=0"; ARGEN_CUDA_PDL=0 timeout 60 "$bin/argen" "${ab[@]}"
+    echo "## ARGEN_CUDA_CLUSTER_ROWS=0"; ARGEN_CUDA_CLUSTER_ROWS=0 timeout 60 "$bin/argen" "${ab[@]}"
+    echo "## ARGEN_CUDA_CLUSTER_ROWS=0, ops"
+    ARGEN_CUDA_CLUSTER_ROWS=0 timeout 60 "$bin/argen" bench --arch ops --ops llamagen --device cuda --dtype bf16 --reps 3
   } > "$OUT/bench_llamagen_ab.md" 2>&1 || echo "LlamaGen A/B failed (see bench_llamagen_ab.md)" >&2
 fi
 if [ "$mode" != "--quick" ]; then  # FID Inception throughput (random weights; 256x256 inputs, statistics included)

@@ -541,8 +541,9 @@ Test(llama_ops, cuda_llama_attention_vs_cpu_head_size_100_and_nan) {
     ctx_close(&cc);
 }
 
-// kt_probs_llama in place (logits == probs, as SJD's verification calls it) equals the CPU's, on both sampler
-// paths (top-k alone: radix select; top-k + top-p: block sort).
+// kt_probs_llama in place (logits == probs, as SJD's verification calls it) equals the CPU's, on every sampler path:
+// top-k alone on a thread-block cluster per row (5 rows, sm_90) and on one block per row (70 rows: more than the
+// backend's cluster_rows), top-k + top-p on the block sort.
 Test(llama_ops, cuda_probs_llama_in_place) {
     if (!kt_cuda_available()) cr_skip_test("no CUDA device");
     Ctx cc, gc;
@@ -550,13 +551,14 @@ Test(llama_ops, cuda_probs_llama_in_place) {
     ctx_open(&gc, KT_CUDA, FX);
     Ctx *cs[2] = {&cc, &gc};
     uint64_t seed = 17;
-    int64_t R = 5, V = 16384;
-    float *lg = ctx_keep(&cc, malloc((size_t)(R * V) * 4));
-    for (int64_t i = 0; i < R * V; i++) lg[i] = 3.0f * frand(&seed);
-    for (int variant = 0; variant < 2; variant++) {
+    int64_t V = 16384;
+    float *lg = ctx_keep(&cc, malloc((size_t)(70 * V) * 4));
+    for (int64_t i = 0; i < 70 * V; i++) lg[i] = 3.0f * frand(&seed);
+    for (int variant = 0; variant < 3; variant++) {
+        int64_t R = variant == 2 ? 70 : 5;
         SmpParams p = smp_params_default();
         p.top_k = 1000;
-        p.top_p = variant ? 0.8f : 1.0f;
+        p.top_p = variant == 1 ? 0.8f : 1.0f;
         p.temperature = 0.9f;
         float *pr[2];
         for (int d = 0; d < 2; d++) {
@@ -564,9 +566,71 @@ Test(llama_ops, cuda_probs_llama_in_place) {
             OK(kt_probs_llama(&cs[d]->be, &L, &L, p));
             pr[d] = download_f32(cs[d], &L);
         }
-        expect_close(variant ? "probs in place, top-k + top-p" : "probs in place, top-k", pr[1], pr[0], R * V,
-                     TOL_REDUCE_F32);
+        const char *what[3] = {"probs in place, top-k, 5 rows", "probs in place, top-k + top-p",
+                               "probs in place, top-k, 70 rows"};
+        expect_close(what[variant], pr[1], pr[0], R * V, TOL_REDUCE_F32);
     }
+    ctx_close(&gc);
+    ctx_close(&cc);
+}
+
+// LlamaGen's sampler captured into a graph (as the sequential step graph holds it) and replayed: on a CUDA sm_90
+// device the cluster kernel (2 rows of 16,384, top-k 2000), a launch with the cluster and dependent-launch
+// attributes. The capture must succeed (no "graphs off" note), and each replay must draw the CPU's tokens from the
+// logits uploaded before it.
+typedef struct {
+    KtBackend *be;
+    KtTensor *T, *L, *I, *P;
+    SmpParams p;
+} SampleRec;
+static KtStatus record_sample(void *ctx) {
+    SampleRec *s = ctx;
+    return kt_sample_llama(s->be, s->T, s->L, s->I, s->P, s->p);
+}
+Test(llama_ops, cuda_sampler_graph_replay_equals_eager) {
+    if (!kt_cuda_available()) cr_skip_test("no CUDA device");
+    Ctx cc, gc;
+    ctx_open(&cc, KT_CPU, FX);
+    ctx_open(&gc, KT_CUDA, FX);
+    enum { R = 2, V = 16384, ROUNDS = 3 };
+    uint64_t seed = 23;
+    float *lg = ctx_keep(&cc, malloc((size_t)ROUNDS * R * V * 4));
+    for (int64_t i = 0; i < (int64_t)ROUNDS * R * V; i++) lg[i] = 4.0f * frand(&seed);
+    int64_t ids[R] = {7, 1ll << 35};
+    int32_t pos[R] = {3, 250};
+    SmpParams p = smp_params_default();
+    p.seed = 11;
+    p.top_k = 2000;
+    p.top_p = 1.0f;
+    int32_t want[ROUNDS][R], got[ROUNDS][R];
+    for (int k = 0; k < ROUNDS; k++) {  // the CPU's draws, round k from the logits lg[k]
+        KtTensor L = dev_new(&cc, KT_F32, 3, (int64_t[]){R, 1, V}, lg + (size_t)k * R * V);
+        KtTensor I = dev_new(&cc, KT_I64, 1, (int64_t[]){R}, ids), P = dev_new(&cc, KT_I32, 2, (int64_t[]){R, 1}, pos);
+        KtTensor T = dev_new(&cc, KT_I32, 2, (int64_t[]){R, 1}, NULL);
+        OK(kt_sample_llama(&cc.be, &T, &L, &I, &P, p));
+        OK(kt_download(&cc.be, want[k], &T));
+    }
+    KtTensor L = dev_new(&gc, KT_F32, 3, (int64_t[]){R, 1, V}, lg);
+    KtTensor I = dev_new(&gc, KT_I64, 1, (int64_t[]){R}, ids), P = dev_new(&gc, KT_I32, 2, (int64_t[]){R, 1}, pos);
+    KtTensor T = dev_new(&gc, KT_I32, 2, (int64_t[]){R, 1}, NULL);
+    OK(kt_sample_llama(&gc.be, &T, &L, &I, &P, p));  // eager (round 0)
+    OK(kt_download(&gc.be, got[0], &T));
+    SampleRec rec = {&gc.be, &T, &L, &I, &P, p};
+    KtGraph g = {0};
+    bool off = false;
+    OK(kt_graph_record(&gc.be, &g, record_sample, &rec, &off));
+    cr_assert(g.handle && !off, "the sampler's capture failed: notes \"%s\"", gc.be.notes);
+    for (int k = 1; k < ROUNDS; k++) {  // replays, each after new logits are uploaded
+        OK(kt_upload(&gc.be, &L, lg + (size_t)k * R * V));
+        OK(kt_graph_launch(&gc.be, &g));
+        OK(kt_download(&gc.be, got[k], &T));
+    }
+    kt_graph_free(&g);
+    for (int k = 0; k < ROUNDS; k++)
+        for (int r = 0; r < R; r++)
+            cr_expect(got[k][r] == want[k][r], "%s %d, row %d: CUDA token %d, CPU %d", k ? "replay" : "eager round", k,
+                      r, got[k][r], want[k][r]);
+    cr_expect(!strstr(gc.be.notes, "graphs off"), "notes: %s", gc.be.notes);
     ctx_close(&gc);
     ctx_close(&cc);
 }

@@ -73,6 +73,8 @@ typedef struct {
     int small_m_max;            // kt_linear rows up to which the weight-streaming kernel is used (<= 16)
     int fused_rows;             // rows up to which LlamaGen's fused GEMV kernels run (llama_gemv.cu; <= 8, 0: never)
     bool pdl;                   // programmatic dependent launches (sm_90+; ARGEN_CUDA_PDL=0 turns them off)
+    int cluster_rows;           // rows up to which LlamaGen's sampler shares a row over a thread-block cluster
+                                // (sm_90+; ARGEN_CUDA_CLUSTER_ROWS, 0: never)
     CudaAllocRec *allocs;       // live allocations (for bytes_in_use on release)
     int n_allocs, cap_allocs;
     CudaLtPlan *plans;          // owned: GEMM plan cache
@@ -125,6 +127,28 @@ static inline cudaError_t cuda_launch_pdl(KtBackend *be, void (*kernel)(P...), d
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = cuda_impl(be)->pdl ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
+// A launch of grid.x / cluster_x thread-block clusters of cluster_x blocks each (sm_90+; grid.x a multiple of
+// cluster_x, cluster_x <= 8), as a dependent launch when cuda_launch_pdl's would be.
+template <typename... P, typename... A>
+static inline cudaError_t cuda_launch_cluster(KtBackend *be, unsigned cluster_x, void (*kernel)(P...), dim3 grid,
+                                              dim3 block, size_t smem, A... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = cuda_stream(be);
+    cudaLaunchAttribute attr[2];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = cluster_x;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[1].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = cuda_impl(be)->pdl ? 2 : 1;
     return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 

@@ -11,6 +11,7 @@
 // Dims: B batch, T/Tq tokens, C channels, NH heads, HS head size, Tcap cache rows, P rotary rows, V vocabulary.
 #include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_scan.cuh>
+#include <cooperative_groups.h>
 
 #include "cuda_common.cuh"
 #include "samplers/philox.h"
@@ -527,49 +528,63 @@ __device__ __forceinline__ float key_value(uint32_t k) {
     return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
 }
 
+// Warp 0's step of a radix-select pass: in the 256 digit counts hist (descending digits), the bin holding the kk-th
+// largest key, and how many keys lie in the bins above it (lane l reads bins 255 - 8l down to 248 - 8l).
+__device__ __forceinline__ void kth_digit_bin(const unsigned *hist, unsigned kk, int *sel_bin, unsigned *sel_above) {
+    int lane = threadIdx.x & 31;
+    unsigned c[8], sum = 0;
+#pragma unroll
+    for (int j = 0; j < 8; j++) sum += c[j] = hist[255 - 8 * lane - j];
+    unsigned incl = sum;
+#pragma unroll
+    for (int off = 1; off < 32; off *= 2) {
+        unsigned t = __shfl_up_sync(0xffffffffu, incl, off);
+        if (lane >= off) incl += t;
+    }
+    unsigned run = incl - sum;
+    if (run < kk && kk <= incl) {
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            if (run + c[j] >= kk) {
+                *sel_bin = 255 - 8 * lane - j, *sel_above = run;
+                break;
+            }
+            run += c[j];
+        }
+    }
+}
+
+// Adds the digits at `shift` of this thread's keys that match prefix under pmask to hist (warp-aggregated shared
+// atomics: one atomic per distinct digit in a warp).
+template <int IT>
+__device__ __forceinline__ void digit_histogram(unsigned *hist, const uint32_t (&keys)[IT], uint32_t prefix,
+                                                uint32_t pmask, int shift) {
+    int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int i = 0; i < IT; i++) {
+        bool cand = (keys[i] & pmask) == prefix;
+        unsigned bin = (keys[i] >> shift) & 255u, live = __ballot_sync(0xffffffffu, cand);
+        if (cand) {
+            unsigned peers = __match_any_sync(live, bin);
+            if (lane == __ffs(peers) - 1) atomicAdd(&hist[bin], (unsigned)__popc(peers));
+        }
+    }
+}
+
 // The k-th largest of the block's keys (thread t holds keys[0..IT)), 1 <= k <= NT * IT: four 8-bit radix passes,
 // most significant digit first; each keeps the keys whose digits so far match the prefix, counts them per next
-// digit (warp-aggregated shared atomics), and warp 0 finds the digit bin holding the k-th from the top.
+// digit, and warp 0 finds the digit bin holding the k-th from the top.
 template <int NT, int IT>
 __device__ uint32_t radix_select_kth(const uint32_t (&keys)[IT], int k, HfSmem<NT, IT> &sm) {
-    int tid = threadIdx.x, lane = tid & 31;
+    int tid = threadIdx.x;
     uint32_t prefix = 0, pmask = 0;
     unsigned kk = (unsigned)k;
     for (int shift = 24; shift >= 0; shift -= 8) {
         for (int i = tid; i < 256; i += NT) sm.tmp.hist[i] = 0;
         __syncthreads();
-#pragma unroll
-        for (int i = 0; i < IT; i++) {
-            bool cand = (keys[i] & pmask) == prefix;
-            unsigned bin = (keys[i] >> shift) & 255u, live = __ballot_sync(0xffffffffu, cand);
-            if (cand) {
-                unsigned peers = __match_any_sync(live, bin);
-                if (lane == __ffs(peers) - 1) atomicAdd(&sm.tmp.hist[bin], (unsigned)__popc(peers));
-            }
-        }
+        digit_histogram<IT>(sm.tmp.hist, keys, prefix, pmask, shift);
         __syncthreads();
-        if (tid < 32) {  // lane l: bins 255 - 8l down to 248 - 8l (descending digits)
-            unsigned c[8], sum = 0;
-#pragma unroll
-            for (int j = 0; j < 8; j++) sum += c[j] = sm.tmp.hist[255 - 8 * lane - j];
-            unsigned incl = sum;
-#pragma unroll
-            for (int off = 1; off < 32; off *= 2) {
-                unsigned t = __shfl_up_sync(0xffffffffu, incl, off);
-                if (lane >= off) incl += t;
-            }
-            unsigned run = incl - sum;
-            if (run < kk && kk <= incl) {
-#pragma unroll
-                for (int j = 0; j < 8; j++) {
-                    if (run + c[j] >= kk) {
-                        sm.sel_bin = 255 - 8 * lane - j, sm.sel_above = run;
-                        break;
-                    }
-                    run += c[j];
-                }
-            }
-        }
+        if (tid < 32) kth_digit_bin(sm.tmp.hist, kk, &sm.sel_bin, &sm.sel_above);
         __syncthreads();
         prefix |= (uint32_t)sm.sel_bin << shift;
         pmask |= 255u << shift;
@@ -688,6 +703,154 @@ hf_kernel(int32_t *__restrict__ tokens, float *probs, float *logits,  // probs m
     }
 }
 
+// ------------------------------------------------------------------------------------ the sampler on a cluster
+// At a few rows (batch 1 after CFG: one row) hf_kernel's block per row leaves the other SMs idle and runs its four
+// radix-select passes at one block's latency (60 us per token in the tenth session's H100 profile). hf_cluster_kernel
+// shares a row over a thread-block cluster (sm_90) of C blocks: block q holds items q*NT*IT .. q*NT*IT + NT*IT - 1
+// (thread t of it items t*IT ..), and the digit counts, the row max and the weight totals are combined through
+// distributed shared memory, every block adding the C blocks' values in rank order, so all agree and nothing depends
+// on timing. Top-p needs the row sorted and stays on hf_kernel. The results are hf_kernel's up to the order of the
+// double sums of the weights.
+namespace cg = cooperative_groups;
+
+template <int NT, int IT>
+struct HfClusterSmem {
+    unsigned hist[2][256];  // this block's digit counts, by pass parity (read by every block until the next pass's
+                            // cluster barrier, so the pass after that may clear them)
+    unsigned tot[256];      // the cluster's counts of the current pass
+    typename cub::BlockScan<double, NT>::TempStorage scan;
+    float shm[32];          // block_max
+    float bmax;             // this block's filtered max
+    double btot;            // this block's weight total
+    int sel_bin;
+    unsigned sel_above;
+    DrawSmem draw;   // this block's first / last index
+    DrawSmem cdraw;  // rank 0's: the cluster's (atomics from every block)
+};
+
+// radix_select_kth over the cluster's keys (every block gets the same k-th largest).
+template <int NT, int IT>
+__device__ uint32_t cluster_radix_select_kth(const uint32_t (&keys)[IT], int k, HfClusterSmem<NT, IT> &sm,
+                                             const cg::cluster_group &cl) {
+    int tid = threadIdx.x;
+    unsigned C = cl.num_blocks();
+    uint32_t prefix = 0, pmask = 0;
+    unsigned kk = (unsigned)k;
+    for (int pass = 0, shift = 24; shift >= 0; pass++, shift -= 8) {
+        unsigned *h = sm.hist[pass & 1];
+        for (int i = tid; i < 256; i += NT) h[i] = 0;
+        __syncthreads();
+        digit_histogram<IT>(h, keys, prefix, pmask, shift);
+        cl.sync();  // every block's counts are complete
+        for (int i = tid; i < 256; i += NT) {
+            unsigned t = 0;
+            for (unsigned q = 0; q < C; q++) t += cl.map_shared_rank(h, q)[i];
+            sm.tot[i] = t;
+        }
+        __syncthreads();
+        if (tid < 32) kth_digit_bin(sm.tot, kk, &sm.sel_bin, &sm.sel_above);
+        __syncthreads();
+        prefix |= (uint32_t)sm.sel_bin << shift;
+        pmask |= 255u << shift;
+        kk -= sm.sel_above;
+    }
+    return prefix;
+}
+
+// hf_kernel without top-p (top_p >= 1), row r = blockIdx.x / C on cluster blockIdx.x / C.
+template <int NT, int IT, bool PROBS>
+__global__ void __launch_bounds__(NT)
+hf_cluster_kernel(int32_t *__restrict__ tokens, float *probs, float *logits,  // probs may alias logits
+                  const int64_t *__restrict__ image_ids, const int32_t *__restrict__ pos, int64_t T, int V,
+                  uint64_t seed, int top_k, float temp, int32_t *__restrict__ flag) {
+    constexpr int P = NT * IT;  // items per block
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    HfClusterSmem<NT, IT> &sm = *reinterpret_cast<HfClusterSmem<NT, IT> *>(smem_raw);
+    cg::cluster_group cl = cg::this_cluster();
+    int tid = threadIdx.x;
+    unsigned q = cl.block_rank(), C = cl.num_blocks();
+    int64_t r = blockIdx.x / C;
+    pdl_wait();  // a dependent launch: nothing is read before the logits are complete
+    pdl_launch_dependents();
+    if (!PROBS && pos[r] < 0) return;  // the whole cluster leaves together
+    int base = (int)q * P, Vq = V - base;  // this block's items: row[base .. base + min(P, Vq)), none when Vq <= 0
+    float *row = logits + r * V + base;
+    bool use_k = top_k > 0 && top_k < V, div = temp != 1.f;
+    float td = temp > 1e-5f ? temp : 1e-5f;
+    auto f = [&](float x) { return div ? __fdiv_rn(x, td) : x; };  // the temperature
+    if (tid == 0) { sm.cdraw.first = INT_MAX; sm.cdraw.last = -1; }  // used after the cluster barriers below
+
+    float th = -INFINITY;
+    if (use_k) {
+        bool vec = row_vec4(row, Vq);
+        uint32_t keys[IT];
+#pragma unroll
+        for (int i = 0; i < IT; i += 4) {
+            float x[4];
+            row_load4(row, Vq, tid * IT + i, vec, f, x);
+#pragma unroll
+            for (int j = 0; j < 4; j++) keys[i + j] = order_key(x[j]);
+        }
+        th = key_value(cluster_radix_select_kth<NT, IT>(keys, top_k, sm, cl));
+    }
+
+    // The row max over the cluster, then the weights and their prefix sums: this block's, then the blocks' before it.
+    float lv[IT];
+    float bm = block_max(filter_row_items<IT>(row, Vq, f, use_k, th, nullptr, lv), sm.shm);
+    if (tid == 0) sm.bmax = bm;
+    cl.sync();
+    float mx = -INFINITY;
+    for (unsigned b = 0; b < C; b++) mx = fmaxf(mx, *cl.map_shared_rank(&sm.bmax, b));
+    double w[IT], pre, btot;
+    double part = row_item_weights<IT>(lv, mx, w);
+    cub::BlockScan<double, NT>(sm.scan).ExclusiveSum(part, pre, btot);
+    if (tid == 0) sm.btot = btot;
+    cl.sync();
+    double before = 0, total = 0;
+    for (unsigned b = 0; b < C; b++) {
+        double t = *cl.map_shared_rank(&sm.btot, b);
+        if (b < q) before += t;
+        total += t;
+    }
+    if (PROBS) {
+        float inv = mx == -INFINITY ? 0.f : (float)(1.0 / total);
+        float *pr = probs + r * V + base;
+#pragma unroll
+        for (int i = 0; i < IT; i++) {
+            int idx = tid * IT + i;
+            if (idx < Vq) pr[idx] = mx == -INFINITY ? 0.f : __fmul_rn((float)w[i], inv);
+        }
+        cl.sync();  // no block leaves while another may still read its total
+        return;
+    }
+    SmpPhilox4 blk = smp_rng_block(seed, (uint64_t)image_ids[r / T], (uint32_t)pos[r], SMP_STREAM_TOKEN);
+    block_first_last<NT, IT>(w, before + pre, smp_u53(blk.v[0], blk.v[1]) * total, sm.draw);
+    if (tid == 0) {
+        DrawSmem *c0 = cl.map_shared_rank(&sm.cdraw, 0);
+        if (sm.draw.first != INT_MAX) atomicMin(&c0->first, base + sm.draw.first);
+        if (sm.draw.last >= 0) atomicMax(&c0->last, base + sm.draw.last);
+    }
+    cl.sync();  // every block's totals read and its indices in rank 0
+    if (q == 0 && tid == 0) {
+        int tok = sm.cdraw.first != INT_MAX ? sm.cdraw.first : sm.cdraw.last;
+        tokens[r] = tok < 0 ? 0 : tok;  // an empty row is reported at the next sync
+        if (tok < 0) atomicOr(flag, LLAMA_FLAG_EMPTY);
+    }
+}
+
+template <int NT, int IT, bool PROBS>
+static KtStatus launch_hf_cluster(KtBackend *be, int64_t rows, int32_t *tok, float *probs, float *logits,
+                                  const int64_t *ids, const int32_t *pos, int64_t T, int V, const SmpParams *p) {
+    unsigned C = (unsigned)((V + NT * IT - 1) / (NT * IT));
+    size_t smem = sizeof(HfClusterSmem<NT, IT>);
+    KT_CUDA_TRY(cudaFuncSetAttribute(hf_cluster_kernel<NT, IT, PROBS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)smem));
+    int32_t *flag = (int32_t *)((char *)cuda_impl(be)->dev_small + CUDA_SMALL_FLAG);
+    KT_CUDA_TRY(cuda_launch_cluster(be, C, hf_cluster_kernel<NT, IT, PROBS>, dim3((unsigned)(rows * C)), dim3(NT), smem,
+                                    tok, probs, logits, ids, pos, T, V, p->seed, p->top_k, p->temperature, flag));
+    return KT_OK;
+}
+
 template <int NT, int IT, bool PROBS>
 static KtStatus launch_hf(KtBackend *be, int64_t rows, int32_t *tok, float *probs, float *logits, const int64_t *ids,
                           const int32_t *pos, int64_t T, int V, const SmpParams *p) {
@@ -708,6 +871,9 @@ static KtStatus hf_dispatch(KtBackend *be, int64_t rows, int64_t V, int32_t *tok
     if (V < 1 || V > 16384)
         return KT_FAIL(KT_ERR_UNSUPPORTED, "sampling: the CUDA sampler handles vocabularies of 1..16384, got %lld",
                        (long long)V);
+    // a few rows of a large vocabulary without top-p: each row on a cluster of up to 8 blocks of 2048 items
+    if (V > 4096 && !(p->top_p < 1.f) && rows <= cuda_impl(be)->cluster_rows)
+        return launch_hf_cluster<256, 8, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p);
     if (V <= 1024) return launch_hf<128, 8, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p);
     if (V <= 4096) return launch_hf<256, 16, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p);
     return launch_hf<512, 32, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p);

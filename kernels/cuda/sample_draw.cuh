@@ -34,18 +34,15 @@ __device__ __forceinline__ void row_store4(float *row, int V, int idx, bool vec,
 __device__ __forceinline__ bool row_vec4(const float *row, int V) { return V % 4 == 0 && ((uintptr_t)row & 15) == 0; }
 
 // Writes the filtered row back (x = f(row[idx]), then -inf where x is not >= the top-k threshold th when use_k, or
-// where drop[idx] when drop is non-NULL) and returns the row max (NaN ignored, as the CPU's `>` scan). w gets this
-// thread's weights exp(x - max) in double (0 for -inf and NaN, exactly 1 at the max), pre their exclusive prefix
-// sum over the block and total the row's sum.
-template <int NT, int IT, class F>
-__device__ float filtered_row_weights(float *row, int V, F f, bool use_k, float th, const unsigned char *drop,
-                                      typename cub::BlockScan<double, NT>::TempStorage &scan, double (&w)[IT],
-                                      double &pre, double &total) {
+// where drop[idx] when drop is non-NULL); lv gets this thread's filtered values. Returns their max (NaN ignored, as
+// the CPU's `>` scan).
+template <int IT, class F>
+__device__ __forceinline__ float filter_row_items(float *row, int V, F f, bool use_k, float th,
+                                                  const unsigned char *drop, float (&lv)[IT]) {
     static_assert(IT % 4 == 0, "items per thread: a multiple of 4");
-    __shared__ float shm[32];
     int tid = threadIdx.x;
     bool vec = row_vec4(row, V);
-    float lv[IT], mx = -INFINITY;
+    float mx = -INFINITY;
 #pragma unroll
     for (int i = 0; i < IT; i += 4) {
         int idx = tid * IT + i;
@@ -60,7 +57,13 @@ __device__ float filtered_row_weights(float *row, int V, F f, bool use_k, float 
         }
         row_store4(row, V, idx, vec, x);
     }
-    mx = block_max(mx, shm);
+    return mx;
+}
+
+// w = exp(x - mx) in double for this thread's filtered values (0 for -inf and NaN, exactly 1 at the max); returns
+// their sum.
+template <int IT>
+__device__ __forceinline__ double row_item_weights(const float (&lv)[IT], float mx, double (&w)[IT]) {
     double part = 0;
 #pragma unroll
     for (int i = 0; i < IT; i++) {
@@ -68,20 +71,33 @@ __device__ float filtered_row_weights(float *row, int V, F f, bool use_k, float 
         w[i] = (x != x || x == -INFINITY) ? 0.0 : x == mx ? 1.0 : exp((double)x - (double)mx);
         part += w[i];
     }
+    return part;
+}
+
+// filter_row_items and row_item_weights over one block's row: returns the row max; w gets this thread's weights, pre
+// their exclusive prefix sum over the block and total the row's sum.
+template <int NT, int IT, class F>
+__device__ float filtered_row_weights(float *row, int V, F f, bool use_k, float th, const unsigned char *drop,
+                                      typename cub::BlockScan<double, NT>::TempStorage &scan, double (&w)[IT],
+                                      double &pre, double &total) {
+    __shared__ float shm[32];
+    float lv[IT];
+    float mx = block_max(filter_row_items<IT>(row, V, f, use_k, th, drop, lv), shm);
+    double part = row_item_weights<IT>(lv, mx, w);
     __syncthreads();  // the caller's earlier use of the scan's storage (a union with the sort's) is over
     cub::BlockScan<double, NT>(scan).ExclusiveSum(part, pre, total);
     return mx;
 }
 
-// The draw from the weights of filtered_row_weights with uniform u in [0, 1): the first index whose cumulative
-// weight (index order) exceeds u * total, else the last index with a weight (rounding at the top); -1 when every
-// weight is 0. Every thread gets the result.
+// The draw from the weights of filtered_row_weights with target u * total: sm.first gets the first index (item
+// tid*IT + i of this block) whose cumulative weight (index order, from pre) exceeds target, INT_MAX if none; sm.last
+// the last index with a weight, -1 if none. Visible to every thread on return.
 template <int NT, int IT>
-__device__ int block_categorical(const double (&w)[IT], double pre, double total, double u, DrawSmem &sm) {
+__device__ void block_first_last(const double (&w)[IT], double pre, double target, DrawSmem &sm) {
     int tid = threadIdx.x;
     if (tid == 0) { sm.first = INT_MAX; sm.last = -1; }
     __syncthreads();
-    double target = u * total, cum = pre;
+    double cum = pre;
     int first = INT_MAX, last = -1;
 #pragma unroll
     for (int i = 0; i < IT; i++) {
@@ -93,5 +109,12 @@ __device__ int block_categorical(const double (&w)[IT], double pre, double total
     if (first != INT_MAX) atomicMin(&sm.first, first);
     if (last >= 0) atomicMax(&sm.last, last);
     __syncthreads();
+}
+
+// The draw with uniform u in [0, 1): the first index whose cumulative weight exceeds u * total, else the last index
+// with a weight (rounding at the top); -1 when every weight is 0. Every thread gets the result.
+template <int NT, int IT>
+__device__ int block_categorical(const double (&w)[IT], double pre, double total, double u, DrawSmem &sm) {
+    block_first_last<NT, IT>(w, pre, u * total, sm);
     return sm.first != INT_MAX ? sm.first : sm.last;
 }

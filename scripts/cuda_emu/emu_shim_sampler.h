@@ -22,6 +22,8 @@ struct CudaImpl {
     size_t smem_optin;  // max dynamic shared memory per block (H100: 227 KiB)
     cudaStream_t stream;
     void *dev_small;  // 256 bytes: counters and error flags
+    bool pdl;
+    int cluster_rows;  // LlamaGen's sampler on a thread-block cluster up to this many rows
 };
 static inline CudaImpl *cuda_impl(KtBackend *be) { return (CudaImpl *)be->impl; }
 static inline cudaStream_t cuda_stream(KtBackend *be) { return cuda_impl(be)->stream; }

@@ -1,6 +1,6 @@
 // Runs the GPU token samplers (kernels/cuda/sample.cu: VAR's sample_kernel and smooth_embed_kernel; llama.cu:
-// LlamaGen's hf_kernel, its radix-select and block-sort paths, sampling and probabilities, and the raster step
-// counter kernels), through their real launchers, emulated (emu_cuda.h, CUB from emu_cub.h), against the CPU backend
+// LlamaGen's hf_kernel, its radix-select and block-sort paths, hf_cluster_kernel (a row over a thread-block cluster),
+// sampling and probabilities, and the raster step counter kernels), through their real launchers, emulated (emu_cuda.h, CUB from emu_cub.h), against the CPU backend
 // of libargen.a. Each case runs under the forward / greedy / greedy-reverse / random schedules: results must be bit-identical across
 // them. Contract checked: tokens identical to the CPU's, masked logits bit-identical (NaN as NaN), probabilities and
 // more_smooth latents within 2 float ulps, the empty-row flag raised exactly when the CPU reports KT_ERR_NUMERIC.
@@ -11,7 +11,8 @@
 
 static KtBackend g_cpu, g_gpu;
 alignas(16) static unsigned char g_small[256];
-static emu_k::CudaImpl g_ci = {132, 232448, nullptr, g_small};  // H100 SXM: 132 SMs, 227 KiB opt-in smem
+// H100 SXM: 132 SMs, 227 KiB opt-in smem; the backend's default cluster_rows
+static emu_k::CudaImpl g_ci = {132, 232448, nullptr, g_small, true, 64};
 static long g_fail = 0, g_cases = 0;
 static std::vector<int> g_modes = {emu::FORWARD, emu::GREEDY, emu::GREEDY_REV, emu::RANDOM};
 static const int32_t TOK_POISON = 0x7fc0dead;
@@ -193,8 +194,10 @@ struct SOut {
     long errs = 0;
 };
 
+static bool hf_on_cluster(const SCase &c) { return c.V > 4096 && !(c.p < 1.f) && c.B * c.T <= g_ci.cluster_rows; }
 static const char *hf_path(const SCase &c) {
     bool use_k = c.k > 0 && c.k < c.V, use_p = c.p < 1.f;
+    if (hf_on_cluster(c)) return use_k ? "cl-radix" : "cl-plain";
     return use_k && !use_p ? "radix" : (use_k || use_p) ? "sort" : "plain";
 }
 static const char *var_path(const SCase &c) {
@@ -239,6 +242,7 @@ static SOut run_sampler(const SCase &c, const std::vector<float> &L, const std::
         size_t want = c.op == OP_VAR ? (c.V <= 1024 ? sizeof(emu_k::SampleSmem<128, 8>)
                                         : c.V <= 4096 ? sizeof(emu_k::SampleSmem<256, 16>)
                                                       : sizeof(emu_k::SampleSmem<512, 32>))
+                                     : hf_on_cluster(c) ? sizeof(emu_k::HfClusterSmem<256, 8>)
                                      : (c.V <= 1024 ? sizeof(emu_k::HfSmem<128, 8>)
                                         : c.V <= 4096 ? sizeof(emu_k::HfSmem<256, 16>)
                                                       : sizeof(emu_k::HfSmem<512, 32>));
@@ -613,6 +617,7 @@ int main(int argc, char **argv) {
            sizeof(emu_k::SampleSmem<128, 8>), sizeof(emu_k::SampleSmem<256, 16>), sizeof(emu_k::SampleSmem<512, 32>),
            sizeof(emu_k::HfSmem<128, 8>), sizeof(emu_k::HfSmem<256, 16>), sizeof(emu_k::HfSmem<512, 32>),
            g_ci.smem_optin);
+    printf("smem: HfClusterSmem<256,8> %zu bytes per block\n", sizeof(emu_k::HfClusterSmem<256, 8>));
 
     run_cub_selftest();
     std::vector<int> vocabs = {37, 1000, 4096, 16384};
@@ -645,6 +650,10 @@ int main(int argc, char **argv) {
             run_sampler_case(SCase{OP_HF_PROBS, V, 2, 1, 0, 0.95f, 1.f, PT_NAN, seed++, 0, false});
             run_smooth_case(MCase{V, 32, 2, 2, 0.5f, PT_NINF, seed++, 4});
         }
+        // the cluster sampler (V > 4096, no top-p): radix select with ties, a skipped row, probabilities
+        run_sampler_case(SCase{OP_HF_SAMPLE, 16384, 2, 1, 2000, 1.f, 1.f, PT_TIES, seed++, 3, true});
+        run_sampler_case(SCase{OP_HF_SAMPLE, 6000, 1, 2, 0, 1.f, 0.7f, PT_GAUSS, seed++, 3, false});
+        run_sampler_case(SCase{OP_HF_PROBS, 16384, 2, 1, 900, 1.f, 1.f, PT_GAUSS, seed++, 0, false});
         run_sequence_case(5, 2, 3, 1000, SmpParams{42, 100, 0.9f, 0.9f}, seed++, 132);
         run_step_edges();
     } else {
@@ -686,6 +695,29 @@ int main(int argc, char **argv) {
                         if (op == OP_VAR && p.p >= 1.f) p.p = 0.f;
                         run_sampler_case(SCase{(Op)op, V, 2, 1, p.k, p.p, p.temp, pt, seed++, 11, op == OP_HF_SAMPLE});
                     }
+        // the cluster sampler (hf_cluster_kernel: V > 4096 without top-p, up to cluster_rows rows): vocabularies that
+        // leave the last blocks of the cluster partly or wholly empty (4097: 3 blocks, the third with one item; 6000;
+        // 8192: 4 full blocks; 16383), every k from 1 to V - 1, and the same cases on hf_kernel (cluster_rows 0, and
+        // more rows than cluster_rows)
+        for (int V : {4097, 6000, 8192, 16383, 16384})
+            for (int op = OP_HF_SAMPLE; op < 4; op++)
+                for (Params p : {Params{1, 1.f, 1.f}, Params{2, 1.f, 0.7f}, Params{2000, 1.f, 1.f}, Params{K_VM1, 1.f, 1.f},
+                                 Params{0, 1.f, 0.7f}, Params{1 << 20, 1.f, 1.f}})
+                    for (Pattern pt : {PT_GAUSS, PT_TIES, PT_ALLEQ, PT_NAN, PT_NINF, PT_POSINF, PT_EMPTYROW, PT_PEAK}) {
+                        int idx = ci++;
+                        if ((quick || asan) && idx % 10) continue;
+                        if (p.k == K_VM1) p.k = V - 1;
+                        for (int rows_cap : {64, 0}) {
+                            if (rows_cap == 0 && (quick || asan) && idx % 2) continue;
+                            g_ci.cluster_rows = rows_cap;
+                            run_sampler_case(SCase{(Op)op, V, 2, 1, p.k, p.p, p.temp, pt, seed++, 5, op == OP_HF_SAMPLE});
+                        }
+                        g_ci.cluster_rows = 64;
+                    }
+        g_ci.cluster_rows = 3;  // 4 rows: one block per row; 3 rows: on clusters
+        run_sampler_case(SCase{OP_HF_SAMPLE, 16384, 2, 2, 2000, 1.f, 1.f, PT_GAUSS, seed++, 7, false});
+        run_sampler_case(SCase{OP_HF_SAMPLE, 16384, 3, 1, 2000, 1.f, 1.f, PT_GAUSS, seed++, 7, true});
+        g_ci.cluster_rows = 64;
         // rows without a finite logit on every path (the flag): a single row, and one row among others
         for (int op = 0; op < 4; op++)
             for (Params p : {Params{0, 1.f, 1.f}, Params{7, 1.f, 0.7f}, Params{7, 0.9f, 1.f}, Params{0, 0.9f, 1.f}})
