@@ -30,6 +30,17 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKin
     memmove(d, s, n);
     return cudaSuccess;
 }
+// conv.cu's conv_tune times cuDNN's algorithms with events (never reached here: plan_get's plans are tuned); these
+// let the suite link against a CPU-only build/libargen.a, which brings no CUDA runtime
+cudaError_t cudaEventCreate(cudaEvent_t *e) {
+    *e = nullptr;
+    return cudaErrorNotSupported;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaErrorNotSupported; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaErrorNotSupported; }
+cudaError_t cudaEventElapsedTime(float *, cudaEvent_t, cudaEvent_t) { return cudaErrorNotSupported; }
+cudaError_t cudaGetLastError() { return cudaSuccess; }
 
 namespace emu_k {
 using std::isfinite;

@@ -12,8 +12,8 @@ M = {
                         '            int idx = i * NT + tid;\n            float x = load(idx);\n'
                         '            keys[i] = (x != x) ? -INFINITY : (x == 0.f ? 0.f : x);'),
     # radix select: no barrier between warp 0 choosing the digit and the block reading it (between passes)
-    'radix_no_pass_sync': ('        __syncthreads();\n        prefix |= (uint32_t)sm.sel_bin << shift;',
-                           '        prefix |= (uint32_t)sm.sel_bin << shift;'),
+    'radix_no_pass_sync': ('kth_digit_bin(sm.tmp.hist, kk, &sm.sel_bin, &sm.sel_above);\n        __syncthreads();\n',
+                           'kth_digit_bin(sm.tmp.hist, kk, &sm.sel_bin, &sm.sel_above);\n'),
     # radix select: off by one in finding the bin that holds the k-th largest
     'radix_bin_off_by_one': ('if (run + c[j] >= kk) {', 'if (run + c[j] > kk) {'),
     # LlamaGen sort path: the threshold read at rank k instead of k - 1
@@ -27,10 +27,25 @@ M = {
     'commit_no_sync': ('    int64_t n = *step;\n    __syncthreads();\n    if (n < 0 || n >= N) return;',
                        '    int64_t n = *step;\n    if (n < 0 || n >= N) return;'),
     # the shared draw (sample_draw.cuh): threads race thread 0's reset of the first / last slots
-    'draw_no_init_sync': ('    if (tid == 0) { sm.first = INT_MAX; sm.last = -1; }\n    __syncthreads();\n    double target',
-                          '    if (tid == 0) { sm.first = INT_MAX; sm.last = -1; }\n    double target'),
+    'draw_no_init_sync': ('    if (tid == 0) { sm.first = INT_MAX; sm.last = -1; }\n    __syncthreads();\n    double cum',
+                          '    if (tid == 0) { sm.first = INT_MAX; sm.last = -1; }\n    double cum'),
     # LlamaGen launcher: dynamic shared memory short of HfSmem's tail (first / last / sel_*)
     'hf_smem_short': ('size_t smem = sizeof(HfSmem<NT, IT>);', 'size_t smem = sizeof(HfSmem<NT, IT>) - 32;'),
+    # cluster sampler: the blocks' digit counts read without the cluster barrier (a block barrier only)
+    'cluster_no_hist_sync': ("        cl.sync();  // every block's counts are complete\n",
+                             "        __syncthreads();\n"),
+    # cluster sampler: one count buffer for every pass (a block clears it while others still read the last pass's)
+    'cluster_one_hist': ('unsigned *h = sm.hist[pass & 1];', 'unsigned *h = sm.hist[0];'),
+    # cluster sampler: each block's weights against its own max instead of the row's
+    'cluster_local_max': ('for (unsigned b = 0; b < C; b++) mx = fmaxf(mx, *cl.map_shared_rank(&sm.bmax, b));',
+                          'mx = bm;'),
+    # cluster sampler: a block's offset includes its own total
+    'cluster_offset_incl': ('if (b < q) before += t;', 'if (b <= q) before += t;'),
+    # cluster sampler, probabilities: blocks leave while others may still read their totals
+    'cluster_probs_no_exit_sync': ('        cl.sync();  // no block leaves while another may still read its total\n', ''),
+    # cluster sampler: rank 0 reads the cluster's first / last before every block has added its own
+    'cluster_draw_no_sync': ("    cl.sync();  // every block's totals read and its indices in rank 0\n",
+                             "    __syncthreads();\n"),
 }
 if __name__ == '__main__':
     name = sys.argv[1]
