@@ -635,6 +635,46 @@ Test(llama_ops, cuda_sampler_graph_replay_equals_eager) {
     ctx_close(&cc);
 }
 
+// A device that refuses the cluster launch: the sampler notes it and draws the same tokens on one block per row, then
+// and on later calls. The backend emulator refuses cluster launches under ARGEN_EMU_REFUSE_CLUSTERS; a GPU ignores
+// the variable (clusters launch, no note).
+Test(llama_ops, cuda_sampler_falls_back_when_clusters_are_refused) {
+    if (!kt_cuda_available()) cr_skip_test("no CUDA device");
+    setenv("ARGEN_EMU_REFUSE_CLUSTERS", "1", 1);
+    Ctx cc, gc;
+    ctx_open(&cc, KT_CPU, FX);
+    ctx_open(&gc, KT_CUDA, FX);
+    Ctx *cs[2] = {&cc, &gc};
+    enum { R = 2, V = 16384 };
+    uint64_t seed = 29;
+    float *lg = ctx_keep(&cc, malloc((size_t)R * V * 4));
+    for (int64_t i = 0; i < (int64_t)R * V; i++) lg[i] = 4.0f * frand(&seed);
+    int64_t ids[R] = {5, 6};
+    int32_t pos[R] = {0, 9}, tok[2][2][R];
+    SmpParams p = smp_params_default();
+    p.seed = 13;
+    p.top_k = 2000;
+    p.top_p = 1.0f;
+    for (int d = 0; d < 2; d++)
+        for (int call = 0; call < 2; call++) {
+            KtTensor L = dev_new(cs[d], KT_F32, 3, (int64_t[]){R, 1, V}, lg);
+            KtTensor I = dev_new(cs[d], KT_I64, 1, (int64_t[]){R}, ids);
+            KtTensor P = dev_new(cs[d], KT_I32, 2, (int64_t[]){R, 1}, pos);
+            KtTensor T = dev_new(cs[d], KT_I32, 2, (int64_t[]){R, 1}, NULL);
+            OK(kt_sample_llama(&cs[d]->be, &T, &L, &I, &P, p));
+            OK(kt_download(&cs[d]->be, tok[d][call], &T));
+        }
+    unsetenv("ARGEN_EMU_REFUSE_CLUSTERS");
+    for (int call = 0; call < 2; call++)
+        for (int r = 0; r < R; r++)
+            cr_expect(tok[1][call][r] == tok[0][call][r], "call %d, row %d: CUDA token %d, CPU %d", call, r,
+                      tok[1][call][r], tok[0][call][r]);
+    if (strstr(gc.be.name, "emulated"))
+        cr_expect(strstr(gc.be.notes, "cluster launch refused"), "notes: \"%s\"", gc.be.notes);
+    ctx_close(&gc);
+    ctx_close(&cc);
+}
+
 // ------------------------------------------------------------------- fused small-batch GEMMs (llama_gemv.cu)
 // kt_rmsnorm_linear, kt_rmsnorm_linear_swiglu and kt_linear_residual on a CUDA backend that fuses them (rows <= 8)
 // against one that runs the compositions (ARGEN_CUDA_FUSED_ROWS=0): the same 16-bit rounding of the GEMM input, only

@@ -846,9 +846,17 @@ static KtStatus launch_hf_cluster(KtBackend *be, int64_t rows, int32_t *tok, flo
     KT_CUDA_TRY(cudaFuncSetAttribute(hf_cluster_kernel<NT, IT, PROBS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                      (int)smem));
     int32_t *flag = (int32_t *)((char *)cuda_impl(be)->dev_small + CUDA_SMALL_FLAG);
-    KT_CUDA_TRY(cuda_launch_cluster(be, C, hf_cluster_kernel<NT, IT, PROBS>, dim3((unsigned)(rows * C)), dim3(NT), smem,
-                                    tok, probs, logits, ids, pos, T, V, p->seed, p->top_k, p->temperature, flag));
-    return KT_OK;
+    cudaError_t e = cuda_launch_cluster(be, C, hf_cluster_kernel<NT, IT, PROBS>, dim3((unsigned)(rows * C)), dim3(NT),
+                                        smem, tok, probs, logits, ids, pos, T, V, p->seed, p->top_k, p->temperature,
+                                        flag);
+    if (e == cudaSuccess) return KT_OK;
+    // A launch the device refuses (clusters unavailable: a partitioned GPU, a driver limit) is not sticky: clear it,
+    // note it and let the caller take one block per row from now on. (The first call of a run is eager, so a step
+    // graph is captured with the fallback.)
+    cudaGetLastError();
+    cuda_impl(be)->cluster_rows = 0;
+    kt_backend_note(be, "sampler: cluster launch refused (%s), one block per row", cudaGetErrorString(e));
+    return KT_ERR_UNSUPPORTED;
 }
 
 template <int NT, int IT, bool PROBS>
@@ -872,8 +880,9 @@ static KtStatus hf_dispatch(KtBackend *be, int64_t rows, int64_t V, int32_t *tok
         return KT_FAIL(KT_ERR_UNSUPPORTED, "sampling: the CUDA sampler handles vocabularies of 1..16384, got %lld",
                        (long long)V);
     // a few rows of a large vocabulary without top-p: each row on a cluster of up to 8 blocks of 2048 items
-    if (V > 4096 && !(p->top_p < 1.f) && rows <= cuda_impl(be)->cluster_rows)
-        return launch_hf_cluster<256, 8, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p);
+    if (V > 4096 && !(p->top_p < 1.f) && rows <= cuda_impl(be)->cluster_rows &&
+        launch_hf_cluster<256, 8, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p) == KT_OK)
+        return KT_OK;
     if (V <= 1024) return launch_hf<128, 8, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p);
     if (V <= 4096) return launch_hf<256, 16, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p);
     return launch_hf<512, 32, PROBS>(be, rows, tok, probs, logits, ids, pos, T, (int)V, p);

@@ -11,6 +11,11 @@ extern "C" {
 }
 #include "samplers/philox.h"
 
+// the cluster launcher's refusal path (never taken here: emu_pdl.h's cuda_launch_cluster succeeds); these let the
+// suite link against a CPU-only build/libargen.a, which brings no CUDA runtime
+cudaError_t cudaGetLastError() { return cudaSuccess; }
+const char *cudaGetErrorString(cudaError_t) { return "(emulated)"; }
+
 namespace emu_k {
 
 using std::isfinite;  // CUDA's math API has them unqualified in device code

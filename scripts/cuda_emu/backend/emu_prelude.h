@@ -93,6 +93,8 @@ inline cudaError_t launch_kernel_ex(const cudaLaunchConfig_t *cfg, void (*kernel
         fprintf(stderr, "[emu] cudaLaunchKernelEx: launch attribute %d is not emulated\n", (int)a.id);
         abort();
     }
+    // ARGEN_EMU_REFUSE_CLUSTERS=1: a cluster launch fails, as on a device that refuses it (the launcher's fallback)
+    if (cluster_x > 1 && getenv("ARGEN_EMU_REFUSE_CLUSTERS")) return cudaErrorNotSupported;
     auto it = fn_names().find((const void *)kernel);
     const char *name = it == fn_names().end() ? "(cudaLaunchKernelEx)" : it->second;
     launch_cluster_on(cfg->stream, cluster_x, cfg->gridDim, cfg->blockDim, cfg->dynamicSmemBytes, name,
