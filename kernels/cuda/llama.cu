@@ -757,7 +757,7 @@ __device__ uint32_t cluster_radix_select_kth(const uint32_t (&keys)[IT], int k, 
     return prefix;
 }
 
-// hf_kernel without top-p (top_p >= 1), row r = blockIdx.x / C on cluster blockIdx.x / C.
+// hf_kernel without top-p (top_p >= 1): cluster blockIdx.x / C (C = the cluster size) samples row r = blockIdx.x / C.
 template <int NT, int IT, bool PROBS>
 __global__ void __launch_bounds__(NT)
 hf_cluster_kernel(int32_t *__restrict__ tokens, float *probs, float *logits,  // probs may alias logits
