@@ -2,7 +2,8 @@
 // same names and signatures, built on emu_cuda.h's fibers and warp exchange.
 //
 // - ldsm_x4 / ldsm_x4_t (ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16) and mma16816
-//   (mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32) are warp collectives: every lane deposits its operand (the
+//   (mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32; llama_gemv.cu's mma16816_f16 / mma16816_bf16, the latter
+//   with .bf16 inputs) are warp collectives: every lane deposits its operand (the
 //   16-byte row its address names, read from shared memory when the lane arrives; or its A/B fragment registers)
 //   in a per-warp buffer, meets the other 31 lanes in one emu::warp_exchange (a full-mask barrier with checks:
 //   lanes that do not all arrive deadlock, lanes at different collectives are reported), then reads the others'
@@ -185,9 +186,15 @@ template <int N> inline void cp_async_wait() {
 inline void ldsm_x4(uint32_t *r, const void *p) { emu_mma::ldsm(r, p, false); }
 inline void ldsm_x4_t(uint32_t *r, const void *p) { emu_mma::ldsm(r, p, true); }
 
-// c (16x8 fp32) += a (16x16 fp16, row) . b (16x8 fp16, col)
-inline void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
-    using namespace emu_mma;
+namespace emu_mma {
+inline float bf2f(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+// c (16x8 fp32) += a (16x16, row) . b (16x8, col); cvt: a 16-bit element (fp16 or bf16) as float
+inline void mma16816_any(float *c, const uint32_t *a, uint32_t b0, uint32_t b1, float (*cvt)(uint16_t)) {
     g_n_mma++;
     int lane = emu::linear_tid() & 31, par;
     uint32_t(*buf)[8] = collective(OP_MMA, par);
@@ -197,11 +204,11 @@ inline void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
     int g = lane >> 2, t = lane & 3;
     auto A = [&](int row, int k) {  // lane (row % 8) * 4 + (k % 8) / 2, register (row >= 8) + 2 (k >= 8), half k % 2
         uint32_t w = buf[(row & 7) * 4 + ((k & 7) >> 1)][(row >> 3) + 2 * (k >> 3)];
-        return h2f((uint16_t)(w >> 16 * (k & 1)));
+        return cvt((uint16_t)(w >> 16 * (k & 1)));
     };
     auto B = [&](int k, int col) {  // lane col * 4 + (k % 8) / 2, register 4 + (k >= 8), half k % 2
         uint32_t w = buf[col * 4 + ((k & 7) >> 1)][4 + (k >> 3)];
-        return h2f((uint16_t)(w >> 16 * (k & 1)));
+        return cvt((uint16_t)(w >> 16 * (k & 1)));
     };
     for (int i = 0; i < 4; i++) {
         int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
@@ -209,6 +216,19 @@ inline void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
         for (int k = 0; k < 16; k++) s += (double)A(row, k) * (double)B(k, col);
         c[i] = (float)s;
     }
+}
+}  // namespace emu_mma
+
+// c (16x8 fp32) += a (16x16 fp16, row) . b (16x8 fp16, col)
+inline void mma16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
+    emu_mma::mma16816_any(c, a, b0, b1, emu_mma::h2f);
+}
+// llama_gemv.cu's names: the same for fp16, and .bf16 inputs
+inline void mma16816_f16(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
+    emu_mma::mma16816_any(c, a, b0, b1, emu_mma::h2f);
+}
+inline void mma16816_bf16(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
+    emu_mma::mma16816_any(c, a, b0, b1, emu_mma::bf2f);
 }
 
 inline uint32_t pack_h2(float lo, float hi) {

@@ -6,7 +6,8 @@ original lines; a #line directive names the original file):
   extern __shared__ [__align__(n)] T name[];  ->  T *name = (T *)emu::dyn_smem();
   #include <cub/...>, <cooperative_groups.h>  ->  (blank: emu_prelude.h provides emu_cub.h, emu_cuda.h)
   cudaFuncSetAttribute(NAME...  ->  emu::func_set_attribute("NAME", NAME...  (limits kept per kernel name)
-and in attention_flash.cu the PTX helper section is blanked (emu_mma.h defines the same helpers).
+and in attention_flash.cu and llama_gemv.cu the PTX helper sections are blanked (emu_mma.h defines the same
+helpers).
 Usage: gen_backend.py IN.cu OUT.cpp"""
 import os
 import re
@@ -56,6 +57,8 @@ def main():
     lines = ['' if re.match(r'\s*#include <(cub/|cooperative_groups)', l) else l for l in lines]
     if os.path.basename(src) == 'attention_flash.cu':
         blank(lines, r'^// -+ PTX helpers$', r'^// -+ fp16 tensor cores$')
+    if os.path.basename(src) == 'llama_gemv.cu':
+        blank(lines, r'^// -+ PTX helpers$', r'^// -+ kernel$')
     text, nl = rewrite_launches('\n'.join(lines))
     # the dynamic shared memory limit is kept per kernel name (a launch cannot always name its instantiation)
     text = re.sub(r'cudaFuncSetAttribute\((\w+)', r'emu::func_set_attribute("\1", \1', text)
