@@ -354,7 +354,7 @@ static KtStatus family_var_attention(Bench *b) {
     return KT_OK;
 }
 
-// LlamaGen GPT-B's per-token step (C 768, 12 heads of 64, FFN 2 x 2048, V 16384) at batch 1 and 32 (CFG rows 2B,
+// LlamaGen GPT-B's per-token step (C 768, 12 heads of 64, FFN 2 x 2048, V 16384) at batch 1, 16 and 32 (CFG rows 2B,
 // one token each, at position 200 of a 264-row cache): one layer's ops with the 16-bit GEMM inputs the model uses,
 // then the head, CFG and the sampler. The last row adds them up as 12 layers + head: the step's op time without the
 // gaps between kernels.
@@ -367,8 +367,9 @@ typedef struct {
 static KtStatus family_llamagen(Bench *b) {
     KtDType hdt = b->be->matmul_dtype;
     const int64_t C = 768, NH = 12, HS = 64, F = 2048, V = 16384, Tcap = 264, pos = 200, layers = 12;
-    for (int bi = 0; bi < 2; bi++) {
-        int64_t B = bi ? 32 : 1, R = 2 * B;
+    static const int64_t batches[] = {1, 16, 32};  // rows 2, 32 (the fused GEMMs' largest), 64 (the compositions)
+    for (int bi = 0; bi < 3; bi++) {
+        int64_t B = batches[bi], R = 2 * B;
         int base = b->nbuf;
         KtTensor x, xn, wln, wqkv, qkv, attn, wo, proj, w13, h13, gate, w2, whead, logits, guided;
         TENSOR(&x, KT_F32, 1.f, R, 1, C);          // the residual stream

@@ -100,11 +100,18 @@ if [ "$mode" = "--full" ]; then
   OUT=$OUT timeout 200 scripts/bench_var.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_var.sh failed" >&2
   OUT=$OUT timeout 200 scripts/bench_llamagen.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_llamagen.sh failed" >&2
   {  # A/B of the small-batch LlamaGen paths: fused GEMMs (llama_gemv.cu) off, dependent launches off, the sampler
-     # on one block per row instead of a cluster (llama.cu hf_cluster_kernel)
-    ab=(bench --arch llamagen-b --batch 1 --decode sequential --random-init --device cuda --dtype bf16 --reps 3)
-    echo "## ARGEN_CUDA_FUSED_ROWS=0"; ARGEN_CUDA_FUSED_ROWS=0 timeout 60 "$bin/argen" "${ab[@]}"
-    echo "## ARGEN_CUDA_PDL=0"; ARGEN_CUDA_PDL=0 timeout 60 "$bin/argen" "${ab[@]}"
-    echo "## ARGEN_CUDA_CLUSTER_ROWS=0"; ARGEN_CUDA_CLUSTER_ROWS=0 timeout 60 "$bin/argen" "${ab[@]}"
+     # on one block per row instead of a cluster (llama.cu hf_cluster_kernel); SJD and ZipAR with the fused GEMMs
+     # off and up to 8 rows only
+    ab=(bench --arch llamagen-b --batch 1 --random-init --device cuda --dtype bf16 --reps 3 --decode)
+    echo "## ARGEN_CUDA_FUSED_ROWS=0"; ARGEN_CUDA_FUSED_ROWS=0 timeout 60 "$bin/argen" "${ab[@]}" sequential
+    echo "## ARGEN_CUDA_PDL=0"; ARGEN_CUDA_PDL=0 timeout 60 "$bin/argen" "${ab[@]}" sequential
+    echo "## ARGEN_CUDA_CLUSTER_ROWS=0"; ARGEN_CUDA_CLUSTER_ROWS=0 timeout 60 "$bin/argen" "${ab[@]}" sequential
+    for d in sjd zipar; do  # window forwards of 32 / 16 rows: the compositions, then the fused kernel only to 8 rows
+      for f in 0 8; do
+        echo "## --decode $d, ARGEN_CUDA_FUSED_ROWS=$f"
+        ARGEN_CUDA_FUSED_ROWS=$f timeout 60 "$bin/argen" "${ab[@]}" $d
+      done
+    done
     echo "## ARGEN_CUDA_CLUSTER_ROWS=0, ops"
     ARGEN_CUDA_CLUSTER_ROWS=0 timeout 60 "$bin/argen" bench --arch ops --ops llamagen --device cuda --dtype bf16 --reps 3
   } > "$OUT/bench_llamagen_ab.md" 2>&1 || echo "LlamaGen A/B failed (see bench_llamagen_ab.md)" >&2

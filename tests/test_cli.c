@@ -267,6 +267,7 @@ Test(cli, bench_op_table) {
               strstr(text, "| attention | B=128 Tq=256 kv=680 | float32 | - | skipped on the CPU (91 GFLOP per call) |") &&
               strstr(text, "| llama_attention (rope, cache rows, attention) | GPT-B step, batch 32 (rows 64) | ") &&
               strstr(text, "| step: the rows above, 12 layers + head | GPT-B step, batch 1 (rows 2) | ") &&
+              strstr(text, "| step: the rows above, 12 layers + head | GPT-B step, batch 16 (rows 32) | ") &&
               strstr(text, "x 256 tokens: "),
               "%s", text);
     cr_expect(!strstr(text, "| linear |") && !strstr(text, "| conv3x3 |"), "families not asked for ran:\n%s", text);
