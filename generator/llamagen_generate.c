@@ -61,7 +61,10 @@ typedef struct {
     const int32_t *labels;
 } Run;
 
-// ws->in_tok, ws->in_pos rows [0, B2) x T from host (B, T) arrays; the null-class half repeats the first.
+// ws->in_tok, ws->in_pos rows [0, B2) x T from host (B, T) arrays; the null-class half repeats the first. Queued
+// through ws->host_i32 (its first 2 x rows x tmax entries), which is next written after a download: every forward
+// of SJD/ZipAR ends with one; the sequential loop's only one is the tokens' at the end, which the stream orders
+// after the copies.
 static KtStatus upload_inputs(Run *r, int64_t T, const int32_t *tok, const int32_t *pos) {
     int32_t *h = r->ws->host_i32;
     int64_t n = (int64_t)r->B * T;
@@ -70,8 +73,8 @@ static KtStatus upload_inputs(Run *r, int64_t T, const int32_t *tok, const int32
         memcpy(h + (r->B2 * T) + half * n, pos, (size_t)n * sizeof *h);
     }
     KtTensor it = kt_slice0(&r->ws->in_tok, 0, r->B2 * T), ip = kt_slice0(&r->ws->in_pos, 0, r->B2 * T);
-    KT_TRY(kt_upload(r->m->be, &it, h));
-    return kt_upload(r->m->be, &ip, h + r->B2 * T);
+    KT_TRY(kt_upload_queued(r->m->be, &it, h));
+    return kt_upload_queued(r->m->be, &ip, h + r->B2 * T);
 }
 
 // The class-token prefill: labels (and the null class) at position 0. logits: (B2, 1, V).
@@ -82,7 +85,7 @@ static KtStatus prefill(Run *r, KtTensor *logits) {
         if (r->cfg) h[r->B + b] = r->m->config.num_classes;  // the null class
     }
     KtTensor it = kt_slice0(&r->ws->in_tok, 0, r->B2), ip = kt_slice0(&r->ws->in_pos, 0, r->B2);
-    KT_TRY(kt_upload(r->m->be, &it, h));
+    KT_TRY(kt_upload_queued(r->m->be, &it, h));  // as upload_inputs
     KT_TRY(kt_zero(r->m->be, &ip));
     return llamagen_forward(r->m, r->ws, r->B2, 1, true, logits);
 }
@@ -327,10 +330,12 @@ static KtStatus run_zipar(Run *r, int32_t *tokens, LlamaStats *stats) {
     LlamaWorkspace *ws = r->ws;
     int32_t *first = malloc((size_t)(info.n_forwards + 1) * sizeof *first);
     SmpZiparFeed *feeds = malloc((size_t)info.n_feeds * sizeof *feeds);
-    int32_t *tok = malloc((size_t)(3 * B * info.max_feeds) * sizeof *tok);
+    int32_t *tok = malloc((size_t)(2 * B * info.max_feeds) * sizeof *tok);
     KtStatus s = first && feeds && tok ? KT_OK : KT_FAIL(KT_ERR_OOM, "out of memory");
     if (s == KT_OK) smp_zipar_plan((int)g, p->zipar_window, 1, first, feeds);
-    int32_t *pos = tok + B * info.max_feeds, *spos = pos + B * info.max_feeds;
+    // spos: the sampler's positions, page-locked beside upload_inputs' tokens and positions (host_i32 holds 3 x rows
+    // x tmax before the sequence), so that its queued upload does not wait for the stream as a pageable one does
+    int32_t *pos = tok + B * info.max_feeds, *spos = ws->host_i32 + 2 * ws->rows * ws->tmax;
     KtTensor ids = kt_slice0(&ws->image_ids, 0, B), logits, lc;
     int64_t generated_b = 0;  // tokens sampled by the ZipAR loop (phase B) so far: its cfg_interval counter
     for (int f = 0; s == KT_OK && f < info.n_forwards; f++) {
@@ -342,10 +347,10 @@ static KtStatus run_zipar(Run *r, int32_t *tokens, LlamaStats *stats) {
                 pos[b * T + j] = e[j].pos;
                 spos[b * T + j] = e[j].out_cell;  // -1: the completion feed's output is not sampled
             }
-        // the sampler's positions first: an upload waits for the stream, which is idle here, not behind the forward
+        // the sampler's positions, queued: `spos` is next written after this forward's download
         KtTensor sp = kt_slice0(&ws->smp_pos, 0, B * T), out = kt_slice0(&ws->out_tok, 0, B * T);
         KtTensor sp2 = kt_reshape2(&sp, B, T), out2 = kt_reshape2(&out, B, T);
-        if ((s = kt_upload(r->m->be, &sp, spos)) != KT_OK) break;
+        if ((s = kt_upload_queued(r->m->be, &sp, spos)) != KT_OK) break;
         if (f == 0) s = prefill(r, &logits);
         else if ((s = upload_inputs(r, T, tok, pos)) == KT_OK) s = forward_graphed(r, T, &logits);
         if (s != KT_OK) break;

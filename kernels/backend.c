@@ -113,6 +113,13 @@ KtStatus kt_upload(KtBackend *be, KtTensor *t, const void *host) {
     return be->ops->upload(be, t->data, host, kt_nbytes(t));
 }
 
+KtStatus kt_upload_queued(KtBackend *be, KtTensor *t, const void *host) {
+    if (t->device != be->device)
+        return KT_FAIL(KT_ERR_ARG, "kt_upload_queued: tensor is not on the backend's device");
+    if (!be->ops->upload_queued) return be->ops->upload(be, t->data, host, kt_nbytes(t));
+    return be->ops->upload_queued(be, t->data, host, kt_nbytes(t));
+}
+
 KtStatus kt_download(KtBackend *be, void *host, const KtTensor *t) {
     if (t->device != be->device) return KT_FAIL(KT_ERR_ARG, "kt_download: tensor is not on the backend's device");
     return be->ops->download(be, host, t->data, kt_nbytes(t));

@@ -37,6 +37,8 @@ typedef struct {
     KtStatus (*alloc)(KtBackend *be, void **ptr, size_t nbytes);
     void (*release)(KtBackend *be, void *ptr);
     KtStatus (*upload)(KtBackend *be, void *dst, const void *src_host, size_t nbytes);
+    // optional: upload that returns before the copy is done (see kt_upload_queued); NULL: upload
+    KtStatus (*upload_queued)(KtBackend *be, void *dst, const void *src_host, size_t nbytes);
     KtStatus (*download)(KtBackend *be, void *dst_host, const void *src, size_t nbytes);
     KtStatus (*copy)(KtBackend *be, void *dst, const void *src, size_t nbytes);
     KtStatus (*zero)(KtBackend *be, void *dst, size_t nbytes);
@@ -205,6 +207,10 @@ void kt_buffer_free(KtBuffer *buf);
 KtStatus kt_host_buffer_alloc(KtBackend *be, KtBuffer *buf, size_t nbytes);
 // Host <-> backend copies; `t` lives on the backend's device, host memory holds kt_nbytes(t) bytes.
 KtStatus kt_upload(KtBackend *be, KtTensor *t, const void *host);
+// kt_upload that may return before the copy is done: the copy is queued ahead of the work submitted after it, and
+// `host` must stay unchanged until the next kt_download or kt_sync on be (a per-forward input upload then costs no
+// wait for the device). Backends that copy at once (the CPU) do so. Not inside graph capture.
+KtStatus kt_upload_queued(KtBackend *be, KtTensor *t, const void *host);
 KtStatus kt_download(KtBackend *be, void *host, const KtTensor *t);
 KtStatus kt_copy(KtBackend *be, KtTensor *dst, const KtTensor *src);
 KtStatus kt_zero(KtBackend *be, KtTensor *t);

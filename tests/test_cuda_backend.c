@@ -821,6 +821,37 @@ Test(cuda_backend, host_buffer_round_trip) {
     pair_close(p);
 }
 
+// Queued uploads (kt_upload_queued): several from one page-locked buffer, then device work that reads them and a
+// download behind it; on the CPU backend the same calls copy at once.
+Test(cuda_backend, queued_uploads_reach_the_work_after_them) {
+    Pair pp, *p = &pp;
+    pair_open(p, 19);
+    KtBackend *bes[2] = {&p->gpu, &p->cpu};
+    for (int k = 0; k < 2; k++) {
+        KtBackend *be = bes[k];
+        KtBuffer h, d;
+        OK(kt_host_buffer_alloc(be, &h, 3 * 1000 * sizeof(int32_t)));
+        OK(kt_buffer_alloc(be, &d, 3 * 1000 * sizeof(int32_t)));
+        int32_t *x = h.data;
+        for (int i = 0; i < 2000; i++) x[i] = 7 * i - 3000;
+        int32_t *dd = d.data;
+        KtTensor a = kt_tensor1(dd, KT_I32, be->device, 1000), b = kt_tensor1(dd + 1000, KT_I32, be->device, 1000);
+        KtTensor c = kt_tensor1(dd + 2000, KT_I32, be->device, 1000);
+        OK(kt_upload_queued(be, &a, x));
+        OK(kt_upload_queued(be, &b, x + 1000));
+        OK(kt_copy(be, &c, &b));  // device work queued behind the copies
+        OK(kt_download(be, x + 2000, &c));
+        for (int i = 0; i < 1000; i++) cr_assert_eq(x[2000 + i], 7 * (1000 + i) - 3000, "%s: element %d", be->name, i);
+        OK(kt_download(be, x + 2000, &a));
+        for (int i = 0; i < 1000; i++) cr_assert_eq(x[2000 + i], 7 * i - 3000, "%s: element %d", be->name, i);
+        KtTensor wrong = kt_tensor1(x, KT_I32, k ? KT_CUDA : KT_CPU, 1000);
+        cr_expect_eq(kt_upload_queued(be, &wrong, x), KT_ERR_ARG, "a tensor on the other device is refused");
+        kt_buffer_free(&d);
+        kt_buffer_free(&h);
+    }
+    pair_close(p);
+}
+
 Test(cuda_backend, name_and_dtype) {
     Pair pp, *p = &pp;
     pair_open(p, 17);

@@ -137,6 +137,12 @@ static KtStatus be_upload(KtBackend *be, void *dst, const void *src, size_t n) {
     KT_CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)));  // the host buffer may be reused on return
     return KT_OK;
 }
+// No wait: the caller keeps src unchanged until its next download or sync (kt_upload_queued).
+static KtStatus be_upload_queued(KtBackend *be, void *dst, const void *src, size_t n) {
+    if (cuda_impl(be)->capturing) return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_upload_queued inside graph capture");
+    KT_CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, cuda_stream(be)));
+    return KT_OK;
+}
 // A download is where results reach the host, so it also reports the error flags of the work before it (e.g. a
 // sampled row without a finite logit inside a replayed graph), as the CPU backend reports them at the op.
 static KtStatus be_download(KtBackend *be, void *dst, const void *src, size_t n) {
@@ -333,6 +339,7 @@ static const KtBackendOps *cuda_ops(void) {
     o.host_alloc = be_host_alloc;
     o.host_release = be_host_release;
     o.upload = be_upload;
+    o.upload_queued = be_upload_queued;
     o.download = be_download;
     o.copy = be_copy;
     o.zero = be_zero;
