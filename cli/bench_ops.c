@@ -367,7 +367,7 @@ typedef struct {
 static KtStatus family_llamagen(Bench *b) {
     KtDType hdt = b->be->matmul_dtype;
     const int64_t C = 768, NH = 12, HS = 64, F = 2048, V = 16384, Tcap = 264, pos = 200, layers = 12;
-    static const int64_t batches[] = {1, 16, 32};  // rows 2, 32 (the fused GEMMs' largest), 64 (the compositions)
+    static const int64_t batches[] = {1, 16, 32};  // rows 2, 32 (SJD's window), 64 (w2 too wide to fuse)
     for (int bi = 0; bi < 3; bi++) {
         int64_t B = batches[bi], R = 2 * B;
         int base = b->nbuf;

@@ -680,8 +680,9 @@ Test(llama_ops, cuda_sampler_falls_back_when_clusters_are_refused) {
 // against one that runs the compositions (ARGEN_CUDA_FUSED_ROWS=0): the same 16-bit rounding of the GEMM input, only
 // the order of the float sums differs. Shapes: GPT-B's (K 768 / 2048, the split-K grids), K = 64 (two 32-blocks of
 // k), K = 40 and 1032 (a last 32-block with one valid lane group), N not a multiple of 8 (the last unit's tail); rows
-// 1..8, 12, 16 (one row tile), 24 and 32 (two), 33 (the composition on both, the residual through cuBLASLt's beta =
-// 1 checked against kt_linear + kt_add); bf16 and fp16.
+// 1..8, 12, 16 (one row tile), 24 and 32 (two), 33 and 64 (four), 48 rows of K = 2048 (too wide for shared memory:
+// the composition on both) and 65 (likewise); bf16 and fp16. The composition's residual (cuBLASLt with beta = 1) is
+// checked against kt_linear + kt_add in the cases over 32 rows.
 static void fused_case(Ctx *fc, Ctx *pc, KtDType wdt, int64_t R, int64_t K, int64_t N, uint64_t seed) {
     int64_t F = N;  // the SwiGLU width: w13 is (2F, K)
     float *xh = ctx_keep(fc, malloc((size_t)(R * K) * 4)), *nwh = ctx_keep(fc, malloc((size_t)K * 4));
@@ -714,7 +715,7 @@ static void fused_case(Ctx *fc, Ctx *pc, KtDType wdt, int64_t R, int64_t K, int6
         const uint16_t *gh = (const uint16_t *)download_f32(c, &g);
         res[d][1] = ctx_keep(c, malloc((size_t)(R * F) * 4));
         for (int64_t i = 0; i < R * F; i++) res[d][1][i] = back(gh[i]);
-        if (d == 1 && R > 32) {  // the residual's composition by hand: kt_linear, then kt_add
+        if (d == 1 && R > 32) {  // the composition's residual (cuBLASLt's beta = 1) by hand: kt_linear, kt_add
             KtTensor r2 = dev_new(c, KT_F32, 2, (int64_t[]){R, N}, rh);
             OK(kt_linear(&c->be, &h, &in, &w2, NULL));
             OK(kt_add(&c->be, &r2, &r2, &h));
@@ -738,25 +739,26 @@ static void fused_case(Ctx *fc, Ctx *pc, KtDType wdt, int64_t R, int64_t K, int6
 
 Test(llama_ops, cuda_fused_gemv_vs_composition, .timeout = 1800) {
     if (!kt_cuda_available()) cr_skip_test("no CUDA device");
-    Ctx fc, pc;
-    ctx_open(&fc, KT_CUDA, FX);
-    setenv("ARGEN_CUDA_FUSED_ROWS", "0", 1);
-    ctx_open(&pc, KT_CUDA, FX);
-    unsetenv("ARGEN_CUDA_FUSED_ROWS");
     static const int64_t cases[][4] = {  // (bf16 0 / fp16 1, R, K, N)
-        {0, 2, 768, 2304}, {0, 2, 2048, 768}, {0, 1, 64, 771},   {0, 3, 1032, 129}, {0, 5, 768, 333},
+        {0, 2, 768, 2304}, {0, 2, 2048, 768}, {0, 1, 64, 771},    {0, 3, 1032, 129}, {0, 5, 768, 333},
         {0, 8, 256, 512},  {0, 7, 40, 17},    {0, 12, 1032, 129}, {0, 16, 768, 200}, {0, 24, 2048, 96},
-        {0, 33, 768, 96},  {1, 2, 768, 384},  {1, 8, 2048, 200},  {1, 32, 256, 333},
+        {0, 33, 768, 96},  {0, 64, 768, 520}, {0, 65, 256, 96},   {1, 2, 768, 384},  {1, 8, 2048, 200},
+        {1, 32, 256, 333}, {1, 48, 2048, 96},
     };
     uint64_t seed = 21;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {  // fresh contexts per case (their buffer tables)
+        Ctx fc, pc;
+        ctx_open(&fc, KT_CUDA, FX);
+        setenv("ARGEN_CUDA_FUSED_ROWS", "0", 1);
+        ctx_open(&pc, KT_CUDA, FX);
+        unsetenv("ARGEN_CUDA_FUSED_ROWS");
         KtDType wdt = cases[i][0] ? KT_F16 : KT_BF16;
         OK(kt_backend_set_matmul_dtype(&fc.be, wdt));
         OK(kt_backend_set_matmul_dtype(&pc.be, wdt));
         fused_case(&fc, &pc, wdt, cases[i][1], cases[i][2], cases[i][3], seed + i);
+        ctx_close(&pc);
+        ctx_close(&fc);
     }
-    ctx_close(&pc);
-    ctx_close(&fc);
 }
 
 // A 16-bit KV cache (CUDA with 16-bit weights) against the CPU's float32 one: the cache rows within one rounding, the

@@ -71,7 +71,7 @@ typedef struct {
     void *host_small;           // 256 bytes of pinned host memory for their read-back
     bool capturing;
     int small_m_max;            // kt_linear rows up to which the weight-streaming kernel is used (<= 16)
-    int fused_rows;             // rows up to which LlamaGen's fused GEMV kernels run (llama_gemv.cu; <= 32, 0: never)
+    int fused_rows;             // rows up to which LlamaGen's fused GEMV kernels run (llama_gemv.cu; <= 64, 0: never)
     bool pdl;                   // programmatic dependent launches (sm_90+; ARGEN_CUDA_PDL=0 turns them off)
     int cluster_rows;           // rows up to which LlamaGen's sampler shares a row over a thread-block cluster
                                 // (sm_90+; ARGEN_CUDA_CLUSTER_ROWS, 0: never)

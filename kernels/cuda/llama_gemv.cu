@@ -1,12 +1,12 @@
-// LlamaGen's GEMMs at small row counts (a decode step: 2 rows per image under CFG; SJD's and ZipAR's windows; up to
-// 32 rows) as weight-streaming tensor-core kernels with their neighbours fused in: the RMSNorm before the qkv / w1|w3
+// LlamaGen's GEMMs at small row counts (a decode step: 2 rows per image under CFG, so batches up to 32; SJD's and
+// ZipAR's windows; up to 64 rows while the input rows fit in shared memory) as weight-streaming tensor-core kernels with their neighbours fused in: the RMSNorm before the qkv / w1|w3
 // / head GEMMs (computed by every block from x), the residual add after wo / w2, the SwiGLU gate after w1|w3. One
 // kernel per op of kt_rmsnorm_linear, kt_rmsnorm_linear_swiglu and kt_linear_residual (ops.h) instead of two or
 // three, each launched as a programmatic dependent launch (sm_90): a block issues its first weight loads, then waits
 // for the previous kernel, so the weights stream during the previous kernel's tail and the launch gap (a GPT-B step
 // is ~100 latency-bound kernels at batch 1; its weights alone take ~65 us of HBM time per token).
-// Larger batches and fp32 weights run the compositions (RMSNorm kernel + cuBLASLt + SwiGLU kernel; cuBLASLt adds the
-// residual with beta = 1).
+// More rows, wider inputs (64 rows of K = 2048: GPT-B's w2 at batch 32) and fp32 weights run the compositions
+// (RMSNorm kernel + cuBLASLt + SwiGLU kernel; cuBLASLt adds the residual with beta = 1).
 //
 // The tensor cores see the problem transposed: mma.m16n8k16's A operand (16 x 16) is 16 GEMM input rows (x, from
 // shared memory; rows >= R zero), its B operand (16 x 8) is 8 weight rows, i.e. 8 outputs. A warp owns 8 outputs (a
@@ -20,7 +20,7 @@
 // Numerics: the GEMM input is rounded to the weights' dtype exactly as kt_rmsnorm rounds it; products are exact,
 // summed in float by the tensor cores (within the GEMM tolerance of the CUDA tests); residual and SwiGLU as the CPU.
 // ref: the compositions in kernels/ops_raster.c (the CPU backend runs them); kernels/cpu/llama.c
-// Dims: R rows (<= MT: 8, 16 or 32), K inputs (a multiple of 8), N outputs (SwiGLU: F, from the 2F rows of w13), S
+// Dims: R rows (<= MT: 8, 16, 32 or 64), K inputs (a multiple of 8), N outputs (SwiGLU: F, from the 2F rows of w13), S
 // warps splitting K.
 #include "cuda_common.cuh"
 
@@ -44,7 +44,7 @@ enum { GEMV_IN_RMSNORM = 0, GEMV_IN_LOAD = 1 };                     // where the
 enum { GEMV_OUT_STORE = 0, GEMV_OUT_RESIDUAL = 1, GEMV_OUT_SWIGLU = 2 };  // what the epilogue does
 #define GEMV_THREADS 256
 #define GEMV_WARPS 8
-#define GEMV_MAX_ROWS 32
+#define GEMV_MAX_ROWS 64
 #define GEMV_PREFETCH 8  // 16-byte weight loads per lane in flight (loaded before the wait for the previous kernel)
 
 struct GemvArgs {
@@ -214,14 +214,14 @@ __global__ void __launch_bounds__(GEMV_THREADS, 1) llama_gemv_kernel(GemvArgs a)
 }
 
 // ------------------------------------------------------------------------------------------------ launchers
-static int gemv_mt(int64_t R) { return R <= 8 ? 8 : R <= 16 ? 16 : 32; }
+static int gemv_mt(int64_t R) { return R <= 8 ? 8 : R <= 16 ? 16 : R <= 32 ? 32 : 64; }
 // Dynamic shared memory of a launch: the input rows, or the partial sums when those are larger (the same bytes).
 static size_t gemv_smem_bytes(int MT, int64_t K, bool swiglu) {
     size_t xs = (size_t)MT * (size_t)gemv_ldx((int)K) * 2, part = (size_t)GEMV_WARPS * MT * 8 * (swiglu ? 2 : 1) * 4;
     return xs > part ? xs : part;
 }
 
-// Whether the fused kernel takes this call: 16-bit weights, rows <= be's fused_rows (<= 32), K a multiple of 8, the
+// Whether the fused kernel takes this call: 16-bit weights, rows <= be's fused_rows (<= 64), K a multiple of 8, the
 // 16-byte alignment of the vector accesses, the input rows in shared memory, tensor cores with bf16 (sm_80). in16:
 // the 16-bit tensor the kernel reads or writes beside w (hn's, inp's or g's dtype must be w's: the composition's
 // rounding).
@@ -267,7 +267,8 @@ static KtStatus gemv_launch(KtBackend *be, const GemvArgs &a) {
     switch (gemv_mt(a.R)) {
     case 8: return gemv_launch_mt<WT, 8, IN, OUT>(be, a);
     case 16: return gemv_launch_mt<WT, 16, IN, OUT>(be, a);
-    default: return gemv_launch_mt<WT, 32, IN, OUT>(be, a);
+    case 32: return gemv_launch_mt<WT, 32, IN, OUT>(be, a);
+    default: return gemv_launch_mt<WT, 64, IN, OUT>(be, a);
     }
 }
 
