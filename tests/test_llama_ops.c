@@ -541,6 +541,67 @@ Test(llama_ops, cuda_llama_attention_vs_cpu_head_size_100_and_nan) {
     ctx_close(&cc);
 }
 
+// A window's prep + attention (SJD: Tq tokens at consecutive positions; a short window repeats its last entry, same
+// token and position: identical qkv rows) against the CPU's two ops: Tq = 16 (SJD's default window: clusters of 16
+// blocks, a non-portable size) and 5 from positions 0 and 200, then the same with cluster launches refused (the
+// backend emulator's ARGEN_EMU_REFUSE_CLUSTERS): prep and attention as two kernels, noted.
+static void window_attention_case(Ctx *cc, Ctx *gc, int64_t Tq, int64_t p0, int64_t repeat_from, uint64_t seed) {
+    int64_t B = 2, NH = 3, HS = 64, Tcap = 264, P = 300, C = NH * HS, nc = B * NH * Tcap * HS;
+    float *rope = ctx_keep(cc, malloc((size_t)(P * HS) * 4)), *qkv = ctx_keep(cc, malloc((size_t)(B * Tq * 3 * C) * 4));
+    float *kc = ctx_keep(cc, malloc((size_t)nc * 4)), *vc = ctx_keep(cc, malloc((size_t)nc * 4));
+    int32_t *pos = ctx_keep(cc, malloc((size_t)(B * Tq) * 4));
+    for (int64_t i = 0; i < P * HS; i++) rope[i] = frand(&seed);
+    for (int64_t i = 0; i < nc; i++) kc[i] = frand(&seed), vc[i] = frand(&seed);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t t = 0; t < Tq; t++) {
+            int64_t src = t < repeat_from ? t : repeat_from - 1;  // the repeated entry: row, token and position
+            pos[b * Tq + t] = (int32_t)(p0 + b + src);
+            for (int64_t i = 0; i < 3 * C; i++)
+                qkv[(b * Tq + t) * 3 * C + i] = t == src ? frand(&seed) : qkv[(b * Tq + src) * 3 * C + i];
+        }
+    float *res[2][4];
+    Ctx *cs[2] = {cc, gc};
+    for (int d = 0; d < 2; d++) {
+        Ctx *c = cs[d];
+        KtTensor R = dev_new(c, KT_F32, 3, (int64_t[]){P, HS / 2, 2}, rope);
+        KtTensor QKV = dev_new(c, KT_F32, 3, (int64_t[]){B, Tq, 3 * C}, qkv);
+        KtTensor Pp = dev_new(c, KT_I32, 2, (int64_t[]){B, Tq}, pos);
+        KtTensor K = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, kc);
+        KtTensor V = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tcap, HS}, vc);
+        KtTensor Q = dev_new(c, KT_F32, 4, (int64_t[]){B, NH, Tq, HS}, NULL);
+        KtTensor O = dev_new(c, KT_F32, 3, (int64_t[]){B, Tq, C}, NULL);
+        OK(kt_llama_attention(&c->be, &O, &Q, &K, &V, &QKV, &R, &Pp, 0.125f));
+        res[d][0] = download_f32(c, &O), res[d][1] = download_f32(c, &Q);
+        res[d][2] = download_f32(c, &K), res[d][3] = download_f32(c, &V);
+    }
+    static const char *what[4] = {"window attention out", "q", "kcache", "vcache"};
+    int64_t n[4] = {B * Tq * C, B * Tq * C, nc, nc};
+    for (int i = 0; i < 4; i++) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s, Tq %lld from %lld", what[i], (long long)Tq, (long long)p0);
+        expect_close(msg, res[1][i], res[0][i], n[i], TOL_REDUCE_F32);
+    }
+}
+
+Test(llama_ops, cuda_window_attention_on_clusters_and_refused) {
+    if (!kt_cuda_available()) cr_skip_test("no CUDA device");
+    for (int refuse = 0; refuse < 2; refuse++) {
+        if (refuse) setenv("ARGEN_EMU_REFUSE_CLUSTERS", "1", 1);
+        Ctx cc, gc;
+        ctx_open(&cc, KT_CPU, FX);
+        ctx_open(&gc, KT_CUDA, FX);
+        window_attention_case(&cc, &gc, 16, 200, 13, 31);
+        window_attention_case(&cc, &gc, 5, 0, 5, 32);
+        window_attention_case(&cc, &gc, 16, 0, 16, 33);
+        unsetenv("ARGEN_EMU_REFUSE_CLUSTERS");
+        if (strstr(gc.be.name, "emulated"))
+            cr_expect(!strstr(gc.be.notes, "attention: cluster launch refused") == !refuse, "refused %d, notes: \"%s\"",
+                      refuse, gc.be.notes);
+        ctx_close(&gc);
+        ctx_close(&cc);
+    }
+}
+
 // kt_probs_llama in place (logits == probs, as SJD's verification calls it) equals the CPU's, on every sampler path:
 // top-k alone on a thread-block cluster per row (5 rows, sm_90) and on one block per row (70 rows: more than the
 // backend's cluster_rows), top-k + top-p on the block sort.

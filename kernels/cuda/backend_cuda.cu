@@ -478,13 +478,16 @@ extern "C" KtStatus kt_backend_cuda_init(KtBackend *be, int device_index) {
     c->cc_minor = p.minor;
     c->smem_optin = p.sharedMemPerBlockOptin;
     // tuning knobs for benchmarks: ARGEN_CUDA_FUSED_ROWS=0 runs LlamaGen's compositions, ARGEN_CUDA_PDL=0 plain launches,
-    // ARGEN_CUDA_CLUSTER_ROWS=0 LlamaGen's sampler one block per row at every batch
+    // ARGEN_CUDA_CLUSTER_ROWS=0 LlamaGen's sampler one block per row at every batch, ARGEN_CUDA_WINDOW_CLUSTER=0 a
+    // window's attention as prep + attention kernels
     c->fused_rows = 64;
     env = getenv("ARGEN_CUDA_FUSED_ROWS");
     if (env && env[0]) c->fused_rows = atoi(env) < 0 ? 0 : atoi(env) > 64 ? 64 : atoi(env);
     env = getenv("ARGEN_CUDA_PDL");
     c->pdl = p.major >= 9 && !(env && env[0] == '0');
     c->cluster_rows = p.major >= 9 ? 64 : 0;
+    env = getenv("ARGEN_CUDA_WINDOW_CLUSTER");
+    c->window_cluster_tq = p.major >= 9 && !(env && env[0] == '0') ? 16 : 0;
     env = getenv("ARGEN_CUDA_CLUSTER_ROWS");
     if (env && env[0] && p.major >= 9) c->cluster_rows = atoi(env) < 0 ? 0 : atoi(env);
     INIT_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));

@@ -74,6 +74,8 @@ typedef struct {
     int fused_rows;             // rows up to which LlamaGen's fused GEMV kernels run (llama_gemv.cu; <= 64, 0: never)
     bool pdl;                   // programmatic dependent launches (sm_90+; ARGEN_CUDA_PDL=0 turns them off)
     int cluster_rows;           // rows up to which LlamaGen's sampler shares a row over a thread-block cluster
+    int window_cluster_tq;      // windows (SJD, ZipAR) of up to this many tokens run LlamaGen's attention prep and
+                                // attention as one launch of clusters (llama.cu; 16 on sm_90, 0: two kernels)
                                 // (sm_90+; ARGEN_CUDA_CLUSTER_ROWS, 0: never)
     CudaAllocRec *allocs;       // live allocations (for bytes_in_use on release)
     int n_allocs, cap_allocs;

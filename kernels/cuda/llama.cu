@@ -290,14 +290,17 @@ attention_pos_kernel(OT *__restrict__ out, const float *__restrict__ q, const CT
     }
 }
 
-// The prep fused into the split-key kernel for single-token steps (sequential decoding): each block rotates its own
-// head's q and new k, writes the cache rows, then attends over them (its writes are visible to it after the barrier;
-// no other block reads them).
+// The prep fused into the split-key kernel: each block rotates its query's q and new k, writes its cache rows, then
+// attends over the cache. A single-token step (sequential decoding) has one block per head, which reads only rows it
+// wrote itself (visible after a block barrier). A window of Tq tokens (SJD, ZipAR) is launched as clusters of the Tq
+// blocks of a head (t fastest in the grid), and the block barrier becomes a cluster barrier: its release/acquire
+// makes each block's cache rows visible to the other Tq - 1 before any of them attends. (Rows written twice, a
+// short window's repeated last entry, get the same bits from the same inputs.)
 template <typename CT>
 struct LlamaPrepArgs {
-    float *q;            // (B, NH, 1, HS) out: the rotated q, as kt_llama_attn_prep writes it
-    CT *kc, *vc;         // the caches: row positions[b] of head (b, h) written
-    const float *qkv;    // (B, 1, 3C)
+    float *q;            // (B, NH, Tq, HS) out: the rotated q, as kt_llama_attn_prep writes it
+    CT *kc, *vc;         // the caches: row positions[b, t] of head (b, h) written
+    const float *qkv;    // (B, Tq, 3C)
     const float *rope;   // (P, HS/2, 2)
     int64_t limit;       // min(P, Tcap): positions outside are not written (q = 0), as the prep kernel
 };
@@ -305,8 +308,8 @@ struct LlamaPrepArgs {
 // Split keys (see attention_split): a block of `split` warps per query (b, h, t). Warp w takes keys w, w + split, ...
 // with its own online softmax, 32 at a time (attend_key_chunks); the partial (max, sum, acc) of the warps are merged through shared memory, output
 // dim d by thread d.
-// PREP (Tq == 1): q comes from qkv through the rotation, see LlamaPrepArgs. k and v are not __restrict__: with PREP
-// the block reads rows it wrote (no read-only cache path).
+// PREP: q comes from qkv through the rotation, see LlamaPrepArgs (Tq > 1: launched in clusters of Tq blocks). k and
+// v are not __restrict__: with PREP the blocks read rows they wrote (no read-only cache path).
 template <typename OT, typename CT, bool PREP, int MAXD>
 __global__ void __launch_bounds__(32 * ATT_SPLIT)
 attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, const CT *k, const CT *v,
@@ -320,10 +323,10 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
     int64_t t = wid % Tq, bh = wid / Tq, b = bh / NH, h = bh % NH;
     int64_t p = pos[b * Tq + t];
     float *qs = part + split * (HS + 2);
-    if (PREP) {  // Tq == 1: wid == bh
+    if (PREP) {
         bool ok = p >= 0 && p < pa.limit;
         int64_t half = HS / 2, C = NH * HS;
-        const float *row = pa.qkv + b * 3 * C + h * HS;
+        const float *row = pa.qkv + (b * Tq + t) * 3 * C + h * HS;
         for (int64_t j = threadIdx.x; j < half; j += blockDim.x) {
             float q0 = row[2 * j], q1 = row[2 * j + 1], r0 = 0.f, r1 = 0.f;
             if (ok) {
@@ -338,9 +341,10 @@ attention_pos_split_kernel(OT *__restrict__ out, const float *__restrict__ q, co
                 pa.vc[o + 1] = from_f32<CT>(row[2 * C + 2 * j + 1]);
             }
             qs[2 * j] = r0, qs[2 * j + 1] = r1;
-            pa.q[bh * HS + 2 * j] = r0, pa.q[bh * HS + 2 * j + 1] = r1;
+            pa.q[wid * HS + 2 * j] = r0, pa.q[wid * HS + 2 * j + 1] = r1;
         }
-        __syncthreads();
+        if (Tq > 1) cooperative_groups::this_cluster().sync();  // the head's Tq blocks: every new row written
+        else __syncthreads();
     }
     if (!PREP) {
         for (int64_t d = threadIdx.x; d < HS; d += blockDim.x) qs[d] = q[wid * HS + d];
@@ -385,6 +389,20 @@ static KtStatus launch_split(KtBackend *be, int64_t n, OT *out, const float *qd,
                              const int32_t *pd, int64_t NH, int64_t Tq, int64_t HS, int64_t Tcap, float scale,
                              LlamaPrepArgs<CT> pa) {
     size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);
+    if (PREP && Tq > 1) {  // a window: clusters of the Tq blocks of a head (more than 8 is a non-portable size)
+        if (Tq > 8)
+            KT_CUDA_TRY(cudaFuncSetAttribute(attention_pos_split_kernel<OT, CT, true, MAXD>,
+                                             cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+        cudaError_t e = cuda_launch_cluster(be, (unsigned)Tq, attention_pos_split_kernel<OT, CT, true, MAXD>,
+                                            dim3((unsigned)n), dim3(32 * ATT_SPLIT), smem, out, qd, kd, vd, pd, NH, Tq,
+                                            HS, Tcap, scale, pa);
+        if (e == cudaSuccess) return KT_OK;
+        // refused (no clusters of this size here): not sticky; cleared, noted, and windows take two kernels from now
+        cudaGetLastError();
+        cuda_impl(be)->window_cluster_tq = 0;
+        kt_backend_note(be, "attention: cluster launch refused (%s), windows as prep + attention", cudaGetErrorString(e));
+        return KT_ERR_UNSUPPORTED;
+    }
     if (PREP) {
         KT_CUDA_TRY(cuda_launch_pdl(be, attention_pos_split_kernel<OT, CT, true, MAXD>, dim3((unsigned)n),
                                     dim3(32 * ATT_SPLIT), smem, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, pa));
@@ -404,7 +422,7 @@ static KtStatus launch_split_by_hs(KtBackend *be, int64_t n, OT *out, const floa
     return launch_split<OT, CT, PREP, 8>(be, n, out, qd, kd, vd, pd, NH, Tq, HS, Tcap, scale, pa);
 }
 
-// pa: the fused prep (split kernel, Tq == 1 only), or NULL. CT: the caches' dtype.
+// pa: the fused prep (split kernel; Tq > 1 on clusters), or NULL. CT: the caches' dtype.
 template <typename OT, typename CT>
 static KtStatus launch_attention_pos(KtBackend *be, OT *out, const KtTensor *q, const KtTensor *k, const KtTensor *v,
                                     const KtTensor *positions, float scale, const LlamaPrepArgs<CT> *pa) {
@@ -458,23 +476,24 @@ static KtStatus llama_attention_fused(KtBackend *be, KtTensor *out, KtTensor *q,
     return attention_pos_by_dtype(be, out, q, kcache, vcache, positions, scale, &pa);
 }
 
-// Prep + attention: fused for single-token steps that take the split kernel (caches longer than 32 rows), else the
-// two kernels.
+// Prep + attention: fused for single-token steps and for windows of up to window_cluster_tq tokens (clusters) that
+// take the split kernel (caches longer than 32 rows), else the two kernels.
 KtStatus cuda_llama_attention(KtBackend *be, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
                               const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions, float scale) {
     int64_t Tq = q->shape[2], HS = q->shape[3], Tcap = kcache->shape[2];
     if (HS > 32 * ATT_MAXD)  // refused before the prep writes anything
         return KT_FAIL(KT_ERR_UNSUPPORTED, "kt_llama_attention: head size %lld > %d on CUDA", (long long)HS,
                        32 * ATT_MAXD);
-    if (Tq != 1 || kt_numel(q) == 0 || !attention_split(Tcap)) {
-        KT_TRY(cuda_llama_attn_prep(be, q, kcache, vcache, qkv, rope, positions));
-        return cuda_attention_pos(be, out, q, kcache, vcache, positions, scale);
+    if (kt_numel(q) > 0 && attention_split(Tcap) && Tq <= (Tq == 1 ? 1 : cuda_impl(be)->window_cluster_tq)) {
+        KtStatus s = kcache->dtype == KT_BF16
+                         ? llama_attention_fused<__nv_bfloat16>(be, out, q, kcache, vcache, qkv, rope, positions, scale)
+                     : kcache->dtype == KT_F16
+                         ? llama_attention_fused<__half>(be, out, q, kcache, vcache, qkv, rope, positions, scale)
+                         : llama_attention_fused<float>(be, out, q, kcache, vcache, qkv, rope, positions, scale);
+        if (s != KT_ERR_UNSUPPORTED) return s;  // else a refused cluster launch: nothing ran
     }
-    if (kcache->dtype == KT_BF16)
-        return llama_attention_fused<__nv_bfloat16>(be, out, q, kcache, vcache, qkv, rope, positions, scale);
-    if (kcache->dtype == KT_F16)
-        return llama_attention_fused<__half>(be, out, q, kcache, vcache, qkv, rope, positions, scale);
-    return llama_attention_fused<float>(be, out, q, kcache, vcache, qkv, rope, positions, scale);
+    KT_TRY(cuda_llama_attn_prep(be, q, kcache, vcache, qkv, rope, positions));
+    return cuda_attention_pos(be, out, q, kcache, vcache, positions, scale);
 }
 
 // ------------------------------------------------------------------------------------------ L2 normalisation

@@ -5,8 +5,10 @@ import sys
 M = {
  'no_merge_sync': ('    if (lane == 0) mine[HS] = m, mine[HS + 1] = l;\n    __syncthreads();',
                    '    if (lane == 0) mine[HS] = m, mine[HS + 1] = l;\n'),
- 'no_prep_sync': ('            pa.q[bh * HS + 2 * j] = r0, pa.q[bh * HS + 2 * j + 1] = r1;\n        }\n        __syncthreads();',
-                  '            pa.q[bh * HS + 2 * j] = r0, pa.q[bh * HS + 2 * j + 1] = r1;\n        }\n'),
+ 'no_prep_sync': ('this_cluster().sync();  // the head\'s Tq blocks: every new row written\n        else __syncthreads();',
+                  'this_cluster().sync();  // the head\'s Tq blocks: every new row written\n'),
+ # a window's blocks (one cluster per head) attend before the others' cache rows are written
+ 'no_prep_cluster_sync': ('        if (Tq > 1) cooperative_groups::this_cluster().sync();', '        if (Tq > 1) __syncthreads();'),
  'corr_no_inf_guard': ('float corr = m == -INFINITY ? 0.f : expf(m - mn), e = s == -INFINITY ? 0.f : expf(s - mn);\n        l = l * corr + e;',
                        'float corr = expf(m - mn), e = s == -INFINITY ? 0.f : expf(s - mn);\n        l = l * corr + e;'),
  # attend_key_chunks (the split kernel, 32 keys per warp step)
@@ -17,8 +19,8 @@ M = {
                             'int cnt = (int)((p - base) / step < 32 ? (p - base) / step : 32);'),
  'chunk_no_q_sync': ('qs[d] = q[wid * HS + d];\n        __syncthreads();', 'qs[d] = q[wid * HS + d];\n'),
  'merge_skip_last_warp': ('for (int w = 0; w < split; w++) {', 'for (int w = 0; w < split - 1; w++) {'),
- 'smem_no_q': ('size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);\n    if (PREP) {',
-               'size_t smem = (size_t)(ATT_SPLIT * (HS + 2)) * sizeof(float);\n    if (PREP) {'),
+ 'smem_no_q': ('size_t smem = (size_t)(ATT_SPLIT * (HS + 2) + HS) * sizeof(float);\n    if (PREP && Tq > 1) {',
+               'size_t smem = (size_t)(ATT_SPLIT * (HS + 2)) * sizeof(float);\n    if (PREP && Tq > 1) {'),
  # the PREP and plain launches share one size now: drop q's room for the plain launch only
  'smem_no_q_split': ('    } else {\n        emu::launch(dim3((unsigned)n), dim3(32 * ATT_SPLIT), (size_t)(smem),',
                      '    } else {\n        emu::launch(dim3((unsigned)n), dim3(32 * ATT_SPLIT), (size_t)(smem - HS * sizeof(float)),'),

@@ -5,7 +5,8 @@
 #include "emu_shim.h"
 
 static KtBackend g_cpu, g_gpu;
-static emu_k::CudaImpl g_ci = {132, nullptr};  // H100 SXM: 132 SMs (only the grid-stride caps read it)
+static emu_k::CudaImpl g_ci = {132, nullptr, 16};  // H100 SXM: 132 SMs (the grid-stride caps read it); windows of up
+                                                   // to 16 tokens on clusters
 static long g_fail = 0, g_cases = 0;
 static bool g_verbose = false;
 static std::vector<int> g_modes = {emu::FORWARD, emu::GREEDY, emu::GREEDY_REV, emu::RANDOM};
@@ -201,6 +202,7 @@ static Result run_emu(const Case &c, const Inputs &in, int mode) {
 static const char *path_name(const Case &c) {
     bool split = c.Tcap > 32;
     if (c.fused && c.Tq == 1 && split) return "split+PREP";
+    if (c.fused && split && c.Tq <= g_ci.window_cluster_tq) return "split+PREP cluster";
     if (c.fused) return split ? "prep;split" : "prep;warp";
     return split ? "split" : "warp";
 }
@@ -498,6 +500,14 @@ int main(int argc, char **argv) {
     // long caches: several 32-key chunks per warp of the split kernel, up to LlamaGen 384px's 577 positions
     for (int fused = 0; fused < 2; fused++)
         for (int Tcap : {600, 1030}) run_case(Case{(bool)fused, 1, 2, 1, 64, Tcap, Tcap, P_LAST, false, SP_NONE, seed++});
+    // windows on clusters of Tq blocks (SJD's 16; 9 and more: a non-portable cluster size), and 17: two kernels
+    for (int Tq : {8, 9, 16, 17})
+        for (int pm = 0; pm < 3; pm++)
+            for (int bf16 = 0; bf16 < 2; bf16++) {
+                if (quick && (pm != 2 || bf16) && Tq != 16) continue;
+                run_case(Case{true, 2, 3, Tq, 64, 265, 257, (PosMode)pm, (bool)bf16, SP_NONE, seed++});
+            }
+    for (int pm = 0; pm < 3; pm++) run_case(Case{true, 2, 2, 16, 64, 48, 48, (PosMode)pm, false, SP_NANKEY, seed++});
     // head size 200: the split kernel's widest instantiation (8 dims per lane, 8 value rows in flight)
     for (int fused = 0; fused < 2; fused++)
         for (int Tq : {1, 3}) run_case(Case{(bool)fused, 1, 2, Tq, 200, 265, fused ? 257 : 265, P_RAND, false, SP_NONE, seed++});

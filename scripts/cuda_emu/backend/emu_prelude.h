@@ -29,8 +29,9 @@ template <typename T> inline cudaError_t cudaFuncGetAttributes(cudaFuncAttribute
 
 namespace emu {
 
-// Checks a launch's configuration as the GPU would (block size, grid size, cluster size, dynamic shared memory against
-// the kernel's cudaFuncSetAttribute limit); a bad one sets the error cudaGetLastError returns, as on the GPU. The
+// Checks a launch's configuration as the GPU would (block size, grid size, cluster size: 8 blocks, 16 with the
+// kernel's cudaFuncAttributeNonPortableClusterSizeAllowed; dynamic shared memory against the kernel's
+// cudaFuncSetAttribute limit); a bad one sets the error cudaGetLastError returns, as on the GPU. The
 // limit is kept per kernel name, not per instantiation (a launch cannot always name its instantiation: the arguments
 // choose it), so a launcher that raises the limit of one instantiation and launches another is not caught.
 bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem, unsigned cluster_x = 1);

@@ -48,6 +48,7 @@ CUstream_st *g_active_capture = nullptr;  // the capture this (only) host thread
 cudaError_t g_last = cudaSuccess;      // returned and cleared by cudaGetLastError
 cudaError_t g_sticky = cudaSuccess;    // a kernel failed: every later call fails, as after a GPU fault
 std::map<std::string, int> g_smem_limit;  // kernel name -> cudaFuncAttributeMaxDynamicSharedMemorySize
+std::map<std::string, int> g_nonportable;  // kernel name -> cudaFuncAttributeNonPortableClusterSizeAllowed
 
 struct Counts {
     long launches = 0;          // kernels run (eagerly or in a replay)
@@ -136,6 +137,11 @@ bool device_range(const void *p, size_t nbytes, const char *what) {
 
 cudaError_t set_smem_limit(const char *name, cudaFuncAttribute attr, int value) {
     if (g_sticky) return g_sticky;
+    if (attr == cudaFuncAttributeNonPortableClusterSizeAllowed) {
+        if (value != 0 && value != 1) return fail(cudaErrorInvalidValue);
+        g_nonportable[name] = value;
+        return cudaSuccess;
+    }
     if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return fail(cudaErrorInvalidValue);
     if (value < 0 || value > kSmemOptin) return fail(cudaErrorInvalidValue);
     g_smem_limit[name] = value;
@@ -153,9 +159,12 @@ bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem, unsi
         fail(cudaErrorInvalidConfiguration);
         return false;
     }
-    // clusters: up to 8 blocks portably, 16 with cudaFuncAttributeNonPortableClusterSizeAllowed (not checked here)
-    if (cluster_x < 1 || cluster_x > 16 || grid.x % cluster_x) {
-        fprintf(stderr, "[emu] launch of %s: clusters of %u blocks in a grid of %u in x\n", name, cluster_x, grid.x);
+    // clusters: up to 8 blocks portably, 16 with cudaFuncAttributeNonPortableClusterSizeAllowed (H100)
+    auto np = g_nonportable.find(name);
+    unsigned max_cluster = np != g_nonportable.end() && np->second ? 16 : 8;
+    if (cluster_x < 1 || cluster_x > max_cluster || grid.x % cluster_x) {
+        fprintf(stderr, "[emu] launch of %s: clusters of %u blocks in a grid of %u in x (at most %u%s)\n", name,
+                cluster_x, grid.x, max_cluster, max_cluster == 8 ? " without the non-portable size attribute" : "");
         fail(cudaErrorInvalidClusterSize);
         return false;
     }
