@@ -230,8 +230,9 @@ static KtStatus host_probs(Run *r, const KtTensor *logits, int64_t T, const bool
     KT_TRY(kt_probs_llama(r->m->be, &lc, &lc, r->p->smp));
     KT_TRY(kt_download(r->m->be, out, &lc));
     int64_t V = r->m->config.V, rows = (int64_t)r->B * T, bad = INT64_MAX;  // bad: the first row without mass
-    // rows spread over the cores from a batch's worth (batch 32 at window 16: 8.4M values per forward)
-#pragma omp parallel for schedule(static) reduction(min : bad) if (rows >= 64)
+    // rows spread over the cores from 8 rows (64 KB each at V = 16,384; batch 1 at window 16: 1 MB per forward, ~30 us
+    // on one core, while the GPU waits for the host's step)
+#pragma omp parallel for schedule(static) reduction(min : bad) if (rows >= 8)
     for (int64_t i = 0; i < rows; i++) {
         // the row's mass (1 unless no logit was finite): 8 float partial sums, independent so the compiler can keep
         // them in vector lanes (one double chain over 16 x 16,384 values was ~0.3 ms of each SJD forward's host time)
