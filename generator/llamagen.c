@@ -39,6 +39,7 @@ static KtStatus ws_carve(LlamaWorkspace *ws, KtArena *a, const LlamaConfig *c, K
     I32(&ws->smp_pos, B * tmax, "sample positions");
     KT_TRY(kt_arena_tensor(a, &ws->image_ids, KT_I64, 1, (int64_t[]){B}, "image ids"));
     KT_TRY(kt_arena_tensor(a, &ws->seq, KT_I32, 2, (int64_t[]){c->N, B}, "sampled tokens"));
+    KT_TRY(kt_arena_tensor(a, &ws->plan, KT_I32, 2, (int64_t[]){2 * c->N, 3}, "ZipAR plan"));
     I32(&ws->out_tok, B * tmax, "step tokens");
     I32(&ws->step, 1, "step counter");
 #undef F32

@@ -80,7 +80,8 @@ typedef struct {
     KtTensor in_tok, in_pos;  // (rows * tmax) int32: fed token ids (or class labels) and their sequence positions
     KtTensor smp_pos;         // (max_batch * tmax) int32: raster index of each sampled row (the RNG position)
     KtTensor image_ids;       // (max_batch) int64
-    KtTensor seq;             // (N, max_batch) int32: sequentially sampled tokens, position-major
+    KtTensor seq;             // (N, max_batch) int32: sequentially sampled tokens, position-major (ZipAR's too)
+    KtTensor plan;            // (2N, 3) int32: ZipAR's feeds (token cell, position, output cell; at most N + grid)
     KtTensor out_tok;         // (max_batch * tmax) int32: tokens sampled by one forward
     KtTensor step;            // (1) int32: sequential decoding's token counter (kt_raster_step_*)
     // Sequential decoding's captured per-token step (CUDA graphs), one with CFG on and one with it off

@@ -62,9 +62,9 @@ typedef struct {
 } Run;
 
 // ws->in_tok, ws->in_pos rows [0, B2) x T from host (B, T) arrays; the null-class half repeats the first. Queued
-// through ws->host_i32 (its first 2 x rows x tmax entries), which is next written after a download: every forward
-// of SJD/ZipAR ends with one; the sequential loop's only one is the tokens' at the end, which the stream orders
-// after the copies.
+// through ws->host_i32 (its first 2 x rows x tmax entries), which is next written after a download: every SJD
+// forward ends with one; the sequential and ZipAR loops' only one is the tokens' at the end (through host_i32
+// too), which the stream orders after the copies.
 static KtStatus upload_inputs(Run *r, int64_t T, const int32_t *tok, const int32_t *pos) {
     int32_t *h = r->ws->host_i32;
     int64_t n = (int64_t)r->B * T;
@@ -321,55 +321,55 @@ static KtStatus run_sjd(Run *r, int32_t *tokens, LlamaStats *stats) {
 }
 
 // ----------------------------------------------------------------------------------------------------- ZipAR
+// The plan (feeds) and the sampled tokens stay on the device (ws->plan, ws->seq): each forward gathers its inputs and
+// scatters its samples there, so the loop runs without a host round trip; the tokens come back once at the end.
 static KtStatus run_zipar(Run *r, int32_t *tokens, LlamaStats *stats) {
     const LlamaConfig *c = &r->m->config;
     const LlamaSampleParams *p = r->p;
+    KtBackend *be = r->m->be;
     int64_t B = r->B, N = c->N, g = c->grid;
     SmpZiparInfo info;
     smp_zipar_info((int)g, p->zipar_window, &info);
     KT_TRY(llamagen_workspace_reserve(r->ws, r->m, info.max_feeds));
     LlamaWorkspace *ws = r->ws;
+    if (info.n_feeds > ws->plan.shape[0])
+        return KT_FAIL(KT_ERR_ARG, "ZipAR: %d feeds exceed the workspace's %lld", info.n_feeds,
+                       (long long)ws->plan.shape[0]);
     int32_t *first = malloc((size_t)(info.n_forwards + 1) * sizeof *first);
-    SmpZiparFeed *feeds = malloc((size_t)info.n_feeds * sizeof *feeds);
-    int32_t *tok = malloc((size_t)(2 * B * info.max_feeds) * sizeof *tok);
-    KtStatus s = first && feeds && tok ? KT_OK : KT_FAIL(KT_ERR_OOM, "out of memory");
+    SmpZiparFeed *feeds = malloc((size_t)info.n_feeds * sizeof *feeds);  // 3 int32 each: the (n_feeds, 3) plan
+    KtStatus s = first && feeds ? KT_OK : KT_FAIL(KT_ERR_OOM, "out of memory");
     if (s == KT_OK) smp_zipar_plan((int)g, p->zipar_window, 1, first, feeds);
-    // spos: the sampler's positions, page-locked beside upload_inputs' tokens and positions (host_i32 holds 3 x rows
-    // x tmax before the sequence), so that its queued upload does not wait for the stream as a pageable one does
-    int32_t *pos = tok + B * info.max_feeds, *spos = ws->host_i32 + 2 * ws->rows * ws->tmax;
+    KtTensor plan = kt_slice0(&ws->plan, 0, info.n_feeds);
+    if (s == KT_OK) s = kt_upload(be, &plan, feeds);
     KtTensor ids = kt_slice0(&ws->image_ids, 0, B), logits, lc;
     int64_t generated_b = 0;  // tokens sampled by the ZipAR loop (phase B) so far: its cfg_interval counter
     for (int f = 0; s == KT_OK && f < info.n_forwards; f++) {
-        const SmpZiparFeed *e = feeds + first[f];
         int64_t T = first[f + 1] - first[f];
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t j = 0; j < T; j++) {
-                tok[b * T + j] = e[j].token_cell >= 0 ? tokens[b * N + e[j].token_cell] : 0;
-                pos[b * T + j] = e[j].pos;
-                spos[b * T + j] = e[j].out_cell;  // -1: the completion feed's output is not sampled
-            }
-        // the sampler's positions, queued: `spos` is next written after this forward's download
+        KtTensor fe = kt_slice0(&plan, first[f], T);  // (T, 3)
+        KtTensor it = kt_slice0(&ws->in_tok, 0, r->B2 * T), ip = kt_slice0(&ws->in_pos, 0, r->B2 * T);
         KtTensor sp = kt_slice0(&ws->smp_pos, 0, B * T), out = kt_slice0(&ws->out_tok, 0, B * T);
+        KtTensor it2 = kt_reshape2(&it, r->B2, T), ip2 = kt_reshape2(&ip, r->B2, T);
         KtTensor sp2 = kt_reshape2(&sp, B, T), out2 = kt_reshape2(&out, B, T);
-        if ((s = kt_upload_queued(r->m->be, &sp, spos)) != KT_OK) break;
-        if (f == 0) s = prefill(r, &logits);
-        else if ((s = upload_inputs(r, T, tok, pos)) == KT_OK) s = forward_graphed(r, T, &logits);
+        // inputs and the sampler's positions (-1: the completion feed's output is not sampled); the prefill then
+        // puts the class labels in place of forward 0's tokens
+        if ((s = kt_raster_window_inputs(be, &it2, &ip2, &sp2, &fe, &ws->seq)) != KT_OK) break;
+        s = f == 0 ? prefill(r, &logits) : forward_graphed(r, T, &logits);
         if (s != KT_OK) break;
         // CFG flag as the reference: row 0 by decode step (f - 1), the ZipAR loop by its generated-token count
         bool on = f == 0 || (f < info.phase_b ? cfg_on_token(p, f) : !(p->cfg_interval > -1 && generated_b > p->cfg_interval));
         if ((s = guide(r, &logits, T, on, NULL, &lc)) != KT_OK) break;
-        if ((s = kt_sample_llama(r->m->be, &out2, &lc, &ids, &sp2, p->smp)) != KT_OK) break;
-        if ((s = kt_download(r->m->be, tok, &out)) != KT_OK) break;
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t j = 0; j < T; j++)
-                if (e[j].out_cell >= 0) tokens[b * N + e[j].out_cell] = tok[b * T + j];
-        for (int64_t j = 0; f >= info.phase_b && j < T; j++) generated_b += e[j].out_cell >= 0;
+        if ((s = kt_sample_llama(be, &out2, &lc, &ids, &sp2, p->smp)) != KT_OK) break;
+        if ((s = kt_raster_window_commit(be, &ws->seq, &out2, &fe)) != KT_OK) break;
+        for (int64_t j = 0; f >= info.phase_b && j < T; j++) generated_b += feeds[first[f] + j].out_cell >= 0;
         stats->forwards++;
         stats->image_forwards += B;
     }
+    int32_t *h = ws->host_i32;  // (N, max_batch) -> (B, N)
+    if (s == KT_OK) s = kt_download(be, h, &ws->seq);
+    for (int64_t b = 0; s == KT_OK && b < B; b++)
+        for (int64_t n = 0; n < N; n++) tokens[b * N + n] = h[n * ws->max_batch + b];
     free(first);
     free(feeds);
-    free(tok);
     return s;
 }
 

@@ -127,6 +127,9 @@ typedef struct {
     KtStatus (*raster_step_inputs)(KtBackend *, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
                                    int64_t B);
     KtStatus (*raster_step_commit)(KtBackend *, KtTensor *seq, const KtTensor *sampled, KtTensor *step);
+    KtStatus (*raster_window_inputs)(KtBackend *, KtTensor *tok, KtTensor *pos, KtTensor *spos, const KtTensor *feeds,
+                                     const KtTensor *seq);
+    KtStatus (*raster_window_commit)(KtBackend *, KtTensor *seq, const KtTensor *sampled, const KtTensor *feeds);
 
     // FID Inception ops: see ops.h
     KtStatus (*fid_preprocess)(KtBackend *, KtTensor *y, const KtTensor *x, KtFidResize mode);

@@ -252,6 +252,18 @@ KtStatus kt_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpPar
 KtStatus kt_raster_step_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
                                int64_t B);
 KtStatus kt_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, KtTensor *step);
+// Window forwards from a plan on the device (ZipAR), so that the loop needs no host round trip: feeds (T, 3) int32
+// rows (token_cell, pos, out_cell) describe input j of every image: its token at cell token_cell of seq (0 when
+// token_cell < 0) at sequence position pos, and the cell its output is sampled into (out_cell < 0: not sampled).
+// seq (N, S) int32 holds the image tokens by cell, position-major as above (image b at column b).
+// kt_raster_window_inputs: tok[r, j] = seq[token_cell_j, r % B], pos[r, j] = pos_j (tok, pos: (R, T), R a multiple
+// of B: rows B.. repeat the images, CFG's null-class half); spos[b, j] = out_cell_j (the sampler's RNG position).
+// spos: (B, T), B <= S.
+// kt_raster_window_commit: seq[out_cell_j, b] = sampled[b, j] where out_cell_j >= 0. sampled: (B, T).
+// A cell outside [-1, N) is an error on the CPU; the CUDA kernels skip it (memory-safe).
+KtStatus kt_raster_window_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, KtTensor *spos, const KtTensor *feeds,
+                                 const KtTensor *seq);
+KtStatus kt_raster_window_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, const KtTensor *feeds);
 
 // ------------------------------------------------------------------------------------- FID Inception-v3 ops (eval/)
 // Inception input from 8-bit images (spec/fid.md section 1.1); mode: KtFidResize (declared in backend.h for the

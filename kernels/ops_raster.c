@@ -230,6 +230,34 @@ KtStatus kt_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sam
     return RUN(raster_step_commit, seq, sampled, step);
 }
 
+KtStatus kt_raster_window_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, KtTensor *spos, const KtTensor *feeds,
+                                 const KtTensor *seq) {
+    NEED(tok, KT_I32, 2);
+    NEED(pos, KT_I32, 2);
+    NEED(spos, KT_I32, 2);
+    NEED(feeds, KT_I32, 2);
+    NEED(seq, KT_I32, 2);
+    int64_t T = tok->shape[1], B = spos->shape[0];
+    DIMS2(pos, tok->shape[0], T);
+    DIMS2(feeds, T, 3);
+    DIMS2(spos, B, T);
+    if (B < 1 || B > seq->shape[1] || tok->shape[0] % B)
+        return KT_FAIL(KT_ERR_ARG, "%s: %lld images do not fit %lld rows / %lld sequence columns", __func__,
+                       (long long)B, (long long)tok->shape[0], (long long)seq->shape[1]);
+    HAVE_OP(raster_window_inputs);
+    return RUN(raster_window_inputs, tok, pos, spos, feeds, seq);
+}
+
+KtStatus kt_raster_window_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, const KtTensor *feeds) {
+    NEED(seq, KT_I32, 2);
+    NEED(sampled, KT_I32, 2);
+    NEED(feeds, KT_I32, 2);
+    DIMS2(feeds, sampled->shape[1], 3);
+    if (sampled->shape[0] > seq->shape[1]) return shape_err(__func__, "sampled", sampled, "at most seq.shape[1] images");
+    HAVE_OP(raster_window_commit);
+    return RUN(raster_window_commit, seq, sampled, feeds);
+}
+
 KtStatus kt_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpParams params) {
     NEED_F32(probs, 3);
     NEED_F32(logits, 3);

@@ -167,6 +167,50 @@ TWIN(llama_ops, raster_step_counter) {
     ctx_close(&c);
 }
 
+// ZipAR's plan on the device: a window's inputs gathered from seq (both CFG halves; a cell of -1 feeds 0), the
+// sampler's positions, then its samples scattered back (output cell -1: dropped); a cell outside [-1, N) is an error
+// on the CPU and skipped on CUDA.
+TWIN(llama_ops, raster_window_plan) {
+    Ctx c;
+    ctx_open(&c, dev, FX);
+    int32_t seqh[12];  // (N 4, S 3)
+    for (int i = 0; i < 12; i++) seqh[i] = 100 + i;
+    static const int32_t fh[9] = {2, 17, 3, -1, 16, 0, 1, 18, -1};  // (T 3, 3): (token cell, position, output cell)
+    static const int32_t smp[6] = {7, 8, 9, 10, 11, 12};             // (B 2, T 3)
+    KtTensor seq = dev_new(&c, KT_I32, 2, (int64_t[]){4, 3}, seqh), fe = dev_new(&c, KT_I32, 2, (int64_t[]){3, 3}, fh);
+    KtTensor tok = dev_new(&c, KT_I32, 2, (int64_t[]){4, 3}, NULL), pos = dev_new(&c, KT_I32, 2, (int64_t[]){4, 3}, NULL);
+    KtTensor sp = dev_new(&c, KT_I32, 2, (int64_t[]){2, 3}, NULL), sm = dev_new(&c, KT_I32, 2, (int64_t[]){2, 3}, smp);
+    OK(kt_raster_window_inputs(&c.be, &tok, &pos, &sp, &fe, &seq));
+    int32_t t[12], p[12], s[6], sq[12];
+    OK(kt_download(&c.be, t, &tok));
+    OK(kt_download(&c.be, p, &pos));
+    OK(kt_download(&c.be, s, &sp));
+    for (int r = 0; r < 4; r++) {  // rows 2, 3: the null-class half repeats images 0, 1
+        int b = r % 2;
+        cr_expect(t[r * 3] == 100 + 2 * 3 + b && t[r * 3 + 1] == 0 && t[r * 3 + 2] == 100 + 1 * 3 + b,
+                  "row %d: %d %d %d", r, t[r * 3], t[r * 3 + 1], t[r * 3 + 2]);
+        cr_expect(p[r * 3] == 17 && p[r * 3 + 1] == 16 && p[r * 3 + 2] == 18, "row %d positions", r);
+    }
+    cr_expect(s[0] == 3 && s[1] == 0 && s[2] == -1 && s[3] == 3 && s[5] == -1, "sampler positions %d %d %d", s[0],
+              s[1], s[2]);
+    OK(kt_raster_window_commit(&c.be, &seq, &sm, &fe));
+    OK(kt_download(&c.be, sq, &seq));
+    cr_expect(sq[0] == 8 && sq[1] == 11 && sq[2] == 102 && sq[9] == 7 && sq[10] == 10 && sq[11] == 111 &&
+                  sq[3] == 103 && sq[6] == 106,
+              "seq %d %d %d / %d %d %d", sq[0], sq[1], sq[2], sq[9], sq[10], sq[11]);
+    // a batch that does not divide the rows; a cell past the sequence (CPU: error, CUDA: skipped)
+    KtTensor sp3 = dev_new(&c, KT_I32, 2, (int64_t[]){3, 3}, NULL);
+    cr_expect(kt_raster_window_inputs(&c.be, &tok, &pos, &sp3, &fe, &seq) == KT_ERR_ARG);
+    static const int32_t bad[9] = {2, 17, 4, -1, 16, 0, 1, 18, -1};
+    OK(kt_upload(&c.be, &fe, bad));
+    KtStatus st = kt_raster_window_commit(&c.be, &seq, &sm, &fe);
+    if (dev == KT_CPU) cr_expect(st == KT_ERR_ARG && strstr(kt_last_error(), "cell 4"), "%s", kt_last_error());
+    else OK(st);
+    OK(kt_download(&c.be, sq, &seq));
+    cr_expect(sq[0] == 8 && sq[9] == 7, "the bad plan changed seq on the CPU");
+    ctx_close(&c);
+}
+
 // -------------------------------------------------------------------------------------------------- sampling
 static const char *k_hf_cases[] = {"plain", "k5", "k7_ties", "p80", "p0", "k10_p90_t07", "k1", "t15_premasked",
                                    "k2000"};

@@ -135,3 +135,6 @@ KtStatus cpu_probs_llama(KtBackend *be, KtTensor *probs, KtTensor *logits, SmpPa
 KtStatus cpu_raster_step_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
                                 int64_t B);
 KtStatus cpu_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, KtTensor *step);
+KtStatus cpu_raster_window_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, KtTensor *spos, const KtTensor *feeds,
+                                  const KtTensor *seq);
+KtStatus cpu_raster_window_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, const KtTensor *feeds);

@@ -242,3 +242,43 @@ KtStatus cpu_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *sa
     *ctr = n + 1;
     return KT_OK;
 }
+
+// ------------------------------------------------------------------------------------------- window plan (ZipAR)
+// The feed rows' cells checked first: a bad plan changes nothing.
+static KtStatus check_cells(const char *op, const int32_t *fe, int64_t T, int col, int64_t N) {
+    for (int64_t j = 0; j < T; j++)
+        if (fe[3 * j + col] < -1 || fe[3 * j + col] >= N)
+            return KT_FAIL(KT_ERR_ARG, "%s: feed %lld names cell %d outside [-1, %lld)", op, (long long)j,
+                           fe[3 * j + col], (long long)N);
+    return KT_OK;
+}
+
+KtStatus cpu_raster_window_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, KtTensor *spos, const KtTensor *feeds,
+                                  const KtTensor *seq) {
+    (void)be;
+    int64_t R = tok->shape[0], T = tok->shape[1], B = spos->shape[0], N = seq->shape[0], S = seq->shape[1];
+    const int32_t *fe = feeds->data, *sq = seq->data;
+    KT_TRY(check_cells("kt_raster_window_inputs", fe, T, 0, N));
+    KT_TRY(check_cells("kt_raster_window_inputs", fe, T, 2, N));
+    int32_t *t = tok->data, *p = pos->data, *sp = spos->data;
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t j = 0; j < T; j++) {
+            int32_t c = fe[3 * j];
+            t[r * T + j] = c >= 0 ? sq[c * S + r % B] : 0;
+            p[r * T + j] = fe[3 * j + 1];
+            if (r < B) sp[r * T + j] = fe[3 * j + 2];
+        }
+    return KT_OK;
+}
+
+KtStatus cpu_raster_window_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, const KtTensor *feeds) {
+    (void)be;
+    int64_t B = sampled->shape[0], T = sampled->shape[1], N = seq->shape[0], S = seq->shape[1];
+    const int32_t *fe = feeds->data, *s = sampled->data;
+    KT_TRY(check_cells("kt_raster_window_commit", fe, T, 2, N));
+    int32_t *sq = seq->data;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t j = 0; j < T; j++)
+            if (fe[3 * j + 2] >= 0) sq[fe[3 * j + 2] * S + b] = s[b * T + j];
+    return KT_OK;
+}

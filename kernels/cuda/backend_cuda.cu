@@ -397,6 +397,8 @@ static const KtBackendOps *cuda_ops(void) {
     o.probs_llama = cuda_probs_llama;
     o.raster_step_inputs = cuda_raster_step_inputs;
     o.raster_step_commit = cuda_raster_step_commit;
+    o.raster_window_inputs = cuda_raster_window_inputs;
+    o.raster_window_commit = cuda_raster_window_commit;
     o.fid_preprocess = cuda_fid_preprocess;
     o.channel_affine_relu = cuda_channel_affine_relu;
     o.max_pool2d = cuda_max_pool2d;

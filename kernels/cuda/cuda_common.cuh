@@ -345,6 +345,9 @@ KtStatus cuda_probs_llama(KtBackend *, KtTensor *probs, KtTensor *logits, SmpPar
 KtStatus cuda_raster_step_inputs(KtBackend *, KtTensor *tok, KtTensor *pos, const KtTensor *seq, const KtTensor *step,
                                  int64_t B);
 KtStatus cuda_raster_step_commit(KtBackend *, KtTensor *seq, const KtTensor *sampled, KtTensor *step);
+KtStatus cuda_raster_window_inputs(KtBackend *, KtTensor *tok, KtTensor *pos, KtTensor *spos, const KtTensor *feeds,
+                                   const KtTensor *seq);
+KtStatus cuda_raster_window_commit(KtBackend *, KtTensor *seq, const KtTensor *sampled, const KtTensor *feeds);
 // llama_gemv.cu (raster models at small batch; the compositions otherwise)
 KtStatus cuda_rmsnorm_linear(KtBackend *, KtTensor *y, KtTensor *hn, const KtTensor *x, const KtTensor *nw,
                              const KtTensor *w, float eps);

@@ -964,3 +964,49 @@ KtStatus cuda_raster_step_commit(KtBackend *be, KtTensor *seq, const KtTensor *s
                                 sampled->shape[0]));
     return KT_OK;
 }
+
+// ------------------------------------------------------------------------------------ window plan (ZipAR)
+// The plan's feeds (T, 3) and the tokens stay on the device: inputs gathered from seq, samples scattered into it.
+__global__ void raster_window_inputs_kernel(int32_t *__restrict__ tok, int32_t *__restrict__ pos,
+                                            int32_t *__restrict__ spos, const int32_t *__restrict__ feeds,
+                                            const int32_t *__restrict__ seq, int64_t R, int64_t T, int64_t B, int64_t N,
+                                            int64_t S) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < R * T; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t r = i / T, j = i % T;
+        int32_t c = feeds[3 * j];
+        tok[i] = c >= 0 && c < N ? seq[c * S + r % B] : 0;
+        pos[i] = feeds[3 * j + 1];
+        if (r < B) spos[i] = feeds[3 * j + 2];  // (B, T): the first B rows' indices
+    }
+}
+
+KtStatus cuda_raster_window_inputs(KtBackend *be, KtTensor *tok, KtTensor *pos, KtTensor *spos, const KtTensor *feeds,
+                                   const KtTensor *seq) {
+    int64_t R = tok->shape[0], T = tok->shape[1];
+    if (R * T == 0) return KT_OK;
+    raster_window_inputs_kernel<<<cuda_blocks_capped(R * T, 256, cuda_impl(be)->sm_count), 256, 0, cuda_stream(be)>>>(
+        (int32_t *)tok->data, (int32_t *)pos->data, (int32_t *)spos->data, (const int32_t *)feeds->data,
+        (const int32_t *)seq->data, R, T, spos->shape[0], seq->shape[0], seq->shape[1]);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
+__global__ void raster_window_commit_kernel(int32_t *__restrict__ seq, const int32_t *__restrict__ sampled,
+                                            const int32_t *__restrict__ feeds, int64_t B, int64_t T, int64_t N,
+                                            int64_t S) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < B * T; i += (int64_t)gridDim.x * blockDim.x) {
+        int64_t b = i / T, j = i % T;
+        int32_t c = feeds[3 * j + 2];
+        if (c >= 0 && c < N) seq[c * S + b] = sampled[i];
+    }
+}
+
+KtStatus cuda_raster_window_commit(KtBackend *be, KtTensor *seq, const KtTensor *sampled, const KtTensor *feeds) {
+    int64_t B = sampled->shape[0], T = sampled->shape[1];
+    if (B * T == 0) return KT_OK;
+    raster_window_commit_kernel<<<cuda_blocks_capped(B * T, 256, cuda_impl(be)->sm_count), 256, 0, cuda_stream(be)>>>(
+        (int32_t *)seq->data, (const int32_t *)sampled->data, (const int32_t *)feeds->data, B, T, seq->shape[0],
+        seq->shape[1]);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
