@@ -100,7 +100,7 @@ if [ "$mode" = "--full" ]; then
   OUT=$OUT timeout 200 scripts/bench_var.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_var.sh failed" >&2
   OUT=$OUT timeout 200 scripts/bench_llamagen.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_llamagen.sh failed" >&2
   {  # A/B of the small-batch LlamaGen paths: fused GEMMs (llama_gemv.cu) off, dependent launches off, the sampler
-     # on one block per row instead of a cluster (llama.cu hf_cluster_kernel); SJD and ZipAR with the fused GEMMs
+     # on one block per row instead of a cluster (llama_sample.cu hf_cluster_kernel); SJD and ZipAR with the fused GEMMs
      # off and up to 8 rows only, and their attention unfused; batch 32 with the fused GEMMs up to 32 rows only
     ab=(bench --arch llamagen-b --batch 1 --random-init --device cuda --dtype bf16 --reps 3 --decode)
     echo "## ARGEN_CUDA_FUSED_ROWS=0"; ARGEN_CUDA_FUSED_ROWS=0 timeout 60 "$bin/argen" "${ab[@]}" sequential

@@ -74,6 +74,7 @@ typedef struct {
     int fused_rows;             // rows up to which LlamaGen's fused GEMV kernels run (llama_gemv.cu; <= 64, 0: never)
     bool pdl;                   // programmatic dependent launches (sm_90+; ARGEN_CUDA_PDL=0 turns them off)
     int cluster_rows;           // rows up to which LlamaGen's sampler shares a row over a thread-block cluster
+                                // (llama_sample.cu)
     int window_cluster_tq;      // windows (SJD, ZipAR) of up to this many tokens run LlamaGen's attention prep and
                                 // attention as one launch of clusters (llama.cu; 16 on sm_90, 0: two kernels)
                                 // (sm_90+; ARGEN_CUDA_CLUSTER_ROWS, 0: never)
@@ -339,6 +340,7 @@ KtStatus cuda_attention_pos(KtBackend *, KtTensor *out, const KtTensor *q, const
 KtStatus cuda_llama_attention(KtBackend *, KtTensor *out, KtTensor *q, KtTensor *kcache, KtTensor *vcache,
                               const KtTensor *qkv, const KtTensor *rope, const KtTensor *positions, float scale);
 KtStatus cuda_l2_normalize(KtBackend *, KtTensor *y, const KtTensor *x);
+// llama_sample.cu (raster models' sampler, step counter, window plan)
 KtStatus cuda_sample_llama(KtBackend *, KtTensor *tokens, KtTensor *logits, const KtTensor *image_ids,
                            const KtTensor *positions, SmpParams params);
 KtStatus cuda_probs_llama(KtBackend *, KtTensor *probs, KtTensor *logits, SmpParams params);

@@ -1,4 +1,4 @@
-// The last two stages both token samplers share (sample.cu: VAR's, llama.cu: LlamaGen's), reproducing the CPU's
+// The last two stages both token samplers share (sample.cu: VAR's, llama_sample.cu: LlamaGen's), reproducing the CPU's
 // samplers/sampling.c smp_categorical: the filtered row written back and its weights, then the inverse-CDF draw in
 // index order. One block per row; thread tid holds the row's items tid*IT .. tid*IT + IT - 1 (NT * IT >= V).
 // The includer brings cub's BlockScan and cuda_common.cuh.

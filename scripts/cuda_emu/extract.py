@@ -115,13 +115,13 @@ def chunk(path, a, b):
 HELPERS = [('cuda_common.cuh', r'^// Carves consecutive 256-byte-aligned pieces', r'^// -+ op entry points$')]
 SUITES = {
     # LlamaGen's layer kernels: norms, SwiGLU, RoPE prep, the three attention kernels, L2 normalisation
-    'llama': HELPERS + [('llama.cu', r'^// -+ RMSNorm$', r"^// -+ LlamaGen's sampler$")],
-    # the token samplers: VAR's (sample.cu, with more_smooth) and LlamaGen's (hf_kernel, the raster step counters)
+    'llama': HELPERS + [('llama.cu', r'^// -+ RMSNorm$', 'EOF')],
+    # the token samplers: VAR's (sample.cu, with more_smooth) and LlamaGen's (llama_sample.cu: hf_kernel, the cluster
+    # sampler, the raster step counters and window plan)
     'sampler': HELPERS + [
         ('sample_draw.cuh', r'^// -+ sampler tail$', 'EOF'),
         ('sample.cu', r'^#define SMP_FLAG_EMPTY', 'EOF'),
-        ('llama.cu', r'^#define LLAMA_FLAG_EMPTY', r'^// -+ RMSNorm$'),
-        ('llama.cu', r"^// -+ LlamaGen's sampler$", 'EOF')],
+        ('llama_sample.cu', r'^#define LLAMA_FLAG_EMPTY', 'EOF')],
     # VAR's attention: the flash kernels (their PTX helpers come from emu_mma.h), attention.cu, the row softmax of
     # the GEMM fallback
     'var': HELPERS + [

@@ -7,10 +7,14 @@ import sys
 M = {
     # VAR: items loaded striped (idx = i * NT + tid) into the blocked sort: values stay paired with their keys, but
     # the stable sort then breaks ties by blocked position, not by vocabulary index (the wrong tie order at the cut)
-    'var_tie_striped': ('            int idx = tid * IT + i;\n            float x = load(idx);\n'
-                        '            keys[i] = (x != x) ? -INFINITY : (x == 0.f ? 0.f : x);',
-                        '            int idx = i * NT + tid;\n            float x = load(idx);\n'
-                        '            keys[i] = (x != x) ? -INFINITY : (x == 0.f ? 0.f : x);'),
+    'var_tie_striped': ('            row_load4(row, V, tid * IT + i, vec, f, x);\n#pragma unroll\n'
+                        '            for (int j = 0; j < 4; j++) {\n'
+                        '                keys[i + j] = (x[j] != x[j]) ? -INFINITY : (x[j] == 0.f ? 0.f : x[j]);  // NaN sorts as -inf; -0 as +0\n'
+                        '                vals[i + j] = tid * IT + i + j;',
+                        '            row_load4(row, V, i * NT + tid * 4, vec, f, x);\n#pragma unroll\n'
+                        '            for (int j = 0; j < 4; j++) {\n'
+                        '                keys[i + j] = (x[j] != x[j]) ? -INFINITY : (x[j] == 0.f ? 0.f : x[j]);  // NaN sorts as -inf; -0 as +0\n'
+                        '                vals[i + j] = i * NT + tid * 4 + j;'),
     # radix select: no barrier between warp 0 choosing the digit and the block reading it (between passes)
     'radix_no_pass_sync': ('kth_digit_bin(sm.tmp.hist, kk, &sm.sel_bin, &sm.sel_above);\n        __syncthreads();\n',
                            'kth_digit_bin(sm.tmp.hist, kk, &sm.sel_bin, &sm.sel_above);\n'),
