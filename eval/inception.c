@@ -1,8 +1,9 @@
 // FID Inception-v3 forward pass (NHWC). Block structure, branch order and pooling per shared/spec/fid.md 1.3-1.5.
 // ref: pytorch-fid src/pytorch_fid/inception.py (FIDInceptionA/C/E_1/E_2), torchvision InceptionB/D
-// Every conv unit is one kt_conv2d (no bias) into a scratch map, then kt_channel_affine_relu (folded BatchNorm); a
-// branch's last unit writes its channel slice of the block output directly (kt_channel_affine_relu_into), in the
-// spec's order; the max-pool branches are copied there (kt_copy_channels).
+// Every conv unit is one kt_conv2d (no bias) into a scratch map, then kt_channel_affine_relu (folded BatchNorm), or
+// with folded 16-bit weights one kt_conv2d_bias_relu; a branch's last unit writes its channel slice of the block
+// output directly (the conv, then kt_channel_affine_relu_into: scale 1 when folded), in the spec's order; the
+// max-pool branches are copied there (kt_copy_channels).
 #include <string.h>
 
 #include "inception.h"
@@ -22,21 +23,40 @@ typedef struct {
     int next;
 } Fwd;
 
-// The next conv of the table on x into a view on `mem` (returned in *y, its output shape).
-static KtStatus conv(Fwd *f, KtTensor *y, const KtTensor *x, const KtTensor *mem, IncConv **c) {
-    *c = &f->net->conv[f->next++];
-    const IncConvDesc *d = &(*c)->d;
+// The next conv of the table for input x: its output view on `mem` (*y, the output shape) and its padding.
+static IncConv *next_conv(Fwd *f, KtTensor *y, const KtTensor *x, const KtTensor *mem, int pad[4]) {
+    IncConv *c = &f->net->conv[f->next++];
+    const IncConvDesc *d = &c->d;
     int64_t Ho = out_size(x->shape[1], d->kh, d->stride, d->ph), Wo = out_size(x->shape[2], d->kw, d->stride, d->pw);
     *y = map_view(mem, f->B, Ho, Wo, d->co);
-    int pad[4] = {d->ph, d->ph, d->pw, d->pw};
-    return kt_conv2d(f->net->be, y, x, &(*c)->w, NULL, d->stride, pad);
+    pad[0] = pad[1] = d->ph;
+    pad[2] = pad[3] = d->pw;
+    return c;
 }
 
-// y <- relu(bn(conv(x))) using the next conv of the table; y is a view on `mem`.
+// The next conv of the table on x into a view on `mem` (returned in *y, its output shape).
+static KtStatus conv(Fwd *f, KtTensor *y, const KtTensor *x, const KtTensor *mem, IncConv **c) {
+    int pad[4];
+    *c = next_conv(f, y, x, mem, pad);
+    return kt_conv2d(f->net->be, y, x, &(*c)->w, NULL, (*c)->d.stride, pad);
+}
+
+// y <- relu(bn(conv(x))) using the next conv of the table; y is a view on `mem`. Folded weights: one op, the shift
+// as the conv's bias.
 static KtStatus unit(Fwd *f, KtTensor *y, const KtTensor *x, const KtTensor *mem) {
+    if (f->net->fold) {
+        int pad[4];
+        IncConv *c = next_conv(f, y, x, mem, pad);
+        return kt_conv2d_bias_relu(f->net->be, y, x, &c->w, &c->shift, c->d.stride, pad);
+    }
     IncConv *c;
     KT_TRY(conv(f, y, x, mem, &c));
     return kt_channel_affine_relu(f->net->be, y, y, &c->scale, &c->shift);
+}
+
+// The per-channel scale applied after a conv: BatchNorm's, or 1 where it is folded into the weights.
+static KtTensor bn_scale(const Inception *net, const IncConv *c) {
+    return net->fold ? kt_tensor1(net->ones.data, KT_F32, net->ones.device, c->d.co) : c->scale;
 }
 
 // A branch's last unit: the conv into `mem`, then relu(bn(.)) straight into channels *c0.. of the block output Y
@@ -45,7 +65,8 @@ static KtStatus unit_put(Fwd *f, KtTensor *Y, int64_t *c0, const KtTensor *x, co
     IncConv *c;
     KtTensor t;
     KT_TRY(conv(f, &t, x, mem, &c));
-    KT_TRY(kt_channel_affine_relu_into(f->net->be, Y, *c0, &t, &c->scale, &c->shift));
+    KtTensor scale = bn_scale(f->net, c);
+    KT_TRY(kt_channel_affine_relu_into(f->net->be, Y, *c0, &t, &scale, &c->shift));
     *c0 += t.shape[3];
     return KT_OK;
 }

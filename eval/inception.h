@@ -3,7 +3,9 @@
 // spatial features (Mixed_6d.branch1x1, channels 0..6, flattened in (h, w, c) order: 2023).
 // ref: pytorch-fid src/pytorch_fid/inception.py; spec: shared/spec/fid.md section 1
 // Layout: NHWC feature maps; every conv is conv (no bias) -> BatchNorm (eps 1e-3, folded at load into a per-channel
-// scale/shift computed in double, applied with the ReLU: kt_channel_affine_relu) -> ReLU.
+// scale/shift computed in double, applied with the ReLU: kt_channel_affine_relu) -> ReLU. With 16-bit weights (a GPU
+// with --dtype bf16/fp16) the scale is folded into the weights too, before they are rounded (w * scale from the
+// float32 file values), and the shift becomes the conv's bias: kt_conv2d_bias_relu, one fused cuDNN call per unit.
 #pragma once
 
 #include <stdbool.h>
@@ -30,7 +32,7 @@ typedef struct {
 } IncShape;
 
 typedef struct {
-    KtTensor w;                         // (co, kh, kw, ci), matmul dtype
+    KtTensor w;                         // (co, kh, kw, ci), matmul dtype (folded: w * scale per output channel)
     KtTensor bn_w, bn_b, bn_mean, bn_var;  // (co) as stored
     KtTensor scale, shift;              // (co) float32: the folded BatchNorm (derived at load)
     IncConvDesc d;
@@ -40,7 +42,9 @@ typedef struct {
     IncConv conv[INC_N_CONVS];
     KtTensor fc_w, fc_b;                // (1008, 2048) matmul dtype, (1008)
     KtWeightTable table;
-    KtBuffer weights, derived;
+    KtBuffer weights, derived, folded;  // the file's tensors; scale/shift (+ ones); the folded 16-bit conv weights
+    bool fold;                          // 16-bit weights: BatchNorm's scale folded into them (see the top)
+    KtTensor ones;                      // (448) float32 1s: the scale of a folded unit writing into a block output
     KtBackend *be;                      // borrowed: owned by the caller
     bool gamma_all_one;                 // every bn.weight == 1 (spec 1.2: expected for the TF weights; logged)
     // workspace for up to max_batch images, carved from one arena at init

@@ -109,8 +109,8 @@ static KtStatus build_table(Inception *net) {
     for (int i = 0; i < INC_N_CONVS; i++) {
         IncConv *c = &net->conv[i];
         const IncConvDesc *d = &c->d;
-        KT_TRY(kt_wtab_add(t, &c->w, KT_W_CONV, 4, (int64_t[]){d->co, d->ci, d->kh, d->kw}, "%s.conv.weight",
-                           d->name));
+        KtWeightKind kind = net->fold ? KT_W_CONV_F32 : KT_W_CONV;  // folded: float32 until fold_weights
+        KT_TRY(kt_wtab_add(t, &c->w, kind, 4, (int64_t[]){d->co, d->ci, d->kh, d->kw}, "%s.conv.weight", d->name));
         KtTensor *bn[4] = {&c->bn_w, &c->bn_b, &c->bn_mean, &c->bn_var};
         static const char *bn_names[4] = {"weight", "bias", "running_mean", "running_var"};
         for (int k = 0; k < 4; k++)
@@ -147,14 +147,42 @@ static KtStatus randomize_bn(Inception *net) {
     return st;
 }
 
-// scale = gamma / sqrt(var + 1e-3), shift = beta - mean * scale, in double, rounded once to float32 (spec 1.2).
+#define INC_MAX_CO 448  // the widest unit (Mixed_7b/c.branch3x3dbl_1)
+
+// The folded path's conv weights: w (float32, (co, kh, kw, ci)) * scale[o] per output channel in double, rounded
+// once to the matmul dtype into `dst` (device), c->w re-pointed there.
+static KtStatus fold_weights(Inception *net, IncConv *c, const float *scale, void *dst) {
+    KtBackend *be = net->be;
+    int64_t n = kt_numel(&c->w), per = n / c->d.co;
+    float *w = malloc((size_t)n * sizeof(float));
+    uint16_t *h = malloc((size_t)n * sizeof(uint16_t));
+    KtStatus st = w && h ? kt_download(be, w, &c->w) : KT_FAIL(KT_ERR_OOM, "inception: out of memory");
+    for (int64_t i = 0; st == KT_OK && i < n; i++) {
+        float v = (float)((double)w[i] * scale[i / per]);
+        h[i] = be->matmul_dtype == KT_BF16 ? kt_f32_to_bf16(v) : kt_f32_to_f16(v);
+    }
+    KtTensor f = c->w;
+    f.data = dst;
+    f.dtype = be->matmul_dtype;
+    if (st == KT_OK) st = kt_upload(be, &f, h);
+    if (st == KT_OK) c->w = f;
+    free(w);
+    free(h);
+    return st;
+}
+
+// scale = gamma / sqrt(var + 1e-3), shift = beta - mean * scale, in double, rounded once to float32 (spec 1.2); with
+// net->fold the scale also goes into 16-bit copies of the conv weights (fold_weights).
 static KtStatus fold_batchnorm(Inception *net) {
-    size_t total = 0;
+    size_t total = INC_MAX_CO, wbytes = 0;
     for (int i = 0; i < INC_N_CONVS; i++) total += 2 * (size_t)net->conv[i].d.co;
+    for (int i = 0; net->fold && i < INC_N_CONVS; i++) wbytes += kt_arena_size(kt_numel(&net->conv[i].w) * 2);
     KT_TRY(kt_buffer_alloc(net->be, &net->derived, total * sizeof(float)));
-    float *host = malloc(6 * 448 * sizeof(float));  // 4 inputs + 2 outputs of the widest unit (448 channels)
+    if (wbytes) KT_TRY(kt_buffer_alloc(net->be, &net->folded, wbytes));
+    float *host = malloc(6 * INC_MAX_CO * sizeof(float));  // 4 inputs + 2 outputs of the widest unit
     if (!host) return KT_FAIL(KT_ERR_OOM, "inception: out of memory");
     KtStatus st = KT_OK;
+    char *wdst = net->folded.data;
     net->gamma_all_one = true;
     float *dst = net->derived.data;
     for (int i = 0; i < INC_N_CONVS && st == KT_OK; i++) {
@@ -179,7 +207,14 @@ static KtStatus fold_batchnorm(Inception *net) {
         dst += 2 * co;
         if (st == KT_OK) st = kt_upload(net->be, &c->scale, scale);
         if (st == KT_OK) st = kt_upload(net->be, &c->shift, shift);
+        if (st == KT_OK && net->fold) {
+            st = fold_weights(net, c, scale, wdst);
+            wdst += kt_arena_size(kt_numel(&c->w) * 2);
+        }
     }
+    net->ones = kt_tensor1(dst, KT_F32, net->be->device, INC_MAX_CO);
+    for (int k = 0; k < INC_MAX_CO; k++) host[k] = 1.0f;
+    if (st == KT_OK) st = kt_upload(net->be, &net->ones, host);
     free(host);
     return st;
 }
@@ -211,6 +246,7 @@ KtStatus inception_init(Inception *net, KtBackend *be, const KtCheckpoint *ck, u
     memset(net, 0, sizeof *net);
     net->be = be;
     net->max_batch = max_batch < 1 ? 1 : max_batch;
+    net->fold = be->matmul_dtype != KT_F32;
     build_convs(net);
     KtStatus st = build_table(net);
     if (st == KT_OK)
@@ -236,6 +272,7 @@ void inception_free(Inception *net) {
     kt_wtab_free(&net->table);
     kt_buffer_free(&net->weights);
     kt_buffer_free(&net->derived);
+    kt_buffer_free(&net->folded);
     kt_buffer_free(&net->input);
     kt_arena_free(&net->arena);
     memset(net, 0, sizeof *net);

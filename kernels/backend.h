@@ -68,6 +68,8 @@ typedef struct {
     KtStatus (*split_chunks)(KtBackend *, KtTensor *y, const KtTensor *x);
     KtStatus (*conv2d)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                        int stride, const int pad[4]);
+    KtStatus (*conv2d_bias_relu)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                                 int stride, const int pad[4]);
     KtStatus (*group_norm)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                            int groups, float eps);
     KtStatus (*group_norm_silu)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w,

@@ -147,29 +147,44 @@ KtStatus kt_split_chunks(KtBackend *be, KtTensor *y, const KtTensor *x) {
 }
 
 // -------------------------------------------------------------------------------------------------- image ops
-KtStatus kt_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
-                   int stride, const int pad[4]) {
-    NEED_MAP(y, 4);
-    NEED_MAP(x, 4);
-    KT_TRY(need_weight(be, __func__, "w", w, 4));
-    if (stride < 1) return KT_FAIL(KT_ERR_ARG, "kt_conv2d: stride %d < 1", stride);
+// kt_conv2d's checks, under the name of the op that makes them (kt_conv2d, kt_conv2d_bias_relu).
+static KtStatus check_conv2d(KtBackend *be, const char *op, const KtTensor *y, const KtTensor *x, const KtTensor *w,
+                             const KtTensor *b, int stride, const int pad[4]) {
+    KT_TRY(need_map(be, op, "y", y, 4));
+    KT_TRY(need_map(be, op, "x", x, 4));
+    KT_TRY(need_weight(be, op, "w", w, 4));
+    if (stride < 1) return KT_FAIL(KT_ERR_ARG, "%s: stride %d < 1", op, stride);
     for (int i = 0; i < 4; i++)
-        if (pad[i] < 0) return KT_FAIL(KT_ERR_ARG, "kt_conv2d: negative padding");
+        if (pad[i] < 0) return KT_FAIL(KT_ERR_ARG, "%s: negative padding", op);
     int64_t B = x->shape[0], H = x->shape[1], W = x->shape[2], Ci = x->shape[3];
     int64_t Co = w->shape[0], kh = w->shape[1], kw = w->shape[2];
-    if (w->shape[3] != Ci) return shape_err(__func__, "w", w, "(Co, kh, kw, Ci) with Ci = x.shape[3]");
+    if (w->shape[3] != Ci) return shape_err(op, "w", w, "(Co, kh, kw, Ci) with Ci = x.shape[3]");
     if ((x->dtype != KT_F32 || y->dtype != KT_F32) && w->dtype != be->map_dtype)
-        return KT_FAIL(KT_ERR_SHAPE, "kt_conv2d: %s feature maps need %s weights, got %s", kt_dtype_name(be->map_dtype),
+        return KT_FAIL(KT_ERR_SHAPE, "%s: %s feature maps need %s weights, got %s", op, kt_dtype_name(be->map_dtype),
                        kt_dtype_name(be->map_dtype), kt_dtype_name(w->dtype));
     if (b) {
-        NEED_F32(b, 1);
-        DIMS1(b, Co);
+        KT_TRY(need(be, op, "b", b, KT_F32, 1));
+        KT_TRY(dims(op, "b", b, 1, Co, 0, 0, 0));
     }
     int64_t Hp = H + pad[0] + pad[1], Wp = W + pad[2] + pad[3];
-    if (Hp < kh || Wp < kw) return shape_err(__func__, "x", x, "a padded size at least the kernel size");
-    DIMS4(y, B, (Hp - kh) / stride + 1, (Wp - kw) / stride + 1, Co);
-    if (y->data == x->data) return KT_FAIL(KT_ERR_ARG, "kt_conv2d: y must not alias x");
+    if (Hp < kh || Wp < kw) return shape_err(op, "x", x, "a padded size at least the kernel size");
+    KT_TRY(dims(op, "y", y, 4, B, (Hp - kh) / stride + 1, (Wp - kw) / stride + 1, Co));
+    if (y->data == x->data) return KT_FAIL(KT_ERR_ARG, "%s: y must not alias x", op);
+    return KT_OK;
+}
+
+KtStatus kt_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                   int stride, const int pad[4]) {
+    KT_TRY(check_conv2d(be, __func__, y, x, w, b, stride, pad));
     return RUN(conv2d, y, x, w, b, stride, pad);
+}
+
+KtStatus kt_conv2d_bias_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                             int stride, const int pad[4]) {
+    if (!b) return KT_FAIL(KT_ERR_ARG, "kt_conv2d_bias_relu: the bias b is required");
+    KT_TRY(check_conv2d(be, __func__, y, x, w, b, stride, pad));
+    HAVE_OP(conv2d_bias_relu);
+    return RUN(conv2d_bias_relu, y, x, w, b, stride, pad);
 }
 
 static KtStatus check_gn(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,

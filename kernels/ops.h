@@ -82,6 +82,12 @@ KtStatus kt_split_chunks(KtBackend *be, KtTensor *y, const KtTensor *x);
 // x and y are each float32 or the map dtype (a map op; b stays float32).
 KtStatus kt_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
                    int stride, const int pad[4]);
+// The same followed by ReLU: y = max(conv(x, w) + b, 0), NaN stays NaN; b (Co) float32 is required. A conv with
+// BatchNorm folded into its weights and bias (the Inception network's 16-bit path): on CUDA one cuDNN call where the
+// fused conv-bias-activation is faster than the conv and a separate pass (timed per shape), else the conv with the
+// bias and ReLU in its finishing pass.  ref: F.relu(F.conv2d(F.pad(x, ...), w, b, stride))
+KtStatus kt_conv2d_bias_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                             int stride, const int pad[4]);
 
 // GroupNorm over (C/groups channels x H x W) per sample, affine.  ref: F.group_norm(x, groups, w, b, eps)
 // y, x: (B, H, W, C), same dtype (a map op); w, b: (C) float32; C % groups == 0. y may alias x.

@@ -23,7 +23,7 @@ void kt_wtab_free(KtWeightTable *t) {
 KtStatus kt_wtab_add(KtWeightTable *t, KtTensor *dst, KtWeightKind kind, int ndim, const int64_t *shape,
                      const char *fmt, ...) {
     if (ndim < 1 || ndim > KT_MAX_DIMS) return KT_FAIL(KT_ERR_ARG, "kt_wtab_add: bad ndim %d", ndim);
-    if ((kind == KT_W_CONV || kind == KT_W_CONV1X1_LINEAR) && ndim != 4)
+    if ((kind == KT_W_CONV || kind == KT_W_CONV_F32 || kind == KT_W_CONV1X1_LINEAR) && ndim != 4)
         return KT_FAIL(KT_ERR_ARG, "kt_wtab_add: conv weights have 4 dims");
     if (t->n == t->cap) {
         int cap = t->cap ? 2 * t->cap : 64;
@@ -80,9 +80,10 @@ static bool ignored(const KtWeightTable *t, const char *name) {
 // The view's shape and dtype for a spec.
 static KtTensor spec_view(const KtWeightSpec *s, KtBackend *be) {
     const int64_t *f = s->shape;
-    KtDType dt = s->kind == KT_W_PLAIN ? KT_F32 : be->matmul_dtype;
+    KtDType dt = s->kind == KT_W_PLAIN || s->kind == KT_W_CONV_F32 ? KT_F32 : be->matmul_dtype;
     switch (s->kind) {
-    case KT_W_CONV: return kt_tensor4(NULL, dt, be->device, f[0], f[2], f[3], f[1]);
+    case KT_W_CONV:
+    case KT_W_CONV_F32: return kt_tensor4(NULL, dt, be->device, f[0], f[2], f[3], f[1]);
     case KT_W_CONV1X1_LINEAR: return kt_tensor2(NULL, dt, be->device, f[0], f[1]);
     default: return kt_tensor(NULL, dt, be->device, s->ndim, f);
     }
@@ -167,7 +168,7 @@ static KtStatus check_table(KtWeightTable *t, const KtCheckpoint *ck, const char
 static void convert(const KtWeightSpec *s, const KtTensor *view, const float *src, void *out, float *tmp) {
     int64_t n = spec_numel(s);
     const float *v = src;
-    if (s->kind == KT_W_CONV) {  // (Co, Ci, kh, kw) -> (Co, kh, kw, Ci)
+    if (s->kind == KT_W_CONV || s->kind == KT_W_CONV_F32) {  // (Co, Ci, kh, kw) -> (Co, kh, kw, Ci)
         int64_t Co = s->shape[0], Ci = s->shape[1], KH = s->shape[2], KW = s->shape[3];
         for (int64_t o = 0; o < Co; o++)
             for (int64_t c = 0; c < Ci; c++)

@@ -13,6 +13,8 @@ typedef enum {
     KT_W_MATMUL,         // a Linear weight (out, in): stored in the backend's matmul dtype
     KT_W_CONV,           // a conv weight, OIHW in the file -> (Co, kh, kw, Ci) view, matmul dtype
     KT_W_CONV1X1_LINEAR, // a 1x1 conv weight (O, I, 1, 1) used as a Linear weight (O, I), matmul dtype
+    KT_W_CONV_F32,       // a conv weight as KT_W_CONV but kept in float32 (a model that transforms it before rounding
+                         // it to the matmul dtype: the Inception network folds BatchNorm into its 16-bit weights)
 } KtWeightKind;
 
 typedef struct {

@@ -122,9 +122,16 @@ if [ "$mode" = "--full" ]; then
   } > "$OUT/bench_llamagen_ab.md" 2>&1 || echo "LlamaGen A/B failed (see bench_llamagen_ab.md)" >&2
 fi
 if [ "$mode" != "--quick" ]; then  # FID Inception throughput (random weights; 256x256 inputs, statistics included)
-  for dt in fp32 bf16; do
-    timeout 90 "$bin/argen" bench --arch inception --random-init --batch 1,64,200,500 --device cuda --dtype $dt --reps 3
-  done > "$OUT/bench_inception.md" 2>&1
+  {
+    for dt in fp32 bf16; do
+      timeout 90 "$bin/argen" bench --arch inception --random-init --batch 1,64,200,500 --device cuda --dtype $dt --reps 3
+    done
+    echo "## bf16, ARGEN_CUDA_CONV_FUSE=0 (each unit as the conv + its bias/ReLU pass) and =1 (always cuDNN's fused call)"
+    for f in 0 1; do
+      ARGEN_CUDA_CONV_FUSE=$f timeout 90 "$bin/argen" bench --arch inception --random-init --batch 200,500 --device cuda \
+        --dtype bf16 --reps 3
+    done
+  } > "$OUT/bench_inception.md" 2>&1
   {  # the host side on this machine's cores: PNG files (render/fid) and SJD's work per forward
     timeout 60 "$bin/argen" bench --arch png --reps 3
     timeout 60 "$bin/argen" bench --arch sjd-host --sjd-window 16 --reps 5

@@ -180,6 +180,70 @@ static void check_network_16bit(KtDType dt, double tol) {
 Test(inception, bf16_cuda_close_to_fp32) { check_network_16bit(KT_BF16, 5e-2); }
 Test(inception, fp16_cuda_close_to_fp32) { check_network_16bit(KT_F16, 2e-2); }
 
+// The 16-bit network folds BatchNorm's scale into its conv weights (from the file's float32 values, rounded once)
+// and runs each unit as one kt_conv2d_bias_relu: one image against the official fp32 features at the tolerances
+// above, the folded weights (w * scale, recomputed here from the file) bit for bit. One image per forward, so the
+// emulated backend's quick run takes it (tests/CMakeLists.txt: fid_cuda_quick).
+static void check_folded_one_image(KtDType dt, double tol) {
+    KtBackend be;
+    test_backend_init(&be, KT_CUDA);  // skips without a GPU
+    OK(kt_backend_set_matmul_dtype(&be, dt));
+    KtCheckpoint ck;
+    OK(kt_ckpt_open(&ck, FX("inception_random.pth")));
+    Inception net;
+    OK(inception_init(&net, &be, &ck, 0, 1));
+    kt_ckpt_close(&ck);
+    cr_assert(net.fold, "16-bit weights fold BatchNorm");
+    // Mixed_6c.branch7x7dbl_3 (1x7, 160 -> 160): folded weights against w * gamma / sqrt(var + 1e-3) from the file
+    const IncConv *c = NULL;
+    for (int i = 0; i < INC_N_CONVS; i++)
+        if (!strcmp(net.conv[i].d.name, "Mixed_6c.branch7x7dbl_3")) c = &net.conv[i];
+    cr_assert(c && c->w.dtype == dt && c->w.shape[0] == 160 && c->w.shape[1] == 1 && c->w.shape[2] == 7 &&
+              c->w.shape[3] == 160);
+    int64_t n, nb;
+    float *w = read_f32(FX("inception_random.pth"), "Mixed_6c.branch7x7dbl_3.conv.weight", &n, NULL, NULL);
+    float *g = read_f32(FX("inception_random.pth"), "Mixed_6c.branch7x7dbl_3.bn.weight", &nb, NULL, NULL);
+    float *v = read_f32(FX("inception_random.pth"), "Mixed_6c.branch7x7dbl_3.bn.running_var", &nb, NULL, NULL);
+    uint16_t *got = malloc((size_t)n * 2);
+    cr_assert(got && n == 160 * 160 * 7);
+    OK(kt_download(&be, got, &c->w));
+    int64_t bad = 0;
+    for (int64_t o = 0; o < 160; o++)
+        for (int64_t k = 0; k < 7; k++)
+            for (int64_t ci = 0; ci < 160; ci++) {
+                float scale = (float)((double)g[o] / sqrt((double)v[o] + 1e-3));
+                float want = (float)((double)w[(o * 160 + ci) * 7 + k] * scale);  // file: (co, ci, 1, 7)
+                uint16_t h = dt == KT_BF16 ? kt_f32_to_bf16(want) : kt_f32_to_f16(want);
+                bad += got[(o * 7 + k) * 160 + ci] != h;
+            }
+    cr_expect_eq(bad, 0, "%lld of %lld folded weights differ from w * scale", (long long)bad, (long long)n);
+    free(w);
+    free(g);
+    free(v);
+    free(got);
+    uint8_t *raw = read_u8_images("images_u8", &n);
+    uint8_t *img = nchw_to_nhwc(raw, 4, 256, 256);
+    static float pool3[INC_POOL3], logits[INC_CLASSES];
+    OK(inception_forward(&net, img, 1, 256, 256, KT_FID_RESIZE_PYTORCH,
+                         &(IncOutputs){.pool3 = pool3, .logits_biased = logits}));
+    float *ref = read_f32(FX("ref.safetensors"), "pool3", &n, NULL, NULL);
+    double e_pool = rel_l2(pool3, ref, INC_POOL3);  // image 0
+    free(ref);
+    ref = read_f32(FX("ref.safetensors"), "logits_fc", &n, NULL, NULL);
+    double e_logits = rel_l2(logits, ref, INC_CLASSES);
+    free(ref);
+    fprintf(stderr, "inception %s folded, image 0 vs official fp32: pool3 rel L2 %.3g, logits rel L2 %.3g\n",
+            kt_dtype_name(dt), e_pool, e_logits);
+    cr_expect(e_pool < tol && e_logits < tol, "pool3 %.3g, logits %.3g: relative L2 error >= %.3g", e_pool, e_logits,
+              tol);
+    free(raw);
+    free(img);
+    inception_free(&net);
+    kt_backend_free(&be);
+}
+
+Test(inception, cuda_folded_bf16_one_image, .timeout = 900) { check_folded_one_image(KT_BF16, 5e-2); }
+
 Test(inception, rejects_a_mismatched_checkpoint) {
     KtBackend be;
     test_backend_init(&be, KT_CPU);

@@ -275,6 +275,50 @@ TWIN(conv, conv2d_chunked) {
     ctx_close(&c);
 }
 
+// kt_conv2d_bias_relu = ReLU(kt_conv2d with the bias), against a direct float64 conv; the bias is required.
+TWIN(conv, conv2d_bias_relu) {
+    const int64_t B = 2, H = 9, W = 7, Ci = 16, Co = 24;
+    Ctx c;
+    ctx_open(&c, dev, FX);
+    float x[2 * 9 * 7 * 16], w[24 * 3 * 3 * 16], bias[24], ref[2 * 5 * 4 * 24];  // stride 2, pad 1: 5 x 4
+    uint64_t s = 7;
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = lcg_uniform(&s);
+    for (size_t i = 0; i < sizeof w / sizeof *w; i++) w[i] = lcg_uniform(&s) * 0.1f;
+    for (int64_t i = 0; i < Co; i++) bias[i] = lcg_uniform(&s);
+    int64_t Ho = 5, Wo = 4, clipped = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++)
+                for (int64_t co = 0; co < Co; co++) {
+                    double acc = bias[co];
+                    for (int64_t ky = 0; ky < 3; ky++)
+                        for (int64_t kx = 0; kx < 3; kx++) {
+                            int64_t iy = 2 * oy + ky - 1, ix = 2 * ox + kx - 1;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            for (int64_t ci = 0; ci < Ci; ci++)
+                                acc += (double)x[((b * H + iy) * W + ix) * Ci + ci] *
+                                       w[((co * 3 + ky) * 3 + kx) * Ci + ci];
+                        }
+                    clipped += acc < 0;
+                    ref[((b * Ho + oy) * Wo + ox) * Co + co] = acc < 0 ? 0.0f : (float)acc;
+                }
+    cr_assert(clipped > 100 && clipped < 2 * 5 * 4 * 24 - 100, "%lld outputs clipped: the ReLU is not tested",
+              (long long)clipped);
+    KtTensor xt = dev_new(&c, KT_F32, 4, (int64_t[]){B, H, W, Ci}, x);
+    KtTensor wt = dev_new(&c, KT_F32, 4, (int64_t[]){Co, 3, 3, Ci}, w);
+    KtTensor bt = dev_new(&c, KT_F32, 1, (int64_t[]){Co}, bias);
+    KtTensor yt = dev_new(&c, KT_F32, 4, (int64_t[]){B, Ho, Wo, Co}, NULL);
+    OK(kt_conv2d_bias_relu(&c.be, &yt, &xt, &wt, &bt, 2, (int[]){1, 1, 1, 1}));
+    expect_close("conv2d_bias_relu", download_f32(&c, &yt), ref, B * Ho * Wo * Co, TOL_CONV_F32);
+    cr_expect_eq(kt_conv2d_bias_relu(&c.be, &yt, &xt, &wt, NULL, 2, (int[]){1, 1, 1, 1}), KT_ERR_ARG);
+    cr_expect(strstr(kt_last_error(), "kt_conv2d_bias_relu") && strstr(kt_last_error(), "bias"), "%s",
+              kt_last_error());
+    KtTensor bad = dev_new(&c, KT_F32, 4, (int64_t[]){B, Ho, Wo, Co + 1}, NULL);
+    cr_expect_eq(kt_conv2d_bias_relu(&c.be, &bad, &xt, &wt, &bt, 2, (int[]){1, 1, 1, 1}), KT_ERR_SHAPE);
+    cr_expect(strstr(kt_last_error(), "kt_conv2d_bias_relu: 'y'"), "%s", kt_last_error());
+    ctx_close(&c);
+}
+
 // --------------------------------------------------------------------------------------------------- resample
 TWIN(resample, upsample_nearest2x) {
     Ctx c;

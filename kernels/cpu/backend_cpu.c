@@ -103,6 +103,7 @@ static const KtBackendOps cpu_ops = {
     .embedding = cpu_embedding,
     .split_chunks = cpu_split_chunks,
     .conv2d = cpu_conv2d,
+    .conv2d_bias_relu = cpu_conv2d_bias_relu,
     .group_norm = cpu_group_norm,
     .group_norm_silu = cpu_group_norm_silu,
     .upsample_nearest2x = cpu_upsample_nearest2x,

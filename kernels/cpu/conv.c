@@ -76,3 +76,14 @@ KtStatus cpu_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTenso
     }
     return KT_OK;
 }
+
+// y = max(conv(x, w) + b, 0): the conv with its bias, then ReLU in place (NaN stays NaN).
+KtStatus cpu_conv2d_bias_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                              int stride, const int pad[4]) {
+    KT_TRY(cpu_conv2d(be, y, x, w, b, stride, pad));
+    float *yd = y->data;
+    int64_t n = kt_numel(y);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) yd[i] = yd[i] < 0.0f ? 0.0f : yd[i];
+    return KT_OK;
+}

@@ -90,6 +90,8 @@ void cpu_softmax_row(float *row, int64_t n);
 // conv.c
 KtStatus cpu_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b, int stride,
                     const int pad[4]);
+KtStatus cpu_conv2d_bias_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                              int stride, const int pad[4]);
 
 // resample.c
 KtStatus cpu_upsample_nearest2x(KtBackend *be, KtTensor *y, const KtTensor *x);

@@ -362,6 +362,7 @@ static const KtBackendOps *cuda_ops(void) {
     o.embedding = be_embedding;
     o.split_chunks = cuda_split_chunks;
     o.conv2d = cuda_conv2d;
+    o.conv2d_bias_relu = cuda_conv2d_bias_relu;
     o.group_norm = cuda_group_norm;
     o.group_norm_silu = cuda_group_norm_silu;
     o.upsample_nearest2x = cuda_upsample_nearest2x;
@@ -483,6 +484,9 @@ extern "C" KtStatus kt_backend_cuda_init(KtBackend *be, int device_index) {
     // ARGEN_CUDA_CLUSTER_ROWS=0 LlamaGen's sampler one block per row at every batch, ARGEN_CUDA_WINDOW_CLUSTER=0 a
     // window's attention as prep + attention kernels
     c->fused_rows = 64;
+    c->conv_fuse = -1;
+    env = getenv("ARGEN_CUDA_CONV_FUSE");  // 0: kt_conv2d_bias_relu as conv + pass, 1: fused wherever cuDNN runs it
+    if (env && env[0]) c->conv_fuse = env[0] == '0' ? 0 : env[0] == '1' ? 1 : -1;
     env = getenv("ARGEN_CUDA_FUSED_ROWS");
     if (env && env[0]) c->fused_rows = atoi(env) < 0 ? 0 : atoi(env) > 64 ? 64 : atoi(env);
     env = getenv("ARGEN_CUDA_PDL");

@@ -20,6 +20,7 @@
 struct CudaConvPlan {
     int64_t B, H, W, Ci, Co, kh, kw;
     int stride, pad[4], dt, strict;  // key (dt: weight dtype; strict: fp32 without TF32)
+    bool relu;                       // key: kt_conv2d_bias_relu (ReLU after the bias; perhaps one fused cuDNN call)
     bool explicit_pad;               // asymmetric: padded copy, cuDNN pad 0
     int64_t Hp, Wp, Cip, Cop, Ho, Wo;
     cudnnTensorDescriptor_t xd, yd;
@@ -30,6 +31,14 @@ struct CudaConvPlan {
     size_t ws;
     bool ok;                         // false: cuDNN has no algorithm (direct kernel)
     bool tuned;                      // algorithms timed (cudnnFind) on the first eager run of this shape
+    // relu with 16-bit weights: y = ReLU(conv + bias) as one cudnnConvolutionBiasActivationForward when `fused`
+    // (chosen by conv_tune) with its own algorithm, math type and workspace; bd/ad NULL: cuDNN refused them
+    cudnnTensorDescriptor_t bd;      // the bias, (1, Cop, 1, 1) in the weight dtype
+    cudnnActivationDescriptor_t ad;  // ReLU, NaN propagated
+    bool fused;
+    cudnnConvolutionFwdAlgo_t falgo;
+    cudnnMathType_t fmath;
+    size_t fws;
 };
 
 void cuda_convs_free(CudaImpl *c) {
@@ -39,6 +48,8 @@ void cuda_convs_free(CudaImpl *c) {
         if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
         if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
         if (p->cd) cudnnDestroyConvolutionDescriptor(p->cd);
+        if (p->bd) cudnnDestroyTensorDescriptor(p->bd);
+        if (p->ad) cudnnDestroyActivationDescriptor(p->ad);
     }
     free(c->convs);
     c->convs = NULL;
@@ -47,6 +58,21 @@ void cuda_convs_free(CudaImpl *c) {
 
 static cudnnDataType_t dnn_dt(int dt) {
     return dt == KT_BF16 ? CUDNN_DATA_BFLOAT16 : dt == KT_F16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+}
+
+// The fused call's bias and activation descriptors (left NULL when cuDNN refuses them: no fusion then).
+static void fuse_descs(CudaConvPlan *p) {
+    bool ok = cudnnCreateTensorDescriptor(&p->bd) == CUDNN_STATUS_SUCCESS &&
+              cudnnSetTensor4dDescriptor(p->bd, CUDNN_TENSOR_NHWC, dnn_dt(p->dt), 1, (int)p->Cop, 1, 1) ==
+                  CUDNN_STATUS_SUCCESS &&
+              cudnnCreateActivationDescriptor(&p->ad) == CUDNN_STATUS_SUCCESS &&
+              cudnnSetActivationDescriptor(p->ad, CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN, 0.0) ==
+                  CUDNN_STATUS_SUCCESS;
+    if (ok) return;
+    if (p->bd) cudnnDestroyTensorDescriptor(p->bd);
+    if (p->ad) cudnnDestroyActivationDescriptor(p->ad);
+    p->bd = NULL;
+    p->ad = NULL;
 }
 
 static KtStatus plan_build(KtBackend *be, CudaConvPlan *p) {
@@ -81,6 +107,7 @@ static KtStatus plan_build(KtBackend *be, CudaConvPlan *p) {
         p->ok = true;
         break;
     }
+    if (p->ok && p->relu && p->dt != KT_F32) fuse_descs(p);
     if (getenv("ARGEN_CUDA_VERBOSE"))
         fprintf(stderr, "argen cuda: conv (%lld,%lld,%lld,%lld)->%lld k%lldx%lld s%d %s%s: %s algo %d, %zu B workspace\n",
                 (long long)p->B, (long long)p->Hp, (long long)p->Wp, (long long)p->Cip, (long long)p->Cop,
@@ -95,7 +122,7 @@ static KtStatus plan_get(KtBackend *be, CudaConvPlan **out, const CudaConvPlan *
         CudaConvPlan *p = &c->convs[i];
         if (p->B == key->B && p->H == key->H && p->W == key->W && p->Ci == key->Ci && p->Co == key->Co &&
             p->kh == key->kh && p->kw == key->kw && p->stride == key->stride && !memcmp(p->pad, key->pad, sizeof p->pad) &&
-            p->dt == key->dt && p->strict == key->strict) {
+            p->dt == key->dt && p->strict == key->strict && p->relu == key->relu) {
             *out = p;
             return KT_OK;
         }
@@ -142,34 +169,45 @@ __global__ void conv_wpad_kernel(T *__restrict__ wp, const T *__restrict__ w, in
     }
 }
 
-// y (P, Co) = (YT)((float)yo (P, Cop)[:, :Co] + b).
-template <typename T, typename YT, typename IDX>
+// ReLU that keeps NaN (as kt_channel_affine_relu and the CPU): the finishing passes of kt_conv2d_bias_relu.
+template <bool RELU>
+__device__ __forceinline__ float conv_act(float v) { return RELU && v < 0.f ? 0.f : v; }
+
+// y (P, Co) = (YT)act((float)yo (P, Cop)[:, :Co] + b).
+template <typename T, typename YT, typename IDX, bool RELU>
 __global__ void conv_finish_kernel(YT *__restrict__ y, const T *__restrict__ yo, const float *__restrict__ b, IDX Co,
                                    IDX Cop, IDX n) {
     for (IDX i = blockIdx.x * (IDX)blockDim.x + threadIdx.x; i < n; i += (IDX)gridDim.x * blockDim.x) {
         IDX co = i % Co, p = i / Co;
         float v = to_f32(yo[p * Cop + co]);
-        y[i] = from_f32<YT>(b ? v + b[co] : v);
+        y[i] = from_f32<YT>(conv_act<RELU>(b ? v + b[co] : v));
     }
 }
 
-// 16-bit y (P, Co) += b in place, 8 channels per thread (Co % 8 == 0, y 16-byte aligned).
-template <typename T, typename IDX>
+// 16-bit y (P, Co) = act(y + b) in place, 8 channels per thread (Co % 8 == 0, y 16-byte aligned).
+template <typename T, typename IDX, bool RELU>
 __global__ void bias16_kernel(CudaPack<T, 8> *__restrict__ y, const float *__restrict__ b, IDX Co8, IDX n8) {
     for (IDX i = blockIdx.x * (IDX)blockDim.x + threadIdx.x; i < n8; i += (IDX)gridDim.x * blockDim.x) {
         CudaPack<T, 8> v = y[i];
         const float *bp = b + (i % Co8) * 8;
 #pragma unroll
-        for (int j = 0; j < 8; j++) v.v[j] = from_f32<T>(to_f32(v.v[j]) + bp[j]);
+        for (int j = 0; j < 8; j++) v.v[j] = from_f32<T>(conv_act<RELU>(to_f32(v.v[j]) + bp[j]));
         y[i] = v;
     }
 }
 
-// y (P, Co) += b in place.
-template <typename IDX>
+// y (P, Co) = act(y + b) in place.
+template <typename IDX, bool RELU>
 __global__ void bias_kernel(float *__restrict__ y, const float *__restrict__ b, IDX Co, IDX n) {
     for (IDX i = blockIdx.x * (IDX)blockDim.x + threadIdx.x; i < n; i += (IDX)gridDim.x * blockDim.x)
-        y[i] += b[i % Co];
+        y[i] = conv_act<RELU>(y[i] + b[i % Co]);
+}
+
+// y = ReLU(y) in place (after the small-Co and direct kernels, which add the bias themselves).
+template <typename T>
+__global__ void relu_kernel(T *__restrict__ y, int64_t n) {
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+        y[i] = from_f32<T>(conv_act<true>(to_f32(y[i])));
 }
 
 // Direct convolution, one thread per output: the fallback for shapes cuDNN refuses. w: any float dtype.
@@ -362,13 +400,64 @@ static float conv_time_algo(CudaImpl *c, CudaConvPlan *p, const cudnnConvolution
     return ms / CONV_TUNE_REPS;
 }
 
+template <typename IDX, typename T, typename XT>
+static void launch_prep(KtBackend *be, T *xp, const XT *x, const CudaConvPlan *p, int top, int left, int64_t n) {
+    unsigned g = cuda_blocks_capped(n, 256, 16 * cuda_impl(be)->sm_count);
+    conv_prep_kernel<T, XT, IDX><<<g, 256, 0, cuda_stream(be)>>>(xp, x, (IDX)p->H, (IDX)p->W, (IDX)p->Ci, (IDX)p->Hp,
+                                                             (IDX)p->Wp, (IDX)p->Cip, top, left, (IDX)n);
+}
+
+// The pass after cuDNN: y = act(yout[:, :Co] + b) out of scratch (own_out: padded channels or an fp32 y), or the
+// bias (and ReLU) in place; nothing when there is neither a bias nor scratch.
+template <typename T, bool RELU>
+static void finish(KtBackend *be, const CudaConvPlan *p, KtTensor *y, const void *yout, const float *bp,
+                   bool own_out) {
+    CudaImpl *c = cuda_impl(be);
+    cudaStream_t st = c->stream;
+    bool y16 = y->dtype != KT_F32;
+    int64_t ny = p->B * p->Ho * p->Wo * p->Cop;
+    int64_t n = p->B * p->Ho * p->Wo * p->Co;
+    unsigned g = cuda_blocks_capped(n, 256, 16 * c->sm_count);
+    bool small = ny < (1ll << 31);  // the kernel reads yo up to ny (Cop >= Co)
+    if (own_out && y16) {
+        if (small)
+            conv_finish_kernel<T, T, uint32_t, RELU><<<g, 256, 0, st>>>((T *)y->data, (const T *)yout, bp,
+                                                                        (uint32_t)p->Co, (uint32_t)p->Cop, (uint32_t)n);
+        else
+            conv_finish_kernel<T, T, int64_t, RELU><<<g, 256, 0, st>>>((T *)y->data, (const T *)yout, bp, p->Co,
+                                                                       p->Cop, n);
+    } else if (own_out) {
+        if (small)
+            conv_finish_kernel<T, float, uint32_t, RELU><<<g, 256, 0, st>>>((float *)y->data, (const T *)yout, bp,
+                                                                      (uint32_t)p->Co, (uint32_t)p->Cop, (uint32_t)n);
+        else
+            conv_finish_kernel<T, float, int64_t, RELU><<<g, 256, 0, st>>>((float *)y->data, (const T *)yout, bp, p->Co,
+                                                                     p->Cop, n);
+    } else if (bp && y16) {  // Co == Cop is a multiple of 8 and y 16-byte aligned here
+        unsigned g8 = cuda_blocks_capped(n / 8, 256, 16 * c->sm_count);
+        if (small)
+            bias16_kernel<T, uint32_t, RELU><<<g8, 256, 0, st>>>((CudaPack<T, 8> *)y->data, bp, (uint32_t)(p->Co / 8),
+                                                           (uint32_t)(n / 8));
+        else
+            bias16_kernel<T, int64_t, RELU><<<g8, 256, 0, st>>>((CudaPack<T, 8> *)y->data, bp, p->Co / 8, n / 8);
+    } else if (bp) {
+        if (small) bias_kernel<uint32_t, RELU><<<g, 256, 0, st>>>((float *)y->data, bp, (uint32_t)p->Co, (uint32_t)n);
+        else bias_kernel<int64_t, RELU><<<g, 256, 0, st>>>((float *)y->data, bp, p->Co, n);
+    }
+}
+
 // Picks the algorithm for a shape on its first eager run: cudnnFind lists the candidates, then each one that fits
 // `ws_size` (and, in strict fp32, uses FMA math only) is timed here on the real buffers and the fastest kept.
 // cudnnFind's own ranking is not trusted: with lazy module loading its single timed run of an algorithm can include
 // loading that algorithm's kernels, and at batch 1 it ranked a non-tensor-core engine first for most VQVAE decoder
 // convs (H100: 185 us per conv, the batch-1 decode 9 ms). The heuristic's choice stays when nothing runs.
+//
+// fy (the relu plans that can fuse; else NULL): y with the float32 bias fb and its copy `bias` in T. Then each
+// candidate also runs as cudnnConvolutionBiasActivationForward, and the fused call is kept when it beats the chosen
+// conv plus the finishing pass (bias + ReLU over y, timed here too), or always with ARGEN_CUDA_CONV_FUSE=1.
+template <typename T>
 static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const void *win, void *yout, void *ws,
-                          size_t ws_size) {
+                          size_t ws_size, KtTensor *fy, const float *fb, const void *bias) {
     CudaImpl *c = cuda_impl(be);
     p->tuned = true;
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
@@ -395,9 +484,57 @@ static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const
                     (int)perf[i].algo, (int)perf[i].mathType, ms, perf[i].time);
         if (ms >= 0.f && (best < 0 || ms < best_ms)) best = i, best_ms = ms;
     }
+    float pass_ms = -1.f, fused_ms = -1.f;
+    int fbest = -1;
+    if (fy) {
+        float one = 1.f, zero = 0.f;
+        bool timed = true;
+        for (int r = 0; timed && r <= CONV_TUNE_REPS; r++) {  // the finishing pass, in place on y (= yout)
+            if (r == 1) timed = cudaEventRecord(e0, c->stream) == cudaSuccess;
+            finish<T, true>(be, p, fy, yout, fb, false);
+        }
+        if (timed && cudaEventRecord(e1, c->stream) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess &&
+            cudaEventElapsedTime(&pass_ms, e0, e1) == cudaSuccess)
+            pass_ms /= CONV_TUNE_REPS;
+        else
+            pass_ms = -1.f;
+        for (int i = 0; i < n; i++) {
+            if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > ws_size) continue;
+            if (cudnnSetConvolutionMathType(p->cd, perf[i].mathType) != CUDNN_STATUS_SUCCESS) continue;
+            float ms = -1.f;
+            for (int r = 0; r <= CONV_TUNE_REPS; r++) {
+                if (r == 1 && cudaEventRecord(e0, c->stream) != cudaSuccess) break;
+                if (cudnnConvolutionBiasActivationForward(c->dnn, &one, p->xd, xin, p->wd, win, p->cd, perf[i].algo,
+                                                          ws, perf[i].memory, &zero, p->yd, yout, p->bd, bias, p->ad,
+                                                          p->yd, yout) != CUDNN_STATUS_SUCCESS)
+                    break;
+                if (r == CONV_TUNE_REPS &&
+                    (cudaEventRecord(e1, c->stream) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
+                     cudaEventElapsedTime(&ms, e0, e1) != cudaSuccess))
+                    ms = -1.f;
+            }
+            if (ms >= 0.f) ms /= CONV_TUNE_REPS;
+            if (getenv("ARGEN_CUDA_VERBOSE"))
+                fprintf(stderr,
+                        "argen cuda: conv+bias+relu (%lld,%lld,%lld,%lld)->%lld algo %d math %d: %.4f ms fused\n",
+                        (long long)p->B, (long long)p->Hp, (long long)p->Wp, (long long)p->Cip, (long long)p->Cop,
+                        (int)perf[i].algo, (int)perf[i].mathType, ms);
+            if (ms >= 0.f && (fbest < 0 || ms < fused_ms)) fbest = i, fused_ms = ms;
+        }
+    }
     cudaEventDestroy(e0);
     cudaEventDestroy(e1);
     cudaGetLastError();  // a refused candidate leaves nothing to report
+    p->fused = fbest >= 0 && (c->conv_fuse == 1 || best < 0 || pass_ms < 0.f || fused_ms < best_ms + pass_ms);
+    if (p->fused) {
+        p->falgo = perf[fbest].algo;
+        p->fws = perf[fbest].memory;
+        p->fmath = perf[fbest].mathType;
+    }
+    if (fy && getenv("ARGEN_CUDA_VERBOSE"))
+        fprintf(stderr, "argen cuda: conv+bias+relu (%lld,%lld,%lld,%lld)->%lld: %s (fused %.4f ms, conv %.4f + pass "
+                "%.4f ms)\n", (long long)p->B, (long long)p->Hp, (long long)p->Wp, (long long)p->Cip,
+                (long long)p->Cop, p->fused ? "fused" : "conv + pass", fused_ms, best_ms, pass_ms);
     if (best >= 0) {
         p->algo = perf[best].algo;
         p->ws = perf[best].memory;
@@ -407,23 +544,17 @@ static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const
                     (long long)p->B, (long long)p->Hp, (long long)p->Wp, (long long)p->Cip, (long long)p->Cop,
                     (int)p->algo, best_ms, p->ws);
     }
-    KT_CUDA_TRY(cudnnSetConvolutionMathType(p->cd, p->math));
+    KT_CUDA_TRY(cudnnSetConvolutionMathType(p->cd, p->fused ? p->fmath : p->math));
     return KT_OK;
-}
-
-template <typename IDX, typename T, typename XT>
-static void launch_prep(KtBackend *be, T *xp, const XT *x, const CudaConvPlan *p, int top, int left, int64_t n) {
-    unsigned g = cuda_blocks_capped(n, 256, 16 * cuda_impl(be)->sm_count);
-    conv_prep_kernel<T, XT, IDX><<<g, 256, 0, cuda_stream(be)>>>(xp, x, (IDX)p->H, (IDX)p->W, (IDX)p->Ci, (IDX)p->Hp,
-                                                             (IDX)p->Wp, (IDX)p->Cip, top, left, (IDX)n);
 }
 
 // T: the weight (compute) dtype. x and y are float32 or T (16-bit maps only with 16-bit weights; ops.c checks).
 // Sets *refused (and returns KT_OK, y unwritten) when cuDNN refuses the shape outside a capture: the caller then runs
 // the direct kernel.
+// relu (kt_conv2d_bias_relu, b given): y = ReLU(conv + b), as one fused cuDNN call where the plan chose it.
 template <typename T>
 static KtStatus run_conv(KtBackend *be, CudaConvPlan *p, KtTensor *y, const KtTensor *x, const KtTensor *w,
-                         const KtTensor *b, bool *refused) {
+                         const KtTensor *b, bool relu, bool *refused) {
     CudaImpl *c = cuda_impl(be);
     cudaStream_t st = c->stream;
     bool is16 = p->dt != KT_F32, x16 = x->dtype != KT_F32, y16 = y->dtype != KT_F32;
@@ -432,10 +563,16 @@ static KtStatus run_conv(KtBackend *be, CudaConvPlan *p, KtTensor *y, const KtTe
     bool own_out = is16 && (!y16 || p->Cop != p->Co || !cuda_aligned(y->data, 16));
     int64_t nx = p->B * p->Hp * p->Wp * p->Cip, nw = p->Cop * p->kh * p->kw * p->Cip, ny = p->B * p->Ho * p->Wo * p->Cop;
     bool tune = !p->tuned && !c->capturing;
-    size_t ws_size = tune && p->ws < CONV_TUNE_WS ? CONV_TUNE_WS : p->ws;
+    // the fused call reads x and w as they are and writes y itself: 16-bit maps without padded channels
+    bool fusable = relu && b && is16 && !prep && !wpad && !own_out && p->bd && p->ad && c->conv_fuse != 0;
+    if (!fusable) p->fused = false;
+    bool fuse_now = fusable && (tune || p->fused);
+    size_t ws_size = p->fused && p->fws > p->ws ? p->fws : p->ws;
+    if (tune && ws_size < CONV_TUNE_WS) ws_size = CONV_TUNE_WS;
     CudaCarve cv = {0};
     size_t ox = prep ? cuda_carve(&cv, (size_t)nx * sizeof(T)) : 0, ow = wpad ? cuda_carve(&cv, (size_t)nw * sizeof(T)) : 0;
     size_t oy = own_out ? cuda_carve(&cv, (size_t)ny * sizeof(T)) : 0, ows = cuda_carve(&cv, ws_size);
+    size_t ob = fuse_now ? cuda_carve(&cv, (size_t)p->Cop * sizeof(T)) : 0;  // the bias in T for cuDNN
     void *s;
     KT_TRY(cuda_scratch(be, cv.off, &s));
     const void *xin = x->data, *win = w->data;
@@ -457,8 +594,21 @@ static KtStatus run_conv(KtBackend *be, CudaConvPlan *p, KtTensor *y, const KtTe
         KT_CUDA_LAUNCHED();
     }
     if (own_out) yout = (char *)s + oy;
-    if (tune) KT_TRY(conv_tune(be, p, xin, win, yout, (char *)s + ows, ws_size));
+    const float *bp = b ? (const float *)b->data : NULL;
+    void *bias = fuse_now ? (char *)s + ob : NULL;
+    if (fuse_now) KT_TRY(cuda_convert_f32(be, bias, (KtDType)p->dt, bp, p->Co));
+    if (tune) KT_TRY(conv_tune<T>(be, p, xin, win, yout, (char *)s + ows, ws_size, fuse_now ? y : NULL, bp, bias));
     float one = 1.f, zero = 0.f;
+    if (p->fused) {
+        cudnnStatus_t e = cudnnConvolutionBiasActivationForward(c->dnn, &one, p->xd, xin, p->wd, win, p->cd, p->falgo,
+                                                                (char *)s + ows, p->fws, &zero, p->yd, yout, p->bd,
+                                                                bias, p->ad, p->yd, yout);
+        if (e == CUDNN_STATUS_SUCCESS) return KT_OK;
+        if (c->capturing) KT_CUDA_TRY(e);
+        p->fused = false;  // from now on the conv and the finishing pass
+        KT_CUDA_TRY(cudnnSetConvolutionMathType(p->cd, p->math));
+        kt_backend_note(be, "conv2d_bias_relu: cuDNN's fused call refused (%s): conv + pass", cudnnGetErrorString(e));
+    }
     cudnnStatus_t e = cudnnConvolutionForward(c->dnn, &one, p->xd, xin, p->wd, win, p->cd, p->algo, (char *)s + ows,
                                               p->ws, &zero, p->yd, yout);
     if (e != CUDNN_STATUS_SUCCESS) {
@@ -467,38 +617,9 @@ static KtStatus run_conv(KtBackend *be, CudaConvPlan *p, KtTensor *y, const KtTe
         *refused = true;
         return KT_OK;
     }
-    int64_t n = p->B * p->Ho * p->Wo * p->Co;
-    const float *bp = b ? (const float *)b->data : NULL;
-    unsigned g = cuda_blocks_capped(n, 256, 16 * c->sm_count);
-    bool small = ny < (1ll << 31);  // the kernel reads yo up to ny (Cop >= Co)
-    if (own_out && y16) {
-        if (small)
-            conv_finish_kernel<T, T, uint32_t><<<g, 256, 0, st>>>((T *)y->data, (const T *)yout, bp, (uint32_t)p->Co,
-                                                                  (uint32_t)p->Cop, (uint32_t)n);
-        else
-            conv_finish_kernel<T, T, int64_t><<<g, 256, 0, st>>>((T *)y->data, (const T *)yout, bp, p->Co, p->Cop, n);
-        KT_CUDA_LAUNCHED();
-    } else if (own_out) {
-        if (small)
-            conv_finish_kernel<T, float, uint32_t><<<g, 256, 0, st>>>((float *)y->data, (const T *)yout, bp,
-                                                                      (uint32_t)p->Co, (uint32_t)p->Cop, (uint32_t)n);
-        else
-            conv_finish_kernel<T, float, int64_t><<<g, 256, 0, st>>>((float *)y->data, (const T *)yout, bp, p->Co,
-                                                                     p->Cop, n);
-        KT_CUDA_LAUNCHED();
-    } else if (bp && y16) {  // Co == Cop is a multiple of 8 and y 16-byte aligned here
-        unsigned g8 = cuda_blocks_capped(n / 8, 256, 16 * c->sm_count);
-        if (small)
-            bias16_kernel<T, uint32_t><<<g8, 256, 0, st>>>((CudaPack<T, 8> *)y->data, bp, (uint32_t)(p->Co / 8),
-                                                           (uint32_t)(n / 8));
-        else
-            bias16_kernel<T, int64_t><<<g8, 256, 0, st>>>((CudaPack<T, 8> *)y->data, bp, p->Co / 8, n / 8);
-        KT_CUDA_LAUNCHED();
-    } else if (bp) {
-        if (small) bias_kernel<uint32_t><<<g, 256, 0, st>>>((float *)y->data, bp, (uint32_t)p->Co, (uint32_t)n);
-        else bias_kernel<int64_t><<<g, 256, 0, st>>>((float *)y->data, bp, p->Co, n);
-        KT_CUDA_LAUNCHED();
-    }
+    if (relu) finish<T, true>(be, p, y, yout, bp, own_out);
+    else finish<T, false>(be, p, y, yout, bp, own_out);
+    KT_CUDA_LAUNCHED();
     return KT_OK;
 }
 
@@ -540,13 +661,27 @@ static KtStatus run_kernel(KtBackend *be, bool small_co, KtTensor *y, const KtTe
     return run_direct<float, float, float>(be, y, x, w, b, stride, pad);
 }
 
+// y = ReLU(y) in place, after the kernels that add the bias themselves.
+static KtStatus relu_pass(KtBackend *be, KtTensor *y) {
+    int64_t n = kt_numel(y);
+    unsigned g = cuda_blocks_capped(n, 256, 16 * cuda_impl(be)->sm_count);
+    if (y->dtype == KT_BF16) relu_kernel<__nv_bfloat16><<<g, 256, 0, cuda_stream(be)>>>((__nv_bfloat16 *)y->data, n);
+    else if (y->dtype == KT_F16) relu_kernel<__half><<<g, 256, 0, cuda_stream(be)>>>((__half *)y->data, n);
+    else relu_kernel<float><<<g, 256, 0, cuda_stream(be)>>>((float *)y->data, n);
+    KT_CUDA_LAUNCHED();
+    return KT_OK;
+}
+
 // x: (B, H, W, Ci); w: (Co, kh, kw, Ci); b: (Co) or NULL; pad = {top, bottom, left, right}; y: (B, Ho, Wo, Co).
-KtStatus cuda_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b, int stride,
-                     const int pad[4]) {
+// relu: y = ReLU(conv + b) (b given).
+static KtStatus conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b, int stride,
+                       const int pad[4], bool relu) {
     if (kt_numel(y) == 0) return KT_OK;
     if (w->shape[0] <= 8 && x->shape[3] > 0 && x->shape[3] < INT32_MAX &&
-        (size_t)w->shape[0] * w->shape[1] * w->shape[2] * x->shape[3] * 4 <= cuda_impl(be)->smem_optin)
-        return run_kernel(be, true, y, x, w, b, stride, pad);
+        (size_t)w->shape[0] * w->shape[1] * w->shape[2] * x->shape[3] * 4 <= cuda_impl(be)->smem_optin) {
+        KT_TRY(run_kernel(be, true, y, x, w, b, stride, pad));
+        return relu ? relu_pass(be, y) : KT_OK;
+    }
     CudaConvPlan key;
     memset(&key, 0, sizeof key);
     key.B = x->shape[0]; key.H = x->shape[1]; key.W = x->shape[2]; key.Ci = x->shape[3];
@@ -555,6 +690,7 @@ KtStatus cuda_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTens
     memcpy(key.pad, pad, sizeof key.pad);
     key.dt = (int)w->dtype;
     key.strict = w->dtype == KT_F32 && be->matmul_dtype == KT_F32;
+    key.relu = relu;
     key.explicit_pad = pad[0] != pad[1] || pad[2] != pad[3];
     key.Hp = key.explicit_pad ? key.H + pad[0] + pad[1] : key.H;
     key.Wp = key.explicit_pad ? key.W + pad[2] + pad[3] : key.W;
@@ -569,13 +705,24 @@ KtStatus cuda_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTens
     if (fits) KT_TRY(plan_get(be, &p, &key));
     if (p && p->ok) {
         bool refused = false;  // by cuDNN (other errors, e.g. scratch during capture, are errors)
-        KtStatus s = w->dtype == KT_BF16 ? run_conv<__nv_bfloat16>(be, p, y, x, w, b, &refused)
-                     : w->dtype == KT_F16 ? run_conv<__half>(be, p, y, x, w, b, &refused)
-                                          : run_conv<float>(be, p, y, x, w, b, &refused);
+        KtStatus s = w->dtype == KT_BF16 ? run_conv<__nv_bfloat16>(be, p, y, x, w, b, relu, &refused)
+                     : w->dtype == KT_F16 ? run_conv<__half>(be, p, y, x, w, b, relu, &refused)
+                                          : run_conv<float>(be, p, y, x, w, b, relu, &refused);
         if (s != KT_OK || !refused) return s;
     }
     kt_backend_note(be, "conv2d %lldx%lldx%lld -> %lld (k%lldx%lld, stride %d): cuDNN %s, direct kernel",
                     (long long)key.H, (long long)key.W, (long long)key.Ci, (long long)key.Co, (long long)key.kh,
                     (long long)key.kw, stride, fits ? "refused the shape" : "cannot index it");
-    return run_kernel(be, false, y, x, w, b, stride, pad);
+    KT_TRY(run_kernel(be, false, y, x, w, b, stride, pad));
+    return relu ? relu_pass(be, y) : KT_OK;
+}
+
+KtStatus cuda_conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b, int stride,
+                     const int pad[4]) {
+    return conv2d(be, y, x, w, b, stride, pad, false);
+}
+
+KtStatus cuda_conv2d_bias_relu(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                               int stride, const int pad[4]) {
+    return conv2d(be, y, x, w, b, stride, pad, true);
 }

@@ -71,6 +71,8 @@ typedef struct {
     void *host_small;           // 256 bytes of pinned host memory for their read-back
     bool capturing;
     int small_m_max;            // kt_linear rows up to which the weight-streaming kernel is used (<= 16)
+    int conv_fuse;              // kt_conv2d_bias_relu through cuDNN's fused conv-bias-ReLU: -1 where timed faster
+                                // (default), 0 never, 1 wherever cuDNN runs it (ARGEN_CUDA_CONV_FUSE; conv.cu)
     int fused_rows;             // rows up to which LlamaGen's fused GEMV kernels run (llama_gemv.cu; <= 64, 0: never)
     bool pdl;                   // programmatic dependent launches (sm_90+; ARGEN_CUDA_PDL=0 turns them off)
     int cluster_rows;           // rows up to which LlamaGen's sampler shares a row over a thread-block cluster
@@ -297,6 +299,8 @@ KtStatus cuda_convert(KtBackend *, KtTensor *y, const KtTensor *x);
 // conv.cu
 KtStatus cuda_conv2d(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b, int stride,
                      const int pad[4]);
+KtStatus cuda_conv2d_bias_relu(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b,
+                               int stride, const int pad[4]);
 // resample.cu
 KtStatus cuda_upsample_nearest2x(KtBackend *, KtTensor *y, const KtTensor *x);
 KtStatus cuda_resize_bicubic(KtBackend *, KtTensor *y, const KtTensor *x);

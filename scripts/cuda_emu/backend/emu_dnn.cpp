@@ -37,6 +37,7 @@ enum : uint32_t {
     kTensorMagic = 0x444e4e54,
     kFilterMagic = 0x444e4e46,
     kConvMagic = 0x444e4e43,
+    kActMagic = 0x444e4e41,
 };
 }
 
@@ -69,6 +70,14 @@ struct cudnnConvolutionStruct {
     cudnnDataType_t compute;
     cudnnMathType_t math;        // CUDNN_DEFAULT_MATH until set
     int groups;                  // 1 until set
+};
+
+struct cudnnActivationStruct {
+    uint32_t magic;
+    bool set;                    // cudnnSetActivationDescriptor called
+    cudnnActivationMode_t mode;
+    cudnnNanPropagation_t nan;
+    double coef;
 };
 
 namespace {
@@ -116,6 +125,7 @@ bool live(const cudnnContext *h) { return h && h->magic == kHandleMagic; }
 bool live(const cudnnTensorStruct *d) { return d && d->magic == kTensorMagic; }
 bool live(const cudnnFilterStruct *d) { return d && d->magic == kFilterMagic; }
 bool live(const cudnnConvolutionStruct *d) { return d && d->magic == kConvMagic; }
+bool live(const cudnnActivationStruct *d) { return d && d->magic == kActMagic; }
 
 bool ranges_overlap(const void *a, size_t na, const void *b, size_t nb) {
     uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
@@ -283,10 +293,20 @@ int perf_list(const Conv &p, bool supported, size_t ws_limit, bool timed, cudnnC
 }
 
 // ------------------------------------------------------------------------------------------------- the compute
-// y (N, K, Ho, Wo) = alpha * conv(x (N, C, H, W), w (K, Cg, R, S)) + beta * y, in the descriptors' strides. Runs on
-// the stream (at once, or at graph replay): only values captured at call time. beta == 0: y is not read.
+// cudnnConvolutionBiasActivationForward's terms after the convolution: + alpha2 * z (z in y's strides; not read when
+// alpha2 == 0) + bias[k], then ReLU (NaN kept with CUDNN_PROPAGATE_NAN, else 0) or identity.
+struct Epilogue {
+    double alpha2;
+    const void *z;
+    const void *bias;   // (K) in y's dtype
+    bool relu, relu_nan;
+};
+
+// y (N, K, Ho, Wo) = alpha * conv(x (N, C, H, W), w (K, Cg, R, S)) + beta * y [+ epilogue], in the descriptors'
+// strides, rounded once. Runs on the stream (at once, or at graph replay): only values captured at call time.
+// beta == 0: y is not read.
 void conv_run(const Conv &p, double alpha, double beta, const void *x, const void *w, void *y, void *ws,
-              size_t ws_used) {
+              size_t ws_used, const Epilogue *epi = nullptr) {
     if (ws_used) memset(ws, 0xFF, ws_used);  // the algorithm's scratch: NaN in every float type
     // x as NHWC doubles (channels contiguous); w per group as (R, S, Cg, Kg) doubles (output channels contiguous),
     // flipped for a true convolution.
@@ -335,6 +355,11 @@ void conv_run(const Conv &p, double alpha, double beta, const void *x, const voi
                     int64_t yi = n * p.ys[0] + k * p.ys[1] + ho * p.ys[2] + wo * p.ys[3];
                     double out = alpha * acc[k];
                     if (beta != 0) out += beta * load(p.dt, y, yi);
+                    if (epi) {
+                        if (epi->alpha2 != 0) out += epi->alpha2 * load(p.dt, epi->z, yi);
+                        out += load(p.dt, epi->bias, k);
+                        if (epi->relu && (out < 0 || (out != out && !epi->relu_nan))) out = 0;
+                    }
                     store(p.dt, y, yi, out);
                 }
             }
@@ -590,6 +615,36 @@ cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t convDes
     return CUDNN_STATUS_SUCCESS;
 }
 
+// ------------------------------------------------------------------------------------------------ activation
+cudnnStatus_t cudnnCreateActivationDescriptor(cudnnActivationDescriptor_t *activationDesc) {
+    if (!activationDesc) return DNN_BAD("cudnnCreateActivationDescriptor", "null pointer");
+    *activationDesc = new cudnnActivationStruct{kActMagic, false, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnDestroyActivationDescriptor(cudnnActivationDescriptor_t activationDesc) {
+    if (!activationDesc) return CUDNN_STATUS_SUCCESS;
+    if (!live(activationDesc)) return DNN_BAD("cudnnDestroyActivationDescriptor", "not a live activation descriptor");
+    activationDesc->magic = 0;
+    delete activationDesc;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+// Every mode is accepted here; cudnnConvolutionBiasActivationForward computes RELU and IDENTITY only.
+cudnnStatus_t cudnnSetActivationDescriptor(cudnnActivationDescriptor_t activationDesc, cudnnActivationMode_t mode,
+                                           cudnnNanPropagation_t reluNanOpt, double coef) {
+    const char *fn = "cudnnSetActivationDescriptor";
+    if (!live(activationDesc)) return DNN_BAD(fn, "not a live activation descriptor");
+    if (mode < CUDNN_ACTIVATION_SIGMOID || mode > CUDNN_ACTIVATION_SWISH) return DNN_BAD(fn, "mode %d", (int)mode);
+    if (reluNanOpt != CUDNN_NOT_PROPAGATE_NAN && reluNanOpt != CUDNN_PROPAGATE_NAN)
+        return DNN_BAD(fn, "reluNanOpt %d", (int)reluNanOpt);
+    activationDesc->set = true;
+    activationDesc->mode = mode;
+    activationDesc->nan = reluNanOpt;
+    activationDesc->coef = coef;
+    return CUDNN_STATUS_SUCCESS;
+}
+
 // (n, c, h, w) of the output: n = x's n, c = the filter's k.
 cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescriptor_t convDesc,
                                                     const cudnnTensorDescriptor_t inputTensorDesc,
@@ -710,6 +765,59 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha, c
     double a = *(const float *)alpha, b = *(const float *)beta;  // values now: the caller's floats may not outlive it
     return from_cuda(emu::stream_work(
         handle->stream, [p, a, b, x, w, y, workSpace, need] { conv_run(p, a, b, x, w, y, workSpace, need); }, fn));
+}
+
+// y = act(alpha1 * conv(x, w) + alpha2 * z + bias), rounded once (cuDNN's fused conv-bias-activation). As cuDNN
+// documents it: z has y's shape and dtype (z may be y; alpha2 == 0: not read), the bias is (1, K, 1, 1) in y's
+// dtype, the activation RELU or IDENTITY (IDENTITY only with IMPLICIT_PRECOMP_GEMM); others NOT_SUPPORTED.
+cudnnStatus_t cudnnConvolutionBiasActivationForward(
+    cudnnHandle_t handle, const void *alpha1, const cudnnTensorDescriptor_t xDesc, const void *x,
+    const cudnnFilterDescriptor_t wDesc, const void *w, const cudnnConvolutionDescriptor_t convDesc,
+    cudnnConvolutionFwdAlgo_t algo, void *workSpace, size_t workSpaceSizeInBytes, const void *alpha2,
+    const cudnnTensorDescriptor_t zDesc, const void *z, const cudnnTensorDescriptor_t biasDesc, const void *bias,
+    const cudnnActivationDescriptor_t activationDesc, const cudnnTensorDescriptor_t yDesc, void *y) {
+    const char *fn = "cudnnConvolutionBiasActivationForward";
+    if (!live(handle)) return DNN_BAD(fn, "handle is null or destroyed");
+    if (!alpha1 || !alpha2) return DNN_BAD(fn, "alpha1 or alpha2 is null");
+    if (!algo_valid(algo)) return DNN_BAD(fn, "algo %d", (int)algo);
+    if (!live(activationDesc) || !activationDesc->set)
+        return DNN_BAD(fn, "activationDesc is null, destroyed or not set");
+    if (!live(zDesc) || !zDesc->set || !live(biasDesc) || !biasDesc->set)
+        return DNN_BAD(fn, "zDesc or biasDesc is null, destroyed or not set");
+    Conv p;
+    cudnnStatus_t e = make_conv(fn, xDesc, wDesc, convDesc, yDesc, &p);
+    if (e != CUDNN_STATUS_SUCCESS) return e;
+    for (int i = 0; i < 4; i++)
+        if (zDesc->dim[i] != yDesc->dim[i] || zDesc->stride[i] != yDesc->stride[i])
+            return DNN_BAD(fn, "zDesc differs from yDesc (dim %d: %d vs %d)", i, zDesc->dim[i], yDesc->dim[i]);
+    if (zDesc->dt != yDesc->dt) return DNN_BAD(fn, "z's data type differs from y's");
+    if (biasDesc->dim[0] != 1 || biasDesc->dim[1] != p.K || biasDesc->dim[2] != 1 || biasDesc->dim[3] != 1)
+        return DNN_BAD(fn, "biasDesc is (%d, %d, %d, %d), expected (1, %d, 1, 1)", biasDesc->dim[0], biasDesc->dim[1],
+                       biasDesc->dim[2], biasDesc->dim[3], p.K);
+    if (biasDesc->dt != yDesc->dt || biasDesc->stride[1] != 1) return CUDNN_STATUS_NOT_SUPPORTED;
+    cudnnActivationMode_t mode = activationDesc->mode;
+    if (mode != CUDNN_ACTIVATION_RELU && mode != CUDNN_ACTIVATION_IDENTITY) return CUDNN_STATUS_NOT_SUPPORTED;
+    if (mode == CUDNN_ACTIVATION_IDENTITY && algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM)
+        return CUDNN_STATUS_NOT_SUPPORTED;
+    if (!algo_supported(p, algo)) return CUDNN_STATUS_NOT_SUPPORTED;
+    size_t need = algo_workspace(p, algo);
+    if (workSpaceSizeInBytes < need || (need && !workSpace))
+        return DNN_BAD(fn, "algo %d needs %zu workspace bytes, %zu given%s", (int)algo, need, workSpaceSizeInBytes,
+                       workSpace ? "" : " (null)");
+    e = check_operands(fn, p, x, w, y, workSpace, need);
+    if (e != CUDNN_STATUS_SUCCESS) return e;
+    if (!emu::device_range(bias, (size_t)p.K * p.esize, "cudnnConvolutionBiasActivationForward bias"))
+        return CUDNN_STATUS_BAD_PARAM;
+    Epilogue epi{*(const float *)alpha2, z, bias, mode == CUDNN_ACTIVATION_RELU,
+                 activationDesc->nan == CUDNN_PROPAGATE_NAN};
+    if (epi.alpha2 != 0 && z != y) {
+        if (!emu::device_range(z, p.y_bytes, "cudnnConvolutionBiasActivationForward z")) return CUDNN_STATUS_BAD_PARAM;
+        if (ranges_overlap(y, p.y_bytes, z, p.y_bytes)) return DNN_BAD(fn, "z partly overlaps y");
+    }
+    double a = *(const float *)alpha1;
+    return from_cuda(emu::stream_work(
+        handle->stream, [p, a, x, w, y, workSpace, need, epi] { conv_run(p, a, 0.0, x, w, y, workSpace, need, &epi); },
+        fn));
 }
 
 }  // extern "C"

@@ -459,6 +459,86 @@ void test_errors(cudnnHandle_t h) {
     d.destroy();
     dev_free(small), dev_free(x), dev_free(w), dev_free(y);
 }
+// cudnnConvolutionBiasActivationForward: y = act(alpha1 * conv + alpha2 * z + bias) rounded once, against the naive
+// reference; the refusals cuDNN documents (IDENTITY only with IMPLICIT_PRECOMP_GEMM, the bias in y's dtype and
+// (1, K, 1, 1), z like y).
+void test_fused(cudnnHandle_t h) {
+    const Case t = {"fused bf16 3x3", CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NHWC, CUDNN_TENSOR_NHWC, CUDNN_TENSOR_NHWC,
+                    2, 8, 6, 5, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, 0};
+    int Ho = 6, Wo = 5;
+    L4 xl = nhwc(t.N, t.C, t.H, t.W), wl = {{(int64_t)t.R * t.S * t.C, 1, (int64_t)t.S * t.C, t.C}};
+    L4 yl = nhwc(t.N, t.K, Ho, Wo);
+    size_t nx = (size_t)t.N * t.H * t.W * t.C, nw = (size_t)t.K * t.C * 9, ny = (size_t)t.N * t.K * Ho * Wo;
+    void *x = dev_alloc(nx * 2), *w = dev_alloc(nw * 2), *y = dev_alloc(ny * 2), *z = dev_alloc(ny * 2);
+    void *b = dev_alloc(t.K * 2), *b32 = dev_alloc(t.K * 4);
+    std::vector<double> xv = fill(t.dt, x, nx), wv = fill(t.dt, w, nw), zv = fill(t.dt, z, ny), bv = fill(t.dt, b, t.K);
+    std::vector<double> ref = reference(t, Ho, Wo, xv, xl, wv, wl);
+    Descs d = make_descs(t, Ho, Wo, xl);
+    cudnnTensorDescriptor_t bd, bad;
+    cudnnActivationDescriptor_t relu, ident;
+    cudnnCreateTensorDescriptor(&bd), cudnnCreateTensorDescriptor(&bad);
+    cudnnSetTensor4dDescriptor(bd, CUDNN_TENSOR_NHWC, t.dt, 1, t.K, 1, 1);
+    CHECK(cudnnCreateActivationDescriptor(&relu) == CUDNN_STATUS_SUCCESS &&
+          cudnnSetActivationDescriptor(relu, CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN, 0.0) == CUDNN_STATUS_SUCCESS,
+          "relu descriptor");
+    cudnnCreateActivationDescriptor(&ident);
+    cudnnSetActivationDescriptor(ident, CUDNN_ACTIVATION_IDENTITY, CUDNN_PROPAGATE_NAN, 0.0);
+    const cudnnConvolutionFwdAlgo_t IG = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                                    PG = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM;
+    size_t wsn = 0;
+    cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.c, d.y, PG, &wsn);
+    void *ws = dev_alloc(wsn);
+    auto run = [&](cudnnConvolutionFwdAlgo_t a, float a1, float a2, const void *zp, cudnnTensorDescriptor_t bdesc,
+                   const void *bp, cudnnActivationDescriptor_t act) {
+        return cudnnConvolutionBiasActivationForward(h, &a1, d.x, x, d.w, w, d.c, a, ws, wsn, &a2, d.y, zp, bdesc, bp,
+                                                     act, d.y, y);
+    };
+    // ReLU, alpha2 = 0 (z = y, not read), then alpha2 = 0.5 with a separate z; identity with PRECOMP.
+    for (int pass = 0; pass < 3; pass++) {
+        float a1 = pass == 1 ? 2.f : 1.f, a2 = pass == 1 ? 0.5f : 0.f;
+        bool relu_on = pass < 2;
+        fill_nan(t.dt, y, ny);
+        CHECK(run(pass == 2 ? PG : IG, a1, a2, pass == 1 ? z : y, bd, b, relu_on ? relu : ident) ==
+              CUDNN_STATUS_SUCCESS, "fused pass %d", pass);
+        int bad_n = 0, clipped = 0;
+        for (int n = 0; n < t.N; n++)
+            for (int k = 0; k < t.K; k++)
+                for (int ho = 0; ho < Ho; ho++)
+                    for (int wo = 0; wo < Wo; wo++) {
+                        int64_t yi = n * yl.s[0] + k * yl.s[1] + ho * yl.s[2] + wo * yl.s[3];
+                        double want = a1 * ref[(((size_t)n * t.K + k) * Ho + ho) * Wo + wo] + a2 * zv[yi] + bv[k];
+                        if (relu_on && want < 0) want = 0, clipped++;
+                        double got = ld(t.dt, y, yi);
+                        if (!(fabs(got - want) <= half_ulp(t.dt, want) * (1 + 1e-9)) && bad_n++ < 3)
+                            fprintf(stderr, "  fused pass %d: y[%d,%d,%d,%d] = %.9g, want %.9g\n", pass, n, k, ho, wo,
+                                    got, want);
+                    }
+        CHECK(bad_n == 0, "fused pass %d: %d outputs off", pass, bad_n);
+        CHECK(!relu_on || (clipped > 20 && clipped < (int)ny - 20), "pass %d: %d clipped", pass, clipped);
+    }
+    // NaN in x propagates through the ReLU with CUDNN_PROPAGATE_NAN.
+    st(t.dt, x, 0, NAN);
+    CHECK(run(IG, 1.f, 0.f, y, bd, b, relu) == CUDNN_STATUS_SUCCESS && std::isnan(ld(t.dt, y, 0)), "NaN kept");
+    // Refusals: IDENTITY without PRECOMP, a float32 bias for bf16 data, a bias of the wrong shape, z unlike y.
+    CHECK(run(IG, 1.f, 0.f, y, bd, b, ident) == CUDNN_STATUS_NOT_SUPPORTED, "identity needs precomp");
+    cudnnSetTensor4dDescriptor(bad, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, t.K, 1, 1);
+    CHECK(run(IG, 1.f, 0.f, y, bad, b32, relu) == CUDNN_STATUS_NOT_SUPPORTED, "fp32 bias");
+    cudnnSetTensor4dDescriptor(bad, CUDNN_TENSOR_NHWC, t.dt, 1, t.K - 1, 1, 1);
+    CHECK(run(IG, 1.f, 0.f, y, bad, b, relu) == CUDNN_STATUS_BAD_PARAM, "bias shape");
+    cudnnActivationDescriptor_t unset;
+    cudnnCreateActivationDescriptor(&unset);
+    CHECK(run(IG, 1.f, 0.f, y, bd, b, unset) == CUDNN_STATUS_BAD_PARAM, "unset activation");
+    cudnnDestroyActivationDescriptor(unset);
+    cudnnActivationDescriptor_t tanh_d;
+    cudnnCreateActivationDescriptor(&tanh_d);
+    cudnnSetActivationDescriptor(tanh_d, CUDNN_ACTIVATION_TANH, CUDNN_PROPAGATE_NAN, 0.0);
+    CHECK(run(IG, 1.f, 0.f, y, bd, b, tanh_d) == CUDNN_STATUS_NOT_SUPPORTED, "tanh");
+    cudnnDestroyActivationDescriptor(tanh_d);
+    cudnnDestroyActivationDescriptor(relu), cudnnDestroyActivationDescriptor(ident);
+    cudnnDestroyTensorDescriptor(bd), cudnnDestroyTensorDescriptor(bad);
+    d.destroy();
+    dev_free(x), dev_free(w), dev_free(y), dev_free(z), dev_free(b), dev_free(b32), dev_free(ws);
+}
 }  // namespace
 
 int main() {
@@ -486,6 +566,7 @@ int main() {
     for (const Case &t : cases) run_case(h, t);
     test_capture_and_project_flow(h);
     test_errors(h);
+    test_fused(h);
     CHECK(cudnnDestroy(h) == CUDNN_STATUS_SUCCESS, "destroy");
     CHECK(g_allocs.empty(), "%zu buffers leaked by the test", g_allocs.size());
     printf("emu_dnn_selftest: %d checks, %d failures: %s\n", g_checks, g_fails, g_fails ? "FAIL" : "PASS");
