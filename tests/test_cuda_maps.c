@@ -165,61 +165,76 @@ Test(cuda_maps, conv2d_bf16) { conv_cases(KT_BF16); }
 Test(cuda_maps, conv2d_fp16) { conv_cases(KT_F16); }
 
 // kt_conv2d_bias_relu (Inception's 16-bit units: BatchNorm folded into weights and bias) against the CPU: y =
-// ReLU(conv + b) with about half the outputs negative before the ReLU. Each case under the three settings of
-// ARGEN_CUDA_CONV_FUSE (read at backend init): 0 the conv and its finishing pass, 1 cuDNN's fused
-// conv-bias-activation wherever it runs, unset the faster of the two as timed at the shape's first run.
-static void check_conv_relu(Env *e, int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t Co, int kh, int kw,
-                            int stride, const int pad[4], KtDType xdt, KtDType ydt, const char *mode) {
+// ReLU(conv + b) with about half the outputs negative before the ReLU; relu false: kt_conv2d with the bias (the
+// VQVAE decoders' convs). Each case under the three settings of ARGEN_CUDA_CONV_FUSE (read at backend init): 0 the
+// conv and its finishing pass, 1 cuDNN's fused conv-bias-activation wherever it runs (IDENTITY: with
+// IMPLICIT_PRECOMP_GEMM), unset the faster of the two as timed at the shape's first run.
+static void check_conv_bias(Env *e, int64_t B, int64_t H, int64_t W, int64_t Ci, int64_t Co, int kh, int kw,
+                            int stride, const int pad[4], KtDType xdt, KtDType ydt, const char *mode, bool relu) {
     Map x = MAP(xdt, 1.f, 0.f, B, H, W, Ci), w = MAP(e->dt, 0.2f, 0.f, Co, kh, kw, Ci), b = MAP(KT_F32, 1.f, 0.f, Co);
     int64_t Ho = (H + pad[0] + pad[1] - kh) / stride + 1, Wo = (W + pad[2] + pad[3] - kw) / stride + 1;
     Map y = MAP(ydt, 0.f, 0.f, B, Ho, Wo, Co);
     for (int rep = 0; rep < 2; rep++) {  // the first run tunes the shape, the second runs what it chose
-        OK(kt_conv2d_bias_relu(&e->cpu, &y.c, &x.c, &w.c, &b.c, stride, pad));
-        OK(kt_conv2d_bias_relu(&e->gpu, &y.g, &x.g, &w.g, &b.g, stride, pad));
+        if (relu) {
+            OK(kt_conv2d_bias_relu(&e->cpu, &y.c, &x.c, &w.c, &b.c, stride, pad));
+            OK(kt_conv2d_bias_relu(&e->gpu, &y.g, &x.g, &w.g, &b.g, stride, pad));
+        } else {
+            OK(kt_conv2d(&e->cpu, &y.c, &x.c, &w.c, &b.c, stride, pad));
+            OK(kt_conv2d(&e->gpu, &y.g, &x.g, &w.g, &b.g, stride, pad));
+        }
         float *g = gpu_f32(e, &y.g), *c = y.c.data;
-        int64_t n = kt_numel(&y.c), zeros = 0;
+        int64_t n = kt_numel(&y.c), zeros = 0, negative = 0;
         for (int64_t i = 0; i < n; i++) {
-            cr_expect(g[i] >= 0.f && c[i] >= 0.f, "a negative output after the ReLU at %lld", (long long)i);
+            negative += g[i] < 0.f || c[i] < 0.f;
             zeros += c[i] == 0.f;
         }
-        cr_expect(zeros > n / 8 && zeros < n - n / 8, "%lld of %lld outputs clipped: the case does not test the ReLU",
-                  (long long)zeros, (long long)n);
+        if (relu) {
+            cr_expect_eq(negative, 0, "%lld negative outputs after the ReLU", (long long)negative);
+            cr_expect(zeros > n / 8 && zeros < n - n / 8, "%lld of %lld outputs clipped: the case does not test the "
+                      "ReLU", (long long)zeros, (long long)n);
+        } else {
+            cr_expect(negative > n / 8, "%lld of %lld outputs negative: a ReLU where none belongs?",
+                      (long long)negative, (long long)n);
+        }
         char what[200];
-        snprintf(what, sizeof what, "conv2d_bias_relu %s->%s (%lld,%lld,%lld,%lld)->%lld k%dx%d s%d run %d, fuse %s",
-                 kt_dtype_name(xdt), kt_dtype_name(ydt), (long long)B, (long long)H, (long long)W, (long long)Ci,
-                 (long long)Co, kh, kw, stride, rep, mode);
+        snprintf(what, sizeof what, "conv2d%s %s->%s (%lld,%lld,%lld,%lld)->%lld k%dx%d s%d run %d, fuse %s",
+                 relu ? "_bias_relu" : " + bias", kt_dtype_name(xdt), kt_dtype_name(ydt), (long long)B, (long long)H,
+                 (long long)W, (long long)Ci, (long long)Co, kh, kw, stride, rep, mode);
         expect_close(what, g, c, n, TOL_GEMM_BF16);
         free(g);
     }
 }
 
-static void conv_relu_cases(KtDType dt, const char *mode) {
+static void conv_bias_cases(KtDType dt, const char *mode) {
     if (mode) setenv("ARGEN_CUDA_CONV_FUSE", mode, 1);
     else unsetenv("ARGEN_CUDA_CONV_FUSE");
     Env ee, *e = &ee;
     env_open(e, 23, dt);
     const char *m = mode ? mode : "timed";
     const int p1[4] = {1, 1, 1, 1}, p0[4] = {0, 0, 0, 0}, p17[4] = {0, 0, 3, 3}, down[4] = {0, 1, 0, 1};
-    check_conv_relu(e, 2, 12, 10, 32, 48, 3, 3, 1, p1, dt, dt, m);     // fusable: 16-bit maps, whole channel packs
-    check_conv_relu(e, 2, 9, 9, 24, 32, 1, 7, 1, p17, dt, dt, m);      // Inception's 1x7
-    check_conv_relu(e, 2, 17, 17, 32, 48, 3, 3, 2, p0, dt, dt, m);     // stride 2, valid
-    check_conv_relu(e, 2, 6, 5, 40, 24, 1, 1, 1, p0, dt, dt, m);       // 1x1
-    check_conv_relu(e, 2, 9, 8, 8, 13, 3, 3, 1, p1, dt, dt, m);        // Co padded: conv + pass out of scratch
-    check_conv_relu(e, 2, 7, 9, 3, 16, 3, 3, 1, p1, KT_F32, dt, m);    // fp32 x, Ci padded (Inception's first conv)
-    check_conv_relu(e, 2, 8, 8, 24, 24, 3, 3, 2, down, dt, KT_F32, m); // explicit padding, fp32 y
-    check_conv_relu(e, 2, 10, 9, 40, 3, 3, 3, 1, p1, dt, dt, m);       // small Co: its kernel, then a ReLU pass
+    check_conv_bias(e, 2, 12, 10, 32, 48, 3, 3, 1, p1, dt, dt, m, true);     // fusable: 16-bit maps, whole packs
+    check_conv_bias(e, 2, 9, 9, 24, 32, 1, 7, 1, p17, dt, dt, m, true);      // Inception's 1x7
+    check_conv_bias(e, 2, 17, 17, 32, 48, 3, 3, 2, p0, dt, dt, m, true);     // stride 2, valid
+    check_conv_bias(e, 2, 6, 5, 40, 24, 1, 1, 1, p0, dt, dt, m, true);       // 1x1
+    check_conv_bias(e, 2, 9, 8, 8, 13, 3, 3, 1, p1, dt, dt, m, true);        // Co padded: conv + pass out of scratch
+    check_conv_bias(e, 2, 7, 9, 3, 16, 3, 3, 1, p1, KT_F32, dt, m, true);    // fp32 x, Ci padded (Inception's 1st)
+    check_conv_bias(e, 2, 8, 8, 24, 24, 3, 3, 2, down, dt, KT_F32, m, true); // explicit padding, fp32 y
+    check_conv_bias(e, 2, 10, 9, 40, 3, 3, 3, 1, p1, dt, dt, m, true);       // small Co: its kernel, then a ReLU pass
+    check_conv_bias(e, 2, 12, 10, 32, 48, 3, 3, 1, p1, dt, dt, m, false);    // the bias alone (IDENTITY when fused)
+    check_conv_bias(e, 2, 6, 5, 40, 24, 1, 1, 1, p0, dt, dt, m, false);
+    check_conv_bias(e, 2, 12, 10, 32, 48, 3, 3, 1, p1, dt, dt, m, true);     // the same shape with the ReLU again
     env_close(e);
     unsetenv("ARGEN_CUDA_CONV_FUSE");
 }
 
 Test(cuda_maps, conv2d_bias_relu_bf16) {
-    conv_relu_cases(KT_BF16, "0");
-    conv_relu_cases(KT_BF16, "1");
-    conv_relu_cases(KT_BF16, NULL);
+    conv_bias_cases(KT_BF16, "0");
+    conv_bias_cases(KT_BF16, "1");
+    conv_bias_cases(KT_BF16, NULL);
 }
 Test(cuda_maps, conv2d_bias_relu_fp16) {
-    conv_relu_cases(KT_F16, "1");
-    conv_relu_cases(KT_F16, NULL);
+    conv_bias_cases(KT_F16, "1");
+    conv_bias_cases(KT_F16, NULL);
 }
 
 // GroupNorm(+SiLU), add, upsample and convert on 16-bit maps: float32 math, one rounding on store (2^-9 relative for

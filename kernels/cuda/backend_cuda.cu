@@ -485,7 +485,7 @@ extern "C" KtStatus kt_backend_cuda_init(KtBackend *be, int device_index) {
     // window's attention as prep + attention kernels
     c->fused_rows = 64;
     c->conv_fuse = -1;
-    env = getenv("ARGEN_CUDA_CONV_FUSE");  // 0: kt_conv2d_bias_relu as conv + pass, 1: fused wherever cuDNN runs it
+    env = getenv("ARGEN_CUDA_CONV_FUSE");  // 16-bit convs with a bias: 0 conv + pass, 1 fused wherever cuDNN runs it
     if (env && env[0]) c->conv_fuse = env[0] == '0' ? 0 : env[0] == '1' ? 1 : -1;
     env = getenv("ARGEN_CUDA_FUSED_ROWS");
     if (env && env[0]) c->fused_rows = atoi(env) < 0 ? 0 : atoi(env) > 64 ? 64 : atoi(env);

@@ -21,6 +21,7 @@ struct CudaConvPlan {
     int64_t B, H, W, Ci, Co, kh, kw;
     int stride, pad[4], dt, strict;  // key (dt: weight dtype; strict: fp32 without TF32)
     bool relu;                       // key: kt_conv2d_bias_relu (ReLU after the bias; perhaps one fused cuDNN call)
+    bool bias;                       // key: a bias is added (16-bit: perhaps in the fused call, see below)
     bool explicit_pad;               // asymmetric: padded copy, cuDNN pad 0
     int64_t Hp, Wp, Cip, Cop, Ho, Wo;
     cudnnTensorDescriptor_t xd, yd;
@@ -31,10 +32,10 @@ struct CudaConvPlan {
     size_t ws;
     bool ok;                         // false: cuDNN has no algorithm (direct kernel)
     bool tuned;                      // algorithms timed (cudnnFind) on the first eager run of this shape
-    // relu with 16-bit weights: y = ReLU(conv + bias) as one cudnnConvolutionBiasActivationForward when `fused`
+    // a bias with 16-bit weights: y = [ReLU](conv + bias) as one cudnnConvolutionBiasActivationForward when `fused`
     // (chosen by conv_tune) with its own algorithm, math type and workspace; bd/ad NULL: cuDNN refused them
     cudnnTensorDescriptor_t bd;      // the bias, (1, Cop, 1, 1) in the weight dtype
-    cudnnActivationDescriptor_t ad;  // ReLU, NaN propagated
+    cudnnActivationDescriptor_t ad;  // ReLU (NaN propagated), or IDENTITY (cuDNN: IMPLICIT_PRECOMP_GEMM only)
     bool fused;
     cudnnConvolutionFwdAlgo_t falgo;
     cudnnMathType_t fmath;
@@ -66,8 +67,8 @@ static void fuse_descs(CudaConvPlan *p) {
               cudnnSetTensor4dDescriptor(p->bd, CUDNN_TENSOR_NHWC, dnn_dt(p->dt), 1, (int)p->Cop, 1, 1) ==
                   CUDNN_STATUS_SUCCESS &&
               cudnnCreateActivationDescriptor(&p->ad) == CUDNN_STATUS_SUCCESS &&
-              cudnnSetActivationDescriptor(p->ad, CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN, 0.0) ==
-                  CUDNN_STATUS_SUCCESS;
+              cudnnSetActivationDescriptor(p->ad, p->relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
+                                           CUDNN_PROPAGATE_NAN, 0.0) == CUDNN_STATUS_SUCCESS;
     if (ok) return;
     if (p->bd) cudnnDestroyTensorDescriptor(p->bd);
     if (p->ad) cudnnDestroyActivationDescriptor(p->ad);
@@ -107,7 +108,7 @@ static KtStatus plan_build(KtBackend *be, CudaConvPlan *p) {
         p->ok = true;
         break;
     }
-    if (p->ok && p->relu && p->dt != KT_F32) fuse_descs(p);
+    if (p->ok && p->bias && p->dt != KT_F32) fuse_descs(p);
     if (getenv("ARGEN_CUDA_VERBOSE"))
         fprintf(stderr, "argen cuda: conv (%lld,%lld,%lld,%lld)->%lld k%lldx%lld s%d %s%s: %s algo %d, %zu B workspace\n",
                 (long long)p->B, (long long)p->Hp, (long long)p->Wp, (long long)p->Cip, (long long)p->Cop,
@@ -122,7 +123,8 @@ static KtStatus plan_get(KtBackend *be, CudaConvPlan **out, const CudaConvPlan *
         CudaConvPlan *p = &c->convs[i];
         if (p->B == key->B && p->H == key->H && p->W == key->W && p->Ci == key->Ci && p->Co == key->Co &&
             p->kh == key->kh && p->kw == key->kw && p->stride == key->stride && !memcmp(p->pad, key->pad, sizeof p->pad) &&
-            p->dt == key->dt && p->strict == key->strict && p->relu == key->relu) {
+            p->dt == key->dt && p->strict == key->strict && p->relu == key->relu &&
+            p->bias == key->bias) {
             *out = p;
             return KT_OK;
         }
@@ -452,9 +454,10 @@ static void finish(KtBackend *be, const CudaConvPlan *p, KtTensor *y, const void
 // loading that algorithm's kernels, and at batch 1 it ranked a non-tensor-core engine first for most VQVAE decoder
 // convs (H100: 185 us per conv, the batch-1 decode 9 ms). The heuristic's choice stays when nothing runs.
 //
-// fy (the relu plans that can fuse; else NULL): y with the float32 bias fb and its copy `bias` in T. Then each
-// candidate also runs as cudnnConvolutionBiasActivationForward, and the fused call is kept when it beats the chosen
-// conv plus the finishing pass (bias + ReLU over y, timed here too), or always with ARGEN_CUDA_CONV_FUSE=1.
+// fy (the plans with a bias that can fuse; else NULL): y with the float32 bias fb and its copy `bias` in T. Then each
+// candidate also runs as cudnnConvolutionBiasActivationForward (without a ReLU only IMPLICIT_PRECOMP_GEMM: cuDNN's
+// rule for IDENTITY), and the fused call is kept when it beats the chosen conv plus the finishing pass (bias [+ ReLU]
+// over y, timed here too), or always with ARGEN_CUDA_CONV_FUSE=1.
 template <typename T>
 static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const void *win, void *yout, void *ws,
                           size_t ws_size, KtTensor *fy, const float *fb, const void *bias) {
@@ -491,7 +494,8 @@ static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const
         bool timed = true;
         for (int r = 0; timed && r <= CONV_TUNE_REPS; r++) {  // the finishing pass, in place on y (= yout)
             if (r == 1) timed = cudaEventRecord(e0, c->stream) == cudaSuccess;
-            finish<T, true>(be, p, fy, yout, fb, false);
+            if (p->relu) finish<T, true>(be, p, fy, yout, fb, false);
+            else finish<T, false>(be, p, fy, yout, fb, false);
         }
         if (timed && cudaEventRecord(e1, c->stream) == cudaSuccess && cudaEventSynchronize(e1) == cudaSuccess &&
             cudaEventElapsedTime(&pass_ms, e0, e1) == cudaSuccess)
@@ -500,6 +504,7 @@ static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const
             pass_ms = -1.f;
         for (int i = 0; i < n; i++) {
             if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > ws_size) continue;
+            if (!p->relu && perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
             if (cudnnSetConvolutionMathType(p->cd, perf[i].mathType) != CUDNN_STATUS_SUCCESS) continue;
             float ms = -1.f;
             for (int r = 0; r <= CONV_TUNE_REPS; r++) {
@@ -516,7 +521,8 @@ static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const
             if (ms >= 0.f) ms /= CONV_TUNE_REPS;
             if (getenv("ARGEN_CUDA_VERBOSE"))
                 fprintf(stderr,
-                        "argen cuda: conv+bias+relu (%lld,%lld,%lld,%lld)->%lld algo %d math %d: %.4f ms fused\n",
+                        "argen cuda: conv+bias%s (%lld,%lld,%lld,%lld)->%lld algo %d math %d: %.4f ms fused\n",
+                        p->relu ? "+relu" : "",
                         (long long)p->B, (long long)p->Hp, (long long)p->Wp, (long long)p->Cip, (long long)p->Cop,
                         (int)perf[i].algo, (int)perf[i].mathType, ms);
             if (ms >= 0.f && (fbest < 0 || ms < fused_ms)) fbest = i, fused_ms = ms;
@@ -532,8 +538,8 @@ static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const
         p->fmath = perf[fbest].mathType;
     }
     if (fy && getenv("ARGEN_CUDA_VERBOSE"))
-        fprintf(stderr, "argen cuda: conv+bias+relu (%lld,%lld,%lld,%lld)->%lld: %s (fused %.4f ms, conv %.4f + pass "
-                "%.4f ms)\n", (long long)p->B, (long long)p->Hp, (long long)p->Wp, (long long)p->Cip,
+        fprintf(stderr, "argen cuda: conv+bias%s (%lld,%lld,%lld,%lld)->%lld: %s (fused %.4f ms, conv %.4f + pass "
+                "%.4f ms)\n", p->relu ? "+relu" : "", (long long)p->B, (long long)p->Hp, (long long)p->Wp, (long long)p->Cip,
                 (long long)p->Cop, p->fused ? "fused" : "conv + pass", fused_ms, best_ms, pass_ms);
     if (best >= 0) {
         p->algo = perf[best].algo;
@@ -551,7 +557,8 @@ static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const
 // T: the weight (compute) dtype. x and y are float32 or T (16-bit maps only with 16-bit weights; ops.c checks).
 // Sets *refused (and returns KT_OK, y unwritten) when cuDNN refuses the shape outside a capture: the caller then runs
 // the direct kernel.
-// relu (kt_conv2d_bias_relu, b given): y = ReLU(conv + b), as one fused cuDNN call where the plan chose it.
+// y = conv + b, or ReLU(conv + b) with relu (kt_conv2d_bias_relu); with a bias as one fused cuDNN call where the
+// plan chose it.
 template <typename T>
 static KtStatus run_conv(KtBackend *be, CudaConvPlan *p, KtTensor *y, const KtTensor *x, const KtTensor *w,
                          const KtTensor *b, bool relu, bool *refused) {
@@ -564,7 +571,7 @@ static KtStatus run_conv(KtBackend *be, CudaConvPlan *p, KtTensor *y, const KtTe
     int64_t nx = p->B * p->Hp * p->Wp * p->Cip, nw = p->Cop * p->kh * p->kw * p->Cip, ny = p->B * p->Ho * p->Wo * p->Cop;
     bool tune = !p->tuned && !c->capturing;
     // the fused call reads x and w as they are and writes y itself: 16-bit maps without padded channels
-    bool fusable = relu && b && is16 && !prep && !wpad && !own_out && p->bd && p->ad && c->conv_fuse != 0;
+    bool fusable = b && is16 && !prep && !wpad && !own_out && p->bd && p->ad && c->conv_fuse != 0;
     if (!fusable) p->fused = false;
     bool fuse_now = fusable && (tune || p->fused);
     size_t ws_size = p->fused && p->fws > p->ws ? p->fws : p->ws;
@@ -607,7 +614,7 @@ static KtStatus run_conv(KtBackend *be, CudaConvPlan *p, KtTensor *y, const KtTe
         if (c->capturing) KT_CUDA_TRY(e);
         p->fused = false;  // from now on the conv and the finishing pass
         KT_CUDA_TRY(cudnnSetConvolutionMathType(p->cd, p->math));
-        kt_backend_note(be, "conv2d_bias_relu: cuDNN's fused call refused (%s): conv + pass", cudnnGetErrorString(e));
+        kt_backend_note(be, "conv2d with a bias: cuDNN's fused call refused (%s): conv + pass", cudnnGetErrorString(e));
     }
     cudnnStatus_t e = cudnnConvolutionForward(c->dnn, &one, p->xd, xin, p->wd, win, p->cd, p->algo, (char *)s + ows,
                                               p->ws, &zero, p->yd, yout);
@@ -691,6 +698,7 @@ static KtStatus conv2d(KtBackend *be, KtTensor *y, const KtTensor *x, const KtTe
     key.dt = (int)w->dtype;
     key.strict = w->dtype == KT_F32 && be->matmul_dtype == KT_F32;
     key.relu = relu;
+    key.bias = b != NULL;
     key.explicit_pad = pad[0] != pad[1] || pad[2] != pad[3];
     key.Hp = key.explicit_pad ? key.H + pad[0] + pad[1] : key.H;
     key.Wp = key.explicit_pad ? key.W + pad[2] + pad[3] : key.W;

@@ -71,8 +71,9 @@ typedef struct {
     void *host_small;           // 256 bytes of pinned host memory for their read-back
     bool capturing;
     int small_m_max;            // kt_linear rows up to which the weight-streaming kernel is used (<= 16)
-    int conv_fuse;              // kt_conv2d_bias_relu through cuDNN's fused conv-bias-ReLU: -1 where timed faster
-                                // (default), 0 never, 1 wherever cuDNN runs it (ARGEN_CUDA_CONV_FUSE; conv.cu)
+    int conv_fuse;              // 16-bit convs with a bias (kt_conv2d, kt_conv2d_bias_relu) through cuDNN's fused
+                                // conv-bias-activation: -1 where timed faster than the conv and its pass (default),
+                                // 0 never, 1 wherever cuDNN runs it (ARGEN_CUDA_CONV_FUSE; conv.cu)
     int fused_rows;             // rows up to which LlamaGen's fused GEMV kernels run (llama_gemv.cu; <= 64, 0: never)
     bool pdl;                   // programmatic dependent launches (sm_90+; ARGEN_CUDA_PDL=0 turns them off)
     int cluster_rows;           // rows up to which LlamaGen's sampler shares a row over a thread-block cluster
