@@ -11,4 +11,6 @@ common=(--random-init --device "${DEVICE:-cuda}" --dtype "${DTYPE:-bf16}" --reps
   "$argen" bench --arch var-d16 --batch 1,8,32,64 "${common[@]}"
   "$argen" bench --arch var-d30 --batch 1,32 "${common[@]}"
   "$argen" bench --arch var-d16 --decode-only --batch 32 "${common[@]}"
+  echo "## ARGEN_CUDA_CONV_FUSE=0 (each decoder conv + its bias pass, no cuDNN fused conv-bias)"
+  ARGEN_CUDA_CONV_FUSE=0 "$argen" bench --arch var-d16 --decode-only --batch 1,32 "${common[@]}"
 } | tee "${OUT:-/tmp}/bench_var.md"
