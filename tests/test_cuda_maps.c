@@ -236,6 +236,13 @@ Test(cuda_maps, conv2d_bias_relu_fp16) {
     conv_bias_cases(KT_F16, "1");
     conv_bias_cases(KT_F16, NULL);
 }
+// A cuDNN that refuses the bias in the data's dtype and wants it in float32 (the emulated backend plays one with
+// ARGEN_EMU_DNN_BIAS=f32; a real GPU ignores the variable): the fused call with the caller's float32 bias.
+Test(cuda_maps, conv2d_bias_relu_float32_bias) {
+    setenv("ARGEN_EMU_DNN_BIAS", "f32", 1);
+    conv_bias_cases(KT_BF16, "1");
+    unsetenv("ARGEN_EMU_DNN_BIAS");
+}
 
 // GroupNorm(+SiLU), add, upsample and convert on 16-bit maps: float32 math, one rounding on store (2^-9 relative for
 // bf16), so the tolerance is that rounding of outputs up to ~5 in magnitude.

@@ -34,9 +34,11 @@ struct CudaConvPlan {
     bool tuned;                      // algorithms timed (cudnnFind) on the first eager run of this shape
     // a bias with 16-bit weights: y = [ReLU](conv + bias) as one cudnnConvolutionBiasActivationForward when `fused`
     // (chosen by conv_tune) with its own algorithm, math type and workspace; bd/ad NULL: cuDNN refused them
-    cudnnTensorDescriptor_t bd;      // the bias, (1, Cop, 1, 1) in the weight dtype
+    cudnnTensorDescriptor_t bd;      // the bias, (1, Cop, 1, 1) in the weight dtype (cuDNN's documented config)
+    cudnnTensorDescriptor_t bd32;    // the same in float32 (the caller's bias as it is), tried where bd is refused
     cudnnActivationDescriptor_t ad;  // ReLU (NaN propagated), or IDENTITY (cuDNN: IMPLICIT_PRECOMP_GEMM only)
     bool fused;
+    bool fbias32;                    // the fused call takes the float32 bias (bd32)
     cudnnConvolutionFwdAlgo_t falgo;
     cudnnMathType_t fmath;
     size_t fws;
@@ -50,6 +52,7 @@ void cuda_convs_free(CudaImpl *c) {
         if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
         if (p->cd) cudnnDestroyConvolutionDescriptor(p->cd);
         if (p->bd) cudnnDestroyTensorDescriptor(p->bd);
+        if (p->bd32) cudnnDestroyTensorDescriptor(p->bd32);
         if (p->ad) cudnnDestroyActivationDescriptor(p->ad);
     }
     free(c->convs);
@@ -66,13 +69,17 @@ static void fuse_descs(CudaConvPlan *p) {
     bool ok = cudnnCreateTensorDescriptor(&p->bd) == CUDNN_STATUS_SUCCESS &&
               cudnnSetTensor4dDescriptor(p->bd, CUDNN_TENSOR_NHWC, dnn_dt(p->dt), 1, (int)p->Cop, 1, 1) ==
                   CUDNN_STATUS_SUCCESS &&
+              cudnnCreateTensorDescriptor(&p->bd32) == CUDNN_STATUS_SUCCESS &&
+              cudnnSetTensor4dDescriptor(p->bd32, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, (int)p->Cop, 1, 1) ==
+                  CUDNN_STATUS_SUCCESS &&
               cudnnCreateActivationDescriptor(&p->ad) == CUDNN_STATUS_SUCCESS &&
               cudnnSetActivationDescriptor(p->ad, p->relu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY,
                                            CUDNN_PROPAGATE_NAN, 0.0) == CUDNN_STATUS_SUCCESS;
     if (ok) return;
     if (p->bd) cudnnDestroyTensorDescriptor(p->bd);
+    if (p->bd32) cudnnDestroyTensorDescriptor(p->bd32);
     if (p->ad) cudnnDestroyActivationDescriptor(p->ad);
-    p->bd = NULL;
+    p->bd = p->bd32 = NULL;
     p->ad = NULL;
 }
 
@@ -456,7 +463,8 @@ static void finish(KtBackend *be, const CudaConvPlan *p, KtTensor *y, const void
 //
 // fy (the plans with a bias that can fuse; else NULL): y with the float32 bias fb and its copy `bias` in T. Then each
 // candidate also runs as cudnnConvolutionBiasActivationForward (without a ReLU only IMPLICIT_PRECOMP_GEMM: cuDNN's
-// rule for IDENTITY), and the fused call is kept when it beats the chosen conv plus the finishing pass (bias [+ ReLU]
+// rule for IDENTITY), with the bias in T (cuDNN's documented configuration) or, where cuDNN refuses every candidate
+// that way, in float32; the fused call is kept when it beats the chosen conv plus the finishing pass (bias [+ ReLU]
 // over y, timed here too), or always with ARGEN_CUDA_CONV_FUSE=1.
 template <typename T>
 static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const void *win, void *yout, void *ws,
@@ -489,6 +497,7 @@ static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const
     }
     float pass_ms = -1.f, fused_ms = -1.f;
     int fbest = -1;
+    p->fbias32 = false;
     if (fy) {
         float one = 1.f, zero = 0.f;
         bool timed = true;
@@ -502,7 +511,12 @@ static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const
             pass_ms /= CONV_TUNE_REPS;
         else
             pass_ms = -1.f;
-        for (int i = 0; i < n; i++) {
+        bool none16 = false;  // no candidate ran with the bias in T: try them with the float32 bias
+        for (int k = 0; k < 2 * n; k++) {
+            if (k == n) none16 = fbest < 0;
+            if (k >= n && !none16) break;
+            int i = k % n;
+            bool b32 = k >= n;
             if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > ws_size) continue;
             if (!p->relu && perf[i].algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM) continue;
             if (cudnnSetConvolutionMathType(p->cd, perf[i].mathType) != CUDNN_STATUS_SUCCESS) continue;
@@ -510,8 +524,9 @@ static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const
             for (int r = 0; r <= CONV_TUNE_REPS; r++) {
                 if (r == 1 && cudaEventRecord(e0, c->stream) != cudaSuccess) break;
                 if (cudnnConvolutionBiasActivationForward(c->dnn, &one, p->xd, xin, p->wd, win, p->cd, perf[i].algo,
-                                                          ws, perf[i].memory, &zero, p->yd, yout, p->bd, bias, p->ad,
-                                                          p->yd, yout) != CUDNN_STATUS_SUCCESS)
+                                                          ws, perf[i].memory, &zero, p->yd, yout, b32 ? p->bd32 : p->bd,
+                                                          b32 ? (const void *)fb : bias, p->ad, p->yd,
+                                                          yout) != CUDNN_STATUS_SUCCESS)
                     break;
                 if (r == CONV_TUNE_REPS &&
                     (cudaEventRecord(e1, c->stream) != cudaSuccess || cudaEventSynchronize(e1) != cudaSuccess ||
@@ -521,11 +536,11 @@ static KtStatus conv_tune(KtBackend *be, CudaConvPlan *p, const void *xin, const
             if (ms >= 0.f) ms /= CONV_TUNE_REPS;
             if (getenv("ARGEN_CUDA_VERBOSE"))
                 fprintf(stderr,
-                        "argen cuda: conv+bias%s (%lld,%lld,%lld,%lld)->%lld algo %d math %d: %.4f ms fused\n",
+                        "argen cuda: conv+bias%s (%lld,%lld,%lld,%lld)->%lld algo %d math %d: %.4f ms fused (bias %s)\n",
                         p->relu ? "+relu" : "",
                         (long long)p->B, (long long)p->Hp, (long long)p->Wp, (long long)p->Cip, (long long)p->Cop,
-                        (int)perf[i].algo, (int)perf[i].mathType, ms);
-            if (ms >= 0.f && (fbest < 0 || ms < fused_ms)) fbest = i, fused_ms = ms;
+                        (int)perf[i].algo, (int)perf[i].mathType, ms, b32 ? "float32" : "16-bit");
+            if (ms >= 0.f && (fbest < 0 || ms < fused_ms)) fbest = i, fused_ms = ms, p->fbias32 = b32;
         }
     }
     cudaEventDestroy(e0);
@@ -574,12 +589,13 @@ static KtStatus run_conv(KtBackend *be, CudaConvPlan *p, KtTensor *y, const KtTe
     bool fusable = b && is16 && !prep && !wpad && !own_out && p->bd && p->ad && c->conv_fuse != 0;
     if (!fusable) p->fused = false;
     bool fuse_now = fusable && (tune || p->fused);
+    bool convert_bias = fuse_now && (tune || !p->fbias32);  // the bias in T, for the fused call
     size_t ws_size = p->fused && p->fws > p->ws ? p->fws : p->ws;
     if (tune && ws_size < CONV_TUNE_WS) ws_size = CONV_TUNE_WS;
     CudaCarve cv = {0};
     size_t ox = prep ? cuda_carve(&cv, (size_t)nx * sizeof(T)) : 0, ow = wpad ? cuda_carve(&cv, (size_t)nw * sizeof(T)) : 0;
     size_t oy = own_out ? cuda_carve(&cv, (size_t)ny * sizeof(T)) : 0, ows = cuda_carve(&cv, ws_size);
-    size_t ob = fuse_now ? cuda_carve(&cv, (size_t)p->Cop * sizeof(T)) : 0;  // the bias in T for cuDNN
+    size_t ob = convert_bias ? cuda_carve(&cv, (size_t)p->Cop * sizeof(T)) : 0;
     void *s;
     KT_TRY(cuda_scratch(be, cv.off, &s));
     const void *xin = x->data, *win = w->data;
@@ -602,14 +618,16 @@ static KtStatus run_conv(KtBackend *be, CudaConvPlan *p, KtTensor *y, const KtTe
     }
     if (own_out) yout = (char *)s + oy;
     const float *bp = b ? (const float *)b->data : NULL;
-    void *bias = fuse_now ? (char *)s + ob : NULL;
-    if (fuse_now) KT_TRY(cuda_convert_f32(be, bias, (KtDType)p->dt, bp, p->Co));
+    void *bias = convert_bias ? (char *)s + ob : NULL;
+    if (convert_bias) KT_TRY(cuda_convert_f32(be, bias, (KtDType)p->dt, bp, p->Co));
     if (tune) KT_TRY(conv_tune<T>(be, p, xin, win, yout, (char *)s + ows, ws_size, fuse_now ? y : NULL, bp, bias));
     float one = 1.f, zero = 0.f;
     if (p->fused) {
         cudnnStatus_t e = cudnnConvolutionBiasActivationForward(c->dnn, &one, p->xd, xin, p->wd, win, p->cd, p->falgo,
-                                                                (char *)s + ows, p->fws, &zero, p->yd, yout, p->bd,
-                                                                bias, p->ad, p->yd, yout);
+                                                                (char *)s + ows, p->fws, &zero, p->yd, yout,
+                                                                p->fbias32 ? p->bd32 : p->bd,
+                                                                p->fbias32 ? (const void *)bp : bias, p->ad, p->yd,
+                                                                yout);
         if (e == CUDNN_STATUS_SUCCESS) return KT_OK;
         if (c->capturing) KT_CUDA_TRY(e);
         p->fused = false;  // from now on the conv and the finishing pass

@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -298,7 +299,8 @@ int perf_list(const Conv &p, bool supported, size_t ws_limit, bool timed, cudnnC
 struct Epilogue {
     double alpha2;
     const void *z;
-    const void *bias;   // (K) in y's dtype
+    const void *bias;   // (K)
+    cudnnDataType_t bias_dt;
     bool relu, relu_nan;
 };
 
@@ -357,7 +359,7 @@ void conv_run(const Conv &p, double alpha, double beta, const void *x, const voi
                     if (beta != 0) out += beta * load(p.dt, y, yi);
                     if (epi) {
                         if (epi->alpha2 != 0) out += epi->alpha2 * load(p.dt, epi->z, yi);
-                        out += load(p.dt, epi->bias, k);
+                        out += load(epi->bias_dt, epi->bias, k);
                         if (epi->relu && (out < 0 || (out != out && !epi->relu_nan))) out = 0;
                     }
                     store(p.dt, y, yi, out);
@@ -770,6 +772,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha, c
 // y = act(alpha1 * conv(x, w) + alpha2 * z + bias), rounded once (cuDNN's fused conv-bias-activation). As cuDNN
 // documents it: z has y's shape and dtype (z may be y; alpha2 == 0: not read), the bias is (1, K, 1, 1) in y's
 // dtype, the activation RELU or IDENTITY (IDENTITY only with IMPLICIT_PRECOMP_GEMM); others NOT_SUPPORTED.
+// ARGEN_EMU_DNN_BIAS=f32 plays a library that wants a float32 bias with 16-bit data instead (the caller's fallback).
 cudnnStatus_t cudnnConvolutionBiasActivationForward(
     cudnnHandle_t handle, const void *alpha1, const cudnnTensorDescriptor_t xDesc, const void *x,
     const cudnnFilterDescriptor_t wDesc, const void *w, const cudnnConvolutionDescriptor_t convDesc,
@@ -794,7 +797,10 @@ cudnnStatus_t cudnnConvolutionBiasActivationForward(
     if (biasDesc->dim[0] != 1 || biasDesc->dim[1] != p.K || biasDesc->dim[2] != 1 || biasDesc->dim[3] != 1)
         return DNN_BAD(fn, "biasDesc is (%d, %d, %d, %d), expected (1, %d, 1, 1)", biasDesc->dim[0], biasDesc->dim[1],
                        biasDesc->dim[2], biasDesc->dim[3], p.K);
-    if (biasDesc->dt != yDesc->dt || biasDesc->stride[1] != 1) return CUDNN_STATUS_NOT_SUPPORTED;
+    const char *bias_env = getenv("ARGEN_EMU_DNN_BIAS");
+    bool f32_bias = bias_env && !strcmp(bias_env, "f32") && p.dt != CUDNN_DATA_FLOAT;
+    if (biasDesc->dt != (f32_bias ? CUDNN_DATA_FLOAT : yDesc->dt) || biasDesc->stride[1] != 1)
+        return CUDNN_STATUS_NOT_SUPPORTED;
     cudnnActivationMode_t mode = activationDesc->mode;
     if (mode != CUDNN_ACTIVATION_RELU && mode != CUDNN_ACTIVATION_IDENTITY) return CUDNN_STATUS_NOT_SUPPORTED;
     if (mode == CUDNN_ACTIVATION_IDENTITY && algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM)
@@ -806,9 +812,9 @@ cudnnStatus_t cudnnConvolutionBiasActivationForward(
                        workSpace ? "" : " (null)");
     e = check_operands(fn, p, x, w, y, workSpace, need);
     if (e != CUDNN_STATUS_SUCCESS) return e;
-    if (!emu::device_range(bias, (size_t)p.K * p.esize, "cudnnConvolutionBiasActivationForward bias"))
+    if (!emu::device_range(bias, (size_t)p.K * dtype_size(biasDesc->dt), "cudnnConvolutionBiasActivationForward bias"))
         return CUDNN_STATUS_BAD_PARAM;
-    Epilogue epi{*(const float *)alpha2, z, bias, mode == CUDNN_ACTIVATION_RELU,
+    Epilogue epi{*(const float *)alpha2, z, bias, biasDesc->dt, mode == CUDNN_ACTIVATION_RELU,
                  activationDesc->nan == CUDNN_PROPAGATE_NAN};
     if (epi.alpha2 != 0 && z != y) {
         if (!emu::device_range(z, p.y_bytes, "cudnnConvolutionBiasActivationForward z")) return CUDNN_STATUS_BAD_PARAM;
