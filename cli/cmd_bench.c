@@ -172,8 +172,9 @@ static int bench_inception(void) {
     for (size_t i = 0; img && i < (size_t)max_b * 256 * 256 * 3; i++) img[i] = (uint8_t)((i * 2654435761u) >> 24);
     if (s == KT_OK) {
         printf("argen bench: FID Inception-v3 (pool3 + logits + sFID features, statistics included), 256x256 -> 299, "
-               "%s resize, %s, %d warm-up + mean of %d batches back to back (on a GPU the statistics of one batch "
-               "accumulate on the host beside the next forward)\n| batch | ms / batch |    img / s | peak MiB  | device |\n"
+               "%s resize, %s, %d warm-up + mean of %d batches back to back (on a GPU pipelined as argen fid runs "
+               "them: a batch uploads beside the previous forward, its statistics accumulate on the host beside the "
+               "next)\n| batch | ms / batch |    img / s | peak MiB  | device |\n"
                "|---|---|---|---|---|\n", g.resize, g.dtype, warm, g.reps);
     }
     for (int i = 0; s == KT_OK && i < g.batch.n; i++) {

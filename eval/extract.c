@@ -19,18 +19,17 @@ KtStatus ev_extractor_init(EvExtractor *e, KtBackend *be, const char *inception_
     if (inception_path) kt_ckpt_close(&ck);
     if (st != KT_OK) return st;
     size_t B = (size_t)e->net.max_batch, each = INC_POOL3 + INC_CLASSES + INC_SPATIAL;
-    st = kt_host_buffer_alloc(be, &e->staging, 2 * B * each * sizeof(float));
+    st = kt_host_buffer_alloc(be, &e->staging, EV_SETS * B * each * sizeof(float));
     if (st != KT_OK) {
         ev_extractor_free(e);
         return KT_FAIL(st, "feature extraction: out of memory for a batch of %zu (%s)", B, kt_last_error());
     }
     float *f = e->staging.data;
-    e->pool3 = f, f += B * INC_POOL3;
-    e->logits = f, f += B * INC_CLASSES;
-    e->spatial = f, f += B * INC_SPATIAL;
-    e->w_pool3 = f, f += B * INC_POOL3;
-    e->w_logits = f, f += B * INC_CLASSES;
-    e->w_spatial = f;
+    for (int i = 0; i < EV_SETS; i++) {
+        e->set[i].pool3 = f, f += B * INC_POOL3;
+        e->set[i].logits = f, f += B * INC_CLASSES;
+        e->set[i].spatial = f, f += B * INC_SPATIAL;
+    }
     return KT_OK;
 }
 
@@ -48,6 +47,10 @@ KtStatus ev_extractor_input(EvExtractor *e, int slot, size_t nbytes, uint8_t **b
 
 void ev_extractor_free(EvExtractor *e) {
     if (!e) return;
+    if (e->inflight.on) {  // its downloads still target the staging: let them land (its error is dropped)
+        if (kt_fence_wait(e->net.be, e->inflight.fence) != KT_OK) kt_discard_errors(e->net.be);
+        e->inflight.on = false;
+    }
     if (e->pending) pthread_join(e->worker, NULL);
     inception_free(&e->net);
     kt_buffer_free(&e->staging);
@@ -59,9 +62,10 @@ void ev_extractor_free(EvExtractor *e) {
 static void *accumulate(void *arg) {
     EvExtractor *e = arg;
     EvFeatureStats *s = e->w_stats;
-    KtStatus st = ev_moments_add(&s->pool3, e->w_pool3, e->w_b);
-    if (st == KT_OK && s->D_s) st = ev_moments_add(&s->spatial, e->w_spatial, e->w_b);
-    if (st == KT_OK && s->is.C) st = ev_is_add(&s->is, e->w_logits, e->w_b, e->w_first);
+    const EvFeatures *f = &e->set[e->w_set];
+    KtStatus st = ev_moments_add(&s->pool3, f->pool3, e->w_b);
+    if (st == KT_OK && s->D_s) st = ev_moments_add(&s->spatial, f->spatial, e->w_b);
+    if (st == KT_OK && s->is.C) st = ev_is_add(&s->is, f->logits, e->w_b, e->w_first);
     e->w_status = st;
     if (st != KT_OK) snprintf(e->w_error, sizeof e->w_error, "%s", kt_last_error());
     return NULL;
@@ -76,37 +80,64 @@ static KtStatus worker_status(const EvExtractor *e, KtStatus st) {
     return KT_FAIL(e->w_status, "%s", e->w_error);
 }
 
-KtStatus ev_extractor_sync(EvExtractor *e, KtStatus st) {
+// Joins the worker (its batch is then in the statistics and its staging set free).
+static KtStatus join_worker(EvExtractor *e, KtStatus st) {
     if (!e->pending) return st;
     pthread_join(e->worker, NULL);
     e->pending = false;
     return worker_status(e, st);
 }
 
-static void swap(float **a, float **b) {
-    float *t = *a;
-    *a = *b;
-    *b = t;
+// Collects the forward in flight, if any: waits for it, copies its pool3 features to features_out (when not NULL),
+// and hands its batch to the worker (or accumulates it here). On an earlier error only waits (the batch is dropped).
+static KtStatus collect(EvExtractor *e, KtStatus st, float *features_out) {
+    EvInflight p = e->inflight;
+    if (!p.on) return st;
+    e->inflight.on = false;
+    KtStatus w = kt_fence_wait(e->net.be, p.fence);
+    if (st != KT_OK) return st;
+    KT_TRY(w);
+    const EvFeatures *f = &e->set[p.set];
+    if (features_out) memcpy(features_out, f->pool3, (size_t)p.b * INC_POOL3 * sizeof(float));
+    KT_TRY(join_worker(e, KT_OK));  // the worker's previous batch: in the statistics before this one
+    e->w_set = p.set, e->w_stats = p.stats, e->w_b = p.b, e->w_first = p.first;
+    if (e->overlap && pthread_create(&e->worker, NULL, accumulate, e) == 0) {
+        e->pending = true;
+        return KT_OK;
+    }
+    accumulate(e);  // in this thread (the CPU backend, or no thread to be had)
+    return worker_status(e, KT_OK);
+}
+
+KtStatus ev_extractor_sync(EvExtractor *e, KtStatus st) {
+    st = collect(e, st, NULL);
+    return join_worker(e, st);
 }
 
 KtStatus ev_extractor_add(EvExtractor *e, EvFeatureStats *stats, const uint8_t *images, int B, int H, int W,
                           int64_t first_index, float *features_out) {
+    KtBackend *be = e->net.be;
     for (int i = 0; i < B;) {  // in forwards of at most max_batch images
         int b = B - i < e->net.max_batch ? B - i : e->net.max_batch;
-        IncOutputs out = {.pool3 = e->pool3, .logits = stats->is.C ? e->logits : NULL,
-                          .spatial = stats->D_s ? e->spatial : NULL};
-        KT_TRY(ev_extractor_sync(e, inception_forward(&e->net, images + (size_t)i * H * W * 3, b, H, W, e->mode, &out)));
-        if (features_out) memcpy(features_out + (size_t)i * INC_POOL3, e->pool3, (size_t)b * INC_POOL3 * sizeof(float));
-        swap(&e->pool3, &e->w_pool3);  // the worker takes this batch's features, the next forward the other set
-        swap(&e->logits, &e->w_logits);
-        swap(&e->spatial, &e->w_spatial);
-        e->w_stats = stats, e->w_b = b, e->w_first = first_index + i;
-        if (e->overlap && pthread_create(&e->worker, NULL, accumulate, e) == 0) {
-            e->pending = true;
-        } else {  // in this thread (the CPU backend, or no thread to be had)
-            accumulate(e);
-            KT_TRY(worker_status(e, KT_OK));
+        // a staging set that neither the forward to be collected nor the worker's batch holds (of EV_SETS = 3)
+        int set = e->next_set;
+        while ((e->inflight.on && set == e->inflight.set) || (e->pending && set == e->w_set)) set = (set + 1) % EV_SETS;
+        e->next_set = (set + 1) % EV_SETS;
+        const EvFeatures *f = &e->set[set];
+        IncOutputs out = {.pool3 = f->pool3, .logits = stats->is.C ? f->logits : NULL,
+                          .spatial = stats->D_s ? f->spatial : NULL};
+        int slot = e->slot;  // the other slot's forward (in flight) runs while this batch uploads
+        e->slot = (slot + 1) % INC_SLOTS;
+        KtStatus st = inception_submit(&e->net, images + (size_t)i * H * W * 3, b, H, W, e->mode, slot, &out, slot);
+        st = collect(e, st, NULL);  // the previous forward, now that this one is queued behind it
+        if (st == KT_OK) st = kt_side_wait(be);  // this batch's images are on the device
+        if (st != KT_OK) {
+            if (kt_fence_wait(be, slot) != KT_OK) kt_discard_errors(be);  // its downloads still target `out`
+            return st;
         }
+        e->inflight = (EvInflight){.on = true, .set = set, .b = b, .fence = slot, .first = first_index + i,
+                                   .stats = stats};
+        if (features_out) KT_TRY(collect(e, KT_OK, features_out + (size_t)i * INC_POOL3));
         i += b;
     }
     return KT_OK;

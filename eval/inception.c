@@ -227,14 +227,15 @@ static KtStatus forward_maps(Inception *net, int64_t B) {
     return net->spatial.data == net->spatial_f32.data ? KT_OK : kt_convert(be, &sp32, &sp);
 }
 
-// Grows the device buffer for uint8 input images when a batch needs more than it holds (a graph addressing the
-// old one is dropped).
-static KtStatus ensure_input(Inception *net, size_t nbytes) {
-    if (net->input.data && net->input.nbytes >= nbytes) return KT_OK;
-    kt_graph_free(&net->graph);
-    net->graph_shape = net->last_shape = (IncShape){0};
-    kt_buffer_free(&net->input);
-    return kt_buffer_alloc(net->be, &net->input, nbytes);
+// Grows the device buffer of input slot `slot` for uint8 images when a batch needs more than it holds (the slot's
+// graph, which addresses the old one, is dropped).
+static KtStatus ensure_input(Inception *net, int slot, size_t nbytes) {
+    KtBuffer *in = &net->input[slot];
+    if (in->data && in->nbytes >= nbytes) return KT_OK;
+    kt_graph_free(&net->graph[slot]);
+    net->graph_shape[slot] = (IncShape){0};
+    kt_buffer_free(in);
+    return kt_buffer_alloc(net->be, in, nbytes);
 }
 
 // A forward's device work between the upload and the downloads: the uint8 images u8 -> net->pool3, logits, spatial.
@@ -254,21 +255,52 @@ static KtStatus device_work(void *ctx) {
 
 static bool same_shape(IncShape a, IncShape b) { return a.B == b.B && a.H == b.H && a.W == b.W && a.mode == b.mode; }
 
-// Replays the graph of this shape, or runs eagerly (which sizes every scratch buffer) and captures the graph when
-// the previous forward had this shape too. ~300 launches per forward, each with host work (cuDNN's most): replayed
-// as one graph they no longer bound the small batches.
-static KtStatus run_device_work(Inception *net, DeviceWork *w) {
+// Replays the slot's graph of this shape, or runs eagerly (which sizes every scratch buffer) and captures the slot's
+// graph when the previous forward had this shape too. ~300 launches per forward, each with host work (cuDNN's most):
+// replayed as one graph they no longer bound the small batches.
+static KtStatus run_device_work(Inception *net, DeviceWork *w, int slot) {
     KtBackend *be = net->be;
+    KtGraph *g = &net->graph[slot];
     IncShape shape = {(int)w->u8.shape[0], (int)w->u8.shape[1], (int)w->u8.shape[2], w->mode};
-    if (net->graph.handle && same_shape(net->graph_shape, shape) && kt_graphs_on(be))
-        return kt_graph_launch(be, &net->graph);
+    if (g->handle && same_shape(net->graph_shape[slot], shape) && kt_graphs_on(be)) return kt_graph_launch(be, g);
     KT_TRY(device_work(w));
     bool again = same_shape(net->last_shape, shape);
     net->last_shape = shape;
     if (!again || net->graphs_off || !kt_graphs_on(be)) return KT_OK;
-    KT_TRY(kt_graph_record(be, &net->graph, device_work, w, &net->graphs_off));
-    net->graph_shape = net->graph.handle ? shape : (IncShape){0};
+    KT_TRY(kt_graph_record(be, g, device_work, w, &net->graphs_off));
+    net->graph_shape[slot] = g->handle ? shape : (IncShape){0};
     return KT_OK;
+}
+
+// inception_submit's work on any backend (the side queue and the fences fall back to waiting where there are none).
+static KtStatus submit(Inception *net, const uint8_t *images, int B, int H, int W, KtFidResize mode, int slot,
+                       const IncOutputs *out, int fence) {
+    KtBackend *be = net->be;
+    KtTensor u8 = kt_tensor4(NULL, KT_U8, be->device, B, H, W, 3);
+    KT_TRY(ensure_input(net, slot, kt_nbytes(&u8)));
+    u8.data = net->input[slot].data;
+    KT_TRY(kt_upload_side(be, &u8, images));  // beside the other slot's forward, if one runs
+    KT_TRY(kt_side_join(be));
+    DeviceWork w = {.net = net, .u8 = u8, .mode = mode};
+    KT_TRY(run_device_work(net, &w, slot));
+    if (out->pool3) {
+        KtTensor t = kt_slice0(&net->pool3, 0, B);
+        KT_TRY(kt_download_queued(be, out->pool3, &t));
+    }
+    if (out->logits) {
+        KtTensor t = kt_slice0(&net->logits, 0, B);
+        KT_TRY(kt_download_queued(be, out->logits, &t));
+    }
+    if (out->spatial) {
+        KtTensor t = kt_slice0(&net->spatial_f32, 0, B);
+        KT_TRY(kt_download_queued(be, out->spatial, &t));
+    }
+    if (out->logits_biased) {  // fc(pool3) with its bias: reuses the logits buffer after the unbiased copy
+        KtTensor pool3 = kt_slice0(&net->pool3, 0, B), t = kt_slice0(&net->logits, 0, B);
+        KT_TRY(kt_linear(be, &t, &pool3, &net->fc_w, &net->fc_b));
+        KT_TRY(kt_download_queued(be, out->logits_biased, &t));
+    }
+    return kt_fence(be, fence);
 }
 
 KtStatus inception_forward(Inception *net, const uint8_t *images, int B, int H, int W, KtFidResize mode,
@@ -292,28 +324,21 @@ KtStatus inception_forward(Inception *net, const uint8_t *images, int B, int H, 
         }
         return KT_OK;
     }
-    KtTensor u8 = kt_tensor4(NULL, KT_U8, be->device, B, H, W, 3);
-    KT_TRY(ensure_input(net, kt_nbytes(&u8)));
-    u8.data = net->input.data;
-    KT_TRY(kt_upload(be, &u8, images));
-    DeviceWork w = {.net = net, .u8 = u8, .mode = mode};
-    KT_TRY(run_device_work(net, &w));
-    if (out->pool3) {
-        KtTensor t = kt_slice0(&net->pool3, 0, B);
-        KT_TRY(kt_download(be, out->pool3, &t));
-    }
-    if (out->logits) {
-        KtTensor t = kt_slice0(&net->logits, 0, B);
-        KT_TRY(kt_download(be, out->logits, &t));
-    }
-    if (out->spatial) {
-        KtTensor t = kt_slice0(&net->spatial_f32, 0, B);
-        KT_TRY(kt_download(be, out->spatial, &t));
-    }
-    if (out->logits_biased) {  // fc(pool3) with its bias: reuses the logits buffer after the unbiased copy
-        KtTensor pool3 = kt_slice0(&net->pool3, 0, B), t = kt_slice0(&net->logits, 0, B);
-        KT_TRY(kt_linear(be, &t, &pool3, &net->fc_w, &net->fc_b));
-        KT_TRY(kt_download(be, out->logits_biased, &t));
-    }
-    return KT_OK;
+    KT_TRY(submit(net, images, B, H, W, mode, 0, out, 0));
+    KT_TRY(kt_side_wait(be));
+    return kt_fence_wait(be, 0);
+}
+
+KtStatus inception_submit(Inception *net, const uint8_t *images, int B, int H, int W, KtFidResize mode, int slot,
+                          const IncOutputs *out, int fence) {
+    if (slot < 0 || slot >= INC_SLOTS)
+        return KT_FAIL(KT_ERR_ARG, "inception_submit: slot %d outside [0, %d)", slot, INC_SLOTS);
+    if (fence < 0 || fence >= KT_FENCES)
+        return KT_FAIL(KT_ERR_ARG, "inception_submit: fence %d outside [0, %d)", fence, KT_FENCES);
+    if (net->be->device == KT_CPU) return inception_forward(net, images, B, H, W, mode, out);
+    if (B < 1 || B > net->max_batch)
+        return KT_FAIL(KT_ERR_ARG, "inception_submit: batch %d outside [1, %d]", B, net->max_batch);
+    if (H < 1 || W < 1 || H > 16384 || W > 16384)
+        return KT_FAIL(KT_ERR_ARG, "inception_submit: image size %dx%d outside [1, 16384]", W, H);
+    return submit(net, images, B, H, W, mode, slot, out, fence);
 }

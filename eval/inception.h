@@ -20,6 +20,7 @@
 #define INC_CLASSES 1008   // classifier outputs (1000 ImageNet classes + 8 unused)
 #define INC_SPATIAL 2023   // sFID features: 17 * 17 * 7
 #define INC_SIZE 299       // network input side
+#define INC_SLOTS 2        // device input buffers (inception_submit)
 
 typedef struct {
     char name[40];        // state-dict prefix, e.g. "Mixed_6d.branch7x7dbl_3"
@@ -58,11 +59,13 @@ typedef struct {
     KtTensor spatial_f32;               // (B, 17, 17, 7) float32
     KtTensor pool3;                     // (B, 2048) float32
     KtTensor logits;                    // (B, 1008) float32, fc without bias (IS)
-    KtBuffer input;                     // (B, H, W, 3) uint8 images on the device (grown when a larger size comes)
-    // the device work of a forward (preprocessing + network) as a CUDA graph, captured when a shape comes twice in
-    // a row (not for one-off shapes such as a set's last partial batch) and replayed while it keeps coming
-    KtGraph graph;
-    IncShape graph_shape, last_shape;   // the graph's shape; the previous forward's
+    // (B, H, W, 3) uint8 images on the device, one per input slot (inception_submit: a batch uploads into one slot
+    // while the forward of the other runs), grown when a larger size comes
+    KtBuffer input[INC_SLOTS];
+    // the device work of a forward (preprocessing + network) per slot as a CUDA graph, captured when a shape comes
+    // twice in a row (not for one-off shapes such as a set's last partial batch) and replayed while it keeps coming
+    KtGraph graph[INC_SLOTS];
+    IncShape graph_shape[INC_SLOTS], last_shape;  // each graph's shape; the previous forward's
     bool graphs_off;                    // no graphs on this backend, or a capture failed (then in be->notes)
 } Inception;
 
@@ -85,3 +88,11 @@ typedef struct {
 // images: (B, H, W, 3) uint8 on the host, B <= max_batch, any H, W >= 1. Results are copied to the host arrays given.
 KtStatus inception_forward(Inception *net, const uint8_t *images, int B, int H, int W, KtFidResize mode,
                            const IncOutputs *out);
+// inception_forward in flight (GPU backends; on the CPU it is inception_forward): uploads the images on the side
+// queue into device input `slot` (0 .. INC_SLOTS - 1), queues the forward behind that upload and the downloads into
+// `out` (page-locked host arrays, e.g. kt_host_buffer_alloc's, for them to be asynchronous), marks kt_fence `fence`,
+// and returns. `images` may be reused once kt_side_wait(be) returns, `out` holds the results once
+// kt_fence_wait(be, fence) does. A slot's previous forward must be complete (its fence waited for) before the slot
+// is submitted again; the forward of the other slot may still run (that is the point: the upload runs beside it).
+KtStatus inception_submit(Inception *net, const uint8_t *images, int B, int H, int W, KtFidResize mode, int slot,
+                          const IncOutputs *out, int fence);

@@ -268,12 +268,12 @@ KtStatus inception_init(Inception *net, KtBackend *be, const KtCheckpoint *ck, u
 
 void inception_free(Inception *net) {
     if (!net) return;
-    kt_graph_free(&net->graph);  // it addresses the buffers below
+    for (int i = 0; i < INC_SLOTS; i++) kt_graph_free(&net->graph[i]);  // they address the buffers below
     kt_wtab_free(&net->table);
     kt_buffer_free(&net->weights);
     kt_buffer_free(&net->derived);
     kt_buffer_free(&net->folded);
-    kt_buffer_free(&net->input);
+    for (int i = 0; i < INC_SLOTS; i++) kt_buffer_free(&net->input[i]);
     kt_arena_free(&net->arena);
     memset(net, 0, sizeof *net);
 }

@@ -120,6 +120,32 @@ KtStatus kt_upload_queued(KtBackend *be, KtTensor *t, const void *host) {
     return be->ops->upload_queued(be, t->data, host, kt_nbytes(t));
 }
 
+KtStatus kt_upload_side(KtBackend *be, KtTensor *t, const void *host) {
+    if (t->device != be->device) return KT_FAIL(KT_ERR_ARG, "kt_upload_side: tensor is not on the backend's device");
+    if (!be->ops->upload_side) return be->ops->upload(be, t->data, host, kt_nbytes(t));
+    return be->ops->upload_side(be, t->data, host, kt_nbytes(t));
+}
+
+KtStatus kt_side_join(KtBackend *be) { return be->ops->side_join ? be->ops->side_join(be) : KT_OK; }
+KtStatus kt_side_wait(KtBackend *be) { return be->ops->side_wait ? be->ops->side_wait(be) : KT_OK; }
+
+KtStatus kt_download_queued(KtBackend *be, void *host, const KtTensor *t) {
+    if (t->device != be->device)
+        return KT_FAIL(KT_ERR_ARG, "kt_download_queued: tensor is not on the backend's device");
+    if (!be->ops->download_queued) return be->ops->download(be, host, t->data, kt_nbytes(t));
+    return be->ops->download_queued(be, host, t->data, kt_nbytes(t));
+}
+
+KtStatus kt_fence(KtBackend *be, int id) {
+    if (id < 0 || id >= KT_FENCES) return KT_FAIL(KT_ERR_ARG, "kt_fence: id %d outside [0, %d)", id, KT_FENCES);
+    return be->ops->fence ? be->ops->fence(be, id) : KT_OK;
+}
+
+KtStatus kt_fence_wait(KtBackend *be, int id) {
+    if (id < 0 || id >= KT_FENCES) return KT_FAIL(KT_ERR_ARG, "kt_fence_wait: id %d outside [0, %d)", id, KT_FENCES);
+    return be->ops->fence_wait ? be->ops->fence_wait(be, id) : be->ops->sync(be);
+}
+
 KtStatus kt_download(KtBackend *be, void *host, const KtTensor *t) {
     if (t->device != be->device) return KT_FAIL(KT_ERR_ARG, "kt_download: tensor is not on the backend's device");
     return be->ops->download(be, host, t->data, kt_nbytes(t));

@@ -46,6 +46,13 @@ typedef struct {
     void (*discard_errors)(KtBackend *be);  // optional: drops pending device error flags (see kt_discard_errors)
     KtStatus (*host_alloc)(KtBackend *be, void **ptr, size_t nbytes);  // optional: page-locked host memory
     void (*host_release)(KtBackend *be, void *ptr);
+    // optional, together (see kt_upload_side .. kt_fence_wait); NULL: they copy at once / wait for everything
+    KtStatus (*upload_side)(KtBackend *be, void *dst, const void *src_host, size_t nbytes);
+    KtStatus (*side_join)(KtBackend *be);
+    KtStatus (*side_wait)(KtBackend *be);
+    KtStatus (*download_queued)(KtBackend *be, void *dst_host, const void *src, size_t nbytes);
+    KtStatus (*fence)(KtBackend *be, int id);
+    KtStatus (*fence_wait)(KtBackend *be, int id);
 
     // ops: see ops.h for shapes and semantics
     KtStatus (*linear)(KtBackend *, KtTensor *y, const KtTensor *x, const KtTensor *w, const KtTensor *b);
@@ -221,6 +228,23 @@ KtStatus kt_copy(KtBackend *be, KtTensor *dst, const KtTensor *src);
 KtStatus kt_zero(KtBackend *be, KtTensor *t);
 // Named sync point: waits for all queued work on the backend.
 KtStatus kt_sync(KtBackend *be);
+// Pipelining a batch's upload beside the previous batch's work (CUDA: a second stream for copies, events; backends
+// without them, the CPU, copy at once and wait for everything, which is the same result). Not inside graph capture.
+//   kt_upload_side      queues the upload on the side (copy) queue and returns; `host` stays unchanged until
+//                       kt_side_wait returns
+//   kt_side_join        the main queue's work submitted after it waits (on the device) for the side uploads so far
+//   kt_side_wait        the host waits for the side uploads so far
+//   kt_download_queued  queues a download on the main queue and returns; `host` holds the data once a later fence
+//                       is waited for (page-locked host memory makes it asynchronous on CUDA)
+//   kt_fence            marks the main queue's work so far as fence `id` (0 .. KT_FENCES - 1, reused freely)
+//   kt_fence_wait       the host waits for the work before fence `id`; reports the device's errors there
+#define KT_FENCES 4
+KtStatus kt_upload_side(KtBackend *be, KtTensor *t, const void *host);
+KtStatus kt_side_join(KtBackend *be);
+KtStatus kt_side_wait(KtBackend *be);
+KtStatus kt_download_queued(KtBackend *be, void *host, const KtTensor *t);
+KtStatus kt_fence(KtBackend *be, int id);
+KtStatus kt_fence_wait(KtBackend *be, int id);
 // After a failed call: waits for the queued work and drops the error flags its kernels may have raised (CUDA
 // reports them at the next download), so they are not blamed on the next call. Keeps the thread's error message.
 void kt_discard_errors(KtBackend *be);

@@ -552,6 +552,56 @@ Test(stats, cuda_page_locked_input_gives_the_same_features, .timeout = 900) {
     free(img), free(f1), free(f2);
 }
 
+// On a GPU the extractor pipelines its batches (inception_submit: batch i+1 uploads on the side queue into the other
+// device slot while batch i runs; each add returns with its forward in flight, the next one collects it): three
+// one-image batches through both slots (the third reuses the first's slot and, captured by then, its graph) give the
+// statistics of the same images run one by one with inception_forward, bit for bit.
+Test(inception, cuda_pipelined_extractor_equals_one_by_one, .timeout = 900) {
+    enum { N = 3, IMG = 32 * 32 * 3 };
+    KtBackend be;
+    test_backend_init(&be, KT_CUDA);  // skips without a GPU
+    OK(kt_backend_set_matmul_dtype(&be, KT_BF16));
+    uint8_t *img = malloc((size_t)N * IMG), *in[2];
+    for (size_t i = 0; i < (size_t)N * IMG; i++) img[i] = (uint8_t)((i * 2654435761u) >> 24);
+    EvExtractor ex;
+    OK(ev_extractor_init(&ex, &be, NULL, 1, KT_FID_RESIZE_ADM));
+    OK(ev_extractor_input(&ex, 0, IMG, &in[0]));
+    OK(ev_extractor_input(&ex, 1, IMG, &in[1]));
+    EvFeatureStats a, b;
+    OK(ev_stats_init(&a, INC_POOL3, INC_SPATIAL, N, INC_CLASSES));
+    OK(ev_stats_init(&b, INC_POOL3, INC_SPATIAL, N, INC_CLASSES));
+    for (int i = 0; i < N; i++) {  // as argen fid: the producer fills the other input slot meanwhile
+        memcpy(in[i % 2], img + (size_t)i * IMG, IMG);
+        OK(ev_extractor_add(&ex, &a, in[i % 2], 1, 32, 32, i, NULL));
+        if (i > 0) cr_expect(ex.inflight.on, "add %d returned with its forward in flight", i);
+    }
+    OK(ev_extractor_sync(&ex, KT_OK));
+    cr_expect(!ex.inflight.on && !ex.pending);
+    cr_expect_eq(ev_stats_count(&a), N);
+    static float pool3[N][INC_POOL3], logits[N][INC_CLASSES], spatial[N][INC_SPATIAL];
+    for (int i = 0; i < N; i++) {
+        IncOutputs o = {.pool3 = pool3[i], .logits = logits[i], .spatial = spatial[i]};
+        OK(inception_forward(&ex.net, img + (size_t)i * IMG, 1, 32, 32, KT_FID_RESIZE_ADM, &o));
+        OK(ev_moments_add(&b.pool3, pool3[i], 1));
+        OK(ev_moments_add(&b.spatial, spatial[i], 1));
+        OK(ev_is_add(&b.is, logits[i], 1, i));
+    }
+    cr_expect(memcmp(pool3[0], pool3[1], sizeof pool3[0]), "other images, other features");
+    cr_expect(!memcmp(a.pool3.sum, b.pool3.sum, INC_POOL3 * sizeof(double)), "pool3 sums differ");
+    cr_expect(!memcmp(a.pool3.outer, b.pool3.outer, (size_t)INC_POOL3 * INC_POOL3 * sizeof(double)), "pool3 outer");
+    cr_expect(!memcmp(a.spatial.sum, b.spatial.sum, INC_SPATIAL * sizeof(double)), "spatial sums differ");
+    double m1, s1, m2, s2;
+    OK(ev_is_score(&a.is, &m1, &s1));
+    OK(ev_is_score(&b.is, &m2, &s2));
+    cr_expect(m1 == m2 && s1 == s2, "IS %.17g +- %g vs %.17g +- %g", m1, s1, m2, s2);
+    cr_expect(ex.net.graph[0].handle && ex.net.graph[1].handle, "both slots' graphs captured (notes: %s)", be.notes);
+    ev_stats_free(&a);
+    ev_stats_free(&b);
+    ev_extractor_free(&ex);
+    kt_backend_free(&be);
+    free(img);
+}
+
 // On a GPU the network's device work is captured as a graph when a shape comes twice in a row and replayed after:
 // the replay reads the newly uploaded images and gives the eager run's features bit for bit.
 Test(inception, cuda_graph_replay_equals_eager, .timeout = 900) {
@@ -565,9 +615,9 @@ Test(inception, cuda_graph_replay_equals_eager, .timeout = 900) {
     for (int i = 0; i < IMG; i++) a[i] = (uint8_t)((i * 2654435761u) >> 24), b[i] = (uint8_t)(255 - i % 251);
     static float fa[INC_POOL3], fb[INC_POOL3], fr[INC_POOL3], sa[INC_SPATIAL], sr[INC_SPATIAL];
     OK(inception_forward(&net, a, 1, 32, 32, KT_FID_RESIZE_ADM, &(IncOutputs){.pool3 = fa, .spatial = sa}));  // eager
-    cr_assert_null(net.graph.handle, "one forward of a shape is not captured");
+    cr_assert_null(net.graph[0].handle, "one forward of a shape is not captured");
     OK(inception_forward(&net, b, 1, 32, 32, KT_FID_RESIZE_ADM, &(IncOutputs){.pool3 = fb}));  // eager, captured
-    cr_assert_not_null(net.graph.handle, "a shape seen twice in a row is captured (notes: %s)", be.notes);
+    cr_assert_not_null(net.graph[0].handle, "a shape seen twice in a row is captured (notes: %s)", be.notes);
     OK(inception_forward(&net, a, 1, 32, 32, KT_FID_RESIZE_ADM, &(IncOutputs){.pool3 = fr, .spatial = sr}));  // replay
     cr_expect(!memcmp(fa, fr, sizeof fa) && !memcmp(sa, sr, sizeof sa), "the replay differs from the eager run");
     cr_expect(memcmp(fa, fb, sizeof fa), "other images, other features");

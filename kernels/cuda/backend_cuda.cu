@@ -151,6 +151,53 @@ static KtStatus be_download(KtBackend *be, void *dst, const void *src, size_t n)
     KT_CUDA_TRY(cudaStreamSynchronize(cuda_stream(be)));
     return flag_status(be);
 }
+// The pipelining ops (backend.h, kt_upload_side .. kt_fence_wait): uploads on a second stream, joined to the main
+// one by an event; fences are events on the main stream. None of them inside a capture.
+static KtStatus no_capture(KtBackend *be, const char *what) {
+    return cuda_impl(be)->capturing ? KT_FAIL(KT_ERR_UNSUPPORTED, "%s inside graph capture", what) : KT_OK;
+}
+static KtStatus be_upload_side(KtBackend *be, void *dst, const void *src, size_t n) {
+    CudaImpl *c = cuda_impl(be);
+    KT_TRY(no_capture(be, "kt_upload_side"));
+    if (!c->side) {
+        KT_CUDA_TRY(cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking));
+        KT_CUDA_TRY(cudaEventCreateWithFlags(&c->side_ev, cudaEventDisableTiming));
+    }
+    KT_CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, c->side));
+    KT_CUDA_TRY(cudaEventRecord(c->side_ev, c->side));
+    return KT_OK;
+}
+static KtStatus be_side_join(KtBackend *be) {
+    CudaImpl *c = cuda_impl(be);
+    KT_TRY(no_capture(be, "kt_side_join"));
+    if (c->side_ev) KT_CUDA_TRY(cudaStreamWaitEvent(c->stream, c->side_ev, 0));
+    return KT_OK;
+}
+static KtStatus be_side_wait(KtBackend *be) {
+    CudaImpl *c = cuda_impl(be);
+    KT_TRY(no_capture(be, "kt_side_wait"));
+    if (c->side_ev) KT_CUDA_TRY(cudaEventSynchronize(c->side_ev));
+    return KT_OK;
+}
+static KtStatus be_download_queued(KtBackend *be, void *dst, const void *src, size_t n) {
+    KT_TRY(no_capture(be, "kt_download_queued"));
+    KT_CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, cuda_stream(be)));
+    return KT_OK;
+}
+static KtStatus be_fence(KtBackend *be, int id) {
+    CudaImpl *c = cuda_impl(be);
+    KT_TRY(no_capture(be, "kt_fence"));
+    if (!c->fence_ev[id]) KT_CUDA_TRY(cudaEventCreateWithFlags(&c->fence_ev[id], cudaEventDisableTiming));
+    KT_CUDA_TRY(cudaEventRecord(c->fence_ev[id], c->stream));
+    return KT_OK;
+}
+static KtStatus be_fence_wait(KtBackend *be, int id) {
+    CudaImpl *c = cuda_impl(be);
+    KT_TRY(no_capture(be, "kt_fence_wait"));
+    if (c->fence_ev[id]) KT_CUDA_TRY(cudaEventSynchronize(c->fence_ev[id]));
+    return KT_OK;
+}
+
 static KtStatus be_copy(KtBackend *be, void *dst, const void *src, size_t n) {
     if (n) KT_CUDA_TRY(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, cuda_stream(be)));
     return KT_OK;
@@ -323,6 +370,11 @@ static void be_destroy(KtBackend *be) {
     if (c->blas_ws) cuda_release_raw(be, c->blas_ws);
     if (c->dev_small) cuda_release_raw(be, c->dev_small);
     if (c->host_small) cudaFreeHost(c->host_small);
+    if (c->side) cudaStreamSynchronize(c->side);
+    if (c->side_ev) cudaEventDestroy(c->side_ev);
+    if (c->side) cudaStreamDestroy(c->side);
+    for (int i = 0; i < KT_FENCES; i++)
+        if (c->fence_ev[i]) cudaEventDestroy(c->fence_ev[i]);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->allocs);
     free(c);
@@ -344,6 +396,12 @@ static const KtBackendOps *cuda_ops(void) {
     o.copy = be_copy;
     o.zero = be_zero;
     o.sync = be_sync;
+    o.upload_side = be_upload_side;
+    o.side_join = be_side_join;
+    o.side_wait = be_side_wait;
+    o.download_queued = be_download_queued;
+    o.fence = be_fence;
+    o.fence_wait = be_fence_wait;
     o.discard_errors = be_discard_errors;
     o.prof_mark = be_prof_mark;
     o.prof_elapsed = be_prof_elapsed;

@@ -56,6 +56,9 @@ typedef struct {
     int cc_major, cc_minor;
     size_t smem_optin;          // max dynamic shared memory per block
     cudaStream_t stream;
+    cudaStream_t side;          // kt_upload_side's copy stream and its last upload's event (made on first use)
+    cudaEvent_t side_ev;
+    cudaEvent_t fence_ev[KT_FENCES];  // kt_fence's events on `stream` (made on first use)
     cublasHandle_t blas;
     cublasLtHandle_t lt;
     cudnnHandle_t dnn;

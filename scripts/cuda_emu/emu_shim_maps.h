@@ -4,7 +4,8 @@
 // - cuDNN (conv.cu): plan_get is a stub (the test chooses whether cuDNN "accepts" a shape) and
 //   cudnnConvolutionForward a host reference convolution (double accumulation, rounded to the plan's dtype) on the
 //   buffers run_conv prepared, so that run_conv's own kernels (input copy / padding, weight padding, the bias /
-//   un-padding epilogue) run with their real launcher around it;
+//   un-padding epilogue) run with their real launcher around it; the fused conv-bias-activation is never reached
+//   (the plans have no bias/activation descriptors);
 // - cuBLASLt (dense.cu): lt_matmul reports "no algorithm" (*done = false), so linear_impl takes its own kernels.
 // Then the extracted text (gen_maps.inc) inside namespace emu_k.
 #pragma once
@@ -97,6 +98,7 @@ struct CudaImpl {
     void *dev_small;  // 256 bytes: counters and flags
     bool capturing;
     cudnnHandle_t dnn;
+    int conv_fuse;
 };
 static inline CudaImpl *cuda_impl(KtBackend *be) { return (CudaImpl *)be->impl; }
 static inline cudaStream_t cuda_stream(KtBackend *be) { return cuda_impl(be)->stream; }
@@ -139,9 +141,15 @@ static inline KtStatus cuda_scratch(KtBackend *, size_t nbytes, void **ptr) {
 // ----------------------------------------------------------------------------------------------- fake cuDNN
 typedef enum { CUDNN_STATUS_SUCCESS = 0, CUDNN_STATUS_NOT_SUPPORTED = 9 } cudnnStatus_t;
 typedef enum { CUDNN_DEFAULT_MATH = 0, CUDNN_TENSOR_OP_MATH = 1, CUDNN_FMA_MATH = 3 } cudnnMathType_t;
-typedef enum { CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM = 0, CUDNN_CONVOLUTION_FWD_ALGO_COUNT = 8 } cudnnConvolutionFwdAlgo_t;
+typedef enum {
+    CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM = 0,
+    CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM = 1,
+    CUDNN_CONVOLUTION_FWD_ALGO_COUNT = 8
+} cudnnConvolutionFwdAlgo_t;
 struct FakeDesc;
 typedef FakeDesc *cudnnTensorDescriptor_t, *cudnnFilterDescriptor_t, *cudnnConvolutionDescriptor_t;
+struct FakeAct;
+typedef FakeAct *cudnnActivationDescriptor_t;
 typedef struct {
     cudnnConvolutionFwdAlgo_t algo;
     cudnnStatus_t status;
@@ -194,6 +202,18 @@ static cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void *, cudnnT
                                              cudnnFilterDescriptor_t, const void *w, cudnnConvolutionDescriptor_t,
                                              cudnnConvolutionFwdAlgo_t, void *, size_t, const void *,
                                              cudnnTensorDescriptor_t, void *y);
+// The fused conv-bias-activation: never reached here (plan_get's plans have no bias/activation descriptors, so
+// run_conv takes the conv and its finishing pass, the kernels under test). The backend emulator runs the fused call.
+static cudnnStatus_t cudnnConvolutionBiasActivationForward(cudnnHandle_t, const void *, cudnnTensorDescriptor_t,
+                                                           const void *, cudnnFilterDescriptor_t, const void *,
+                                                           cudnnConvolutionDescriptor_t, cudnnConvolutionFwdAlgo_t,
+                                                           void *, size_t, const void *, cudnnTensorDescriptor_t,
+                                                           const void *, cudnnTensorDescriptor_t, const void *,
+                                                           cudnnActivationDescriptor_t, cudnnTensorDescriptor_t,
+                                                           void *) {
+    return CUDNN_STATUS_NOT_SUPPORTED;
+}
+static const char *cudnnGetErrorString(cudnnStatus_t) { return "CUDNN_STATUS_NOT_SUPPORTED (fake cuDNN)"; }
 
 #ifndef GEN_INC
 #define GEN_INC "gen_maps.inc"

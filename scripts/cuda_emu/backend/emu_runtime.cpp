@@ -472,9 +472,25 @@ cudaError_t cudaEventCreate(cudaEvent_t *e) {
     return g_sticky;
 }
 
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int flags) {
+    (void)flags;  // timing or not: the host clock either way
+    *e = new CUevent_st();
+    return g_sticky;
+}
+
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
     delete e;
     return cudaSuccess;
+}
+
+// Streams run their work at once (except while capturing), so an event is complete when recorded and the wait only
+// checks its arguments: the order between two streams is not modelled. Joining another stream's event into a
+// capture (cross-stream capture) is not modelled either: refused as a capture violation.
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t e, unsigned int flags) {
+    if (!e) return fail(cudaErrorInvalidResourceHandle);
+    if (flags != 0) return fail(cudaErrorInvalidValue);
+    if ((stream && stream->capturing) || g_active_capture) return emu::capture_violation(stream, "cudaStreamWaitEvent");
+    return g_sticky;
 }
 
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
