@@ -131,8 +131,8 @@ KtStatus ev_extractor_add(EvExtractor *e, EvFeatureStats *stats, const uint8_t *
         KtStatus st = inception_submit(&e->net, images + (size_t)i * H * W * 3, b, H, W, e->mode, slot, &out, slot);
         st = collect(e, st, NULL);  // the previous forward, now that this one is queued behind it
         if (st == KT_OK) st = kt_side_wait(be);  // this batch's images are on the device
-        if (st != KT_OK) {
-            if (kt_fence_wait(be, slot) != KT_OK) kt_discard_errors(be);  // its downloads still target `out`
+        if (st != KT_OK) {  // nothing may still read `images` or write `out` when the caller sees the error
+            if (kt_side_wait(be) != KT_OK || kt_fence_wait(be, slot) != KT_OK) kt_discard_errors(be);
             return st;
         }
         e->inflight = (EvInflight){.on = true, .set = set, .b = b, .fence = slot, .first = first_index + i,
