@@ -139,17 +139,23 @@ static KtStatus layer_forward(LlamaModel *m, LlamaWorkspace *ws, int i, int64_t 
 }
 
 // Layers and head on ws->x (B2, T, D): logits (B2, T, V).
+// The layers, then the head: logits (B2, T, V), or with cfg_t the guided (B2 / 2, T, V) in ws->logits_cfg.
 static KtStatus layers_head(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64_t T, const KtTensor *pos,
-                            KtTensor *logits) {
+                            const float *cfg_t, KtTensor *logits) {
     const LlamaConfig *c = &m->config;
     for (int i = 0; i < c->n_layer; i++) KT_TRY(layer_forward(m, ws, i, B2, T, pos));
     KtTensor x = kt_reshape3(&ws->x, B2, T, c->D), hn = kt_reshape3(&ws->hn, B2, T, c->D);
-    *logits = kt_reshape3(&ws->logits, B2, T, c->V);  // (B2, T, V)
-    return kt_rmsnorm_linear(m->be, logits, &hn, &x, &m->norm, &m->output, c->norm_eps);
+    KtTensor full = kt_reshape3(&ws->logits, B2, T, c->V);  // (B2, T, V)
+    if (!cfg_t) {
+        *logits = full;
+        return kt_rmsnorm_linear(m->be, logits, &hn, &x, &m->norm, &m->output, c->norm_eps);
+    }
+    *logits = kt_reshape3(&ws->logits_cfg, B2 / 2, T, c->V);  // (B, T, V)
+    return kt_rmsnorm_linear_cfg(m->be, logits, &full, &hn, &x, &m->norm, &m->output, c->norm_eps, *cfg_t);
 }
 
-KtStatus llamagen_forward(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64_t T, bool class_tokens,
-                          KtTensor *logits) {
+static KtStatus forward(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64_t T, bool class_tokens,
+                        const float *cfg_t, KtTensor *logits) {
     const LlamaConfig *c = &m->config;
     if (B2 < 1 || B2 > ws->rows || T < 1 || T > ws->tmax)
         return KT_FAIL(KT_ERR_ARG, "LlamaGen forward: %lld rows x %lld tokens exceed the workspace (%lld x %lld)",
@@ -158,7 +164,17 @@ KtStatus llamagen_forward(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64_t
     KT_TRY(kt_embedding(m->be, &x, class_tokens ? &m->cls_embedding : &m->tok_embeddings, &tok));
     KtTensor pos = kt_slice0(&ws->in_pos, 0, B2 * T);
     pos = kt_reshape2(&pos, B2, T);  // (B2, T)
-    return layers_head(m, ws, B2, T, &pos, logits);
+    return layers_head(m, ws, B2, T, &pos, cfg_t, logits);
+}
+
+KtStatus llamagen_forward(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64_t T, bool class_tokens,
+                          KtTensor *logits) {
+    return forward(m, ws, B2, T, class_tokens, NULL, logits);
+}
+
+KtStatus llamagen_forward_cfg(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64_t T, float t, KtTensor *lc) {
+    if (B2 % 2) return KT_FAIL(KT_ERR_ARG, "LlamaGen forward with CFG: %lld rows, expected 2B", (long long)B2);
+    return forward(m, ws, B2, T, false, &t, lc);
 }
 
 // ------------------------------------------------------------------------------------------ teacher forcing
@@ -193,7 +209,7 @@ KtStatus llamagen_forward_teacher(LlamaModel *m, int B, const int32_t *labels, c
         st = kt_embedding(m->be, &x0, &m->cls_embedding, &lb);
     }
     KtTensor pos2 = kt_reshape2(&in_pos, B, N);
-    if (st == KT_OK) st = layers_head(m, &ws, B, N, &pos2, &logits);
+    if (st == KT_OK) st = layers_head(m, &ws, B, N, &pos2, NULL, &logits);
     if (st == KT_OK) st = kt_download(m->be, out, &logits);
     llamagen_workspace_free(&ws);
     return st;

@@ -117,6 +117,10 @@ KtStatus llamagen_workspace_reserve(LlamaWorkspace *ws, const LlamaModel *m, int
 // logits: (B2, T, V), a view of ws->logits.
 KtStatus llamagen_forward(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64_t T, bool class_tokens,
                           KtTensor *logits);
+// The same with classifier-free guidance applied by the head (kt_rmsnorm_linear_cfg): B2 = 2B rows, the
+// conditional ones first; lc: (B, T, V) = (1 + t) * cond - t * uncond, a view of ws->logits_cfg (ws->logits is
+// scratch then).
+KtStatus llamagen_forward_cfg(LlamaModel *m, LlamaWorkspace *ws, int64_t B2, int64_t T, float t, KtTensor *lc);
 // Zeroes the first B2 rows of every layer's K/V cache (generate() does this on every call: setup_caches).
 KtStatus llamagen_cache_clear(LlamaModel *m, LlamaWorkspace *ws, int64_t B2);
 // KT_ERR_ARG naming the first label outside [0, num_classes).

@@ -115,23 +115,35 @@ static KtStatus guide(Run *r, const KtTensor *logits, int64_t T, bool all_cfg, c
 // Every step on the device: the sampled tokens (seq, position-major) feed the next step without a host round trip,
 // and a counter on the device (ws->step) says which token a step is at, so one captured step replays for all.
 
-// Samples token n = step from logits (B2, 1, V) (in_pos rows [0, B) hold n: the RNG position) into seq[n], step++.
-static KtStatus sample_commit(Run *r, const KtTensor *logits, bool cfg_on) {
+// Samples token n = step from the guided logits lc (B, 1, V) (in_pos rows [0, B) hold n: the RNG position) into
+// seq[n], step++.
+static KtStatus sample_guided(Run *r, KtTensor *lc) {
     KtBackend *be = r->m->be;
     LlamaWorkspace *ws = r->ws;
     int64_t B = r->B;
-    KtTensor lc, ids = kt_slice0(&ws->image_ids, 0, B), out = kt_slice0(&ws->out_tok, 0, B);  // (B), (B)
+    KtTensor ids = kt_slice0(&ws->image_ids, 0, B), out = kt_slice0(&ws->out_tok, 0, B);  // (B), (B)
     KtTensor pos = kt_slice0(&ws->in_pos, 0, B), out2 = kt_reshape2(&out, B, 1), pos2 = kt_reshape2(&pos, B, 1);
-    KT_TRY(guide(r, logits, 1, cfg_on, NULL, &lc));
-    KT_TRY(kt_sample_llama(be, &out2, &lc, &ids, &pos2, r->p->smp));
+    KT_TRY(kt_sample_llama(be, &out2, lc, &ids, &pos2, r->p->smp));
     return kt_raster_step_commit(be, &ws->seq, &out, &ws->step);
 }
 
-// One token n = step >= 1: feed token n-1 at position n (both CFG halves), forward, sample token n.
+// The same from the forward's logits (B2, 1, V), guided here.
+static KtStatus sample_commit(Run *r, const KtTensor *logits, bool cfg_on) {
+    KtTensor lc;
+    KT_TRY(guide(r, logits, 1, cfg_on, NULL, &lc));
+    return sample_guided(r, &lc);
+}
+
+// One token n = step >= 1: feed token n-1 at position n (both CFG halves), forward, sample token n. With CFG on the
+// head applies it (llamagen_forward_cfg: one kernel for the head and the combination where the backend fuses them).
 static KtStatus seq_step(Run *r, bool cfg_on) {
     LlamaWorkspace *ws = r->ws;
     KtTensor it = kt_slice0(&ws->in_tok, 0, r->B2), ip = kt_slice0(&ws->in_pos, 0, r->B2), logits;
     KT_TRY(kt_raster_step_inputs(r->m->be, &it, &ip, &ws->seq, &ws->step, r->B));
+    if (r->cfg && cfg_on) {
+        KT_TRY(llamagen_forward_cfg(r->m, ws, r->B2, 1, r->p->cfg - 1.0f, &logits));  // t = cfg - 1, as guide()
+        return sample_guided(r, &logits);
+    }
     KT_TRY(llamagen_forward(r->m, ws, r->B2, 1, false, &logits));
     return sample_commit(r, &logits, cfg_on);
 }

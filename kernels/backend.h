@@ -127,6 +127,8 @@ typedef struct {
     // optional fused forms (NULL runs the composition, see ops.h)
     KtStatus (*rmsnorm_linear)(KtBackend *, KtTensor *y, KtTensor *hn, const KtTensor *x, const KtTensor *nw,
                                const KtTensor *w, float eps);
+    KtStatus (*rmsnorm_linear_cfg)(KtBackend *, KtTensor *lc, KtTensor *logits, KtTensor *hn, const KtTensor *x,
+                                   const KtTensor *nw, const KtTensor *w, float eps, float t);  // optional
     KtStatus (*rmsnorm_linear_swiglu)(KtBackend *, KtTensor *g, KtTensor *a, KtTensor *hn, const KtTensor *x,
                                       const KtTensor *nw, const KtTensor *w13, float eps);
     KtStatus (*linear_residual)(KtBackend *, KtTensor *x, KtTensor *h, const KtTensor *inp, const KtTensor *w);

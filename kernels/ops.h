@@ -191,6 +191,13 @@ KtStatus kt_swiglu(KtBackend *be, KtTensor *y, const KtTensor *a);
 // y: (..., N) float32, not aliasing x. ref: the composition (what the CPU runs).
 KtStatus kt_rmsnorm_linear(KtBackend *be, KtTensor *y, KtTensor *hn, const KtTensor *x, const KtTensor *nw,
                            const KtTensor *w, float eps);
+// The head's kt_rmsnorm_linear followed by kt_cfg_combine (LlamaGen's guided decode step): logits = RMSNorm(x) @
+// w^T as kt_rmsnorm_linear, then lc = (1 + t) * logits[:B] - t * logits[B:] as kt_cfg_combine. x: (2B, T, C) float32
+// (conditional rows first); hn: x's shape, scratch as for kt_rmsnorm_linear; logits: (2B, T, N) float32, a scratch
+// whose contents are unspecified afterwards (a fused backend combines the two halves on chip and never stores them);
+// lc: (B, T, N) float32. None of lc, logits, hn aliases x or another. ref: the composition (what the CPU runs).
+KtStatus kt_rmsnorm_linear_cfg(KtBackend *be, KtTensor *lc, KtTensor *logits, KtTensor *hn, const KtTensor *x,
+                               const KtTensor *nw, const KtTensor *w, float eps, float t);
 
 // The first half of a LlamaGen FFN: hn = RMSNorm(x) * nw, a = hn @ w13^T, g = silu(a[..., :F]) * a[..., F:]
 // (kt_rmsnorm, kt_linear, kt_swiglu). w13: (2F, C) (w1 rows, then w3 rows); a: (..., 2F) float32 scratch; g:

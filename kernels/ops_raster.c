@@ -70,6 +70,23 @@ KtStatus kt_rmsnorm_linear(KtBackend *be, KtTensor *y, KtTensor *hn, const KtTen
     return RUN(rmsnorm_linear, y, hn, x, nw, w, eps);
 }
 
+KtStatus kt_rmsnorm_linear_cfg(KtBackend *be, KtTensor *lc, KtTensor *logits, KtTensor *hn, const KtTensor *x,
+                               const KtTensor *nw, const KtTensor *w, float eps, float t) {
+    KT_TRY(check_rmsnorm(be, __func__, hn, x, nw));
+    KT_TRY(kt_check_linear(be, __func__, logits, hn, w, NULL));
+    NEED_F32(logits, 3);
+    NEED_F32(lc, 3);
+    DIMS3(logits, 2 * lc->shape[0], lc->shape[1], lc->shape[2]);
+    if (lc->data == x->data || logits->data == x->data || lc->data == logits->data || lc->data == hn->data ||
+        logits->data == hn->data)
+        return KT_FAIL(KT_ERR_ARG, "%s: lc, logits, hn and x must be distinct buffers", __func__);
+    if (!be->ops->rmsnorm_linear_cfg) {
+        KT_TRY(kt_rmsnorm_linear(be, logits, hn, x, nw, w, eps));
+        return kt_cfg_combine(be, lc, logits, t);
+    }
+    return RUN(rmsnorm_linear_cfg, lc, logits, hn, x, nw, w, eps, t);
+}
+
 KtStatus kt_rmsnorm_linear_swiglu(KtBackend *be, KtTensor *g, KtTensor *a, KtTensor *hn, const KtTensor *x,
                                   const KtTensor *nw, const KtTensor *w13, float eps) {
     KT_TRY(check_rmsnorm(be, __func__, hn, x, nw));

@@ -330,6 +330,26 @@ Test(llama_ops, validation_messages) {
     KtTensor kc16 = kt_tensor4(buf, KT_BF16, KT_CPU, 1, 2, 5, 8);  // 16-bit caches: CUDA only
     cr_expect(kt_llama_attn_prep(&be, &q, &kc16, &kc16, &qkv, &rope, &pos) == KT_ERR_SHAPE);
     cr_expect(strstr(kt_last_error(), "kcache") != NULL, "%s", kt_last_error());
+    // the head with CFG: (2B, T, C) rows in, (B, T, N) out; its buffers distinct; on the CPU the composition exactly
+    static float xb[4 * 8], hb[4 * 8], wb[5 * 8], nwb[8], lgb[4 * 5], lcb[2 * 5], lg2[4 * 5], lc2[2 * 5];
+    for (int i = 0; i < 32; i++) xb[i] = (float)((i * 7) % 11) - 5.0f;
+    for (int i = 0; i < 40; i++) wb[i] = (float)((i * 5) % 9) * 0.25f - 1.0f;
+    for (int i = 0; i < 8; i++) nwb[i] = 1.0f + 0.125f * (float)i;
+    KtTensor x3 = kt_tensor3(xb, KT_F32, KT_CPU, 4, 1, 8), hn3 = kt_tensor3(hb, KT_F32, KT_CPU, 4, 1, 8);
+    KtTensor nw = kt_tensor1(nwb, KT_F32, KT_CPU, 8), w5 = kt_tensor2(wb, KT_F32, KT_CPU, 5, 8);
+    KtTensor lg = kt_tensor3(lgb, KT_F32, KT_CPU, 4, 1, 5), lc = kt_tensor3(lcb, KT_F32, KT_CPU, 2, 1, 5);
+    KtTensor lgr = kt_tensor3(lg2, KT_F32, KT_CPU, 4, 1, 5), lcr = kt_tensor3(lc2, KT_F32, KT_CPU, 2, 1, 5);
+    cr_expect(kt_rmsnorm_linear_cfg(&be, &lc, &lg, &hn3, &x3, &nw, &w5, 1e-5f, 3.0f) == KT_OK, "%s", kt_last_error());
+    cr_expect(kt_rmsnorm_linear(&be, &lgr, &hn3, &x3, &nw, &w5, 1e-5f) == KT_OK);
+    cr_expect(kt_cfg_combine(&be, &lcr, &lgr, 3.0f) == KT_OK);
+    cr_expect(!memcmp(lcb, lc2, sizeof lcb), "kt_rmsnorm_linear_cfg differs from its composition on the CPU");
+    cr_expect(kt_rmsnorm_linear_cfg(&be, &lc, &lc, &hn3, &x3, &nw, &w5, 1e-5f, 3.0f) == KT_ERR_SHAPE);  // (2, 1, 5)
+    KtTensor lc_alias = kt_tensor3(lgb, KT_F32, KT_CPU, 2, 1, 5);
+    cr_expect(kt_rmsnorm_linear_cfg(&be, &lc_alias, &lg, &hn3, &x3, &nw, &w5, 1e-5f, 3.0f) == KT_ERR_ARG);
+    cr_expect(strstr(kt_last_error(), "distinct") != NULL, "%s", kt_last_error());
+    KtTensor lc_wide = kt_tensor3(lcb, KT_F32, KT_CPU, 2, 1, 4);
+    cr_expect(kt_rmsnorm_linear_cfg(&be, &lc_wide, &lg, &hn3, &x3, &nw, &w5, 1e-5f, 3.0f) == KT_ERR_SHAPE);
+    cr_expect(strstr(kt_last_error(), "'logits'") != NULL, "%s", kt_last_error());
     kt_backend_free(&be);
 }
 
@@ -781,7 +801,8 @@ Test(llama_ops, cuda_sampler_falls_back_when_clusters_are_refused) {
 }
 
 // ------------------------------------------------------------------- fused small-batch GEMMs (llama_gemv.cu)
-// kt_rmsnorm_linear, kt_rmsnorm_linear_swiglu and kt_linear_residual on a CUDA backend that fuses them (rows <= 32)
+// kt_rmsnorm_linear, kt_rmsnorm_linear_swiglu, kt_linear_residual and (even rows) kt_rmsnorm_linear_cfg on a CUDA
+// backend that fuses them (rows <= 64)
 // against one that runs the compositions (ARGEN_CUDA_FUSED_ROWS=0): the same 16-bit rounding of the GEMM input, only
 // the order of the float sums differs. Shapes: GPT-B's (K 768 / 2048, the split-K grids), K = 64 (two 32-blocks of
 // k), K = 40 and 1032 (a last 32-block with one valid lane group), N not a multiple of 8 (the last unit's tail); rows
@@ -802,7 +823,7 @@ static void fused_case(Ctx *fc, Ctx *pc, KtDType wdt, int64_t R, int64_t K, int6
     for (int64_t i = 0; i < R * N; i++) rh[i] = frand(&seed);
     for (int64_t i = 0; i < N * K; i++) wh[i] = cvt(ws * frand(&seed)), w2h[i] = cvt(ws * frand(&seed));
     for (int64_t i = 0; i < 2 * F * K; i++) w13h[i] = cvt(2 * ws * frand(&seed));
-    float *res[2][4];
+    float *res[2][4], *res_cfg[2] = {NULL, NULL};
     Ctx *cs[2] = {fc, pc};
     for (int d = 0; d < 2; d++) {
         Ctx *c = cs[d];
@@ -820,6 +841,21 @@ static void fused_case(Ctx *fc, Ctx *pc, KtDType wdt, int64_t R, int64_t K, int6
         const uint16_t *gh = (const uint16_t *)download_f32(c, &g);
         res[d][1] = ctx_keep(c, malloc((size_t)(R * F) * 4));
         for (int64_t i = 0; i < R * F; i++) res[d][1][i] = back(gh[i]);
+        if (R % 2 == 0) {  // the head with CFG (t = 3): fused, it equals this backend's own head + kt_cfg_combine
+            int64_t B = R / 2;
+            KtTensor x3 = kt_reshape3(&x, R, 1, K), hn3 = kt_reshape3(&hn, R, 1, K);
+            KtTensor lc = dev_new(c, KT_F32, 3, (int64_t[]){B, 1, N}, NULL);
+            KtTensor lg = dev_new(c, KT_F32, 3, (int64_t[]){R, 1, N}, NULL);
+            KtTensor ref = dev_new(c, KT_F32, 3, (int64_t[]){B, 1, N}, NULL);
+            OK(kt_rmsnorm_linear_cfg(&c->be, &lc, &lg, &hn3, &x3, &nw, &w, 1e-5f, 3.0f));
+            res_cfg[d] = download_f32(c, &lc);
+            OK(kt_rmsnorm_linear(&c->be, &lg, &hn3, &x3, &nw, &w, 1e-5f));
+            OK(kt_cfg_combine(&c->be, &ref, &lg, 3.0f));
+            char msg[128];
+            snprintf(msg, sizeof msg, "rmsnorm_linear_cfg vs rmsnorm_linear + cfg_combine (%s), %s R %lld K %lld N %lld",
+                     d ? "composition" : "fused", kt_dtype_name(wdt), (long long)R, (long long)K, (long long)N);
+            expect_close(msg, res_cfg[d], download_f32(c, &ref), B * N, 0, 0);  // bit for bit on one backend
+        }
         if (d == 1 && R > 32) {  // the composition's residual (cuBLASLt's beta = 1) by hand: kt_linear, kt_add
             KtTensor r2 = dev_new(c, KT_F32, 2, (int64_t[]){R, N}, rh);
             OK(kt_linear(&c->be, &h, &in, &w2, NULL));
@@ -839,6 +875,12 @@ static void fused_case(Ctx *fc, Ctx *pc, KtDType wdt, int64_t R, int64_t K, int6
         if (i == 1) expect_close(msg, res[0][i], res[1][i], n[i], 1e-6, 8e-3);  // one 16-bit rounding apart at most
         else if (i == 3) expect_close(msg, res[0][i], res[1][i], n[i], 0, 0);
         else expect_close(msg, res[0][i], res[1][i], n[i], 1e-5, 1e-4);
+    }
+    if (R % 2 == 0) {  // (1 + t) c - t u with t = 3 scales the sums' differences by up to 7
+        char msg[128];
+        snprintf(msg, sizeof msg, "rmsnorm_linear_cfg fused vs composition, %s R %lld K %lld N %lld",
+                 kt_dtype_name(wdt), (long long)R, (long long)K, (long long)N);
+        expect_close(msg, res_cfg[0], res_cfg[1], R / 2 * N, 1e-4, 1e-3);
     }
 }
 

@@ -449,6 +449,7 @@ static const KtBackendOps *cuda_ops(void) {
     o.attention_pos = cuda_attention_pos;
     o.llama_attention = cuda_llama_attention;
     o.rmsnorm_linear = cuda_rmsnorm_linear;
+    o.rmsnorm_linear_cfg = cuda_rmsnorm_linear_cfg;
     o.rmsnorm_linear_swiglu = cuda_rmsnorm_linear_swiglu;
     o.linear_residual = cuda_linear_residual;
     o.l2_normalize = cuda_l2_normalize;

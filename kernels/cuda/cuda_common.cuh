@@ -361,6 +361,8 @@ KtStatus cuda_raster_window_commit(KtBackend *, KtTensor *seq, const KtTensor *s
 // llama_gemv.cu (raster models at small batch; the compositions otherwise)
 KtStatus cuda_rmsnorm_linear(KtBackend *, KtTensor *y, KtTensor *hn, const KtTensor *x, const KtTensor *nw,
                              const KtTensor *w, float eps);
+KtStatus cuda_rmsnorm_linear_cfg(KtBackend *, KtTensor *lc, KtTensor *logits, KtTensor *hn, const KtTensor *x,
+                                 const KtTensor *nw, const KtTensor *w, float eps, float t);
 KtStatus cuda_rmsnorm_linear_swiglu(KtBackend *, KtTensor *g, KtTensor *a13, KtTensor *hn, const KtTensor *x,
                                     const KtTensor *nw, const KtTensor *w13, float eps);
 KtStatus cuda_linear_residual(KtBackend *, KtTensor *x, KtTensor *h, const KtTensor *inp, const KtTensor *w);

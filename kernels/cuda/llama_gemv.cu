@@ -41,7 +41,7 @@ __device__ __forceinline__ void mma16816_f16(float *c, const uint32_t *a, uint32
 
 // ------------------------------------------------------------------------------------------------- kernel
 enum { GEMV_IN_RMSNORM = 0, GEMV_IN_LOAD = 1 };                     // where the GEMM input comes from
-enum { GEMV_OUT_STORE = 0, GEMV_OUT_RESIDUAL = 1, GEMV_OUT_SWIGLU = 2 };  // what the epilogue does
+enum { GEMV_OUT_STORE = 0, GEMV_OUT_RESIDUAL = 1, GEMV_OUT_SWIGLU = 2, GEMV_OUT_CFG = 3 };  // what the epilogue does
 #define GEMV_THREADS 256
 #define GEMV_WARPS 8
 #define GEMV_MAX_ROWS 64
@@ -52,10 +52,12 @@ struct GemvArgs {
     const float *x;   // IN_RMSNORM: (R, K) float32 rows to normalise
     const float *nw;  // IN_RMSNORM: (K) the norm's weight
     const void *in;   // IN_LOAD: (R, K) the GEMM input, WT
-    void *y;          // STORE: (R, N) float32; RESIDUAL: (R, N) float32, y += result; SWIGLU: (R, F) WT
+    void *y;          // STORE: (R, N) float32; RESIDUAL: (R, N) float32, y += result; SWIGLU: (R, F) WT;
+                      // CFG: (R / 2, N) float32, cfg_a * row m - cfg_t * row R / 2 + m (conditional rows first)
     int R, N, K;      // N: outputs (SwiGLU: F)
     int ksplit;       // S: warps per unit, each summing a 1/S slice of K's 32-blocks (1, 2, 4 or 8)
     float eps;
+    float cfg_a, cfg_t;  // CFG: (float)(1 + (double)t) and t, as kt_cfg_combine
 };
 
 __device__ __forceinline__ void mma_tile(float *c, const uint32_t *a, uint32_t b0, uint32_t b1, const __nv_bfloat16 *) {
@@ -194,17 +196,22 @@ __global__ void __launch_bounds__(GEMV_THREADS, 1) llama_gemv_kernel(GemvArgs a)
             }
     __syncthreads();
 
-    // epilogue: item (unit group u, row m, column c) adds the S slices in slice order
-    for (int i = threadIdx.x; i < G * a.R * 8; i += GEMV_THREADS) {
-        int gu = i / (a.R * 8), m = i / 8 % a.R, c = i % 8, u = blockIdx.x * G + gu, col = 8 * u + c;
+    // epilogue: item (unit group u, row m, column c) adds the S slices in slice order (CFG: rows m and R/2 + m of the
+    // logits, combined as cfg_kernel does, for m < R/2)
+    const int RO = OUT == GEMV_OUT_CFG ? a.R / 2 : a.R;  // output rows
+    for (int i = threadIdx.x; i < G * RO * 8; i += GEMV_THREADS) {
+        int gu = i / (RO * 8), m = i / 8 % RO, c = i % 8, u = blockIdx.x * G + gu, col = 8 * u + c;
         if (u >= units || col >= N) continue;
         float v0 = 0.f, v1 = 0.f;
         for (int s = 0; s < S; s++) {
             const float *p = part + ((int64_t)(gu * S + s) * MT + m) * (8 * NB);
             v0 += p[c];
             if (NB == 2) v1 += p[8 + c];
+            if (OUT == GEMV_OUT_CFG) v1 += p[(int64_t)RO * 8 * NB + c];  // row RO + m: the unconditional logit
         }
-        if (OUT == GEMV_OUT_SWIGLU) {  // as swiglu_kernel
+        if (OUT == GEMV_OUT_CFG) {
+            ((float *)a.y)[(int64_t)m * N + col] = __fsub_rn(__fmul_rn(a.cfg_a, v0), __fmul_rn(a.cfg_t, v1));
+        } else if (OUT == GEMV_OUT_SWIGLU) {  // as swiglu_kernel
             ((WT *)a.y)[(int64_t)m * N + col] = from_f32<WT>(__fmul_rn(__fdiv_rn(v0, 1.0f + expf(-v0)), v1));
         } else {
             float *y = (float *)a.y + (int64_t)m * N + col;
@@ -290,6 +297,21 @@ KtStatus cuda_rmsnorm_linear(KtBackend *be, KtTensor *y, KtTensor *hn, const KtT
     GemvArgs a = {w->data, (const float *)x->data, (const float *)nw->data, NULL, y->data, (int)R, (int)N, (int)K,
                   1, eps};
     return gemv_by_dtype<GEMV_IN_RMSNORM, GEMV_OUT_STORE>(be, w->dtype, a);
+}
+
+// The head with CFG: the fused kernel's epilogue combines each conditional logit with its unconditional row (never
+// stored); otherwise kt_rmsnorm_linear into `logits`, then kt_cfg_combine.
+KtStatus cuda_rmsnorm_linear_cfg(KtBackend *be, KtTensor *lc, KtTensor *logits, KtTensor *hn, const KtTensor *x,
+                                 const KtTensor *nw, const KtTensor *w, float eps, float t) {
+    int64_t R = kt_rows(x), K = kt_cols(x), N = w->shape[0];
+    if (R == 0 || N == 0) return KT_OK;
+    if (R % 2 || !gemv_fits(be, R, K, N, w, hn, x->data, false)) {
+        KT_TRY(cuda_rmsnorm_linear(be, logits, hn, x, nw, w, eps));
+        return cuda_cfg_combine(be, lc, logits, t);
+    }
+    GemvArgs a = {w->data, (const float *)x->data, (const float *)nw->data, NULL, lc->data, (int)R, (int)N, (int)K,
+                  1, eps, (float)(1.0 + (double)t), t};
+    return gemv_by_dtype<GEMV_IN_RMSNORM, GEMV_OUT_CFG>(be, w->dtype, a);
 }
 
 KtStatus cuda_rmsnorm_linear_swiglu(KtBackend *be, KtTensor *g, KtTensor *a13, KtTensor *hn, const KtTensor *x,
