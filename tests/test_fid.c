@@ -122,16 +122,21 @@ static double rel_l2(const float *got, const float *ref, int64_t n) {
 // CUDA with 16-bit weights and feature maps (argen fid --dtype bf16|fp16) against the official fp32 features: every
 // output finite, pool3 and logits within a relative L2 error of `tol` (printed, for the record), and a batch of 200
 // (the CLI's CUDA default; the 4 fixture images repeated) giving the batch of 4's features.
-static void check_network_16bit(KtDType dt, double tol) {
-    KtBackend be;
-    test_backend_init(&be, KT_CUDA);  // skips without a GPU
-    OK(kt_backend_set_matmul_dtype(&be, dt));
+// The fixture's network on CUDA with 16-bit weights, forwards of up to max_batch images (skips without a GPU).
+static void open_net_16bit(KtBackend *be, Inception *net, KtDType dt, int max_batch) {
+    test_backend_init(be, KT_CUDA);
+    OK(kt_backend_set_matmul_dtype(be, dt));
     KtCheckpoint ck;
     OK(kt_ckpt_open(&ck, FX("inception_random.pth")));
+    OK(inception_init(net, be, &ck, 0, max_batch));
+    kt_ckpt_close(&ck);
+}
+
+static void check_network_16bit(KtDType dt, double tol) {
+    KtBackend be;
     Inception net;
     enum { BIG = 200 };
-    OK(inception_init(&net, &be, &ck, 0, BIG));
-    kt_ckpt_close(&ck);
+    open_net_16bit(&be, &net, dt, BIG);
     int64_t n;
     uint8_t *raw = read_u8_images("images_u8", &n);
     uint8_t *img = nchw_to_nhwc(raw, 4, 256, 256);
@@ -186,13 +191,8 @@ Test(inception, fp16_cuda_close_to_fp32) { check_network_16bit(KT_F16, 2e-2); }
 // emulated backend's quick run takes it (tests/CMakeLists.txt: fid_cuda_quick).
 static void check_folded_one_image(KtDType dt, double tol) {
     KtBackend be;
-    test_backend_init(&be, KT_CUDA);  // skips without a GPU
-    OK(kt_backend_set_matmul_dtype(&be, dt));
-    KtCheckpoint ck;
-    OK(kt_ckpt_open(&ck, FX("inception_random.pth")));
     Inception net;
-    OK(inception_init(&net, &be, &ck, 0, 1));
-    kt_ckpt_close(&ck);
+    open_net_16bit(&be, &net, dt, 1);
     cr_assert(net.fold, "16-bit weights fold BatchNorm");
     // Mixed_6c.branch7x7dbl_3 (1x7, 160 -> 160): folded weights against w * gamma / sqrt(var + 1e-3) from the file
     const IncConv *c = NULL;

@@ -242,6 +242,30 @@ static float lcg_uniform(uint64_t *s) {  // deterministic test data in [-1, 1)
     return (float)((*s >> 40) * (1.0 / 8388608.0)) - 1.0f;
 }
 
+// ref (B, Ho, Wo, Co) = a direct 3x3 conv with padding 1 and stride `stride` of x (B, H, W, Ci) by w (Co, 3, 3, Ci)
+// plus bias, summed in float64 (ReLU'd when relu); returns how many sums were negative.
+static int64_t conv3x3_ref(float *ref, const float *x, const float *w, const float *bias, int64_t B, int64_t H,
+                           int64_t W, int64_t Ci, int64_t Co, int stride, bool relu) {
+    int64_t Ho = (H - 1) / stride + 1, Wo = (W - 1) / stride + 1, negative = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t oy = 0; oy < Ho; oy++)
+            for (int64_t ox = 0; ox < Wo; ox++)
+                for (int64_t co = 0; co < Co; co++) {
+                    double acc = bias[co];
+                    for (int64_t ky = 0; ky < 3; ky++)
+                        for (int64_t kx = 0; kx < 3; kx++) {
+                            int64_t iy = stride * oy + ky - 1, ix = stride * ox + kx - 1;
+                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                            for (int64_t ci = 0; ci < Ci; ci++)
+                                acc += (double)x[((b * H + iy) * W + ix) * Ci + ci] *
+                                       w[((co * 3 + ky) * 3 + kx) * Ci + ci];
+                        }
+                    negative += acc < 0;
+                    ref[((b * Ho + oy) * Wo + ox) * Co + co] = relu && acc < 0 ? 0.0f : (float)acc;
+                }
+    return negative;
+}
+
 // A 3x3 conv large enough that im2col runs in several chunks, against a direct float64 conv.
 TWIN(conv, conv2d_chunked) {
     const int64_t B = 1, H = 48, W = 70, Ci = 160, Co = 24, K = 3 * 3 * Ci;
@@ -253,19 +277,7 @@ TWIN(conv, conv2d_chunked) {
     for (int64_t i = 0; i < B * H * W * Ci; i++) x[i] = lcg_uniform(&s);
     for (int64_t i = 0; i < Co * K; i++) w[i] = lcg_uniform(&s) * 0.03f;
     for (int64_t i = 0; i < Co; i++) bias[i] = lcg_uniform(&s);
-    for (int64_t oy = 0; oy < H; oy++)
-        for (int64_t ox = 0; ox < W; ox++)
-            for (int64_t co = 0; co < Co; co++) {
-                double acc = bias[co];
-                for (int64_t ky = 0; ky < 3; ky++)
-                    for (int64_t kx = 0; kx < 3; kx++) {
-                        int64_t iy = oy + ky - 1, ix = ox + kx - 1;
-                        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                        for (int64_t ci = 0; ci < Ci; ci++)
-                            acc += (double)x[(iy * W + ix) * Ci + ci] * w[((co * 3 + ky) * 3 + kx) * Ci + ci];
-                    }
-                ref[(oy * W + ox) * Co + co] = (float)acc;
-            }
+    conv3x3_ref(ref, x, w, bias, B, H, W, Ci, Co, 1, false);
     KtTensor xt = dev_new(&c, KT_F32, 4, (int64_t[]){B, H, W, Ci}, x);
     KtTensor wt = dev_new(&c, KT_F32, 4, (int64_t[]){Co, 3, 3, Ci}, w);
     KtTensor bt = dev_new(&c, KT_F32, 1, (int64_t[]){Co}, bias);
@@ -285,23 +297,7 @@ TWIN(conv, conv2d_bias_relu) {
     for (size_t i = 0; i < sizeof x / sizeof *x; i++) x[i] = lcg_uniform(&s);
     for (size_t i = 0; i < sizeof w / sizeof *w; i++) w[i] = lcg_uniform(&s) * 0.1f;
     for (int64_t i = 0; i < Co; i++) bias[i] = lcg_uniform(&s);
-    int64_t Ho = 5, Wo = 4, clipped = 0;
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t oy = 0; oy < Ho; oy++)
-            for (int64_t ox = 0; ox < Wo; ox++)
-                for (int64_t co = 0; co < Co; co++) {
-                    double acc = bias[co];
-                    for (int64_t ky = 0; ky < 3; ky++)
-                        for (int64_t kx = 0; kx < 3; kx++) {
-                            int64_t iy = 2 * oy + ky - 1, ix = 2 * ox + kx - 1;
-                            if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-                            for (int64_t ci = 0; ci < Ci; ci++)
-                                acc += (double)x[((b * H + iy) * W + ix) * Ci + ci] *
-                                       w[((co * 3 + ky) * 3 + kx) * Ci + ci];
-                        }
-                    clipped += acc < 0;
-                    ref[((b * Ho + oy) * Wo + ox) * Co + co] = acc < 0 ? 0.0f : (float)acc;
-                }
+    int64_t Ho = 5, Wo = 4, clipped = conv3x3_ref(ref, x, w, bias, B, H, W, Ci, Co, 2, true);
     cr_assert(clipped > 100 && clipped < 2 * 5 * 4 * 24 - 100, "%lld outputs clipped: the ReLU is not tested",
               (long long)clipped);
     KtTensor xt = dev_new(&c, KT_F32, 4, (int64_t[]){B, H, W, Ci}, x);

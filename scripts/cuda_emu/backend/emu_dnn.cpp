@@ -128,6 +128,16 @@ bool live(const cudnnFilterStruct *d) { return d && d->magic == kFilterMagic; }
 bool live(const cudnnConvolutionStruct *d) { return d && d->magic == kConvMagic; }
 bool live(const cudnnActivationStruct *d) { return d && d->magic == kActMagic; }
 
+// Destroys a descriptor of any kind: null is fine, a destroyed or foreign one is BAD_PARAM (its magic is cleared
+// first, so a second destroy is caught).
+template <typename D> cudnnStatus_t destroy_desc(D *d, const char *fn) {
+    if (!d) return CUDNN_STATUS_SUCCESS;
+    if (!live(d)) return DNN_BAD(fn, "not a live descriptor");
+    d->magic = 0;
+    delete d;
+    return CUDNN_STATUS_SUCCESS;
+}
+
 bool ranges_overlap(const void *a, size_t na, const void *b, size_t nb) {
     uintptr_t pa = (uintptr_t)a, pb = (uintptr_t)b;
     return na && nb && pa < pb + nb && pb < pa + na;
@@ -493,11 +503,7 @@ cudnnStatus_t cudnnCreateTensorDescriptor(cudnnTensorDescriptor_t *tensorDesc) {
 }
 
 cudnnStatus_t cudnnDestroyTensorDescriptor(cudnnTensorDescriptor_t tensorDesc) {
-    if (!tensorDesc) return CUDNN_STATUS_SUCCESS;
-    if (!live(tensorDesc)) return DNN_BAD("cudnnDestroyTensorDescriptor", "not a live tensor descriptor");
-    tensorDesc->magic = 0;
-    delete tensorDesc;
-    return CUDNN_STATUS_SUCCESS;
+    return destroy_desc(tensorDesc, "cudnnDestroyTensorDescriptor");
 }
 
 // dims n, c, h, w with explicit element strides (all positive).
@@ -540,11 +546,7 @@ cudnnStatus_t cudnnCreateFilterDescriptor(cudnnFilterDescriptor_t *filterDesc) {
 }
 
 cudnnStatus_t cudnnDestroyFilterDescriptor(cudnnFilterDescriptor_t filterDesc) {
-    if (!filterDesc) return CUDNN_STATUS_SUCCESS;
-    if (!live(filterDesc)) return DNN_BAD("cudnnDestroyFilterDescriptor", "not a live filter descriptor");
-    filterDesc->magic = 0;
-    delete filterDesc;
-    return CUDNN_STATUS_SUCCESS;
+    return destroy_desc(filterDesc, "cudnnDestroyFilterDescriptor");
 }
 
 // k output channels, c input channels (per group), h x w kernel; NCHW = KCRS, NHWC = KRSC in memory.
@@ -569,11 +571,7 @@ cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *con
 }
 
 cudnnStatus_t cudnnDestroyConvolutionDescriptor(cudnnConvolutionDescriptor_t convDesc) {
-    if (!convDesc) return CUDNN_STATUS_SUCCESS;
-    if (!live(convDesc)) return DNN_BAD("cudnnDestroyConvolutionDescriptor", "not a live convolution descriptor");
-    convDesc->magic = 0;
-    delete convDesc;
-    return CUDNN_STATUS_SUCCESS;
+    return destroy_desc(convDesc, "cudnnDestroyConvolutionDescriptor");
 }
 
 // Symmetric zero padding, strides u (vertical) and v, dilations; computeType: the accumulation type.
@@ -625,11 +623,7 @@ cudnnStatus_t cudnnCreateActivationDescriptor(cudnnActivationDescriptor_t *activ
 }
 
 cudnnStatus_t cudnnDestroyActivationDescriptor(cudnnActivationDescriptor_t activationDesc) {
-    if (!activationDesc) return CUDNN_STATUS_SUCCESS;
-    if (!live(activationDesc)) return DNN_BAD("cudnnDestroyActivationDescriptor", "not a live activation descriptor");
-    activationDesc->magic = 0;
-    delete activationDesc;
-    return CUDNN_STATUS_SUCCESS;
+    return destroy_desc(activationDesc, "cudnnDestroyActivationDescriptor");
 }
 
 // Every mode is accepted here; cudnnConvolutionBiasActivationForward computes RELU and IDENTITY only.
