@@ -295,7 +295,7 @@ KtStatus cuda_rmsnorm_linear(KtBackend *be, KtTensor *y, KtTensor *hn, const KtT
         return cuda_linear(be, y, hn, w, NULL);
     }
     GemvArgs a = {w->data, (const float *)x->data, (const float *)nw->data, NULL, y->data, (int)R, (int)N, (int)K,
-                  1, eps};
+                  1, eps, 0.f, 0.f};
     return gemv_by_dtype<GEMV_IN_RMSNORM, GEMV_OUT_STORE>(be, w->dtype, a);
 }
 
@@ -324,7 +324,7 @@ KtStatus cuda_rmsnorm_linear_swiglu(KtBackend *be, KtTensor *g, KtTensor *a13, K
         return cuda_swiglu(be, g, a13);
     }
     GemvArgs a = {w13->data, (const float *)x->data, (const float *)nw->data, NULL, g->data, (int)R, (int)F, (int)K,
-                  1, eps};
+                  1, eps, 0.f, 0.f};
     return gemv_by_dtype<GEMV_IN_RMSNORM, GEMV_OUT_SWIGLU>(be, w13->dtype, a);
 }
 
@@ -338,6 +338,6 @@ KtStatus cuda_linear_residual(KtBackend *be, KtTensor *x, KtTensor *h, const KtT
         KT_TRY(cuda_linear(be, h, inp, w, NULL));
         return cuda_add(be, x, x, h);
     }
-    GemvArgs a = {w->data, NULL, NULL, inp->data, x->data, (int)R, (int)N, (int)K, 1, 0.f};
+    GemvArgs a = {w->data, NULL, NULL, inp->data, x->data, (int)R, (int)N, (int)K, 1, 0.f, 0.f, 0.f};
     return gemv_by_dtype<GEMV_IN_LOAD, GEMV_OUT_RESIDUAL>(be, w->dtype, a);
 }
