@@ -236,8 +236,9 @@ Test(cuda_maps, conv2d_bias_relu_fp16) {
     conv_bias_cases(KT_F16, "1");
     conv_bias_cases(KT_F16, NULL);
 }
-// A cuDNN that refuses the bias in the data's dtype and wants it in float32 (the emulated backend plays one with
-// ARGEN_EMU_DNN_BIAS=f32; a real GPU ignores the variable): the fused call with the caller's float32 bias.
+// A cuDNN that takes a float32 bias with 16-bit data and refuses the bias in the data's dtype (the emulated backend
+// plays one with ARGEN_EMU_DNN_BIAS=f32; a real GPU ignores the variable): every fused call with the caller's float32
+// bias, the bias-only (IDENTITY) shapes included, which the emulated cuDNN's documented behaviour never fuses.
 Test(cuda_maps, conv2d_bias_relu_float32_bias) {
     setenv("ARGEN_EMU_DNN_BIAS", "f32", 1);
     conv_bias_cases(KT_BF16, "1");
