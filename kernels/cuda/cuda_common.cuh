@@ -116,6 +116,8 @@ void cuda_convs_free(CudaImpl *c);   // conv.cu
 __device__ __forceinline__ void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;" ::: "memory");
+#elif defined(ARGEN_CUDA_EMU)
+    emu::pdl_waited();  // the emulated backend checks that every dependent launch waits (scripts/cuda_emu/backend)
 #endif
 }
 __device__ __forceinline__ void pdl_launch_dependents() {

@@ -1,9 +1,20 @@
 // The CUDA runtime API the backend calls, on the CPU: one emulated device (an H100's properties), device memory in
 // host memory (tracked, so operands can be range-checked; filled with 0xFF bytes, NaN as float, so reads of
-// memory nobody wrote show), streams that run their work at once in issue order, stream capture into graphs that
-// replay the recorded work, events on the host clock, and the error model of the real runtime: launch errors
-// reported by cudaGetLastError, a sticky error after a kernel the emulator caught misbehaving, and captures
-// invalidated by what a capture forbids (synchronising, allocating, pageable host copies).
+// memory nobody wrote show), streams that queue their work and run it as late as the program allows (see "Streams"
+// below), stream capture into graphs that replay the recorded work, events on the host clock, and the error model of
+// the real runtime: launch errors reported by cudaGetLastError, a sticky error after a kernel the emulator caught
+// misbehaving, and captures invalidated by what a capture forbids (synchronising, allocating, pageable host copies).
+//
+// Streams (ARGEN_EMU_STREAMS=lazy, the default): the work issued to a stream the program created (kernels, copies,
+// memsets, library calls, event records, graph launches) is queued, in issue order, and runs only when something
+// needs it done: cudaStreamSynchronize, cudaEventSynchronize (up to the event's record), a stream that reaches a
+// cudaStreamWaitEvent node (the other stream up to the event's record, at that point of the waiting stream, not
+// before), and the calls that synchronise the device (cudaFree, cudaFreeHost, cudaStreamDestroy). So a stream's work
+// runs as late as the GPU would be allowed to run it, and what the program failed to order shows: a stream that
+// reads what another stream writes without waiting on its event reads the old bytes, the host that reads a
+// download's buffer without a sync reads the old bytes, an upload whose source the host changes before the copy ran
+// copies the new ones. ARGEN_EMU_STREAMS=eager runs every stream's work at once, in issue order (the order between
+// streams is then the host's). The legacy stream (0) always runs its work at once.
 //
 // Environment: ARGEN_EMU_SCHEDULE = forward (default) | reverse | random | greedy | greedy_rev (the order of blocks
 // and of threads inside a block, see ../emu_cuda.h), ARGEN_EMU_SEED (random schedule), ARGEN_EMU_DEVICES (0 hides the
@@ -12,27 +23,35 @@
 #include "emu_prelude.h"
 
 #include <chrono>
+#include <deque>
 #include <map>
+#include <memory>
 #include <set>
 
+struct Node {
+    std::function<void()> work;
+    const char *what;
+};
 struct CUstream_st {
     bool capturing = false;
     bool invalidated = false;   // something forbidden happened during the capture
     struct CUgraph_st *graph = nullptr;
-};
-struct Node {
-    std::function<void()> work;
-    const char *what;
+    uint64_t id = 0;            // never reused: queued waits name their stream by it (0: the legacy stream)
+    bool lazy = false;          // queues its work (ARGEN_EMU_STREAMS=lazy)
+    std::deque<Node> pending;   // lazy: issued, not yet run, in issue order
+    uint64_t issued = 0, done = 0;  // lazy: work items issued to the queue / taken from it to run
 };
 struct CUgraph_st {
     std::vector<Node> nodes;
 };
 struct CUgraphExec_st {
-    std::vector<Node> nodes;
+    std::shared_ptr<const std::vector<Node>> nodes;  // shared with queued launches: destroying the exec is legal then
 };
 struct CUevent_st {
     double t = 0;
-    bool recorded = false;
+    bool recorded = false;      // its (last) record has run
+    uint64_t stream_id = 0;     // lazy: the stream of the last record outside capture, and how much of that stream's
+    uint64_t upto = 0;          // queue must run for the record to have run
 };
 
 namespace {
@@ -44,6 +63,9 @@ std::map<uintptr_t, size_t> g_dev;     // live device allocations: start -> byte
 std::set<const void *> g_pinned;       // cudaMallocHost buffers
 size_t g_dev_used = 0;
 CUstream_st g_legacy;                  // stream 0
+std::map<uint64_t, CUstream_st *> g_streams;  // live created streams by id
+uint64_t g_next_stream_id = 1;
+bool g_lazy = true;                    // ARGEN_EMU_STREAMS: lazy (default) or eager
 CUstream_st *g_active_capture = nullptr;  // the capture this (only) host thread runs, if any
 cudaError_t g_last = cudaSuccess;      // returned and cleared by cudaGetLastError
 cudaError_t g_sticky = cudaSuccess;    // a kernel failed: every later call fails, as after a GPU fault
@@ -90,8 +112,37 @@ struct Init {
                       : v == "greedy_rev" ? emu::GREEDY_REV : emu::FORWARD;
         emu::g_limits_checked = true;  // launch_config_ok checks them against cudaFuncSetAttribute
         if (const char *seed = getenv("ARGEN_EMU_SEED")) emu::g_rng.seed((unsigned)strtoul(seed, nullptr, 10));
+        const char *st = getenv("ARGEN_EMU_STREAMS");
+        if (st && strcmp(st, "lazy") && strcmp(st, "eager")) {
+            fprintf(stderr, "[emu] ARGEN_EMU_STREAMS=%s: expected lazy or eager\n", st);
+            abort();
+        }
+        g_lazy = !st || !strcmp(st, "lazy");
     }
 } g_init;
+
+// Runs stream s's queued work until `upto` items of its queue have been taken (all of it: s->issued). An item is
+// counted as taken before it runs, so a wait it runs that needs this stream up to an earlier point finds it there.
+// After a sticky error the work is dropped, as a faulted GPU drops it.
+void run_until(CUstream_st *s, uint64_t upto) {
+    while (s->done < upto && !s->pending.empty()) {
+        Node n = std::move(s->pending.front());
+        s->pending.pop_front();
+        s->done++;
+        if (!g_sticky) n.work();
+    }
+}
+
+void run_stream_id(uint64_t id, uint64_t upto) {
+    auto it = g_streams.find(id);
+    if (it != g_streams.end()) run_until(it->second, upto);  // a destroyed stream ran all its work first
+}
+
+// What a device-wide synchronisation does: every stream's queue runs (in stream creation order; waits inside a
+// queue pull in what they wait for).
+void run_all_streams() {
+    for (auto &kv : g_streams) run_until(kv.second, kv.second->issued);
+}
 
 }  // namespace
 
@@ -105,6 +156,11 @@ cudaError_t stream_work(cudaStream_t stream, std::function<void()> work, const c
         g_counts.captured++;
         s->graph->nodes.push_back(Node{std::move(work), what});
         return cudaSuccess;
+    }
+    if (s->lazy) {
+        s->pending.push_back(Node{std::move(work), what});
+        s->issued++;
+        return g_sticky;
     }
     work();
     return g_sticky;
@@ -179,13 +235,24 @@ bool launch_config_ok(const char *name, dim3 grid, dim3 block, size_t smem, unsi
     return true;
 }
 
-void run_launch(const char *name, dim3 grid, dim3 block, size_t smem, unsigned cluster_x,
+static bool g_pdl_waited = false;  // the running launch reached pdl_wait (in some thread)
+
+void pdl_waited() { g_pdl_waited = true; }
+
+void run_launch(const char *name, dim3 grid, dim3 block, size_t smem, unsigned cluster_x, bool pdl,
                 const std::function<void()> &body) {
     long before = g_errors;
     g_counts.launches++;
     g_counts.cluster_launches += cluster_x > 1;
+    g_pdl_waited = false;
     launch_cluster(grid, block, smem, cluster_x, body);
     emu_mma::end_launch();
+    if (pdl && !g_pdl_waited) {
+        fprintf(stderr, "[emu] kernel %s: a dependent launch (programmatic stream serialization) in which no thread "
+                "reached pdl_wait(): it may finish before the kernel it overlaps, and the next dependent launch's "
+                "wait would not cover that kernel\n", name);
+        g_errors++;
+    }
     if (g_errors != before) {
         fprintf(stderr, "[emu] kernel %s (grid %u,%u,%u block %u,%u,%u cluster %u): %ld emulation errors (see the notes "
                 "above)\n", name, grid.x, grid.y, grid.z, block.x, block.y, block.z, cluster_x, g_errors - before);
@@ -212,6 +279,7 @@ const char *cudaGetErrorName(cudaError_t e) {
     case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
     case cudaErrorInvalidClusterSize: return "cudaErrorInvalidClusterSize";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
     default: return "cudaErrorUnknown";
     }
 }
@@ -230,6 +298,7 @@ const char *cudaGetErrorString(cudaError_t e) {
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     case cudaErrorInvalidClusterSize: return "invalid cluster size";
+    case cudaErrorNotReady: return "device not ready";
     default: return "unknown error";
     }
 }
@@ -310,6 +379,7 @@ cudaError_t cudaMalloc(void **p, size_t n) {
 cudaError_t cudaFree(void *p) {
     if (!p) return cudaSuccess;
     if (g_active_capture) return emu::capture_violation(nullptr, "cudaFree");
+    run_all_streams();  // cudaFree synchronises the device: queued work may still use the memory
     auto it = g_dev.find((uintptr_t)p);
     if (it == g_dev.end()) {
         fprintf(stderr, "[emu] cudaFree(%p): not a live device allocation\n", p);
@@ -331,7 +401,9 @@ cudaError_t cudaMallocHost(void **p, size_t n) {
 
 cudaError_t cudaFreeHost(void *p) {
     if (!p) return cudaSuccess;
-    if (!g_pinned.erase(p)) return fail(cudaErrorInvalidValue);
+    if (!g_pinned.count(p)) return fail(cudaErrorInvalidValue);
+    run_all_streams();  // cudaFreeHost synchronises the device: queued copies may still use the buffer
+    g_pinned.erase(p);
     free(p);
     return cudaSuccess;
 }
@@ -393,18 +465,25 @@ cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t stream) {
 // ------------------------------------------------------------------------------------- streams and graphs
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int) {
     *s = new CUstream_st();
+    (*s)->id = g_next_stream_id++;
+    (*s)->lazy = g_lazy;
+    g_streams[(*s)->id] = *s;
     return g_sticky;
 }
 
+// The GPU finishes a destroyed stream's work; here it runs now, before the stream goes.
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
     if (!s) return fail(cudaErrorInvalidResourceHandle);
     if (s->capturing) return fail(cudaErrorIllegalState);
+    run_until(s, s->issued);
+    g_streams.erase(s->id);
     delete s;
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     if (g_active_capture) return emu::capture_violation(s, "cudaStreamSynchronize");
+    run_until(S(s), S(s)->issued);
     return g_sticky;
 }
 
@@ -439,13 +518,13 @@ cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t *graph) {
 cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph, unsigned long long) {
     *exec = nullptr;
     if (!graph) return fail(cudaErrorInvalidValue);
-    *exec = new CUgraphExec_st{graph->nodes};
+    *exec = new CUgraphExec_st{std::make_shared<const std::vector<Node>>(graph->nodes)};
     return g_sticky;
 }
 
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
     if (!exec) return fail(cudaErrorInvalidValue);
-    const std::vector<Node> *nodes = &exec->nodes;
+    std::shared_ptr<const std::vector<Node>> nodes = exec->nodes;
     g_counts.graph_launches++;
     return emu::stream_work(stream, [nodes] {
         for (const Node &n : *nodes) {
@@ -478,35 +557,52 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned int flags) {
     return g_sticky;
 }
 
+// The GPU destroys an event whose record is still queued once it ran; here the record runs first (it writes the
+// event).
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    if (!e) return fail(cudaErrorInvalidResourceHandle);
+    run_stream_id(e->stream_id, e->upto);
     delete e;
     return cudaSuccess;
 }
 
-// Streams run their work at once (except while capturing), so an event is complete when recorded and the wait only
-// checks its arguments: the order between two streams is not modelled. Joining another stream's event into a
-// capture (cross-stream capture) is not modelled either: refused as a capture violation.
+// The waiting stream's later work runs after the event's record: a lazy stream queues a node that, when the stream
+// reaches it, runs the recording stream up to the record (the event's last record at the time of this call, as on
+// the GPU); a stream that runs its work at once runs it now. Joining another stream's event into a capture
+// (cross-stream capture) is not modelled: refused as a capture violation.
 cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t e, unsigned int flags) {
     if (!e) return fail(cudaErrorInvalidResourceHandle);
     if (flags != 0) return fail(cudaErrorInvalidValue);
     if ((stream && stream->capturing) || g_active_capture) return emu::capture_violation(stream, "cudaStreamWaitEvent");
-    return g_sticky;
+    uint64_t id = e->stream_id, upto = e->upto;
+    if (!id) return g_sticky;  // never recorded, or recorded on a stream that runs at once: complete
+    return emu::stream_work(stream, [id, upto] { run_stream_id(id, upto); }, "cudaStreamWaitEvent");
 }
 
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
     if (!e) return fail(cudaErrorInvalidResourceHandle);
-    return emu::stream_work(stream, [e] { e->t = now_s(), e->recorded = true; }, "cudaEventRecord");
+    CUstream_st *s = S(stream);
+    cudaError_t r = emu::stream_work(stream, [e] { e->t = now_s(), e->recorded = true; }, "cudaEventRecord");
+    if (!s->capturing && s->lazy) {
+        e->recorded = false;  // until the queued record runs (cudaEventElapsedTime: not ready)
+        e->stream_id = s->id, e->upto = s->issued;  // done once the queue ran past the record
+    } else if (!s->capturing) {
+        e->stream_id = 0, e->upto = 0;
+    }
+    return r;
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
     if (!e) return fail(cudaErrorInvalidResourceHandle);
     if (g_active_capture) return emu::capture_violation(nullptr, "cudaEventSynchronize");
+    run_stream_id(e->stream_id, e->upto);
     return g_sticky;
 }
 
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     if (!a || !b) return fail(cudaErrorInvalidResourceHandle);
-    if (!a->recorded || !b->recorded) return fail(cudaErrorInvalidResourceHandle);
+    if (!a->recorded || !b->recorded)  // queued, not run: not ready (not an error cudaGetLastError keeps)
+        return a->stream_id || b->stream_id ? cudaErrorNotReady : fail(cudaErrorInvalidResourceHandle);
     *ms = (float)((b->t - a->t) * 1e3);
     return g_sticky;
 }
