@@ -852,6 +852,57 @@ Test(cuda_backend, queued_uploads_reach_the_work_after_them) {
     pair_close(p);
 }
 
+// The pipelining ops (backend.h): an upload on the side queue, joined into the main queue before device work reads
+// it; a queued download whose host buffer holds the data once its fence is waited for. The CPU backend's calls copy
+// at once. The emulated GPU (ARGEN_CUDA=EMU) runs each queue as late as the program allows (scripts/cuda_emu/backend,
+// "Streams"), so there the same calls without the join, or a read before the fence wait, see the old bytes: the
+// emulator shows a missing wait, which on the GPU would be a race that may pass.
+Test(cuda_backend, side_uploads_and_fences_order_the_work) {
+    Pair pp, *p = &pp;
+    pair_open(p, 20);
+    KtBackend *bes[2] = {&p->gpu, &p->cpu};
+    enum { N = 1000 };
+    for (int k = 0; k < 2; k++) {
+        KtBackend *be = bes[k];
+        KtBuffer h, d;
+        OK(kt_host_buffer_alloc(be, &h, 3 * N * sizeof(int32_t)));
+        OK(kt_buffer_alloc(be, &d, 2 * N * sizeof(int32_t)));
+        int32_t *x = h.data, *got = x + N, *zeros = x + 2 * N;
+        memset(zeros, 0, N * sizeof(int32_t));
+        KtTensor a = kt_tensor1(d.data, KT_I32, be->device, N), c = kt_tensor1((int32_t *)d.data + N, KT_I32,
+                                                                                 be->device, N);
+        OK(kt_upload(be, &a, zeros));
+        for (int i = 0; i < N; i++) x[i] = 5 * i + 1;
+        OK(kt_upload_side(be, &a, x));
+        OK(kt_side_join(be));
+        OK(kt_copy(be, &c, &a));  // main-queue work behind the join
+        memset(got, 0xff, N * sizeof(int32_t));
+        OK(kt_download_queued(be, got, &c));
+        OK(kt_fence(be, 1));
+        OK(kt_fence_wait(be, 1));  // (before the side wait: the join alone orders the upload and the copy)
+        OK(kt_side_wait(be));
+        for (int i = 0; i < N; i++) cr_assert_eq(got[i], 5 * i + 1, "%s: element %d", be->name, i);
+#ifdef ARGEN_CUDA_EMU
+        const char *model = getenv("ARGEN_EMU_STREAMS");
+        if (k == 0 && (!model || !strcmp(model, "lazy"))) {
+            OK(kt_upload(be, &a, zeros));
+            OK(kt_upload(be, &c, zeros));
+            OK(kt_upload_side(be, &a, x));  // no join: the copy may run before the upload
+            OK(kt_copy(be, &c, &a));
+            OK(kt_download_queued(be, got, &c));
+            OK(kt_fence(be, 2));
+            cr_expect_eq(got[N - 1], 5 * (N - 1) + 1, "the host buffer is unchanged before the fence wait");
+            OK(kt_fence_wait(be, 2));
+            OK(kt_side_wait(be));
+            cr_expect_eq(got[N - 1], 0, "emulated lazy queues: without kt_side_join the copy read the old bytes");
+        }
+#endif
+        kt_buffer_free(&d);
+        kt_buffer_free(&h);
+    }
+    pair_close(p);
+}
+
 Test(cuda_backend, name_and_dtype) {
     Pair pp, *p = &pp;
     pair_open(p, 17);
