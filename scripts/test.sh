@@ -7,7 +7,8 @@
 #   4. when the CUDA headers are there, runs the CUDA backend's own kernels on the CPU under the execution-model
 #      emulator against the CPU backend (scripts/cuda_emu/run.sh quick: four suites, ~7 min on 2 cores),
 #   5. and the whole CUDA backend on the CPU (-DARGEN_CUDA=EMU: emulated runtime, graphs, cuBLAS(Lt), cuDNN) under
-#      the CUDA-facing tests: every GPU twin and CUDA model test (scripts/cuda_emu/backend/run.sh quick, ~15 min).
+#      the CUDA-facing tests: every GPU twin and CUDA model test, with the streams run as late as CUDA allows, then
+#      the side-stream tests with the main streams run at once (scripts/cuda_emu/backend/run.sh quick, ~15 min).
 # Usage: scripts/test.sh [--quick]    (--quick: step 1 only)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -14,7 +14,11 @@
 // reads what another stream writes without waiting on its event reads the old bytes, the host that reads a
 // download's buffer without a sync reads the old bytes, an upload whose source the host changes before the copy ran
 // copies the new ones. ARGEN_EMU_STREAMS=eager runs every stream's work at once, in issue order (the order between
-// streams is then the host's). The legacy stream (0) always runs its work at once.
+// streams is then the host's). ARGEN_EMU_STREAMS=mixed runs the work of the first, third, ... stream created at once
+// and queues the others': a backend's main stream then runs its work at the call and its side stream as late as it
+// may, so a main-stream kernel that reads a side upload without the join reads the old bytes whatever the host
+// synchronises later (under lazy, a host that waits for the side stream first hides that). The legacy stream (0)
+// always runs its work at once.
 //
 // Environment: ARGEN_EMU_SCHEDULE = forward (default) | reverse | random | greedy | greedy_rev (the order of blocks
 // and of threads inside a block, see ../emu_cuda.h), ARGEN_EMU_SEED (random schedule), ARGEN_EMU_DEVICES (0 hides the
@@ -65,7 +69,7 @@ size_t g_dev_used = 0;
 CUstream_st g_legacy;                  // stream 0
 std::map<uint64_t, CUstream_st *> g_streams;  // live created streams by id
 uint64_t g_next_stream_id = 1;
-bool g_lazy = true;                    // ARGEN_EMU_STREAMS: lazy (default) or eager
+enum { LAZY, EAGER, MIXED } g_streams_mode = LAZY;  // ARGEN_EMU_STREAMS (see "Streams" above)
 CUstream_st *g_active_capture = nullptr;  // the capture this (only) host thread runs, if any
 cudaError_t g_last = cudaSuccess;      // returned and cleared by cudaGetLastError
 cudaError_t g_sticky = cudaSuccess;    // a kernel failed: every later call fails, as after a GPU fault
@@ -113,11 +117,11 @@ struct Init {
         emu::g_limits_checked = true;  // launch_config_ok checks them against cudaFuncSetAttribute
         if (const char *seed = getenv("ARGEN_EMU_SEED")) emu::g_rng.seed((unsigned)strtoul(seed, nullptr, 10));
         const char *st = getenv("ARGEN_EMU_STREAMS");
-        if (st && strcmp(st, "lazy") && strcmp(st, "eager")) {
-            fprintf(stderr, "[emu] ARGEN_EMU_STREAMS=%s: expected lazy or eager\n", st);
+        if (st && strcmp(st, "lazy") && strcmp(st, "eager") && strcmp(st, "mixed")) {
+            fprintf(stderr, "[emu] ARGEN_EMU_STREAMS=%s: expected lazy, eager or mixed\n", st);
             abort();
         }
-        g_lazy = !st || !strcmp(st, "lazy");
+        g_streams_mode = !st || !strcmp(st, "lazy") ? LAZY : !strcmp(st, "eager") ? EAGER : MIXED;
     }
 } g_init;
 
@@ -466,7 +470,9 @@ cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t stream) {
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned int) {
     *s = new CUstream_st();
     (*s)->id = g_next_stream_id++;
-    (*s)->lazy = g_lazy;
+    // mixed: the 1st, 3rd, ... stream created run their work at once, the others queue it (a backend's main stream
+    // is created first, its side stream after it)
+    (*s)->lazy = g_streams_mode == LAZY || (g_streams_mode == MIXED && (*s)->id % 2 == 0);
     g_streams[(*s)->id] = *s;
     return g_sticky;
 }

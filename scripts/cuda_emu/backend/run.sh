@@ -5,13 +5,18 @@
 #   scripts/cuda_emu/backend/run.sh [MODE]
 #     selftest  the emulated cuBLAS/cuBLASLt and cuDNN against naive loops (seconds)
 #     quick     (default) build build-cudaemu (-DARGEN_CUDA=EMU) and run the CUDA-facing tests: the op twins,
-#               the CUDA backend and map tests, the VAR/LlamaGen model tests and decoding strategies (~15 min, 2 cores)
+#               the CUDA backend and map tests, the VAR/LlamaGen model tests and decoding strategies (~4 min, 2 cores,
+#               build excluded), every stream queueing its work (ARGEN_EMU_STREAMS=lazy); then the tests that use a
+#               second stream (side uploads: cuda_backend, fid_cuda_quick) again with the main streams running their
+#               work at once and the side streams late (=mixed, ~2.5 min), which shows a missing join whatever the
+#               host synchronises after it
 #     full      the whole ctest suite against the emulated backend (adds the Inception/FID and CLI tests on the
 #               emulated GPU: over an hour, the FID tests run Inception-v3 through the emulated cuDNN)
 #     asan      quick, built with ASan/UBSan (build-cudaemu-asan): device allocations are exact-sized, so a kernel or
 #               library call past its buffer is reported like compute-sanitizer's memcheck would (~38 min on 2
 #               cores, build included; 12 of 12 tests clean in the ninth session)
-#   ARGEN_EMU_SCHEDULE=forward|reverse|random|greedy|greedy_rev picks the thread order (README.md).
+#   ARGEN_EMU_SCHEDULE=forward|reverse|random|greedy|greedy_rev picks the thread order (README.md);
+#   ARGEN_EMU_STREAMS=lazy|eager|mixed picks when streams run their work (emu_runtime.cpp, "Streams").
 # Needs the CUDA and cuDNN headers (no GPU, no CUDA libraries) and the packages of scripts/deps.sh.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -43,7 +48,9 @@ case $mode in
     build "$root/build-cudaemu"
     args=(--test-dir "$root/build-cudaemu" -j"$(nproc)" --timeout 3600 --output-on-failure)
     [ "$mode" = quick ] && args+=(-R "$quick_re")
-    ctest "${args[@]}" ;;
+    ctest "${args[@]}"
+    ARGEN_EMU_STREAMS=mixed ctest --test-dir "$root/build-cudaemu" -j"$(nproc)" --timeout 3600 --output-on-failure \
+      -R '^(cuda_backend|fid_cuda_quick)$' ;;
   asan)
     build "$root/build-cudaemu-asan" -DARGEN_SANITIZE=ON
     ASAN_OPTIONS=detect_leaks=0 ctest --test-dir "$root/build-cudaemu-asan" -j"$(nproc)" --timeout 3600 \
