@@ -337,7 +337,8 @@ int cmd_bench(int argc, char **argv) {
         int depth = 0;
         char tail;
         if (sscanf(g.arch, "var-d%d%c", &depth, &tail) != 1 || depth < 1 || depth > 64) {
-            fprintf(stderr, "argen: --arch: expected var-dN (e.g. var-d16) or llamagen-b|l|xl|xxl|3b, got '%s'\n", g.arch);
+            fprintf(stderr, "argen: --arch: expected var-dN (e.g. var-d16), llamagen-b|l|xl|xxl|3b, llamagen (with "
+                    "--vq/--ckpt), inception, ops, sjd-host or png, got '%s'\n", g.arch);
             goto done;
         }
         if (!g.random_init) {

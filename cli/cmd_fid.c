@@ -14,6 +14,7 @@
 #include "eval/extract.h"
 #include "eval/frechet.h"
 #include "fid_source.h"
+#include "image_io.h"
 
 #define INCEPTION_FILE "pt_inception-2015-12-05-6726825d.pth"
 #define INCEPTION_URL "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" INCEPTION_FILE
@@ -284,6 +285,8 @@ static int run(const CliParsed *parsed) {
     NpyOut fo = {0};
     bool need_net = false;
     KtStatus st = KT_OK;
+    if (g.save_stats) st = check_output_file("--save-stats", g.save_stats);
+    if (st == KT_OK && g.features_out) st = check_output_file("--features-out", g.features_out);
     for (int i = 0; i < n_in && st == KT_OK; i++) {
         in[i].path = parsed->pos[i];
         if (access(in[i].path, R_OK) != 0) {

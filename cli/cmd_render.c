@@ -13,6 +13,7 @@
 #include "eval/extract.h"
 #include "eval/frechet.h"
 #include "eval/npz.h"
+#include "image_io.h"
 #include "render_output.h"
 
 // ------------------------------------------------------------------------------------------------- protocols
@@ -354,6 +355,7 @@ static int run(const CliParsed *parsed) {
     char *settings = settings_json(pr, total);
     r.settings = settings;
     KtStatus st = settings ? KT_OK : KT_FAIL(KT_ERR_OOM, "out of memory");
+    if (st == KT_OK && g.save_stats) st = check_output_file("--save-stats", g.save_stats);
     ArgenLoadParams lp;
     argen_load_params_init(&lp);
     lp.arch = llamagen() ? ARGEN_ARCH_LLAMAGEN : ARGEN_ARCH_VAR;

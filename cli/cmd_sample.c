@@ -379,7 +379,8 @@ int cmd_sample(int argc, char **argv) {
         goto cleanup;
     }
     rc = 1;
-    if (ensure_dir(g.out) != KT_OK) {
+    if (ensure_dir(g.out) != KT_OK || (g.tokens_out && check_output_file("--tokens-out", g.tokens_out) != KT_OK) ||
+        (g.grid && check_output_file("--grid", g.grid) != KT_OK)) {
         rc = cli_fail();
         goto cleanup;
     }

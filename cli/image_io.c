@@ -520,6 +520,24 @@ bool file_exists(const char *path) {
     return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+KtStatus check_output_file(const char *flag, const char *path) {
+    struct stat st;
+    if (!path[0]) return KT_FAIL(KT_ERR_ARG, "%s: expected a file name, got ''", flag);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return KT_FAIL(KT_ERR_ARG, "%s %s: is a directory, expected a file name", flag, path);
+    char dir[4200];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (stat(dir, &st) != 0)
+        return KT_FAIL(KT_ERR_IO, "%s %s: directory '%s': %s", flag, path, dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return KT_FAIL(KT_ERR_IO, "%s %s: '%s' is not a directory", flag, path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return KT_FAIL(KT_ERR_IO, "%s %s: directory '%s' is not writable: %s", flag, path, dir, strerror(errno));
+    return KT_OK;
+}
+
 KtStatus write_text_atomic(const char *path, const char *text) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());

@@ -40,6 +40,10 @@ KtStatus ensure_dir(const char *path);
 
 // True if path names an existing regular file (symlinks followed).
 bool file_exists(const char *path);
+// Checks before long work that the output file `path` (given by option `flag`) can be written: its directory exists
+// and is writable, and `path` is not a directory. The file itself is written at the end (atomically), so without this
+// check a typo in the path would cost the whole run.
+KtStatus check_output_file(const char *flag, const char *path);
 
 // Writes text to path atomically (as the images: "<path>.tmp.<pid>", fsync, rename).
 KtStatus write_text_atomic(const char *path, const char *text);

@@ -23,7 +23,7 @@ static const Command k_commands[] = {
 
 static void usage(FILE *f) {
     fprintf(f, "usage: argen <command> [options]\n\n"
-               "argen %s: visual autoregressive image generation (VAR) in C\n\ncommands:\n", argen_version());
+               "argen %s: visual autoregressive image generation (VAR and LlamaGen) in C\n\ncommands:\n", argen_version());
     for (size_t i = 0; i < sizeof k_commands / sizeof *k_commands; i++)
         fprintf(f, "  %-9s %s\n", k_commands[i].name, k_commands[i].summary);
     fprintf(f, "\n'argen <command> --help' shows a command's options.\n");

@@ -293,8 +293,8 @@ static KtStatus check_after_parse(const CliCommand *cmd, const CliParsed *p) {
     if (cmd->max_pos >= 0 && p->n_pos > cmd->max_pos) {
         const char *extra = p->pos[cmd->max_pos];
         if (cmd->max_pos == 0) return KT_FAIL(KT_ERR_ARG, "unexpected argument '%s'", extra);
-        return KT_FAIL(KT_ERR_ARG, "unexpected argument '%s' (%s takes at most %d %s)", extra, cmd->prog,
-                       cmd->max_pos, pm);
+        return KT_FAIL(KT_ERR_ARG, "unexpected argument '%s' (%s takes at most %d argument%s: %s)", extra, cmd->prog,
+                       cmd->max_pos, cmd->max_pos > 1 ? "s" : "", pm);
     }
     return KT_OK;
 }

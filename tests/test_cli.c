@@ -166,6 +166,15 @@ Test(cli, bad_input_gets_a_clear_error_and_nonzero_exit) {
     expect_fail(2, "--top-kk", (const char *[]){BASE, "--ckpt", var, "--out", out, "--top-kk", "3", NULL});
     expect_fail(2, "--cfg", (const char *[]){BASE, "--ckpt", var, "--out", out, "--cfg", "lots", NULL});
     expect_fail(2, "unknown command", (const char *[]){"smaple", NULL});
+    // output files that cannot be written fail before the model loads: nothing is generated
+    char tok[700], out2[600], first[700];
+    snprintf(tok, sizeof tok, "%s/missing/t.json", dir);
+    snprintf(out2, sizeof out2, "%s/out2", dir);
+    expect_fail(1, "--tokens-out", (const char *[]){BASE, "--ckpt", var, "--out", out2, "--tokens-out", tok, NULL});
+    cr_expect(strstr(g_err, "missing"), "%s", g_err);
+    expect_fail(1, "is a directory", (const char *[]){BASE, "--ckpt", var, "--out", out2, "--grid", dir, NULL});
+    snprintf(first, sizeof first, "%s/000000_c3.png", out2);
+    cr_expect(access(first, F_OK) != 0, "an image was generated before the output check");
 #undef BASE
 }
 

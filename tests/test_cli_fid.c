@@ -415,5 +415,12 @@ Test(cli_fid, bad_inputs_give_clear_errors) {
     const char *d[] = {"fid", fixture_path("fid/ref.safetensors"), "-q", NULL};
     cr_assert_eq(run_cli(d, g_err, sizeof g_err), 1);
     cr_assert(strstr(g_err, "ref.safetensors"), "%s", g_err);
+    // output files in a missing directory: refused before any image is read
+    const char *e[] = {"fid", good, "--inception", INCEPTION, "--save-stats", tmp("no/such/dir/s.npz"), "-q", NULL};
+    cr_assert_eq(run_cli(e, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "--save-stats") && strstr(g_err, "no/such/dir"), "%s", g_err);
+    const char *e2[] = {"fid", good, "--inception", INCEPTION, "--features-out", tmp("no/f.npy"), "-q", NULL};
+    cr_assert_eq(run_cli(e2, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "--features-out"), "%s", g_err);
     free(img);
 }

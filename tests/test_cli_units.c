@@ -197,7 +197,7 @@ Test(options, option_errors) {
     EXPECT_ERROR("--device: expected one of auto|cpu|cuda, got 'gpu'", "--device", "gpu");
     EXPECT_ERROR("--help: takes no value, got '1'", "--help=1");
     EXPECT_ERROR("--verbose: a flag takes no value (or true/false), got 'yes'", "--verbose=yes");
-    EXPECT_ERROR("unexpected argument 'c' (argen sample takes at most 2 <image>)", "-o", "x", "a", "b", "c");
+    EXPECT_ERROR("unexpected argument 'c' (argen sample takes at most 2 arguments: <image>)", "-o", "x", "a", "b", "c");
 }
 
 Test(options, positional_bounds_and_required_lists) {
@@ -719,6 +719,29 @@ Test(image_io, ensure_dir_and_file_exists) {
     char *b = path_in(dir, "a/b"), *a = path_in(dir, "a");
     rmdir(c), rmdir(b), rmdir(a), rmdir(dir);
     free(a), free(b), free(c), free(nested), free(file), free(under), free(dir);
+}
+
+// Output files checked before long work: the directory must exist and be writable, the path must not be a directory.
+Test(image_io, check_output_file) {
+    char *dir = make_tmpdir(), *ok = path_in(dir, "t.json"), *missing = path_in(dir, "no/t.json");
+    char *file = path_in(dir, "f"), *under = path_in(dir, "f/t.json");
+    cr_assert_eq(check_output_file("--x", ok), KT_OK, "%s", kt_last_error());
+    cr_assert_eq(check_output_file("--x", "relative.json"), KT_OK, "%s", kt_last_error());  // the working directory
+    cr_assert_eq(check_output_file("--x", missing), KT_ERR_IO);
+    char want[700];
+    snprintf(want, sizeof want, "--x %s: directory '%s/no': No such file or directory", missing, dir);
+    cr_assert_str_eq(kt_last_error(), want);
+    cr_assert_eq(check_output_file("--x", dir), KT_ERR_ARG);
+    cr_assert(strstr(kt_last_error(), "is a directory"), "%s", kt_last_error());
+    write_file(file, "x", 1);
+    cr_assert_eq(check_output_file("--x", under), KT_ERR_IO);
+    cr_assert(strstr(kt_last_error(), "is not a directory") || strstr(kt_last_error(), "Not a directory"), "%s",
+              kt_last_error());
+    cr_assert_eq(check_output_file("--x", file), KT_OK, "an existing file is replaced at the end");
+    cr_assert_eq(check_output_file("--x", ""), KT_ERR_ARG);
+    cr_assert_eq(check_output_file("--x", "/t.json"), geteuid() == 0 ? KT_OK : KT_ERR_IO, "%s", kt_last_error());
+    unlink(file), rmdir(dir);
+    free(ok), free(missing), free(file), free(under), free(dir);
 }
 
 // ======================================================================================== FID sources
