@@ -10,6 +10,7 @@
 
 #include "bench_files.h"
 #include "bench_ops.h"
+#include "bench_pr.h"
 #include "commands.h"
 #include "eval/extract.h"
 #include "kernels/profile.h"
@@ -29,7 +30,7 @@ static struct {
 } g;
 
 static const CliOption k_opts[] = {
-    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), llamagen with --vq/--ckpt, inception (FID features), ops (single ops at VAR-d16 and GPT-B shapes), sjd-host (SJD's host work per forward, no model), or png (PNG encoding and decoding on 1 and all cores; --batch N images, default 128)", &g.arch, .required = false},
+    {"arch", 0, CLI_STRING, NULL, "ARCH", "var-dN (var-d16 .. var-d30), llamagen-b|l|xl|xxl|3b (official GPTs), llamagen with --vq/--ckpt, inception (FID features), ops (single ops at VAR-d16 and GPT-B shapes), sjd-host (SJD's host work per forward, no model), png (PNG encoding and decoding on 1 and all cores; --batch N images, default 128), or pr (FID precision/recall on synthetic features; --batch SAMPLES,REFERENCE, default 50000,10000; --reps default 1)", &g.arch, .required = false},
     {"ops", 0, CLI_STRING, "all", "LIST", "--arch ops: families to time, comma-separated: linear, attention, sample, decoder, norm, var_attention, llamagen (or all)", &g.ops, .required = false},
     {"inception", 0, CLI_STRING, NULL, "FILE", "--arch inception: the weights (default: random, --random-init)", &g.inception, .required = false},
     {"resize", 0, CLI_STRING, "adm", NULL, "--arch inception: preprocessing of the 256x256 inputs", &g.resize, .choices = "adm|pytorch-fid"},
@@ -68,7 +69,8 @@ static const CliCommand k_cmd = {
     "  argen bench --arch inception --random-init --batch 200 --device cuda   (FID features of 256x256 images)\n"
     "  argen bench --arch ops --device cuda --dtype bf16 --reps 5   (op table; --ops linear,attention to narrow it)\n"
     "  argen bench --arch sjd-host --sjd-window 16   (SJD's acceptance tests and draws per forward, on the host)\n"
-    "  argen bench --arch png   (PNG files as argen render writes them and argen fid reads them, 1 vs all cores)",
+    "  argen bench --arch png   (PNG files as argen render writes them and argen fid reads them, 1 vs all cores)\n"
+    "  argen bench --arch pr --device cuda   (precision/recall of 50,000 samples against 10,000 reference images)",
 };
 
 static int cmp_double(const void *a, const void *b) {
@@ -296,6 +298,17 @@ int cmd_bench(int argc, char **argv) {
         cli_parsed_free(&parsed);
         return rc;
     }
+    if (g.arch && !strcmp(g.arch, "pr")) {
+        bool given = cli_opt_given(&k_cmd, &parsed, "batch");
+        int64_t ns = given ? g.batch.v[0] : 50000, nr = given && g.batch.n > 1 ? g.batch.v[1] : given ? ns : 10000;
+        KtBackend be = {0};
+        KtStatus s = cli_eval_backend(&be, g.device, "fp32");
+        if (s == KT_OK) s = bench_precision_recall(&be, ns, nr, cli_opt_given(&k_cmd, &parsed, "reps") ? g.reps : 1);
+        rc = s == KT_OK ? 0 : cli_fail();
+        if (be.ops) kt_backend_free(&be);
+        cli_parsed_free(&parsed);
+        return rc;
+    }
     if (g.arch && (!strcmp(g.arch, "inception") || !strcmp(g.arch, "ops") || !strcmp(g.arch, "sjd-host"))) {
         rc = !strcmp(g.arch, "ops") ? bench_op_table() : !strcmp(g.arch, "sjd-host") ? bench_sjd_host() : bench_inception();
         cli_parsed_free(&parsed);
@@ -338,7 +351,7 @@ int cmd_bench(int argc, char **argv) {
         char tail;
         if (sscanf(g.arch, "var-d%d%c", &depth, &tail) != 1 || depth < 1 || depth > 64) {
             fprintf(stderr, "argen: --arch: expected var-dN (e.g. var-d16), llamagen-b|l|xl|xxl|3b, llamagen (with "
-                    "--vq/--ckpt), inception, ops, sjd-host or png, got '%s'\n", g.arch);
+                    "--vq/--ckpt), inception, ops, sjd-host, png or pr, got '%s'\n", g.arch);
             goto done;
         }
         if (!g.random_init) {

@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "eval/extract.h"
 #include "eval/frechet.h"
+#include "eval/precision_recall.h"
 #include "fid_source.h"
 #include "image_io.h"
 
@@ -57,9 +58,9 @@ KtStatus cli_eval_backend(KtBackend *be, const char *device, const char *dtype) 
 
 // ------------------------------------------------------------------------------------------------- options
 typedef struct {
-    const char *save_stats, *features_out, *inception, *resize, *device, *dtype, *shard;
+    const char *save_stats, *features_out, *inception, *resize, *device, *dtype, *shard, *pr_distances;
     int batch;
-    bool json, quiet, verbose, no_spatial;
+    bool json, quiet, verbose, no_spatial, pr;
 } FidArgs;
 
 static FidArgs g;
@@ -67,7 +68,9 @@ static FidArgs g;
 static const CliOption k_opts[] = {
     {"save-stats", 0, CLI_STRING, NULL, "FILE.npz", "save the statistics of the (single) input: mu, sigma, mu_s, sigma_s, IS sums; with --shard the exact partial sums for fid-merge", &g.save_stats, .required = false},
     {"features-out", 0, CLI_STRING, NULL, "FILE.npy", "write the pool3 features of the first input (float32, N x 2048, PNGs in sorted name order)", &g.features_out, .required = false},
-    {"json", 0, CLI_FLAG, NULL, NULL, "print the results as one JSON object (fid, sfid, is_mean, is_std, n_a, n_b)", &g.json, .required = false},
+    {"json", 0, CLI_FLAG, NULL, NULL, "print the results as one JSON object (fid, sfid, is_mean, is_std, precision, recall, n_a, n_b)", &g.json, .required = false},
+    {"pr", 0, CLI_FLAG, NULL, NULL, "also improved precision and recall (k = 3, as the ADM evaluator: A the samples, B the reference); needs the images of both (a reference batch's arr_0 beside its mu/sigma is read for them) and keeps their pool3 features in memory (8 KiB per image)", &g.pr, .required = false},
+    {"pr-distances", 0, CLI_STRING, "fp32", NULL, "--pr: float32 distances, or fp16 as the ADM evaluator computes them (its published numbers; a block with an overflow redone in float32)", &g.pr_distances, .choices = "fp32|fp16"},
     {"inception", 0, CLI_STRING, NULL, "FILE", "FID Inception weights (default: $ARGEN_INCEPTION, ~/.cache/argen/ or torch.hub's cache, " INCEPTION_FILE ")", &g.inception, .required = false},
     {"resize", 0, CLI_STRING, "adm", NULL, "preprocessing: adm (the ADM/TF evaluator's resize and (x-128)/128; published VAR/LlamaGen numbers) or pytorch-fid", &g.resize, .choices = "adm|pytorch-fid"},
     {"shard", 0, CLI_STRING, NULL, "K/N", "process only the K-th of N equal contiguous parts of the input (use with --save-stats, then fid-merge)", &g.shard, .required = false},
@@ -89,16 +92,39 @@ static const CliCommand k_cmd = {
     "precision and an eigendecomposition-based Frechet distance. IS: 10 contiguous splits in file order.",
     k_opts, CLI_COUNT(k_opts), "A [B]", 1, 2,
     "examples:\n  argen fid samples.npz VIRTUAL_imagenet256_labeled.npz\n"
+    "  argen fid samples.npz VIRTUAL_imagenet256_labeled.npz --pr   (precision and recall too)\n"
     "  argen fid samples/ --save-stats samples_stats.npz\n"
     "  argen fid samples.npz --shard 2/4 --save-stats part2.npz   (then: argen fid-merge part*.npz -o all.npz)",
 };
 
 // ----------------------------------------------------------------------------------------------- one input
+// Pool3 features kept for --pr: (n, 2048) float32, grown as batches come.
+typedef struct {
+    float *x;
+    int64_t n, cap;
+} PoolFeatures;
+
+static KtStatus features_append(PoolFeatures *f, const float *x, int64_t rows, const char *path) {
+    if (f->n + rows > f->cap) {
+        int64_t cap = f->cap ? 2 * f->cap : 1024;
+        while (cap < f->n + rows) cap *= 2;
+        float *nx = realloc(f->x, (size_t)cap * INC_POOL3 * sizeof *nx);
+        if (!nx)
+            return KT_FAIL(KT_ERR_OOM, "%s: out of memory keeping the pool3 features of %lld images for --pr", path,
+                           (long long)cap);
+        f->x = nx, f->cap = cap;
+    }
+    memcpy(f->x + f->n * INC_POOL3, x, (size_t)rows * INC_POOL3 * sizeof *x);
+    f->n += rows;
+    return KT_OK;
+}
+
 typedef struct {
     const char *path;
     bool stats_file;
     EvFeatureStats stats;
     bool is_samples;   // images were evaluated (IS available)
+    PoolFeatures pool;  // --pr: the images' pool3 features
 } FidInput;
 
 static void progress(const char *path, int64_t done, int64_t total, double t0) {
@@ -167,10 +193,11 @@ static void *read_batch(void *arg) {
     return NULL;
 }
 
-// Evaluates images [lo, hi) of a sample set into in->stats (features to `fo` when not NULL). The next batch is read
-// (PNGs decoded, a .npz streamed) into the other buffer while the current one is evaluated.
+// Evaluates images [lo, hi) of a sample set into in->stats (features to `fo` when not NULL, kept in `keep` when not
+// NULL). The next batch is read (PNGs decoded, a .npz streamed) into the other buffer while the current one is
+// evaluated.
 static KtStatus eval_images(FidInput *in, FidSource *src, EvExtractor *ex, int batch, int64_t lo, int64_t hi,
-                            NpyOut *fo) {
+                            NpyOut *fo, PoolFeatures *keep) {
     KT_TRY(ev_stats_init(&in->stats, INC_POOL3, g.no_spatial ? 0 : INC_SPATIAL, src->n, INC_CLASSES));
     in->is_samples = true;
     // a sample .npz streams straight into the extractor's (page-locked) input slots; PNGs are decoded into growing
@@ -181,8 +208,9 @@ static KtStatus eval_images(FidInput *in, FidSource *src, EvExtractor *ex, int b
         rd[k].cap = (size_t)batch * (size_t)src->H * (size_t)src->W * 3;
         st = ev_extractor_input(ex, k, rd[k].cap, &rd[k].buf);
     }
-    float *feats = fo ? malloc((size_t)batch * INC_POOL3 * sizeof *feats) : NULL;
-    if (st == KT_OK && fo && !feats) st = KT_FAIL(KT_ERR_OOM, "out of memory");
+    bool want = fo || keep;  // this batch's features back on the host (the extractor then waits for the batch)
+    float *feats = want ? malloc((size_t)batch * INC_POOL3 * sizeof *feats) : NULL;
+    if (st == KT_OK && want && !feats) st = KT_FAIL(KT_ERR_OOM, "out of memory");
     double t0 = cli_now(), last = 0;
     int cur = 0;
     if (st == KT_OK && lo < hi) {
@@ -203,6 +231,7 @@ static KtStatus eval_images(FidInput *in, FidSource *src, EvExtractor *ex, int b
         if (ahead) pthread_join(reader, NULL);
         else if (n < hi) read_batch(next);  // no thread to be had: in turn
         if (st == KT_OK && fo) st = npy_out_write(fo, feats, now->got);
+        if (st == KT_OK && keep) st = features_append(keep, feats, now->got, in->path);
         if (st == KT_OK && n < hi && next->st != KT_OK) st = KT_FAIL(next->st, "%s", next->msg);
         i = n;
         if (cli_now() - last > 0.5 || i == hi) progress(in->path, i - lo, hi - lo, t0), last = cli_now();
@@ -215,21 +244,23 @@ static KtStatus eval_images(FidInput *in, FidSource *src, EvExtractor *ex, int b
 }
 
 // ------------------------------------------------------------------------------------------------- results
-static void print_results(FidInput *in, int n_in, const double *fid, const double *sfid) {
+static void print_results(FidInput *in, int n_in, const double *fid, const double *sfid, const EvPrResult *pr) {
     double is_m[2] = {0}, is_s[2] = {0};
     bool has_is[2] = {false, false};
     for (int i = 0; i < n_in; i++)
         if (in[i].stats.is.C && ev_is_score(&in[i].stats.is, &is_m[i], &is_s[i]) == KT_OK) has_is[i] = true;
     if (g.json) {
         char a[64] = "null", b[64] = "null", m[64] = "null", s[64] = "null", na[32] = "null", nb[32] = "null";
+        char pp[64] = "null", rr[64] = "null";
+        if (pr) snprintf(pp, sizeof pp, "%.17g", pr->precision), snprintf(rr, sizeof rr, "%.17g", pr->recall);
         if (fid) snprintf(a, sizeof a, "%.17g", *fid);
         if (sfid) snprintf(b, sizeof b, "%.17g", *sfid);
         if (has_is[0]) snprintf(m, sizeof m, "%.17g", is_m[0]), snprintf(s, sizeof s, "%.17g", is_s[0]);
         if (ev_stats_count(&in[0].stats) >= 0) snprintf(na, sizeof na, "%lld", (long long)ev_stats_count(&in[0].stats));
         if (n_in > 1 && ev_stats_count(&in[1].stats) >= 0)
             snprintf(nb, sizeof nb, "%lld", (long long)ev_stats_count(&in[1].stats));
-        printf("{\"fid\": %s, \"sfid\": %s, \"is_mean\": %s, \"is_std\": %s, \"n_a\": %s, \"n_b\": %s}\n", a, b, m, s,
-               na, nb);
+        printf("{\"fid\": %s, \"sfid\": %s, \"is_mean\": %s, \"is_std\": %s, \"precision\": %s, \"recall\": %s, "
+               "\"n_a\": %s, \"n_b\": %s}\n", a, b, m, s, pp, rr, na, nb);
         return;
     }
     for (int i = 0; i < n_in; i++) {
@@ -241,6 +272,7 @@ static void print_results(FidInput *in, int n_in, const double *fid, const doubl
     }
     if (fid) printf("FID: %.4f\n", *fid);
     if (sfid) printf("sFID: %.4f\n", *sfid);
+    if (pr) printf("Precision: %.4f\nRecall: %.4f\n", pr->precision, pr->recall);
 }
 
 static KtStatus frechet_of(FidInput *in, bool spatial, double *out) {
@@ -264,6 +296,22 @@ static void warn_small(const FidInput *in) {
                 in->path, (long long)n, INC_POOL3);
 }
 
+// Improved precision and recall of A (the samples) against B (the reference) on their pool3 features.
+static KtStatus precision_recall(KtBackend *be, FidInput *in, EvPrResult *out) {
+    EvPrParams p = ev_pr_params_default();
+    p.dist = !strcmp(g.pr_distances, "fp16") ? EV_PR_DIST_FP16 : EV_PR_DIST_FP32;
+    const PoolFeatures *a = &in[0].pool, *b = &in[1].pool;
+    double t0 = cli_now();
+    if (!g.quiet)
+        fprintf(stderr, "fid: precision/recall over %lld samples and %lld reference images (%s distances)...\n",
+                (long long)a->n, (long long)b->n, g.pr_distances);
+    KT_TRY(ev_precision_recall(be, b->x, b->n, a->x, a->n, INC_POOL3, &p, out));
+    if (!g.quiet)
+        fprintf(stderr, "fid: precision/recall in %.1f s%s\n", cli_now() - t0,
+                out->fp16_fallbacks ? " (some float16 blocks overflowed and were redone in float32)" : "");
+    return KT_OK;
+}
+
 // ----------------------------------------------------------------------------------------------------- run
 static int run(const CliParsed *parsed) {
     int shard_k, shard_n, n_in = parsed->n_pos, rc = 1;
@@ -274,6 +322,10 @@ static int run(const CliParsed *parsed) {
     }
     if (g.save_stats && n_in != 1) {
         fprintf(stderr, "argen: --save-stats saves the statistics of one input: give only A\n");
+        return 2;
+    }
+    if (g.pr && n_in != 2) {
+        fprintf(stderr, "argen: --pr compares two image sets: give A (the samples) and B (the reference)\n");
         return 2;
     }
     FidInput in[2];
@@ -301,6 +353,16 @@ static int run(const CliParsed *parsed) {
             yes) {
             in[i].stats_file = true;
             st = ev_stats_load(&in[i].stats, in[i].path);
+            if (st == KT_OK && g.pr) {  // its images too (an ADM reference batch: arr_0 beside mu/sigma)
+                EvNpz *z = NULL;
+                bool images = ev_npz_open(&z, in[i].path) == KT_OK && ev_npz_has(z, "arr_0");
+                ev_npz_close(z);
+                st = images ? fid_source_open(&src[i], in[i].path)
+                            : KT_FAIL(KT_ERR_ARG, "--pr: %s holds statistics only (no arr_0 images); precision and "
+                                      "recall need the images of both sets (the ADM reference batches such as "
+                                      "VIRTUAL_imagenet256_labeled.npz hold them)", in[i].path);
+                need_net = true;
+            }
         } else {
             st = fid_source_open(&src[i], in[i].path);
             need_net = true;
@@ -322,10 +384,18 @@ static int run(const CliParsed *parsed) {
         if (st == KT_OK && g.verbose && ex.net.gamma_all_one)
             fprintf(stderr, "inception: every BatchNorm gamma is 1.0 (as the TF graph implies)\n");
         for (int i = 0; i < n_in && st == KT_OK; i++) {
-            if (in[i].stats_file) continue;
+            PoolFeatures *keep = g.pr ? &in[i].pool : NULL;
+            if (in[i].stats_file) {  // --pr only: the features of its images; its statistics stay the file's
+                if (!keep) continue;
+                FidInput scratch = {.path = in[i].path};
+                st = eval_images(&scratch, &src[i], &ex, batch, 0, src[i].n, NULL, keep);
+                ev_stats_free(&scratch.stats);
+                continue;
+            }
             int64_t lo = src[i].n * shard_k / shard_n, hi = src[i].n * (shard_k + 1) / shard_n;
             if (i == 0 && g.features_out) st = npy_out_open(&fo, g.features_out, hi - lo);
-            if (st == KT_OK) st = eval_images(&in[i], &src[i], &ex, batch, lo, hi, i == 0 && g.features_out ? &fo : NULL);
+            if (st == KT_OK)
+                st = eval_images(&in[i], &src[i], &ex, batch, lo, hi, i == 0 && g.features_out ? &fo : NULL, keep);
             if (i == 0 && g.features_out) {
                 KtStatus c = npy_out_close(&fo, st == KT_OK);
                 if (st == KT_OK) st = c;
@@ -348,11 +418,15 @@ static int run(const CliParsed *parsed) {
                    (!in[1].stats.fixed || in[1].stats.mu_s);
         if (st == KT_OK && has_sfid) st = frechet_of(in, true, &sfid);
     }
-    if (st == KT_OK && !g.shard) print_results(in, n_in, n_in == 2 ? &fid : NULL, has_sfid ? &sfid : NULL);
+    EvPrResult pr = {0};
+    if (st == KT_OK && g.pr) st = precision_recall(&be, in, &pr);
+    if (st == KT_OK && !g.shard)
+        print_results(in, n_in, n_in == 2 ? &fid : NULL, has_sfid ? &sfid : NULL, g.pr ? &pr : NULL);
     rc = st == KT_OK ? 0 : cli_fail();
     npy_out_close(&fo, false);
     for (int i = 0; i < 2; i++) {
         ev_stats_free(&in[i].stats);
+        free(in[i].pool.x);
         fid_source_close(&src[i]);
     }
     ev_extractor_free(&ex);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "eval/npz.h"
+#include "eval/precision_recall.h"
 #include "eval/stats.h"
 #include "cli/image_io.h"
 #include "testutil.h"
@@ -153,6 +154,80 @@ Test(cli_fid, four_shards_merged_equal_one_run) {
     const char *bad[] = {"fid-merge", part[0], all, "-o", tmp("x.npz"), NULL};
     cr_assert_eq(run_cli(bad, g_err, sizeof g_err), 1);
     cr_assert(strstr(g_err, "all.npz") && strstr(g_err, "sums"), "%s", g_err);
+}
+
+// pool3 features from a --features-out file (n, 2048), malloc'd
+static float *read_features(const char *path, int64_t *n) {
+    size_t bytes;
+    char *raw = read_file(path, &bytes);
+    EvNpyHeader h;
+    OK(ev_npy_parse_header(&h, (const uint8_t *)raw, bytes, path));
+    cr_assert(h.dtype == KT_F32 && h.ndim == 2 && h.shape[1] == 2048);
+    *n = h.shape[0];
+    float *x = malloc((size_t)h.data_bytes);
+    memcpy(x, raw + h.header_bytes, (size_t)h.data_bytes);
+    free(raw);
+    return x;
+}
+
+// --pr against an ADM-style reference batch (arr_0 images beside mu/sigma/mu_s/sigma_s): the FID is the one of the
+// file's statistics (as without --pr), precision and recall are those of the library on the two sets' features.
+Test(cli_fid, precision_recall_against_a_reference_batch) {
+    uint8_t *img = eight_images();
+    const char *a = tmp("a.npz"), *b_imgs = tmp("b_imgs.npz"), *b_stats = tmp("b_stats.npz"), *ref = tmp("ref.npz");
+    const char *fa = tmp("fa.npy"), *fb = tmp("fb.npy"), *o1 = tmp("pr1.json"), *o2 = tmp("pr2.json");
+    write_samples_npz(a, img, 6);  // samples: images 0-5
+    // reference: images 4-7 and two of stripes, away from every sample (so precision and recall differ, and a
+    // swap of A and B would show)
+    uint8_t *rimg = malloc(6 * 64 * 64 * 3);
+    memcpy(rimg, img + 4 * 64 * 64 * 3, 4 * 64 * 64 * 3);
+    for (size_t i = 0; i < 2 * 64 * 64 * 3; i++) rimg[4 * 64 * 64 * 3 + i] = (uint8_t)(i / 3 % 64 < 32 ? 20 : 235);
+    memcpy(img + 2 * 64 * 64 * 3, rimg, 6 * 64 * 64 * 3);  // img[2..7] now holds the reference set
+    free(rimg);
+    write_samples_npz(b_imgs, img + 2 * 64 * 64 * 3, 6);
+    const char *s0[] = {"fid", b_imgs, "--inception", INCEPTION, "--save-stats", b_stats, "--features-out", fb, "-q",
+                        NULL};
+    cr_assert_eq(run_cli(s0, g_err, sizeof g_err), 0, "%s", g_err);
+    EvFeatureStats st;
+    OK(ev_stats_load(&st, b_stats));
+    cr_assert(st.fixed && st.mu_s);
+    EvNpzWriter *w;  // the ADM layout: images and statistics in one file
+    OK(ev_npz_writer_open(&w, ref));
+    OK(ev_npz_writer_add(w, "arr_0", KT_U8, 4, (int64_t[]){6, 64, 64, 3}, img + 2 * 64 * 64 * 3));
+    OK(ev_npz_writer_add(w, "mu", KT_F64, 1, (int64_t[]){2048}, st.mu));
+    OK(ev_npz_writer_add(w, "sigma", KT_F64, 2, (int64_t[]){2048, 2048}, st.sigma));
+    OK(ev_npz_writer_add(w, "mu_s", KT_F64, 1, (int64_t[]){2023}, st.mu_s));
+    OK(ev_npz_writer_add(w, "sigma_s", KT_F64, 2, (int64_t[]){2023, 2023}, st.sigma_s));
+    OK(ev_npz_writer_close(w));
+    ev_stats_free(&st);
+    const char *r1[] = {"fid", a, ref, "--inception", INCEPTION, "--json", "-q", NULL};
+    cr_assert_eq(run_cli_stdout(r1, o1, g_err, sizeof g_err), 0, "%s", g_err);
+    const char *r2[] = {"fid", a, ref, "--inception", INCEPTION, "--json", "-q", "--pr", "--features-out", fa, NULL};
+    cr_assert_eq(run_cli_stdout(r2, o2, g_err, sizeof g_err), 0, "%s", g_err);
+    char *j1 = read_file(o1, NULL), *j2 = read_file(o2, NULL);
+    cr_assert(strstr(j1, "\"precision\": null"), "%s", j1);
+    cr_assert_eq(json_num(j1, "fid"), json_num(j2, "fid"), "%s vs %s", j1, j2);
+    int64_t na, nb;
+    float *xa = read_features(fa, &na), *xb = read_features(fb, &nb);
+    cr_assert(na == 6 && nb == 6);
+    KtBackend be;
+    test_backend_init(&be, KT_CPU);
+    EvPrParams p = ev_pr_params_default();
+    EvPrResult want;
+    OK(ev_precision_recall(&be, xb, nb, xa, na, 2048, &p, &want));
+    kt_backend_free(&be);
+    cr_expect_eq(json_num(j2, "precision"), want.precision, "%s: library %g", j2, want.precision);
+    cr_expect_eq(json_num(j2, "recall"), want.recall, "%s: library %g", j2, want.recall);
+    cr_expect(want.precision != want.recall, "precision %g = recall %g: the test cannot tell A from B",
+              want.precision, want.recall);
+    free(xa), free(xb), free(j1), free(j2), free(img);
+    // statistics without images, and one input, are refused
+    const char *e1[] = {"fid", a, b_stats, "--inception", INCEPTION, "--pr", "-q", NULL};
+    cr_assert_eq(run_cli(e1, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "b_stats.npz") && strstr(g_err, "statistics only"), "%s", g_err);
+    const char *e2[] = {"fid", a, "--inception", INCEPTION, "--pr", NULL};
+    cr_assert_eq(run_cli(e2, g_err, sizeof g_err), 2);
+    cr_assert(strstr(g_err, "--pr"), "%s", g_err);
 }
 
 // ---------------------------------------------------------------------------------------------------- render
