@@ -324,6 +324,24 @@ Test(cli, bench_png) {
     cr_expect_eq(rmdir(tmpdir), 0, "the benchmark's directory inside %s was not removed", tmpdir);
 }
 
+// argen bench --arch pr: a row per distance kind, each with a time and fractions in [0, 1].
+Test(cli, bench_precision_recall) {
+    char out[1100];
+    snprintf(out, sizeof out, "%s/bench_pr.md", test_tmpdir());
+    const char *args[] = {"bench", "--arch", "pr", "--batch", "300,200", "--device", "cpu", NULL};
+    cr_assert_eq(run_cli_stdout(args, out, g_err, sizeof g_err), 0, "%s", g_err);
+    char *text = read_file(out, NULL);
+    cr_assert(text && strstr(text, "of 300 samples against 200 reference points"), "%s", text);
+    const char *rows[2] = {"\n| fp32 | ", "\n| fp16 (ADM) | "};
+    for (int i = 0; i < 2; i++) {
+        const char *row = strstr(text, rows[i]);
+        double s = -1, p = -1, r = -1;
+        cr_assert(row && sscanf(row + strlen(rows[i]), "%lf | %lf | %lf |", &s, &p, &r) == 3, "%s", text);
+        cr_expect(s >= 0 && p > 0 && p < 1 && r > 0 && r < 1, "%s", text);
+    }
+    free(text);
+}
+
 // argen bench: the batch table, then with --profile one eager run per batch size timed op by op.
 Test(cli, bench_profile_table) {
     paths();
