@@ -231,6 +231,28 @@ static double fraction(const uint8_t *flags, int64_t n) {
     return (double)c / (double)n;
 }
 
+KtStatus ev_pr_distances(KtBackend *be, const float *a, int64_t na, const float *b, int64_t nb, int D,
+                         EvPrDistances dist, float *d, int64_t *fallbacks) {
+    if (na < 1 || nb < 1 || D < 1)
+        return KT_FAIL(KT_ERR_ARG, "pairwise distances: %lld x %lld points of %d features", (long long)na,
+                       (long long)nb, D);
+    bool fp16 = dist == EV_PR_DIST_FP16;
+    PrSet A = {0}, B = {0};
+    PrBlocks blk = {0};
+    KtStatus st = set_init(&A, a, na, D, fp16, "first set's");
+    if (st == KT_OK) st = set_init(&B, b, nb, D, fp16, "second set's");
+    if (st == KT_OK) st = blocks_init(&blk, be, D, na > nb ? na : nb, fp16);
+    if (st == KT_OK) st = distances(&blk, &A, 0, na, &B, 0, nb);
+    if (st == KT_OK) {
+        memcpy(d, blk.d, (size_t)(na * nb) * sizeof *d);
+        if (fallbacks) *fallbacks = blk.fallbacks;
+    }
+    blocks_free(&blk);
+    set_free(&A);
+    set_free(&B);
+    return st;
+}
+
 KtStatus ev_precision_recall(KtBackend *be, const float *ref, int64_t n_ref, const float *smp, int64_t n_smp, int D,
                              const EvPrParams *p, EvPrResult *out) {
     memset(out, 0, sizeof *out);

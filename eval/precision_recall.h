@@ -35,6 +35,11 @@ typedef struct {
 // ADM's settings: k = 3, float32 distances, default blocks.
 EvPrParams ev_pr_params_default(void);
 
+// The pairwise distances d (na, nb) between the points of a (na, D) and b (nb, D) as the computation above makes
+// them (one block: for small sets, tests and inspection); *fallbacks (may be NULL): 1 if float16 fell back.
+KtStatus ev_pr_distances(KtBackend *be, const float *a, int64_t na, const float *b, int64_t nb, int D,
+                         EvPrDistances dist, float *d, int64_t *fallbacks);
+
 // ref (n_ref, D) and smp (n_smp, D): row-major float32 on the host; each set needs at least k + 1 points.
 KtStatus ev_precision_recall(KtBackend *be, const float *ref, int64_t n_ref, const float *smp, int64_t n_smp, int D,
                              const EvPrParams *p, EvPrResult *out);

@@ -144,6 +144,80 @@ static void check_brute_force(KtDevice dev) {
     free(ref), free(smp);
 }
 
+// The evaluator's float16 graph, step by step (tf.cast to float16; reduce_sum(square(U)) with float accumulation,
+// rounded; matmul with float accumulation, rounded; norm_u - 2 * mm, then + norm_v, each rounded; maximum(., 0)),
+// on every pair: the library's float16 mode must decide every comparison the same way.
+static float h16(float x) { return kt_f16_to_f32(kt_f32_to_f16(x)); }
+
+static double *dist16_all(const float *a, int64_t na, const float *b, int64_t nb, int D) {
+    double *d = malloc((size_t)(na * nb) * sizeof *d);
+    for (int64_t i = 0; i < na; i++)
+        for (int64_t j = 0; j < nb; j++) {
+            float nu = 0.f, nv = 0.f;
+            double dot = 0;
+            for (int k = 0; k < D; k++) {
+                float u = h16(a[i * D + k]), v = h16(b[j * D + k]);
+                nu += h16(u * u), nv += h16(v * v);
+                dot += (double)u * v;
+            }
+            float mm = h16((float)dot), t = h16(h16(nu) - h16(2.f * mm)), x = h16(t + h16(nv));
+            d[i * nb + j] = x < 0.f ? 0.f : x;
+        }
+    return d;
+}
+
+static double kth(const double *row, int64_t n, int k) {
+    double *c = malloc((size_t)n * sizeof *c);
+    memcpy(c, row, (size_t)n * sizeof *c);
+    qsort(c, (size_t)n, sizeof *c, cmp_double);
+    double r = c[k];
+    free(c);
+    return r;
+}
+
+Test(pr, float16_mode_is_the_evaluators_graph) {
+    float *ref = clustered(NR, DIM, 17, 2.5f, 0), *smp = clustered(NS, DIM, 1703, 3.0f, 1);
+    double *rr_d = dist16_all(ref, NR, ref, NR, DIM), *ss_d = dist16_all(smp, NS, smp, NS, DIM);
+    double *rs = dist16_all(ref, NR, smp, NS, DIM), rr[NR], rsm[NS];
+    for (int i = 0; i < NR; i++) rr[i] = kth(rr_d + i * NR, NR, 3);
+    for (int j = 0; j < NS; j++) rsm[j] = kth(ss_d + j * NS, NS, 3);
+    int64_t ps = 0, pr = 0;
+    for (int j = 0; j < NS; j++) {
+        bool in = false;
+        for (int i = 0; i < NR; i++) in |= rs[i * NS + j] <= rr[i];
+        ps += in;
+    }
+    for (int i = 0; i < NR; i++) {
+        bool in = false;
+        for (int j = 0; j < NS; j++) in |= rs[i * NS + j] <= rsm[j];
+        pr += in;
+    }
+    // every distance as the graph makes it
+    KtBackend be;
+    test_backend_init(&be, KT_CPU);
+    float *d = malloc(NR * NS * sizeof *d);
+    int64_t fb = -1;
+    OK(ev_pr_distances(&be, ref, NR, smp, NS, DIM, EV_PR_DIST_FP16, d, &fb));
+    cr_expect_eq(fb, 0);
+    int64_t off = 0;
+    for (int i = 0; i < NR * NS; i++) off += d[i] != (float)rs[i];
+    cr_expect_eq(off, 0, "%lld of %d float16 distances differ from the graph's", (long long)off, NR * NS);
+    OK(ev_pr_distances(&be, ref, NR, smp, NS, DIM, EV_PR_DIST_FP32, d, NULL));  // and float32 near the exact ones
+    for (int i = 0; i < NR; i++)
+        for (int j = 0; j < NS; j++) {
+            double e = dist2(ref + i * DIM, smp + j * DIM, DIM);
+            cr_assert(fabs(d[i * NS + j] - e) <= 1e-5 * e + 1e-3, "d(%d, %d) = %g, exact %g", i, j, d[i * NS + j], e);
+        }
+    free(d);
+    kt_backend_free(&be);
+    EvPrResult got = pr_on(KT_CPU, ref, NR, smp, NS, DIM, 3, EV_PR_DIST_FP16, 0);
+    cr_expect_eq(got.precision, (double)ps / NS, "precision %g, the graph %g", got.precision, (double)ps / NS);
+    cr_expect_eq(got.recall, (double)pr / NR, "recall %g, the graph %g", got.recall, (double)pr / NR);
+    EvPrResult f32 = pr_on(KT_CPU, ref, NR, smp, NS, DIM, 3, EV_PR_DIST_FP32, 0);
+    cr_log_info("float16: precision %g recall %g; float32 %g %g", got.precision, got.recall, f32.precision, f32.recall);
+    free(rr_d), free(ss_d), free(rs), free(ref), free(smp);
+}
+
 Test(pr, equals_brute_force_at_every_block_size) { check_brute_force(KT_CPU); }
 Test(pr, cuda_equals_brute_force_at_every_block_size) { check_brute_force(KT_CUDA); }
 
