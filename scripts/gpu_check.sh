@@ -160,9 +160,10 @@ if [ "$mode" = "--full" ]; then
   OUT=$OUT bounded 200 scripts/bench_var.sh "$bin/argen" > /dev/null 2>&1 || echo "bench_var.sh failed" >&2
 fi
 if [ "$mode" != "--quick" ]; then
-  {  # the host side on this machine's cores: PNG files (render/fid) and SJD's work per forward
+  {  # the host side on this machine's cores: PNG files (render/fid), SJD's work per forward, precision/recall
     bounded 60 "$bin/argen" bench --arch png --reps 3
     bounded 60 "$bin/argen" bench --arch sjd-host --sjd-window 16 --reps 5
+    bounded 90 "$bin/argen" bench --arch pr --device cuda  # precision/recall, 50,000 vs 10,000 (GEMM here, rest host)
   } > "$OUT/bench_host.md" 2>&1 || echo "host benchmarks failed (see bench_host.md)" >&2
 fi
 {  # the op table (kernels/cuda/NOTES.md): 16-bit weights and maps, then the float32 GEMMs and attention
