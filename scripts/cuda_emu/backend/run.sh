@@ -26,7 +26,7 @@ cuda_inc=${CUDA_HOME:-/usr/local/cuda}/include
 [ -f "$cuda_inc/cuda_runtime.h" ] && [ -f "$cuda_inc/cudnn.h" ] ||
   { echo "backend/run.sh: CUDA/cuDNN headers not found in $cuda_inc (set CUDA_HOME)" >&2; exit 2; }
 # the tests whose CUDA twins (or CUDA paths) run here; the rest of the suite does not touch the backend
-quick_re='^(ops|llama_ops|var_vqvae|var|vq16|llamagen|decoding|sampling|cuda_backend|cuda_maps|api|fid_cuda_quick)$'
+quick_re='^(ops|llama_ops|var_vqvae|var|vq16|llamagen|decoding|sampling|cuda_backend|cuda_maps|api|fid_cuda_quick|precision_recall)$'
 
 build() {  # build DIR [cmake args...]
   local dir=$1; shift
