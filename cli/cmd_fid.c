@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,14 +87,16 @@ static const CliCommand k_cmd = {
     "argen fid",
     "Computes Inception statistics of A (and B) and, given two inputs, the FID between them (plus sFID when both\n"
     "have spatial statistics and the Inception Score of each sample set). Each input is a directory of PNG files, a\n"
-    "sample batch .npz (arr_0: uint8 N x H x W x 3, e.g. from argen render) or a statistics .npz (mu/sigma from\n"
-    "pytorch-fid, the ADM evaluator's reference batches such as VIRTUAL_imagenet256_labeled.npz, or argen).\n"
+    "sample batch .npz (arr_0: uint8 N x H x W x 3, e.g. from argen render), a statistics .npz (mu/sigma from\n"
+    "pytorch-fid, the ADM evaluator's reference batches such as VIRTUAL_imagenet256_labeled.npz, or argen), or a\n"
+    "FEATURES.npy of pool3 features written by --features-out (FID and --pr without the network; no sFID, no IS).\n"
     "FID uses pool3 features of pytorch-fid's Inception-v3 (the TF 2015-12-05 weights), statistics in double\n"
     "precision and an eigendecomposition-based Frechet distance. IS: 10 contiguous splits in file order.",
     k_opts, CLI_COUNT(k_opts), "A [B]", 1, 2,
     "examples:\n  argen fid samples.npz VIRTUAL_imagenet256_labeled.npz\n"
     "  argen fid samples.npz VIRTUAL_imagenet256_labeled.npz --pr   (precision and recall too)\n"
     "  argen fid samples/ --save-stats samples_stats.npz\n"
+    "  argen fid samples.npz --features-out s.npy; argen fid s.npy ref_feats.npy --pr   (from saved features)\n"
     "  argen fid samples.npz --shard 2/4 --save-stats part2.npz   (then: argen fid-merge part*.npz -o all.npz)",
 };
 
@@ -122,6 +125,7 @@ static KtStatus features_append(PoolFeatures *f, const float *x, int64_t rows, c
 typedef struct {
     const char *path;
     bool stats_file;
+    bool features_file;  // a .npy of pool3 features (--features-out): FID statistics only
     EvFeatureStats stats;
     bool is_samples;   // images were evaluated (IS available)
     PoolFeatures pool;  // --pr: the images' pool3 features
@@ -243,6 +247,38 @@ static KtStatus eval_images(FidInput *in, FidSource *src, EvExtractor *ex, int b
     return st;
 }
 
+// A .npy of pool3 features (N, 2048) as --features-out writes them: the FID statistics (no sFID, no IS: those need
+// the images) and, with --pr, the features themselves. Read a chunk of rows at a time from the mapped file.
+static KtStatus load_features(FidInput *in, PoolFeatures *keep) {
+    EvNpyFile f;
+    KT_TRY(ev_npy_file_open(&f, in->path));
+    const EvNpyHeader *h = &f.h;
+    KtStatus st = KT_OK;
+    if (h->dtype != KT_F32 || h->big_endian || h->ndim != 2 || h->shape[0] < 1 || h->shape[1] != INC_POOL3)
+        st = KT_FAIL(KT_ERR_FORMAT, "%s: expected pool3 features as `argen fid --features-out` writes them, "
+                     "little-endian float32 (N, %d) with N >= 1; found %s%s, %d dims, %lld columns", in->path,
+                     INC_POOL3, h->big_endian ? "big-endian " : "", kt_dtype_name(h->dtype), h->ndim,
+                     h->ndim >= 2 ? (long long)h->shape[1] : -1ll);
+    if (st == KT_OK) st = ev_stats_init(&in->stats, INC_POOL3, 0, 0, 0);
+    enum { CHUNK = 1024 };
+    float *buf = st == KT_OK ? malloc((size_t)CHUNK * INC_POOL3 * sizeof *buf) : NULL;
+    if (st == KT_OK && !buf) st = KT_FAIL(KT_ERR_OOM, "%s: out of memory", in->path);
+    for (int64_t r = 0; st == KT_OK && r < h->shape[0]; r += CHUNK) {
+        int64_t k = h->shape[0] - r < CHUNK ? h->shape[0] - r : CHUNK;
+        memcpy(buf, f.data + (size_t)r * INC_POOL3 * sizeof *buf, (size_t)k * INC_POOL3 * sizeof *buf);  // the data may sit at any offset
+        st = ev_moments_add(&in->stats.pool3, buf, k);
+        if (st == KT_OK && keep) st = features_append(keep, buf, k, in->path);
+    }
+    free(buf);
+    ev_npy_file_close(&f);
+    return st;
+}
+
+static bool is_npy_path(const char *path) {
+    size_t n = strlen(path);
+    return n > 4 && !strcasecmp(path + n - 4, ".npy");
+}
+
 // ------------------------------------------------------------------------------------------------- results
 static void print_results(FidInput *in, int n_in, const double *fid, const double *sfid, const EvPrResult *pr) {
     double is_m[2] = {0}, is_s[2] = {0};
@@ -266,7 +302,10 @@ static void print_results(FidInput *in, int n_in, const double *fid, const doubl
     for (int i = 0; i < n_in; i++) {
         int64_t n = ev_stats_count(&in[i].stats);
         printf("%s: %s", i ? "B" : "A", in[i].path);
-        if (n >= 0) printf(" (%lld %s)", (long long)n, in[i].stats_file ? "samples in its statistics" : "images");
+        if (n >= 0)
+            printf(" (%lld %s)", (long long)n, in[i].stats_file      ? "samples in its statistics"
+                                               : in[i].features_file ? "feature vectors"
+                                                                     : "images");
         printf("\n");
         if (has_is[i]) printf("  Inception Score: %.4f +- %.4f (%d splits)\n", is_m[i], is_s[i], EV_IS_SPLITS);
     }
@@ -348,9 +387,11 @@ static int run(const CliParsed *parsed) {
         // a statistics npz (mu/sigma or sums: ADM reference batches also hold arr_0, which their mu/sigma
         // supersede), else a sample npz or a PNG directory
         struct stat sb;
-        bool yes = false;
-        if (stat(in[i].path, &sb) == 0 && S_ISREG(sb.st_mode) && ev_stats_is_stats_file(in[i].path, &yes) == KT_OK &&
-            yes) {
+        bool yes = false, file = stat(in[i].path, &sb) == 0 && S_ISREG(sb.st_mode);
+        if (file && is_npy_path(in[i].path)) {  // pool3 features: no network needed
+            in[i].features_file = true;
+            st = load_features(&in[i], g.pr ? &in[i].pool : NULL);
+        } else if (file && ev_stats_is_stats_file(in[i].path, &yes) == KT_OK && yes) {
             in[i].stats_file = true;
             st = ev_stats_load(&in[i].stats, in[i].path);
             if (st == KT_OK && g.pr) {  // its images too (an ADM reference batch: arr_0 beside mu/sigma)
@@ -368,10 +409,12 @@ static int run(const CliParsed *parsed) {
             need_net = true;
         }
     }
-    if (st == KT_OK && g.features_out && in[0].stats_file)
-        st = KT_FAIL(KT_ERR_ARG, "--features-out: %s is a statistics file; features need images", in[0].path);
-    if (st == KT_OK && g.shard && in[0].stats_file)
-        st = KT_FAIL(KT_ERR_ARG, "--shard: %s is a statistics file; shards split image sets", in[0].path);
+    if (st == KT_OK && g.features_out && (in[0].stats_file || in[0].features_file))
+        st = KT_FAIL(KT_ERR_ARG, "--features-out: %s is a %s file; features are written from images", in[0].path,
+                     in[0].stats_file ? "statistics" : "features");
+    if (st == KT_OK && g.shard && (in[0].stats_file || in[0].features_file))
+        st = KT_FAIL(KT_ERR_ARG, "--shard: %s is a %s file; shards split image sets", in[0].path,
+                     in[0].stats_file ? "statistics" : "features");
     if (st == KT_OK && need_net) {
         char ipath[4200];
         st = cli_inception_path(g.inception, ipath, sizeof ipath);
@@ -384,6 +427,7 @@ static int run(const CliParsed *parsed) {
         if (st == KT_OK && g.verbose && ex.net.gamma_all_one)
             fprintf(stderr, "inception: every BatchNorm gamma is 1.0 (as the TF graph implies)\n");
         for (int i = 0; i < n_in && st == KT_OK; i++) {
+            if (in[i].features_file) continue;  // loaded above
             PoolFeatures *keep = g.pr ? &in[i].pool : NULL;
             if (in[i].stats_file) {  // --pr only: the features of its images; its statistics stay the file's
                 if (!keep) continue;
@@ -419,6 +463,7 @@ static int run(const CliParsed *parsed) {
         if (st == KT_OK && has_sfid) st = frechet_of(in, true, &sfid);
     }
     EvPrResult pr = {0};
+    if (st == KT_OK && g.pr && !be.ops) st = cli_eval_backend(&be, g.device, "fp32");  // two feature files
     if (st == KT_OK && g.pr) st = precision_recall(&be, in, &pr);
     if (st == KT_OK && !g.shard)
         print_results(in, n_in, n_in == 2 ? &fid : NULL, has_sfid ? &sfid : NULL, g.pr ? &pr : NULL);

@@ -3,8 +3,13 @@
 // ref: numpy/lib/format.py (read_magic, _read_array_header, _write_array_header)
 #include "eval/npz.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define NPY_MAGIC "\x93NUMPY"
 
@@ -229,6 +234,45 @@ KtStatus ev_npy_parse_header(EvNpyHeader *h, const uint8_t *data, size_t size, c
     h->header_bytes = total;
     h->data_bytes = empty ? 0 : bytes;
     return KT_OK;
+}
+
+// --------------------------------------------------------------------------------------- standalone files
+KtStatus ev_npy_view(EvNpyHeader *h, const uint8_t **data, const uint8_t *bytes, size_t size, const char *name) {
+    *data = NULL;
+    KT_TRY(ev_npy_parse_header(h, bytes, size, name));
+    uint64_t have = (uint64_t)size - h->header_bytes;
+    if (have != h->data_bytes)
+        return KT_FAIL(KT_ERR_FORMAT, "%s: the header's shape needs %llu bytes of data, the file has %llu after its "
+                       "header (%s)", name, (unsigned long long)h->data_bytes, (unsigned long long)have,
+                       have < h->data_bytes ? "truncated" : "trailing bytes");
+    *data = bytes + h->header_bytes;
+    return KT_OK;
+}
+
+KtStatus ev_npy_file_open(EvNpyFile *f, const char *path) {
+    memset(f, 0, sizeof *f);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return KT_FAIL(KT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    KtStatus st = KT_OK;
+    if (fstat(fd, &sb) != 0) st = KT_FAIL(KT_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(sb.st_mode)) st = KT_FAIL(KT_ERR_IO, "%s: not a regular file", path);
+    else if (sb.st_size == 0) st = KT_FAIL(KT_ERR_FORMAT, "%s: empty file, expected a .npy array", path);
+    if (st == KT_OK) {
+        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED)
+            st = KT_FAIL(KT_ERR_IO, "%s: cannot map %lld bytes: %s", path, (long long)sb.st_size, strerror(errno));
+        else f->map = m, f->map_size = (size_t)sb.st_size;
+    }
+    close(fd);
+    if (st == KT_OK) st = ev_npy_view(&f->h, &f->data, f->map, f->map_size, path);
+    if (st != KT_OK) ev_npy_file_close(f);
+    return st;
+}
+
+void ev_npy_file_close(EvNpyFile *f) {
+    if (f->map) munmap(f->map, f->map_size);
+    memset(f, 0, sizeof *f);
 }
 
 // ------------------------------------------------------------------------------------------------------ writing

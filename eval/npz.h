@@ -81,6 +81,21 @@ KtStatus ev_npy_stream_read(EvNpyStream *s, void *dst, int64_t n, int64_t *got);
 KtStatus ev_npy_stream_seek(EvNpyStream *s, int64_t row);
 void ev_npy_stream_close(EvNpyStream *s);  // accepts NULL
 
+// A whole .npy file in memory (`size` bytes): its header, and its data in place (*data, h->data_bytes bytes, in the
+// file's byte order), the file's length checked against the header's shape (KT_ERR_FORMAT naming `name` when the
+// data is truncated or followed by other bytes).
+KtStatus ev_npy_view(EvNpyHeader *h, const uint8_t **data, const uint8_t *bytes, size_t size, const char *name);
+// A standalone .npy file mapped read-only (ev_npy_view on its bytes): e.g. pool3 features of `argen fid
+// --features-out`. ev_npy_file_close accepts a zeroed struct.
+typedef struct {
+    EvNpyHeader h;
+    const uint8_t *data;  // h.data_bytes bytes
+    void *map;
+    size_t map_size;
+} EvNpyFile;
+KtStatus ev_npy_file_open(EvNpyFile *f, const char *path);
+void ev_npy_file_close(EvNpyFile *f);
+
 // ------------------------------------------------------------------------------------------------------ writing
 typedef struct EvNpzWriter EvNpzWriter;
 KtStatus ev_npz_writer_open(EvNpzWriter **w, const char *path);

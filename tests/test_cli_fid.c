@@ -171,7 +171,8 @@ static float *read_features(const char *path, int64_t *n) {
 }
 
 // --pr against an ADM-style reference batch (arr_0 images beside mu/sigma/mu_s/sigma_s): the FID is the one of the
-// file's statistics (as without --pr), precision and recall are those of the library on the two sets' features.
+// file's statistics (as without --pr), precision and recall are those of the library on the two sets' features;
+// then the same from the saved features (.npy inputs).
 Test(cli_fid, precision_recall_against_a_reference_batch) {
     uint8_t *img = eight_images();
     const char *a = tmp("a.npz"), *b_imgs = tmp("b_imgs.npz"), *b_stats = tmp("b_stats.npz"), *ref = tmp("ref.npz");
@@ -220,7 +221,30 @@ Test(cli_fid, precision_recall_against_a_reference_batch) {
     cr_expect_eq(json_num(j2, "recall"), want.recall, "%s: library %g", j2, want.recall);
     cr_expect(want.precision != want.recall, "precision %g = recall %g: the test cannot tell A from B",
               want.precision, want.recall);
+    // the same from the saved features (.npy inputs: no network runs, so no weights are given): the same precision
+    // and recall, and the FID of the same features up to the order of the moment sums
+    char o3[4200], bad_npy[4200];  // tmp() keeps 8 names: these would take a's and b_stats's
+    snprintf(o3, sizeof o3, "%s/pr3.json", test_tmpdir());
+    snprintf(bad_npy, sizeof bad_npy, "%s/narrow.npy", test_tmpdir());
+    const char *r3[] = {"fid", fa, fb, "--json", "-q", "--pr", NULL};
+    cr_assert_eq(run_cli_stdout(r3, o3, g_err, sizeof g_err), 0, "%s", g_err);
+    char *j3 = read_file(o3, NULL);
+    cr_expect_eq(json_num(j3, "precision"), want.precision, "%s", j3);
+    cr_expect_eq(json_num(j3, "recall"), want.recall, "%s", j3);
+    cr_expect(fabs(json_num(j3, "fid") - json_num(j2, "fid")) <= 1e-6 * json_num(j2, "fid"), "%s vs %s", j3, j2);
+    cr_expect(strstr(j3, "\"sfid\": null") && strstr(j3, "\"is_mean\": null") && strstr(j3, "\"n_a\": 6"), "%s", j3);
+    free(j3);
     free(xa), free(xb), free(j1), free(j2), free(img);
+    // a features file of another width is refused, naming it
+    uint8_t hdr[512];
+    size_t hl;
+    OK(ev_npy_format_header(hdr, sizeof hdr, &hl, KT_F32, 2, (int64_t[]){2, 10}));
+    uint8_t file[1024] = {0};
+    memcpy(file, hdr, hl);
+    write_file(bad_npy, file, hl + 2 * 10 * 4);
+    const char *e0[] = {"fid", bad_npy, NULL};
+    cr_assert_eq(run_cli(e0, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "narrow.npy") && strstr(g_err, "10 columns"), "%s", g_err);
     // statistics without images, and one input, are refused
     const char *e1[] = {"fid", a, b_stats, "--inception", INCEPTION, "--pr", "-q", NULL};
     cr_assert_eq(run_cli(e1, g_err, sizeof g_err), 1);

@@ -817,6 +817,25 @@ Test(npz_corrupt, inflated_size_disagrees) {
     free(npy), free(raw);
 }
 
+// A standalone .npy (argen fid FEATURES.npy): the data in place, its length checked against the header's shape.
+Test(npz_corrupt, standalone_npy_length) {
+    uint8_t file[512 + 48];
+    size_t hl;
+    OK(ev_npy_format_header(file, 512, &hl, KT_F32, 2, (int64_t[]){3, 4}));
+    for (int i = 0; i < 48; i++) file[hl + i] = (uint8_t)i;
+    EvNpyHeader h;
+    const uint8_t *data;
+    OK(ev_npy_view(&h, &data, file, hl + 48, "f.npy"));
+    cr_expect(data == file + hl && h.data_bytes == 48 && h.shape[0] == 3 && h.shape[1] == 4);
+    expect_error(ev_npy_view(&h, &data, file, hl + 47, "f.npy"), KT_ERR_FORMAT, "f.npy", "truncated");
+    cr_expect(data == NULL);
+    expect_error(ev_npy_view(&h, &data, file, hl + 44, "f.npy"), KT_ERR_FORMAT, "f.npy", "needs 48 bytes");
+    uint8_t more[512 + 52] = {0};
+    memcpy(more, file, hl + 48);
+    expect_error(ev_npy_view(&h, &data, more, hl + 52, "f.npy"), KT_ERR_FORMAT, "f.npy", "trailing bytes");
+    expect_error(ev_npy_view(&h, &data, file, 5, "f.npy"), KT_ERR_FORMAT, "f.npy", "not a .npy");
+}
+
 Test(npz_corrupt, not_an_npz) {
     size_t n;
     uint8_t *d = read_file(fixture_path("npz/stored.npz"), &n);

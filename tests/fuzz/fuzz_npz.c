@@ -2,7 +2,7 @@
 // (ev_npz_read_f64) and streamed in batches of 3 rows, with a seek into the middle, one back to row 0 and a second
 // full pass. Beyond the sanitizers it checks the error contract: a failure is KT_ERR_FORMAT or KT_ERR_UNSUPPORTED
 // (KT_ERR_OOM for sizes a deflated member may claim) with a message that names the input, the listing agrees with
-// ev_npz_has, and a stream delivers exactly its rows.
+// ev_npz_has, and a stream delivers exactly its rows. The same bytes also go to the standalone .npy view.
 // Build and run: scripts/fuzz.sh [seconds]
 #include <stdint.h>
 #include <stdio.h>
@@ -68,8 +68,26 @@ static void stream_member(const EvNpz *z, const char *key) {
     ev_npy_stream_close(s);
 }
 
+// The same bytes as a standalone .npy file (`argen fid FEATURES.npy`): a clean error, or a header whose data is
+// exactly the rest of the input, every byte of it readable.
+static void standalone_npy(const uint8_t *data, size_t size) {
+    EvNpyHeader h;
+    const uint8_t *p;
+    kt_clear_error();
+    KtStatus s = ev_npy_view(&h, &p, data, size, NAME);
+    if (s != KT_OK) {
+        expect_clean_error("npy view", s);
+        return;
+    }
+    if (p != data + h.header_bytes || h.header_bytes + h.data_bytes != size) fail("npy view bounds", KT_OK);
+    unsigned sum = 0;
+    for (uint64_t i = 0; i < h.data_bytes; i++) sum += p[i];
+    if (sum == 0xFFFFFFFFu) fprintf(stderr, "%u\n", sum);  // keeps the reads
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     EvNpz *z;
+    standalone_npy(data, size);
     kt_clear_error();
     KtStatus s = ev_npz_open_memory(&z, data, size, NAME);
     if (s != KT_OK) {
