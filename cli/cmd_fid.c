@@ -449,8 +449,9 @@ static int run(const CliParsed *parsed) {
     if (st == KT_OK && g.save_stats) {
         st = ev_stats_save(&in[0].stats, g.save_stats, g.shard != NULL);
         if (st == KT_OK && !g.quiet)
-            fprintf(stderr, "fid: wrote %s statistics of %lld images to %s\n", g.shard ? "partial" : "the",
-                    (long long)ev_stats_count(&in[0].stats), g.save_stats);
+            fprintf(stderr, "fid: wrote %s statistics of %lld %s to %s\n", g.shard ? "partial" : "the",
+                    (long long)ev_stats_count(&in[0].stats), in[0].features_file ? "feature vectors" : "images",
+                    g.save_stats);
     }
     double fid = 0, sfid = 0;
     bool has_sfid = false;
