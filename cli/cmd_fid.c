@@ -3,7 +3,6 @@
 // Inputs are PNG directories, sample .npz batches (arr_0) or statistics .npz files (mu/sigma of pytorch-fid or the
 // ADM evaluator, or argen's own). spec: shared/spec/fid.md
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +13,7 @@
 #include "commands.h"
 #include "eval/extract.h"
 #include "eval/frechet.h"
-#include "eval/precision_recall.h"
-#include "fid_source.h"
+#include "eval_features.h"
 #include "image_io.h"
 
 #define INCEPTION_FILE "pt_inception-2015-12-05-6726825d.pth"
@@ -101,27 +99,6 @@ static const CliCommand k_cmd = {
 };
 
 // ----------------------------------------------------------------------------------------------- one input
-// Pool3 features kept for --pr: (n, 2048) float32, grown as batches come.
-typedef struct {
-    float *x;
-    int64_t n, cap;
-} PoolFeatures;
-
-static KtStatus features_append(PoolFeatures *f, const float *x, int64_t rows, const char *path) {
-    if (f->n + rows > f->cap) {
-        int64_t cap = f->cap ? 2 * f->cap : 1024;
-        while (cap < f->n + rows) cap *= 2;
-        float *nx = realloc(f->x, (size_t)cap * INC_POOL3 * sizeof *nx);
-        if (!nx)
-            return KT_FAIL(KT_ERR_OOM, "%s: out of memory keeping the pool3 features of %lld images for --pr", path,
-                           (long long)cap);
-        f->x = nx, f->cap = cap;
-    }
-    memcpy(f->x + f->n * INC_POOL3, x, (size_t)rows * INC_POOL3 * sizeof *x);
-    f->n += rows;
-    return KT_OK;
-}
-
 typedef struct {
     const char *path;
     bool stats_file;
@@ -131,120 +108,12 @@ typedef struct {
     PoolFeatures pool;  // --pr: the images' pool3 features
 } FidInput;
 
-static void progress(const char *path, int64_t done, int64_t total, double t0) {
-    if (g.quiet) return;
-    double dt = cli_now() - t0, rate = dt > 0 ? (double)done / dt : 0;
-    bool tty = isatty(2);
-    fprintf(stderr, "%sfid: %s: %lld/%lld images, %.1f img/s, ETA %.0fs%s", tty ? "\r" : "", path, (long long)done,
-            (long long)total, rate, rate > 0 ? (double)(total - done) / rate : 0, tty && done < total ? "" : "\n");
-    fflush(stderr);
-}
-
-// Streams pool3 features (N, 2048) float32 into a .npy file written atomically.
-typedef struct {
-    FILE *f;
-    char tmp[4200];
-    const char *path;
-} NpyOut;
-
-static KtStatus npy_out_open(NpyOut *o, const char *path, int64_t n) {
-    memset(o, 0, sizeof *o);
-    o->path = path;
-    snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%d", path, (int)getpid());
-    uint8_t hdr[512];
-    size_t len;
-    KT_TRY(ev_npy_format_header(hdr, sizeof hdr, &len, KT_F32, 2, (int64_t[]){n, INC_POOL3}));
-    if (!(o->f = fopen(o->tmp, "wb"))) return KT_FAIL(KT_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
-    if (fwrite(hdr, 1, len, o->f) != len) return KT_FAIL(KT_ERR_IO, "%s: write error: %s", path, strerror(errno));
-    return KT_OK;
-}
-
-static KtStatus npy_out_write(NpyOut *o, const float *x, int64_t rows) {
-    size_t n = (size_t)rows * INC_POOL3;
-    if (fwrite(x, sizeof *x, n, o->f) != n) return KT_FAIL(KT_ERR_IO, "%s: write error: %s", o->path, strerror(errno));
-    return KT_OK;
-}
-
-static KtStatus npy_out_close(NpyOut *o, bool keep) {
-    if (!o->f) return KT_OK;
-    bool ok = fflush(o->f) == 0 && fsync(fileno(o->f)) == 0;
-    ok = fclose(o->f) == 0 && ok;
-    o->f = NULL;
-    if (keep && ok && rename(o->tmp, o->path) == 0) return KT_OK;
-    int e = errno;
-    remove(o->tmp);
-    return keep ? KT_FAIL(KT_ERR_IO, "%s: cannot write: %s", o->path, strerror(e)) : KT_OK;
-}
-
-// One batch read from a sample set into one of two buffers, on a thread of its own while the previous batch is
-// evaluated.
-typedef struct {
-    FidSource *src;
-    int64_t first;
-    int want;
-    uint8_t *buf;
-    size_t cap;
-    bool own;  // buf is ours (PNGs: grown as needed) rather than the extractor's input slot (a .npz: fixed)
-    int got, H, W;
-    KtStatus st;
-    char msg[512];
-} BatchRead;
-
-static void *read_batch(void *arg) {
-    BatchRead *r = arg;
-    r->st = fid_source_read(r->src, r->first, r->want, &r->buf, &r->cap, r->own, &r->got, &r->H, &r->W);
-    if (r->st != KT_OK) snprintf(r->msg, sizeof r->msg, "%s", kt_last_error());
-    return NULL;
-}
-
-// Evaluates images [lo, hi) of a sample set into in->stats (features to `fo` when not NULL, kept in `keep` when not
-// NULL). The next batch is read (PNGs decoded, a .npz streamed) into the other buffer while the current one is
-// evaluated.
+// Evaluates images [lo, hi) of a sample set into in->stats (eval_source_images: features to `fo`, kept in `keep`).
 static KtStatus eval_images(FidInput *in, FidSource *src, EvExtractor *ex, int batch, int64_t lo, int64_t hi,
                             NpyOut *fo, PoolFeatures *keep) {
     KT_TRY(ev_stats_init(&in->stats, INC_POOL3, g.no_spatial ? 0 : INC_SPATIAL, src->n, INC_CLASSES));
     in->is_samples = true;
-    // a sample .npz streams straight into the extractor's (page-locked) input slots; PNGs are decoded into growing
-    // buffers of our own (their size is known only once read, and decoding, not the upload, bounds them)
-    BatchRead rd[2] = {{.src = src, .own = src->is_dir}, {.src = src, .own = src->is_dir}};
-    KtStatus st = KT_OK;
-    for (int k = 0; k < 2 && !src->is_dir && st == KT_OK; k++) {
-        rd[k].cap = (size_t)batch * (size_t)src->H * (size_t)src->W * 3;
-        st = ev_extractor_input(ex, k, rd[k].cap, &rd[k].buf);
-    }
-    bool want = fo || keep;  // this batch's features back on the host (the extractor then waits for the batch)
-    float *feats = want ? malloc((size_t)batch * INC_POOL3 * sizeof *feats) : NULL;
-    if (st == KT_OK && want && !feats) st = KT_FAIL(KT_ERR_OOM, "out of memory");
-    double t0 = cli_now(), last = 0;
-    int cur = 0;
-    if (st == KT_OK && lo < hi) {
-        rd[0].first = lo, rd[0].want = hi - lo < batch ? (int)(hi - lo) : batch;
-        read_batch(&rd[0]);
-        st = rd[0].st != KT_OK ? KT_FAIL(rd[0].st, "%s", rd[0].msg) : KT_OK;
-    }
-    for (int64_t i = lo; st == KT_OK && i < hi; cur ^= 1) {
-        BatchRead *now = &rd[cur], *next = &rd[cur ^ 1];
-        int64_t n = i + now->got;  // the next batch's first image
-        pthread_t reader;
-        bool ahead = false;
-        if (n < hi) {
-            next->first = n, next->want = hi - n < batch ? (int)(hi - n) : batch;
-            ahead = pthread_create(&reader, NULL, read_batch, next) == 0;
-        }
-        st = ev_extractor_add(ex, &in->stats, now->buf, now->got, now->H, now->W, i, feats);
-        if (ahead) pthread_join(reader, NULL);
-        else if (n < hi) read_batch(next);  // no thread to be had: in turn
-        if (st == KT_OK && fo) st = npy_out_write(fo, feats, now->got);
-        if (st == KT_OK && keep) st = features_append(keep, feats, now->got, in->path);
-        if (st == KT_OK && n < hi && next->st != KT_OK) st = KT_FAIL(next->st, "%s", next->msg);
-        i = n;
-        if (cli_now() - last > 0.5 || i == hi) progress(in->path, i - lo, hi - lo, t0), last = cli_now();
-    }
-    st = ev_extractor_sync(ex, st);  // the last batch's statistics
-    for (int k = 0; k < 2; k++)
-        if (rd[k].own) free(rd[k].buf);
-    free(feats);
-    return st;
+    return eval_source_images(src, ex, &in->stats, batch, lo, hi, fo, keep, "fid", g.quiet);
 }
 
 // A .npy of pool3 features (N, 2048) as --features-out writes them: the FID statistics (no sFID, no IS: those need
@@ -267,7 +136,7 @@ static KtStatus load_features(FidInput *in, PoolFeatures *keep) {
         int64_t k = h->shape[0] - r < CHUNK ? h->shape[0] - r : CHUNK;
         memcpy(buf, f.data + (size_t)r * INC_POOL3 * sizeof *buf, (size_t)k * INC_POOL3 * sizeof *buf);  // the data may sit at any offset
         st = ev_moments_add(&in->stats.pool3, buf, k);
-        if (st == KT_OK && keep) st = features_append(keep, buf, k, in->path);
+        if (st == KT_OK && keep) st = pool_features_append(keep, buf, k, in->path);
     }
     free(buf);
     ev_npy_file_close(&f);
@@ -333,22 +202,6 @@ static void warn_small(const FidInput *in) {
         fprintf(stderr, "warning: %s: %lld samples < %d feature dimensions: the covariance is rank-deficient and FID "
                 "is strongly biased upward; compare FIDs only at equal sample counts (published numbers use 50,000)\n",
                 in->path, (long long)n, INC_POOL3);
-}
-
-// Improved precision and recall of A (the samples) against B (the reference) on their pool3 features.
-static KtStatus precision_recall(KtBackend *be, FidInput *in, EvPrResult *out) {
-    EvPrParams p = ev_pr_params_default();
-    p.dist = !strcmp(g.pr_distances, "fp16") ? EV_PR_DIST_FP16 : EV_PR_DIST_FP32;
-    const PoolFeatures *a = &in[0].pool, *b = &in[1].pool;
-    double t0 = cli_now();
-    if (!g.quiet)
-        fprintf(stderr, "fid: precision/recall over %lld samples and %lld reference images (%s distances)...\n",
-                (long long)a->n, (long long)b->n, g.pr_distances);
-    KT_TRY(ev_precision_recall(be, b->x, b->n, a->x, a->n, INC_POOL3, &p, out));
-    if (!g.quiet)
-        fprintf(stderr, "fid: precision/recall in %.1f s%s\n", cli_now() - t0,
-                out->fp16_fallbacks ? " (some float16 blocks overflowed and were redone in float32)" : "");
-    return KT_OK;
 }
 
 // ----------------------------------------------------------------------------------------------------- run
@@ -465,14 +318,15 @@ static int run(const CliParsed *parsed) {
     }
     EvPrResult pr = {0};
     if (st == KT_OK && g.pr && !be.ops) st = cli_eval_backend(&be, g.device, "fp32");  // two feature files
-    if (st == KT_OK && g.pr) st = precision_recall(&be, in, &pr);
+    if (st == KT_OK && g.pr)
+        st = eval_precision_recall(&be, &in[0].pool, &in[1].pool, !strcmp(g.pr_distances, "fp16"), "fid", g.quiet, &pr);
     if (st == KT_OK && !g.shard)
         print_results(in, n_in, n_in == 2 ? &fid : NULL, has_sfid ? &sfid : NULL, g.pr ? &pr : NULL);
     rc = st == KT_OK ? 0 : cli_fail();
     npy_out_close(&fo, false);
     for (int i = 0; i < 2; i++) {
         ev_stats_free(&in[i].stats);
-        free(in[i].pool.x);
+        pool_features_free(&in[i].pool);
         fid_source_close(&src[i]);
     }
     ev_extractor_free(&ex);

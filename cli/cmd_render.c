@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "commands.h"
-#include "eval/extract.h"
 #include "eval/frechet.h"
 #include "eval/npz.h"
+#include "eval_features.h"
 #include "image_io.h"
 #include "render_output.h"
 
@@ -56,12 +56,12 @@ static const Protocol k_protocols[] = {
 // ---------------------------------------------------------------------------------------------------- options
 typedef struct {
     const char *arch, *vae, *vq, *ckpt, *out, *protocol, *shard, *fid_ref, *save_stats, *inception, *resize, *random_init;
-    const char *device, *dtype;
+    const char *device, *dtype, *features_out, *pr_distances;
     CliIntList classes, patch_nums;
     int per_class, top_k, batch, image_size, eval_size, heads;
     float cfg, top_p, temperature;
     int64_t seed;
-    bool no_spatial, json, quiet, verbose;
+    bool no_spatial, json, quiet, verbose, pr;
 } RenderArgs;
 
 static RenderArgs g;
@@ -87,7 +87,10 @@ static const CliOption k_opts[] = {
     {"out", 'o', CLI_STRING, NULL, "DIR|FILE.npz", "PNG directory, or an ADM sample batch .npz (arr_0 uint8 N x S x S x 3)", &g.out, .required = false},
     {"shard", 0, CLI_STRING, NULL, "K/N", "render only the K-th of N equal contiguous parts (a .npz output becomes FILE.shardKofN.npz)", &g.shard, .required = false},
     {"fid-ref", 0, CLI_STRING, NULL, "REF.npz", "compute Inception statistics while rendering and print FID/sFID/IS against these reference statistics", &g.fid_ref, .required = false},
-    {"save-stats", 0, CLI_STRING, NULL, "FILE.npz", "with --fid-ref: save the set's statistics (partial sums with --shard, for fid-merge)", &g.save_stats, .required = false},
+    {"save-stats", 0, CLI_STRING, NULL, "FILE.npz", "save the set's Inception statistics (partial sums with --shard, for fid-merge)", &g.save_stats, .required = false},
+    {"features-out", 0, CLI_STRING, NULL, "FILE.npy", "write the pool3 features of the rendered images (float32, N x 2048 in image order; with --shard the shard's), for `argen fid FILE.npy REF.npz [--pr]` later", &g.features_out, .required = false},
+    {"pr", 0, CLI_FLAG, NULL, NULL, "with --fid-ref: also improved precision and recall against the reference batch's images (its arr_0, as in the ADM reference batches); keeps the pool3 features in memory (8 KiB per image)", &g.pr, .required = false},
+    {"pr-distances", 0, CLI_STRING, "fp32", NULL, "--pr: float32 distances, or fp16 as the ADM evaluator computes them", &g.pr_distances, .choices = "fp32|fp16"},
     {"inception", 0, CLI_STRING, NULL, "FILE", "FID Inception weights (see argen fid --help)", &g.inception, .required = false},
     {"resize", 0, CLI_STRING, "adm", NULL, "FID preprocessing", &g.resize, .choices = "adm|pytorch-fid"},
     {"no-sfid", 0, CLI_FLAG, NULL, NULL, "skip the sFID statistics", &g.no_spatial, .required = false},
@@ -104,11 +107,13 @@ static const CliCommand k_cmd = {
     "Renders an evaluation set: per-class images of the given classes, image k with class classes[k / per-class] and\n"
     "random stream (seed, k). Output: a PNG directory (files <k>_c<class>.png plus argen_run.json) or a sample .npz\n"
     "(ADM layout, for `argen fid` or the ADM evaluator; built from a resumable FILE.npz.partial). Interrupted runs\n"
-    "resume: finished images are kept (and, with --fid-ref, read back for the statistics).",
+    "resume: finished images are kept (and, with --fid-ref, --save-stats, --features-out or --pr, read back for the\n"
+    "Inception features).",
     k_opts, CLI_COUNT(k_opts), NULL, 0, 0,
     "examples:\n  argen render --protocol var-d16 --vae vae_ch160v4096z32.pth --ckpt var_d16.pth --out var_d16_50k.npz\n"
     "  argen fid var_d16_50k.npz VIRTUAL_imagenet256_labeled.npz\n"
     "  argen render --protocol var-d16 --vae ... --ckpt ... --fid-ref VIRTUAL_imagenet256_labeled.npz   (no files)\n"
+    "  argen render --protocol var-d16 --vae ... --ckpt ... --fid-ref VIRTUAL_imagenet256_labeled.npz --pr\n"
     "  argen render ... --shard 3/8 --fid-ref REF.npz --save-stats part3.npz   (scripts/slurm_fid50k.sh)\n"
     "  argen render --protocol llamagen-xl --vq vq_ds16_c2i.pt --ckpt c2i_XL_384.pt --out xl_50k.npz   (384 -> 256)\n"
     "  argen render --protocol var-d16 --random-init var-d16 --fid-ref REF.npz   (the time of a FID-50k run, no checkpoints)",
@@ -180,7 +185,11 @@ typedef struct {
     bool has_out;
     EvExtractor ex;
     EvFeatureStats stats;
-    bool has_stats;
+    bool has_stats;       // Inception features are computed (--fid-ref, --save-stats, --features-out or --pr)
+    float *feats;         // (max_batch, 2048): a batch's pool3 features back on the host (--features-out, --pr)
+    NpyOut feats_out;     // --features-out
+    PoolFeatures pool;    // --pr: the rendered images' pool3 features
+    FidSource ref_src;    // --pr: the reference batch's images
     KtBackend eval_be;
     const char *settings;  // borrowed: the run's settings JSON (PNG metadata)
     double t_generate, t_features, t_io;  // seconds spent generating, in Inception + statistics, reading/writing
@@ -262,7 +271,9 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
             break;
         }
         t = cli_now();
-        if (st == KT_OK && r->has_stats) st = ev_extractor_add(&r->ex, &r->stats, px, b, S, S, i, NULL);
+        if (st == KT_OK && r->has_stats) st = ev_extractor_add(&r->ex, &r->stats, px, b, S, S, i, r->feats);
+        if (st == KT_OK && g.features_out) st = npy_out_write(&r->feats_out, r->feats, b);
+        if (st == KT_OK && g.pr) st = pool_features_append(&r->pool, r->feats, b, "render");
         r->t_features += cli_now() - t;
         i += b;
         generated += missing ? b : 0;
@@ -283,7 +294,23 @@ static KtStatus render_range(Render *r, int64_t lo, int64_t hi, int64_t total) {
     return st;
 }
 
-static KtStatus report_fid(Render *r, int64_t n) {
+// Precision and recall of the rendered images against the reference batch's images (--pr).
+static KtStatus precision_recall(Render *r, int eval_batch, EvPrResult *out) {
+    PoolFeatures ref = {0};
+    EvFeatureStats scratch = {0};  // the reference's statistics stay its file's mu/sigma
+    KtStatus st = ev_stats_init(&scratch, INC_POOL3, 0, r->ref_src.n, INC_CLASSES);
+    if (st == KT_OK)
+        st = eval_source_images(&r->ref_src, &r->ex, &scratch, eval_batch, 0, r->ref_src.n, NULL, &ref, "render",
+                                g.quiet);
+    if (st == KT_OK)
+        st = eval_precision_recall(&r->eval_be, &r->pool, &ref, !strcmp(g.pr_distances, "fp16"), "render", g.quiet,
+                                   out);
+    ev_stats_free(&scratch);
+    pool_features_free(&ref);
+    return st;
+}
+
+static KtStatus report_fid(Render *r, int64_t n, const EvPrResult *pr) {
     EvFeatureStats ref;
     KT_TRY(ev_stats_load(&ref, g.fid_ref));
     double *mu1 = NULL, *s1 = NULL, *mu2 = NULL, *s2 = NULL, fid = 0, sfid = 0, ism = 0, iss = 0;
@@ -308,15 +335,19 @@ static KtStatus report_fid(Render *r, int64_t n) {
     if (n < INC_POOL3 && !g.quiet)
         fprintf(stderr, "warning: %lld samples < %d: the covariance is rank-deficient; compare FIDs only at equal "
                 "sample counts (published: 50,000)\n", (long long)n, INC_POOL3);
-    char sf[64] = "null", nb[32] = "null";
+    char sf[64] = "null", nb[32] = "null", pp[64] = "null", rr[64] = "null";
     if (has_sfid) snprintf(sf, sizeof sf, "%.17g", sfid);
     if (n_ref >= 0) snprintf(nb, sizeof nb, "%lld", (long long)n_ref);
-    if (g.json)
-        printf("{\"fid\": %.17g, \"sfid\": %s, \"is_mean\": %.17g, \"is_std\": %.17g, \"n_a\": %lld, \"n_b\": %s}\n",
-               fid, sf, ism, iss, (long long)n, nb);
-    else
-        printf("FID: %.4f\n%s%s%sInception Score: %.4f +- %.4f (%lld samples, %d splits)\n", fid, has_sfid ? "sFID: " : "",
-               has_sfid ? sf : "", has_sfid ? "\n" : "", ism, iss, (long long)n, EV_IS_SPLITS);
+    if (pr) snprintf(pp, sizeof pp, "%.17g", pr->precision), snprintf(rr, sizeof rr, "%.17g", pr->recall);
+    if (g.json) {
+        printf("{\"fid\": %.17g, \"sfid\": %s, \"is_mean\": %.17g, \"is_std\": %.17g, \"precision\": %s, "
+               "\"recall\": %s, \"n_a\": %lld, \"n_b\": %s}\n", fid, sf, ism, iss, pp, rr, (long long)n, nb);
+        return KT_OK;
+    }
+    printf("FID: %.4f\n", fid);
+    if (has_sfid) printf("sFID: %.4f\n", sfid);
+    printf("Inception Score: %.4f +- %.4f (%lld samples, %d splits)\n", ism, iss, (long long)n, EV_IS_SPLITS);
+    if (pr) printf("Precision: %.4f\nRecall: %.4f\n", pr->precision, pr->recall);
     return KT_OK;
 }
 
@@ -326,7 +357,11 @@ static int run(const CliParsed *parsed) {
     int shard_k, shard_n;
     if (cli_parse_shard(g.shard, &shard_k, &shard_n) != KT_OK) return fprintf(stderr, "argen: %s\n", kt_last_error()), 2;
     if (!g.out && !g.fid_ref) return fprintf(stderr, "argen: give --out DIR|FILE.npz, --fid-ref REF.npz, or both\n"), 2;
-    if (g.save_stats && !g.fid_ref) return fprintf(stderr, "argen: --save-stats needs --fid-ref (statistics are computed only then)\n"), 2;
+    if (g.pr && !g.fid_ref)
+        return fprintf(stderr, "argen: --pr needs --fid-ref REF.npz (a reference batch with its images, arr_0)\n"), 2;
+    if (g.pr && g.shard)
+        return fprintf(stderr, "argen: --pr needs the whole set: drop --shard, or render the shards to files and run "
+                       "`argen fid SAMPLES REF.npz --pr` on the result\n"), 2;
     if (g.shard && g.fid_ref && !g.save_stats)
         return fprintf(stderr, "argen: --shard with --fid-ref: add --save-stats PART.npz (FID needs all shards: fid-merge them)\n"), 2;
     if (llamagen() && !g.vq) g.vq = g.vae;
@@ -356,6 +391,26 @@ static int run(const CliParsed *parsed) {
     r.settings = settings;
     KtStatus st = settings ? KT_OK : KT_FAIL(KT_ERR_OOM, "out of memory");
     if (st == KT_OK && g.save_stats) st = check_output_file("--save-stats", g.save_stats);
+    if (st == KT_OK && g.features_out) st = check_output_file("--features-out", g.features_out);
+    if (st == KT_OK && g.fid_ref) {
+        bool yes = false;
+        st = ev_stats_is_stats_file(g.fid_ref, &yes);
+        if (st == KT_OK && !yes)
+            st = KT_FAIL(KT_ERR_FORMAT, "--fid-ref: %s holds no statistics (mu/sigma); compute them first with "
+                         "`argen fid %s --save-stats REF_stats.npz`", g.fid_ref, g.fid_ref);
+    }
+    if (st == KT_OK && g.pr) {  // a reference without images fails now, not after the set
+        EvNpz *z = NULL;
+        bool images = ev_npz_open(&z, g.fid_ref) == KT_OK && ev_npz_has(z, "arr_0");
+        ev_npz_close(z);
+        st = images ? fid_source_open(&r.ref_src, g.fid_ref)
+                    : KT_FAIL(KT_ERR_ARG, "--pr: %s holds statistics only (no arr_0 images); precision and recall "
+                              "need the reference images (the ADM reference batches such as "
+                              "VIRTUAL_imagenet256_labeled.npz hold them)", g.fid_ref);
+    }
+    bool want_features = g.fid_ref || g.save_stats || g.features_out || g.pr;  // Inception runs
+    char ipath[4200];
+    if (st == KT_OK && want_features) st = cli_inception_path(g.inception, ipath, sizeof ipath);
     ArgenLoadParams lp;
     argen_load_params_init(&lp);
     lp.arch = llamagen() ? ARGEN_ARCH_LLAMAGEN : ARGEN_ARCH_VAR;
@@ -390,34 +445,41 @@ static int run(const CliParsed *parsed) {
                              g.per_class);
         r.has_out = st == KT_OK;
     }
-    if (st == KT_OK && g.fid_ref) {
-        char ipath[4200];
-        bool yes = false;
-        st = ev_stats_is_stats_file(g.fid_ref, &yes);
-        if (st == KT_OK && !yes)
-            st = KT_FAIL(KT_ERR_FORMAT, "--fid-ref: %s holds no statistics (mu/sigma); compute them first with "
-                         "`argen fid %s --save-stats REF_stats.npz`", g.fid_ref, g.fid_ref);
-        if (st == KT_OK) st = cli_inception_path(g.inception, ipath, sizeof ipath);
-        if (st == KT_OK) st = cli_eval_backend(&r.eval_be, g.device, "fp32");
+    // the reference's images (--pr) go through the network in larger batches than the generator's
+    int eval_batch = r.info.max_batch;
+    if (g.pr && eval_batch < (cuda ? 200 : 8)) eval_batch = cuda ? 200 : 8;
+    if (st == KT_OK && want_features) {
+        st = cli_eval_backend(&r.eval_be, g.device, "fp32");
         if (st == KT_OK)
-            st = ev_extractor_init(&r.ex, &r.eval_be, ipath, r.info.max_batch,
+            st = ev_extractor_init(&r.ex, &r.eval_be, ipath, eval_batch,
                                    !strcmp(g.resize, "adm") ? KT_FID_RESIZE_ADM : KT_FID_RESIZE_PYTORCH);
         if (st == KT_OK) st = ev_stats_init(&r.stats, INC_POOL3, g.no_spatial ? 0 : INC_SPATIAL, total, INC_CLASSES);
         r.has_stats = st == KT_OK;
     }
+    if (st == KT_OK && (g.features_out || g.pr) &&
+        !(r.feats = malloc((size_t)r.info.max_batch * INC_POOL3 * sizeof *r.feats)))
+        st = KT_FAIL(KT_ERR_OOM, "out of memory");
+    if (st == KT_OK && g.features_out) st = npy_out_open(&r.feats_out, g.features_out, hi - lo);
     double t0 = cli_now();
     if (st == KT_OK) st = render_range(&r, lo, hi, total);
     if (st == KT_OK && r.has_out) st = output_finish(&r.out, r.info.output_size);
+    if (g.features_out) {
+        KtStatus c = npy_out_close(&r.feats_out, st == KT_OK);
+        if (st == KT_OK) st = c;
+        if (st == KT_OK && !g.quiet) fprintf(stderr, "render: wrote the pool3 features to %s\n", g.features_out);
+    }
     if (st == KT_OK && !g.quiet)
         fprintf(stderr, "render: %lld images (%lld-%lld of %lld) in %.1f s (generate %.1f s, features %.1f s, files "
                 "%.1f s)%s%s\n", (long long)(hi - lo), (long long)lo, (long long)hi - 1, (long long)total, cli_now() - t0,
                 r.t_generate, r.t_features, r.t_io, r.has_out ? " -> " : "", r.has_out ? r.out.path : "");
     if (st == KT_OK && g.save_stats) st = ev_stats_save(&r.stats, g.save_stats, g.shard != NULL);
     double t_fd = cli_now();
-    if (st == KT_OK && r.has_stats && !g.shard) st = report_fid(&r, hi - lo);
-    if (st == KT_OK && r.has_stats && !g.shard && !g.quiet)
-        fprintf(stderr, "render: statistics and Frechet distance in %.1f s; end to end %.1f s\n", cli_now() - t_fd,
-                cli_now() - t0);
+    EvPrResult pr_result = {0};
+    if (st == KT_OK && g.pr) st = precision_recall(&r, eval_batch, &pr_result);
+    if (st == KT_OK && g.fid_ref && !g.shard) st = report_fid(&r, hi - lo, g.pr ? &pr_result : NULL);
+    if (st == KT_OK && g.fid_ref && !g.shard && !g.quiet)
+        fprintf(stderr, "render: statistics and Frechet distance%s in %.1f s; end to end %.1f s\n",
+                g.pr ? ", precision and recall" : "", cli_now() - t_fd, cli_now() - t0);
     if (!g.quiet && r.model) {  // fallbacks taken (e.g. --device auto without a GPU, graph capture off)
         ArgenInfo fin;
         argen_info(r.model, &fin);
@@ -425,6 +487,10 @@ static int run(const CliParsed *parsed) {
     }
     int rc = st == KT_OK ? 0 : cli_fail();
     output_close(&r.out);
+    npy_out_close(&r.feats_out, false);
+    free(r.feats);
+    pool_features_free(&r.pool);
+    fid_source_close(&r.ref_src);
     ev_stats_free(&r.stats);
     ev_extractor_free(&r.ex);
     if (r.eval_be.ops) kt_backend_free(&r.eval_be);

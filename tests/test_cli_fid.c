@@ -170,6 +170,27 @@ static float *read_features(const char *path, int64_t *n) {
     return x;
 }
 
+// An ADM-layout reference batch `ref`: the n images (also in the sample npz `imgs_npz`) as arr_0 beside their
+// statistics mu, sigma, mu_s, sigma_s (computed by `argen fid --save-stats stats`, pool3 features to `feats`).
+static void write_adm_reference(const char *ref, const char *imgs_npz, const uint8_t *img, int n, const char *stats,
+                                const char *feats) {
+    const char *s0[] = {"fid", imgs_npz, "--inception", INCEPTION, "--save-stats", stats, "--features-out", feats, "-q",
+                        NULL};
+    cr_assert_eq(run_cli(s0, g_err, sizeof g_err), 0, "%s", g_err);
+    EvFeatureStats st;
+    OK(ev_stats_load(&st, stats));
+    cr_assert(st.fixed && st.mu_s);
+    EvNpzWriter *w;
+    OK(ev_npz_writer_open(&w, ref));
+    OK(ev_npz_writer_add(w, "arr_0", KT_U8, 4, (int64_t[]){n, 64, 64, 3}, img));
+    OK(ev_npz_writer_add(w, "mu", KT_F64, 1, (int64_t[]){2048}, st.mu));
+    OK(ev_npz_writer_add(w, "sigma", KT_F64, 2, (int64_t[]){2048, 2048}, st.sigma));
+    OK(ev_npz_writer_add(w, "mu_s", KT_F64, 1, (int64_t[]){2023}, st.mu_s));
+    OK(ev_npz_writer_add(w, "sigma_s", KT_F64, 2, (int64_t[]){2023, 2023}, st.sigma_s));
+    OK(ev_npz_writer_close(w));
+    ev_stats_free(&st);
+}
+
 // --pr against an ADM-style reference batch (arr_0 images beside mu/sigma/mu_s/sigma_s): the FID is the one of the
 // file's statistics (as without --pr), precision and recall are those of the library on the two sets' features;
 // then the same from the saved features (.npy inputs).
@@ -186,21 +207,7 @@ Test(cli_fid, precision_recall_against_a_reference_batch) {
     memcpy(img + 2 * 64 * 64 * 3, rimg, 6 * 64 * 64 * 3);  // img[2..7] now holds the reference set
     free(rimg);
     write_samples_npz(b_imgs, img + 2 * 64 * 64 * 3, 6);
-    const char *s0[] = {"fid", b_imgs, "--inception", INCEPTION, "--save-stats", b_stats, "--features-out", fb, "-q",
-                        NULL};
-    cr_assert_eq(run_cli(s0, g_err, sizeof g_err), 0, "%s", g_err);
-    EvFeatureStats st;
-    OK(ev_stats_load(&st, b_stats));
-    cr_assert(st.fixed && st.mu_s);
-    EvNpzWriter *w;  // the ADM layout: images and statistics in one file
-    OK(ev_npz_writer_open(&w, ref));
-    OK(ev_npz_writer_add(w, "arr_0", KT_U8, 4, (int64_t[]){6, 64, 64, 3}, img + 2 * 64 * 64 * 3));
-    OK(ev_npz_writer_add(w, "mu", KT_F64, 1, (int64_t[]){2048}, st.mu));
-    OK(ev_npz_writer_add(w, "sigma", KT_F64, 2, (int64_t[]){2048, 2048}, st.sigma));
-    OK(ev_npz_writer_add(w, "mu_s", KT_F64, 1, (int64_t[]){2023}, st.mu_s));
-    OK(ev_npz_writer_add(w, "sigma_s", KT_F64, 2, (int64_t[]){2023, 2023}, st.sigma_s));
-    OK(ev_npz_writer_close(w));
-    ev_stats_free(&st);
+    write_adm_reference(ref, b_imgs, img + 2 * 64 * 64 * 3, 6, b_stats, fb);
     const char *r1[] = {"fid", a, ref, "--inception", INCEPTION, "--json", "-q", NULL};
     cr_assert_eq(run_cli_stdout(r1, o1, g_err, sizeof g_err), 0, "%s", g_err);
     const char *r2[] = {"fid", a, ref, "--inception", INCEPTION, "--json", "-q", "--pr", "--features-out", fa, NULL};
@@ -376,6 +383,103 @@ Test(cli_fid, render_streaming_statistics_equal_those_of_its_files) {
     cr_assert(fabs(json_num(j3, "fid") - json_num(j4, "fid")) < 1e-9 * json_num(j4, "fid"), "%s vs %s", j3, j4);
     cr_assert(strstr(j3, "\"n_a\": 6"), "%s", j3);
     free(j1), free(j2), free(j3), free(j4);
+}
+
+// render --pr and --features-out: one pass gives what a render to a file and a second pass of `argen fid` give (the
+// same precision and recall, the same pool3 features up to the GEMM's batch-size rounding), also on a resumed run
+// whose earlier images are read back; --save-stats works without --fid-ref; bad uses are refused before any image.
+Test(cli_fid, render_precision_recall_and_features_equal_a_second_pass) {
+    char vae[4200], var[4200], p[16][4200];
+    snprintf(vae, sizeof vae, "%s", fixture_path("var_tiny/vae.pth"));
+    snprintf(var, sizeof var, "%s", fixture_path("var_tiny/var.pth"));
+    const char *names[] = {"ref_imgs.npz", "ref_stats.npz", "ref_feats.npy", "ref.npz", "s.npz", "f_render.npy",
+                           "f_fid.npy", "o1.json", "o2.json", "dir", "f_resumed.npy", "st_resumed.npz", "o3.json"};
+    for (int i = 0; i < 13; i++) snprintf(p[i], sizeof p[i], "%s/rpr_%s", test_tmpdir(), names[i]);
+    const char *ref_imgs = p[0], *ref_stats = p[1], *ref_feats = p[2], *ref = p[3], *npz = p[4], *f1 = p[5];
+    const char *f2 = p[6], *o1 = p[7], *o2 = p[8], *dir = p[9], *f3 = p[10], *st3 = p[11], *o3 = p[12];
+    // the reference: the render's first three images and five others, so that precision and recall differ (a swap
+    // of samples and reference would show) and the recall is neither 0 nor 1
+    const char *r0[] = {"render", VAR_ARGS, "--batch", "4", "--out", npz, "-q", NULL};
+    cr_assert_eq(run_cli(r0, g_err, sizeof g_err), 0, "%s", g_err);
+    uint8_t *img = eight_images();
+    EvNpz *z;
+    EvNpyStream *rs;
+    EvNpyHeader h;
+    int64_t got;
+    OK(ev_npz_open(&z, npz));
+    OK(ev_npy_stream_open(&rs, z, "arr_0", &h));
+    cr_assert(h.ndim == 4 && h.shape[0] == 6 && h.shape[1] == 64 && h.shape[2] == 64 && h.shape[3] == 3);
+    OK(ev_npy_stream_read(rs, img, 3, &got));
+    cr_assert_eq(got, 3);
+    ev_npy_stream_close(rs);
+    ev_npz_close(z);
+    remove(npz);
+    write_samples_npz(ref_imgs, img, 8);
+    write_adm_reference(ref, ref_imgs, img, 8, ref_stats, ref_feats);
+    free(img);
+    const char *r1[] = {"render", VAR_ARGS, "--batch", "4", "--out", npz, "--fid-ref", ref, "--pr", "--features-out",
+                        f1, "--inception", INCEPTION, "--json", "-q", NULL};
+    cr_assert_eq(run_cli_stdout(r1, o1, g_err, sizeof g_err), 0, "%s", g_err);
+    const char *r2[] = {"fid", npz, ref, "--pr", "--features-out", f2, "--inception", INCEPTION, "--json", "-q", NULL};
+    cr_assert_eq(run_cli_stdout(r2, o2, g_err, sizeof g_err), 0, "%s", g_err);
+    char *j1 = read_file(o1, NULL), *j2 = read_file(o2, NULL);
+    int64_t n1, n2, nr;
+    float *x1 = read_features(f1, &n1), *x2 = read_features(f2, &n2), *xr = read_features(ref_feats, &nr);
+    cr_assert(n1 == 6 && n2 == 6 && nr == 8, "%lld %lld %lld", (long long)n1, (long long)n2, (long long)nr);
+    double worst = 0;
+    for (int64_t i = 0; i < 6 * 2048; i++) {
+        double d = fabs((double)x1[i] - x2[i]) / (fabs((double)x2[i]) + 1e-3);
+        if (d > worst) worst = d;
+    }
+    cr_expect(worst < 1e-4, "render's features differ from fid's by %g (relative)", worst);
+    KtBackend be;
+    test_backend_init(&be, KT_CPU);
+    EvPrParams prp = ev_pr_params_default();
+    EvPrResult want;
+    OK(ev_precision_recall(&be, xr, nr, x1, n1, 2048, &prp, &want));
+    kt_backend_free(&be);
+    cr_expect_eq(json_num(j1, "precision"), want.precision, "%s: library %g", j1, want.precision);
+    cr_expect_eq(json_num(j1, "recall"), want.recall, "%s: library %g", j1, want.recall);
+    cr_expect_eq(json_num(j1, "precision"), json_num(j2, "precision"), "%s vs %s", j1, j2);
+    cr_expect_eq(json_num(j1, "recall"), json_num(j2, "recall"), "%s vs %s", j1, j2);
+    cr_expect(fabs(json_num(j1, "fid") - json_num(j2, "fid")) < 1e-7 * json_num(j2, "fid"), "%s vs %s", j1, j2);
+    cr_expect(want.precision > 0 && want.recall > 0 && want.precision != want.recall && want.recall < 1,
+              "precision %g, recall %g: the test cannot tell samples from reference", want.precision, want.recall);
+    cr_expect(strstr(j1, "\"n_a\": 6"), "%s", j1);
+    // interrupted after 3 images, resumed with --features-out and --save-stats (no --fid-ref): the earlier images
+    // are read back, so the features cover the whole set in image order
+    setenv("ARGEN_RENDER_MAX_IMAGES", "3", 1);
+    const char *r3[] = {"render", VAR_ARGS, "--batch", "4", "--out", dir, "-q", NULL};
+    cr_assert_eq(run_cli(r3, g_err, sizeof g_err), 1);
+    unsetenv("ARGEN_RENDER_MAX_IMAGES");
+    const char *r4[] = {"render", VAR_ARGS, "--batch", "4", "--out", dir, "--features-out", f3, "--save-stats", st3,
+                        "--inception", INCEPTION, "-q", NULL};
+    cr_assert_eq(run_cli(r4, g_err, sizeof g_err), 0, "%s", g_err);
+    int64_t n3;
+    float *x3 = read_features(f3, &n3);
+    cr_assert_eq(n3, 6);
+    cr_expect(!memcmp(x3, x1, 6 * 2048 * sizeof *x1), "resumed render's features differ from the uninterrupted one's");
+    const char *r5[] = {"fid", st3, ref, "--json", "-q", NULL};  // its statistics: the same FID
+    cr_assert_eq(run_cli_stdout(r5, o3, g_err, sizeof g_err), 0, "%s", g_err);
+    char *j3 = read_file(o3, NULL);
+    cr_expect(fabs(json_num(j3, "fid") - json_num(j1, "fid")) < 1e-7 * json_num(j1, "fid"), "%s vs %s", j3, j1);
+    free(j1), free(j2), free(j3), free(x1), free(x2), free(x3), free(xr);
+    // refused: --pr without --fid-ref or with --shard (usage), and against statistics without images (before
+    // rendering: no output appears)
+    char out[4200];
+    snprintf(out, sizeof out, "%s/rpr_never", test_tmpdir());
+    const char *e1[] = {"render", VAR_ARGS, "--out", out, "--pr", "--inception", INCEPTION, "-q", NULL};
+    cr_assert_eq(run_cli(e1, g_err, sizeof g_err), 2);
+    cr_expect(strstr(g_err, "--pr") && strstr(g_err, "--fid-ref"), "%s", g_err);
+    const char *e2[] = {"render", VAR_ARGS, "--out", out, "--fid-ref", ref, "--pr", "--shard", "0/2", "--save-stats",
+                        st3, "--inception", INCEPTION, "-q", NULL};
+    cr_assert_eq(run_cli(e2, g_err, sizeof g_err), 2);
+    cr_expect(strstr(g_err, "--pr") && strstr(g_err, "--shard"), "%s", g_err);
+    const char *e3[] = {"render", VAR_ARGS, "--out", out, "--fid-ref", ref_stats, "--pr", "--inception", INCEPTION,
+                        "-q", NULL};
+    cr_assert_eq(run_cli(e3, g_err, sizeof g_err), 1);
+    cr_expect(strstr(g_err, "rpr_ref_stats.npz") && strstr(g_err, "arr_0"), "%s", g_err);
+    cr_expect(!file_exists(out), "%s was created by a refused run", out);
 }
 
 Test(cli_fid, protocol_fixes_its_settings) {
