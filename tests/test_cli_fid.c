@@ -170,6 +170,19 @@ static float *read_features(const char *path, int64_t *n) {
     return x;
 }
 
+// Checks that the "precision" and "recall" of a JSON line are the library's on these features; returns them.
+static EvPrResult expect_library_pr(const char *json, const float *samples, int64_t ns, const float *ref, int64_t nr) {
+    KtBackend be;
+    test_backend_init(&be, KT_CPU);
+    EvPrParams p = ev_pr_params_default();
+    EvPrResult want;
+    OK(ev_precision_recall(&be, ref, nr, samples, ns, 2048, &p, &want));
+    kt_backend_free(&be);
+    cr_expect_eq(json_num(json, "precision"), want.precision, "%s: library %g", json, want.precision);
+    cr_expect_eq(json_num(json, "recall"), want.recall, "%s: library %g", json, want.recall);
+    return want;
+}
+
 // An ADM-layout reference batch `ref`: the n images (also in the sample npz `imgs_npz`) as arr_0 beside their
 // statistics mu, sigma, mu_s, sigma_s (computed by `argen fid --save-stats stats`, pool3 features to `feats`).
 static void write_adm_reference(const char *ref, const char *imgs_npz, const uint8_t *img, int n, const char *stats,
@@ -218,14 +231,7 @@ Test(cli_fid, precision_recall_against_a_reference_batch) {
     int64_t na, nb;
     float *xa = read_features(fa, &na), *xb = read_features(fb, &nb);
     cr_assert(na == 6 && nb == 6);
-    KtBackend be;
-    test_backend_init(&be, KT_CPU);
-    EvPrParams p = ev_pr_params_default();
-    EvPrResult want;
-    OK(ev_precision_recall(&be, xb, nb, xa, na, 2048, &p, &want));
-    kt_backend_free(&be);
-    cr_expect_eq(json_num(j2, "precision"), want.precision, "%s: library %g", j2, want.precision);
-    cr_expect_eq(json_num(j2, "recall"), want.recall, "%s: library %g", j2, want.recall);
+    EvPrResult want = expect_library_pr(j2, xa, na, xb, nb);
     cr_expect(want.precision != want.recall, "precision %g = recall %g: the test cannot tell A from B",
               want.precision, want.recall);
     // the same from the saved features (.npy inputs: no network runs, so no weights are given): the same precision
@@ -432,14 +438,7 @@ Test(cli_fid, render_precision_recall_and_features_equal_a_second_pass) {
         if (d > worst) worst = d;
     }
     cr_expect(worst < 1e-4, "render's features differ from fid's by %g (relative)", worst);
-    KtBackend be;
-    test_backend_init(&be, KT_CPU);
-    EvPrParams prp = ev_pr_params_default();
-    EvPrResult want;
-    OK(ev_precision_recall(&be, xr, nr, x1, n1, 2048, &prp, &want));
-    kt_backend_free(&be);
-    cr_expect_eq(json_num(j1, "precision"), want.precision, "%s: library %g", j1, want.precision);
-    cr_expect_eq(json_num(j1, "recall"), want.recall, "%s: library %g", j1, want.recall);
+    EvPrResult want = expect_library_pr(j1, x1, n1, xr, nr);
     cr_expect_eq(json_num(j1, "precision"), json_num(j2, "precision"), "%s vs %s", j1, j2);
     cr_expect_eq(json_num(j1, "recall"), json_num(j2, "recall"), "%s vs %s", j1, j2);
     cr_expect(fabs(json_num(j1, "fid") - json_num(j2, "fid")) < 1e-7 * json_num(j2, "fid"), "%s vs %s", j1, j2);
