@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(realpath -m "${2:-$root/build-fuzz}")
 cc=${CC:-clang}
 jobs=${FUZZ_JOBS:-1}
-harnesses=(fuzz_checkpoint fuzz_npz fuzz_image)
+harnesses=(fuzz_checkpoint fuzz_npz fuzz_image fuzz_options)
 
 mkdir -p "$build"
 # The top-level build when the whole project configures; otherwise the harness directory on its own.
@@ -48,6 +48,16 @@ find "$build/fixtures" -type f \( -name '*.pth' -o -name '*.pt' -o -name '*.safe
 
 # Images: small PNGs of every colour type, bit depth and interlacing, and JPEGs (scripts/make_image_seeds.py).
 python3 "$root/scripts/make_image_seeds.py" "$build/seeds-image"
+
+# Command lines: NUL-separated argv tokens, a few of each kind of option and syntax.
+mkdir -p "$build/seeds-options"
+i=0
+for line in "--class 1,4-6,10 --cfg 4 -q a.png" "-k5 -s=3 --top-p=0.5 -- --not-an-option" "--device cuda -o out x y" \
+  "--patch-nums 1,2,3,4,5,6,8,10,13,16 --scales 0.5,1,2.5 --steps 100" "--format jpg --json -qo dir" \
+  "--help" "--top-k -3" "--cfg nan" "--tokn 3" "--class 999-0" "--seed 9223372036854775807 -" "--out"; do
+  printf '%s' "$line" | tr ' ' '\0' >"$build/seeds-options/$i"
+  i=$((i + 1))
+done
 
 # Tokens the formats are made of, so mutations can splice them in.
 cat >"$build/checkpoint.dict" <<'EOF'
@@ -125,6 +135,36 @@ cat >"$build/image.dict" <<'EOF'
 "\xff\xd9"
 "\xff\xe0"
 EOF
+
+cat >"$build/options.dict" <<'EOF2'
+"--"
+"--class"
+"--cfg"
+"--top-k"
+"--top-p"
+"--seed"
+"--steps"
+"--device"
+"--format"
+"--out"
+"--patch-nums"
+"--scales"
+"--quiet"
+"--json"
+"--help"
+"="
+","
+"-"
+"\x00"
+"cuda"
+"jpg"
+"1e38"
+"inf"
+"nan"
+"0x10"
+"2147483648"
+"-9223372036854775809"
+EOF2
 
 parallel=()  # independent workers sharing the corpus dir; each logs to $build/fuzz-<n>.log
 [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")

@@ -2,8 +2,8 @@
 # The whole test suite, as CI runs it: installs what is missing, then
 #   1. builds with -Werror (CUDA too when nvcc is present; GPU tests skip themselves without a GPU) and runs ctest,
 #   2. rebuilds the CPU code with AddressSanitizer + UndefinedBehaviorSanitizer and runs ctest again,
-#   3. builds the parser fuzzers (checkpoints, npz, images) with clang/libFuzzer and runs each briefly (FUZZ_SECONDS,
-#      default 60),
+#   3. builds the parser fuzzers (checkpoints, npz, images, command lines) with clang/libFuzzer and runs each
+#      briefly (FUZZ_SECONDS, default 60),
 #   4. when the CUDA headers are there, runs the CUDA backend's own kernels on the CPU under the execution-model
 #      emulator against the CPU backend (scripts/cuda_emu/run.sh quick: four suites, ~7 min on 2 cores),
 #   5. and the whole CUDA backend on the CPU (-DARGEN_CUDA=EMU: emulated runtime, graphs, cuBLAS(Lt), cuDNN) under
@@ -29,7 +29,7 @@ cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
    ctest --output-on-failure -j1)
 
-echo "== 3/5 fuzz the checkpoint, npz and image parsers" >&2
+echo "== 3/5 fuzz the checkpoint, npz, image and command-line parsers" >&2
 scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 
 echo "== 4/5 CUDA kernels on the CPU (emulated execution model) vs the CPU backend" >&2
