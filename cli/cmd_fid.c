@@ -120,15 +120,9 @@ static KtStatus eval_images(FidInput *in, FidSource *src, EvExtractor *ex, int b
 // the images) and, with --pr, the features themselves. Read a chunk of rows at a time from the mapped file.
 static KtStatus load_features(FidInput *in, PoolFeatures *keep) {
     EvNpyFile f;
-    KT_TRY(ev_npy_file_open(&f, in->path));
+    KT_TRY(features_file_open(&f, in->path));
     const EvNpyHeader *h = &f.h;
-    KtStatus st = KT_OK;
-    if (h->dtype != KT_F32 || h->big_endian || h->ndim != 2 || h->shape[0] < 1 || h->shape[1] != INC_POOL3)
-        st = KT_FAIL(KT_ERR_FORMAT, "%s: expected pool3 features as `argen fid --features-out` writes them, "
-                     "little-endian float32 (N, %d) with N >= 1; found %s%s, %d dims, %lld columns", in->path,
-                     INC_POOL3, h->big_endian ? "big-endian " : "", kt_dtype_name(h->dtype), h->ndim,
-                     h->ndim >= 2 ? (long long)h->shape[1] : -1ll);
-    if (st == KT_OK) st = ev_stats_init(&in->stats, INC_POOL3, 0, 0, 0);
+    KtStatus st = ev_stats_init(&in->stats, INC_POOL3, 0, 0, 0);
     enum { CHUNK = 1024 };
     float *buf = st == KT_OK ? malloc((size_t)CHUNK * INC_POOL3 * sizeof *buf) : NULL;
     if (st == KT_OK && !buf) st = KT_FAIL(KT_ERR_OOM, "%s: out of memory", in->path);
@@ -353,8 +347,8 @@ typedef struct {
 static MergeArgs gm;
 
 static const CliOption k_merge_opts[] = {
-    {"out", 'o', CLI_STRING, NULL, "FILE.npz", "merged statistics (mu, sigma, mu_s, sigma_s, n, IS sums)", &gm.out, .required = true},
-    {"partial", 0, CLI_FLAG, NULL, NULL, "write exact sums again (a part for a further merge) instead of mu/sigma", &gm.partial, .required = false},
+    {"out", 'o', CLI_STRING, NULL, "FILE.npz|FILE.npy", "merged statistics (mu, sigma, mu_s, sigma_s, n, IS sums), or the parts' pool3 features one after the other", &gm.out, .required = true},
+    {"partial", 0, CLI_FLAG, NULL, NULL, "statistics: write exact sums again (a part for a further merge) instead of mu/sigma", &gm.partial, .required = false},
     {"quiet", 'q', CLI_FLAG, NULL, NULL, "print nothing on success", &gm.quiet, .required = false},
 };
 
@@ -362,16 +356,60 @@ static const CliCommand k_merge_cmd = {
     "argen fid-merge",
     "Merges partial statistics written by `argen fid --shard K/N --save-stats PART.npz` (or `argen render --shard\n"
     "K/N --fid-ref ... --save-stats PART.npz`) exactly: sample counts, feature sums and outer-product sums add up,\n"
-    "so the result equals one run over the whole set (up to the order of floating-point additions).",
-    k_merge_opts, CLI_COUNT(k_merge_opts), "PART.npz...", 1, -1,
+    "so the result equals one run over the whole set (up to the order of floating-point additions).\n"
+    "Pool3 features (.npy parts from `--shard K/N --features-out PART.npy`) are joined in the order given: give the\n"
+    "shards in order and the rows are those of one run.",
+    k_merge_opts, CLI_COUNT(k_merge_opts), "PART.npz...|PART.npy...", 1, -1,
     "example:\n  argen fid-merge part0.npz part1.npz part2.npz part3.npz -o samples_stats.npz\n"
-    "  argen fid samples_stats.npz VIRTUAL_imagenet256_labeled.npz",
+    "  argen fid samples_stats.npz VIRTUAL_imagenet256_labeled.npz\n"
+    "  argen fid-merge feat0.npy feat1.npy feat2.npy feat3.npy -o feats.npy\n"
+    "  argen fid feats.npy VIRTUAL_imagenet256_labeled.npz --pr   (precision and recall of the sharded set)",
 };
+
+// Joins .npy pool3 feature files in the order given into `out` (written atomically).
+static KtStatus merge_features(const CliParsed *parsed, const char *out) {
+    int64_t total = 0;
+    for (int i = 0; i < parsed->n_pos; i++) {
+        EvNpyFile f;
+        KT_TRY(features_file_open(&f, parsed->pos[i]));
+        total += f.h.shape[0];
+        ev_npy_file_close(&f);
+    }
+    KT_TRY(check_output_file("--out", out));
+    NpyOut o;
+    KtStatus st = npy_out_open(&o, out, total);
+    for (int i = 0; i < parsed->n_pos && st == KT_OK; i++) {
+        EvNpyFile f;
+        st = features_file_open(&f, parsed->pos[i]);
+        if (st == KT_OK) st = npy_out_write(&o, f.data, f.h.shape[0]);
+        if (st == KT_OK) ev_npy_file_close(&f);
+    }
+    KtStatus c = npy_out_close(&o, st == KT_OK);
+    return st == KT_OK ? c : st;
+}
 
 int cmd_fid_merge(int argc, char **argv) {
     CliParsed parsed;
     int rc;
     if (!cli_parse_or_exit(&k_merge_cmd, argc, argv, &parsed, &rc)) return rc;
+    int n_npy = 0;
+    for (int i = 0; i < parsed.n_pos; i++) n_npy += is_npy_path(parsed.pos[i]);
+    if (n_npy) {  // pool3 features
+        rc = 2;
+        if (n_npy != parsed.n_pos || !is_npy_path(gm.out))
+            fprintf(stderr, "argen: fid-merge: give only .npy feature files and -o FILE.npy, or only .npz statistics "
+                    "and -o FILE.npz (found %d .npy of %d inputs, -o %s)\n", n_npy, parsed.n_pos, gm.out);
+        else if (gm.partial)
+            fprintf(stderr, "argen: --partial: applies to statistics; joined features are complete as they are\n");
+        else if (merge_features(&parsed, gm.out) != KT_OK)
+            rc = cli_fail();
+        else {
+            rc = 0;
+            if (!gm.quiet) printf("joined %d feature files -> %s\n", parsed.n_pos, gm.out);
+        }
+        cli_parsed_free(&parsed);
+        return rc;
+    }
     EvFeatureStats all = {0}, part = {0};
     KtStatus st = ev_stats_load(&all, parsed.pos[0]);
     if (st == KT_OK && all.fixed)

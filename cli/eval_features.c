@@ -44,9 +44,10 @@ KtStatus npy_out_open(NpyOut *o, const char *path, int64_t n) {
     return KT_OK;
 }
 
-KtStatus npy_out_write(NpyOut *o, const float *x, int64_t rows) {
+KtStatus npy_out_write(NpyOut *o, const void *x, int64_t rows) {
     size_t n = (size_t)rows * INC_POOL3;
-    if (fwrite(x, sizeof *x, n, o->f) != n) return KT_FAIL(KT_ERR_IO, "%s: write error: %s", o->path, strerror(errno));
+    if (fwrite(x, sizeof(float), n, o->f) != n)
+        return KT_FAIL(KT_ERR_IO, "%s: write error: %s", o->path, strerror(errno));
     return KT_OK;
 }
 
@@ -59,6 +60,19 @@ KtStatus npy_out_close(NpyOut *o, bool keep) {
     int e = errno;
     remove(o->tmp);
     return keep ? KT_FAIL(KT_ERR_IO, "%s: cannot write: %s", o->path, strerror(e)) : KT_OK;
+}
+
+KtStatus features_file_open(EvNpyFile *f, const char *path) {
+    KT_TRY(ev_npy_file_open(f, path));
+    const EvNpyHeader *h = &f->h;
+    if (h->dtype == KT_F32 && !h->big_endian && h->ndim == 2 && h->shape[0] >= 1 && h->shape[1] == INC_POOL3)
+        return KT_OK;
+    KtStatus st = KT_FAIL(KT_ERR_FORMAT, "%s: expected pool3 features as `argen fid --features-out` writes them, "
+                          "little-endian float32 (N, %d) with N >= 1; found %s%s, %d dims, %lld columns", path,
+                          INC_POOL3, h->big_endian ? "big-endian " : "", kt_dtype_name(h->dtype), h->ndim,
+                          h->ndim >= 2 ? (long long)h->shape[1] : -1ll);
+    ev_npy_file_close(f);
+    return st;
 }
 
 // -------------------------------------------------------------------------------------------- a sample set

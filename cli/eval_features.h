@@ -27,9 +27,13 @@ typedef struct {
 } NpyOut;
 
 KtStatus npy_out_open(NpyOut *o, const char *path, int64_t n);
-KtStatus npy_out_write(NpyOut *o, const float *x, int64_t rows);
+KtStatus npy_out_write(NpyOut *o, const void *x, int64_t rows);  // x: rows x INC_POOL3 float32 (any alignment)
 // keep: rename into place (an error when anything failed); else remove the temporary file. Safe to call twice.
 KtStatus npy_out_close(NpyOut *o, bool keep);
+
+// Opens a .npy of pool3 features as --features-out writes them: little-endian float32 (N, INC_POOL3), N >= 1, its
+// length matching its header; anything else is KT_ERR_FORMAT naming the file and what it holds.
+KtStatus features_file_open(EvNpyFile *f, const char *path);
 
 // Evaluates images [lo, hi) of `src` into `stats` (initialised by the caller) in batches of `batch`: pool3 features
 // also to `fo` and kept in `keep` when those are not NULL. The next batch is read (PNGs decoded, a .npz streamed)
