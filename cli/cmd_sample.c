@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "image_io.h"
+#include "kernels/input_file.h"
 #include "parallel.h"
 
 typedef struct {
@@ -174,8 +175,8 @@ static char *settings_json(const ArgenSampleParams *sp, const ArgenInfo *info) {
 
 // Reads DIR/argen_run.json into old (trailing newlines dropped); false when there is none.
 static bool read_manifest(const char *path, char *old, size_t cap) {
-    FILE *f = fopen(path, "r");
-    if (!f) return false;
+    FILE *f;
+    if (kt_fopen_input(path, &f) != KT_OK) return false;  // none yet (anything but a regular file is replaced)
     size_t n = fread(old, 1, cap - 1, f);
     fclose(f);
     while (n && old[n - 1] == '\n') n--;

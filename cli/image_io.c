@@ -50,6 +50,8 @@
 // files (found by tests/fuzz/fuzz_image.c), libjpeg is fuzzed upstream. Included after stdio.h, as it requires.
 #include <jpeglib.h>
 
+#include "kernels/input_file.h"
+
 // ------------------------------------------------------------------------------------------- atomic files
 typedef struct {
     char *tmp;  // "<path>.tmp.<pid>"
@@ -447,8 +449,8 @@ static KtStatus read_jpeg(FILE *f, const char *path, uint8_t **rgb, int *w, int 
 KtStatus read_image_rgb8(const char *path, uint8_t **rgb, int *w, int *h) {
     *rgb = NULL;
     *w = *h = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return KT_FAIL(KT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    KT_TRY(kt_fopen_input(path, &f));
     uint8_t sig[8];
     size_t n = fread(sig, 1, sizeof sig, f);
     KtStatus s;
@@ -465,8 +467,8 @@ KtStatus read_image_rgb8(const char *path, uint8_t **rgb, int *w, int *h) {
 KtStatus read_png_eval(const char *path, uint8_t **rgb, int *w, int *h) {
     *rgb = NULL;
     *w = *h = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return KT_FAIL(KT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    KT_TRY(kt_fopen_input(path, &f));
     uint8_t sig[8];
     size_t n = fread(sig, 1, sizeof sig, f);
     KtStatus s;

@@ -8,6 +8,7 @@
 
 #include "eval/npz.h"
 #include "image_io.h"
+#include "kernels/input_file.h"
 #include "parallel.h"
 #include "render_output.h"
 
@@ -15,8 +16,8 @@ static int output_class(const Output *o, int64_t k) { return o->classes[k / o->p
 
 // The manifest beside the output must agree with this run's settings (resuming with other settings would mix sets).
 static KtStatus check_manifest(const char *path, const char *settings) {
-    FILE *f = fopen(path, "r");
-    if (f) {
+    FILE *f = NULL;
+    if (kt_fopen_input(path, &f) == KT_OK) {  // else there is none yet (a FIFO or such in its place: replaced)
         static char old[16384];
         size_t n = fread(old, 1, sizeof old - 1, f);
         fclose(f);

@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/input_file.h"
+
 #define NPY_MAGIC "\x93NUMPY"
 
 static const struct {
@@ -251,13 +253,11 @@ KtStatus ev_npy_view(EvNpyHeader *h, const uint8_t **data, const uint8_t *bytes,
 
 KtStatus ev_npy_file_open(EvNpyFile *f, const char *path) {
     memset(f, 0, sizeof *f);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return KT_FAIL(KT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd;
     struct stat sb;
+    KT_TRY(kt_open_input(path, &fd, &sb));
     KtStatus st = KT_OK;
-    if (fstat(fd, &sb) != 0) st = KT_FAIL(KT_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    else if (!S_ISREG(sb.st_mode)) st = KT_FAIL(KT_ERR_IO, "%s: not a regular file", path);
-    else if (sb.st_size == 0) st = KT_FAIL(KT_ERR_FORMAT, "%s: empty file, expected a .npy array", path);
+    if (sb.st_size == 0) st = KT_FAIL(KT_ERR_FORMAT, "%s: empty file, expected a .npy array", path);
     if (st == KT_OK) {
         void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED)

@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "kernels/checkpoint/zip.h"
+#include "kernels/input_file.h"
 
 #define CHUNK (64u << 10)  // bounce buffer of ev_npz_read_f64
 
@@ -87,11 +88,8 @@ KtStatus ev_npz_open(EvNpz **out, const char *path) {
     if (!z) return KT_FAIL(KT_ERR_OOM, "%s: out of memory", path);
     KtStatus s = KT_OK;
     struct stat sb;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) s = KT_FAIL(KT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    else if (fstat(fd, &sb) != 0) s = KT_FAIL(KT_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-    else if (!S_ISREG(sb.st_mode))
-        s = KT_FAIL(KT_ERR_IO, "%s: not a regular file%s", path, S_ISDIR(sb.st_mode) ? " (a directory)" : "");
+    int fd;
+    s = kt_open_input(path, &fd, &sb);
     if (s == KT_OK && sb.st_size > 0) {  // a 10 GB sample batch is mapped, never read into memory
         void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) s = KT_FAIL(KT_ERR_IO, "%s: cannot map %lld bytes: %s", path, (long long)sb.st_size,

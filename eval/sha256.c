@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kernels/input_file.h"
 #include "sha256.h"
 
 static const uint32_t K[64] = {
@@ -69,8 +70,8 @@ void sha256_final(Sha256 *s, uint8_t digest[32]) {
 }
 
 KtStatus sha256_file_hex(const char *path, char hex[65]) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return KT_FAIL(KT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    KT_TRY(kt_fopen_input(path, &f));
     static _Thread_local uint8_t buf[1 << 16];
     Sha256 s;
     sha256_init(&s);

@@ -166,6 +166,16 @@ Test(cli, bad_input_gets_a_clear_error_and_nonzero_exit) {
     expect_fail(2, "--top-kk", (const char *[]){BASE, "--ckpt", var, "--out", out, "--top-kk", "3", NULL});
     expect_fail(2, "--cfg", (const char *[]){BASE, "--ckpt", var, "--out", out, "--cfg", "lots", NULL});
     expect_fail(2, "unknown command", (const char *[]){"smaple", NULL});
+    // a FIFO named as an input is refused at once (opening it would wait for a writer forever)
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/pipe.pth", dir);
+    remove(fifo);
+    cr_assert(mkfifo(fifo, 0600) == 0, "mkfifo %s", fifo);
+    expect_fail(1, "pipe.pth: not a regular file (a FIFO)", (const char *[]){BASE, "--ckpt", fifo, "--out", out, NULL});
+    expect_fail(1, "pipe.pth: not a regular file (a FIFO)", (const char *[]){"info", fifo, NULL});
+    expect_fail(1, "pipe.pth: not a regular file (a FIFO)", (const char *[]){"recon", "--vae", vae, "--device", "cpu",
+                                                                              fifo, out, NULL});
+    remove(fifo);
     // output files that cannot be written fail before the model loads: nothing is generated
     char tok[700], out2[600], first[700];
     snprintf(tok, sizeof tok, "%s/missing/t.json", dir);

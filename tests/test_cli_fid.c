@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "eval/npz.h"
@@ -673,5 +674,22 @@ Test(cli_fid, bad_inputs_give_clear_errors) {
     const char *e2[] = {"fid", good, "--inception", INCEPTION, "--features-out", tmp("no/f.npy"), "-q", NULL};
     cr_assert_eq(run_cli(e2, g_err, sizeof g_err), 1);
     cr_assert(strstr(g_err, "--features-out"), "%s", g_err);
+    // FIFOs as inputs (a sample set, the weights, a PNG in a directory) are refused at once, not waited on
+    char fifo[4200], fifo_dir[4200], fifo_png[4300];
+    snprintf(fifo, sizeof fifo, "%s/pipe.npz", test_tmpdir());
+    snprintf(fifo_dir, sizeof fifo_dir, "%s/fifo_pngs", test_tmpdir());
+    snprintf(fifo_png, sizeof fifo_png, "%s/a.png", fifo_dir);
+    cr_assert(ensure_dir(fifo_dir) == KT_OK);
+    cr_assert(mkfifo(fifo, 0600) == 0 && mkfifo(fifo_png, 0600) == 0);
+    const char *f1[] = {"fid", fifo, "--inception", INCEPTION, "-q", NULL};
+    cr_assert_eq(run_cli(f1, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "pipe.npz") && strstr(g_err, "FIFO"), "%s", g_err);
+    const char *f2[] = {"fid", good, "--inception", fifo, "-q", NULL};
+    cr_assert_eq(run_cli(f2, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "pipe.npz") && strstr(g_err, "FIFO"), "%s", g_err);
+    const char *f3[] = {"fid", fifo_dir, "--inception", INCEPTION, "-q", NULL};
+    cr_assert_eq(run_cli(f3, g_err, sizeof g_err), 1);
+    cr_assert(strstr(g_err, "a.png") && strstr(g_err, "FIFO"), "%s", g_err);
+    remove(fifo), remove(fifo_png);
     free(img);
 }

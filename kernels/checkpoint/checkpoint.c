@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/input_file.h"
 #include "zip.h"
 
 // Largest element count a tensor may have: numel * 8 bytes (the int64 output) must not overflow.
@@ -198,21 +199,10 @@ KtStatus kt_ckpt_open_params(KtCheckpoint *ck, const char *path, const KtCkptOpe
     if (!path) return KT_FAIL(KT_ERR_ARG, "kt_ckpt_open: path is NULL");
     ck->path = strdup(path);
     if (!ck->path) return KT_FAIL(KT_ERR_OOM, "%s: out of memory", path);
-    KtStatus s = KT_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd;
     struct stat sb;
-    if (fd < 0) {
-        s = KT_FAIL(KT_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-        goto done;
-    }
-    if (fstat(fd, &sb) != 0) {
-        s = KT_FAIL(KT_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
-        goto done;
-    }
-    if (!S_ISREG(sb.st_mode)) {
-        s = KT_FAIL(KT_ERR_IO, "%s: not a regular file%s", path, S_ISDIR(sb.st_mode) ? " (a directory)" : "");
-        goto done;
-    }
+    KtStatus s = kt_open_input(path, &fd, &sb);
+    if (s != KT_OK) goto done;
     ck->map_size = (size_t)sb.st_size;
     if (ck->map_size) {
         void *m = mmap(NULL, ck->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
