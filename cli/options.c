@@ -483,7 +483,7 @@ static void put_value(FILE *f, const CliOption *o, bool json) {
         fputs(json ? "[" : "", f);
         for (int i = 0; i < l->n; i++) {
             int j = i;  // echo collapses runs of 3+ consecutive values to "lo-hi"
-            while (!json && j + 1 < l->n && l->v[j + 1] == l->v[j] + 1) j++;
+            while (!json && j + 1 < l->n && (int64_t)l->v[j + 1] == (int64_t)l->v[j] + 1) j++;  // INT_MAX + 1
             fprintf(f, "%s%d", i ? "," : "", l->v[i]);
             if (j - i >= 2) fprintf(f, "-%d", l->v[j]), i = j;
         }

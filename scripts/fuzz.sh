@@ -58,6 +58,7 @@ for line in "--class 1,4-6,10 --cfg 4 -q a.png" "-k5 -s=3 --top-p=0.5 -- --not-a
   printf '%s' "$line" | tr ' ' '\0' >"$build/seeds-options/$i"
   i=$((i + 1))
 done
+cp "$root"/tests/fuzz/regressions/options-* "$build/seeds-options/"  # command lines that once failed
 
 # Tokens the formats are made of, so mutations can splice them in.
 cat >"$build/checkpoint.dict" <<'EOF'

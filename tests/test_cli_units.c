@@ -312,6 +312,25 @@ Test(options, echo_and_json) {
     cli_parsed_free(&p);
 }
 
+// Found by tests/fuzz/fuzz_options.c: the echo's run detection computed INT_MAX + 1 (signed overflow) for a list
+// holding INT_MAX (e.g. `argen sample --patch-nums 2147483647,5 -v`).
+Test(options, echo_of_a_list_reaching_int_max) {
+    static CliIntList list;
+    static const CliOption opts[] = {{.name = "nums", .type = CLI_INT_LIST, .def = "1", .help = "numbers", .dest = &list}};
+    static const CliCommand cmd = {.prog = "argen t", .options = opts, .n_options = 1, .max_pos = 0};
+    CliParsed p;
+    char *argv[] = {"t", "--nums", "2147483645-2147483647,5", NULL};
+    cr_assert_eq(cli_opts_parse(&cmd, 3, argv, &p), KT_OK, "%s", kt_last_error());
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cli_opts_echo(f, &cmd, &p);
+    fclose(f);
+    cr_assert(strstr(buf, "nums=2147483645-2147483647,5"), "%s", buf);
+    free(buf);
+    cli_parsed_free(&p);
+}
+
 // ========================================================================================== image I/O
 static char *make_tmpdir(void) {
     char *d = strdup("/tmp/argen_cli_units_XXXXXX");
