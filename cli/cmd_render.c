@@ -56,9 +56,9 @@ static const Protocol k_protocols[] = {
 // ---------------------------------------------------------------------------------------------------- options
 typedef struct {
     const char *arch, *vae, *vq, *ckpt, *out, *protocol, *shard, *fid_ref, *save_stats, *inception, *resize, *random_init;
-    const char *device, *dtype, *features_out, *pr_distances;
+    const char *device, *dtype, *features_out, *pr_distances, *decode, *sjd_init;
     CliIntList classes, patch_nums;
-    int per_class, top_k, batch, image_size, eval_size, heads;
+    int per_class, top_k, batch, image_size, eval_size, heads, sjd_window, zipar_window;
     float cfg, top_p, temperature;
     int64_t seed;
     bool no_spatial, json, quiet, verbose, pr;
@@ -84,6 +84,10 @@ static const CliOption k_opts[] = {
     {"top-p", 'p', CLI_FLOAT, NULL, "X", "top-p (default: var 0.96, llamagen 1.0 = off)", &g.top_p, .has_min = true, .min = 0, .has_max = true, .max = 1},
     {"temperature", 't', CLI_FLOAT, "1", NULL, "LlamaGen: temperature", &g.temperature, .has_min = true, .min = 1e-5, .has_max = true, .max = 100},
     {"seed", 's', CLI_INT64, "0", NULL, "random seed (image k uses stream (seed, k))", &g.seed, .has_min = true, .min = 0},
+    {"decode", 0, CLI_STRING, "sequential", NULL, "LlamaGen: decoding strategy (sjd, zipar: their image quality under a protocol's recipe; see argen sample --help)", &g.decode, .choices = "sequential|sjd|zipar"},
+    {"sjd-window", 0, CLI_INT, "16", NULL, "SJD: tokens per forward (the accepted one + drafts)", &g.sjd_window, .has_min = true, .min = 1, .has_max = true, .max = 1024},
+    {"sjd-init", 0, CLI_STRING, "random", NULL, "SJD: draft initialisation", &g.sjd_init, .choices = "random|repeat-horizon|sample-horizon"},
+    {"zipar-window", 0, CLI_INT, "8", NULL, "ZipAR: tokens of a row before the next row starts (2 .. grid-1)", &g.zipar_window, .has_min = true, .min = 2, .has_max = true, .max = 255},
     {"out", 'o', CLI_STRING, NULL, "DIR|FILE.npz", "PNG directory, or an ADM sample batch .npz (arr_0 uint8 N x S x S x 3)", &g.out, .required = false},
     {"shard", 0, CLI_STRING, NULL, "K/N", "render only the K-th of N equal contiguous parts (a .npz output becomes FILE.shardKofN.npz)", &g.shard, .required = false},
     {"fid-ref", 0, CLI_STRING, NULL, "REF.npz", "compute Inception statistics while rendering and print FID/sFID/IS against these reference statistics", &g.fid_ref, .required = false},
@@ -116,6 +120,7 @@ static const CliCommand k_cmd = {
     "  argen render --protocol var-d16 --vae ... --ckpt ... --fid-ref VIRTUAL_imagenet256_labeled.npz --pr\n"
     "  argen render ... --shard 3/8 --fid-ref REF.npz --save-stats part3.npz   (scripts/slurm_fid50k.sh)\n"
     "  argen render --protocol llamagen-xl --vq vq_ds16_c2i.pt --ckpt c2i_XL_384.pt --out xl_50k.npz   (384 -> 256)\n"
+    "  argen render --protocol llamagen-b --vq ... --ckpt c2i_B_256.pt --decode sjd --fid-ref REF.npz   (SJD's FID)\n"
     "  argen render --protocol var-d16 --random-init var-d16 --fid-ref REF.npz   (the time of a FID-50k run, no checkpoints)",
 };
 
@@ -161,6 +166,11 @@ static char *settings_json(const Protocol *pr, int64_t total) {
     if (llamagen())
         m += (size_t)snprintf(b + m, cap - m, "\"image_size\": %d, \"eval_size\": %d, \"heads\": %d, \"temperature\": %g, ",
                               g.image_size, g.eval_size ? g.eval_size : g.image_size, g.heads, (double)g.temperature);
+    if (!strcmp(g.decode, "sjd"))  // sequential adds nothing (the settings of runs made before --decode existed)
+        m += (size_t)snprintf(b + m, cap - m, "\"decode\": \"sjd\", \"sjd_window\": %d, \"sjd_init\": \"%s\", ",
+                              g.sjd_window, g.sjd_init);
+    else if (!strcmp(g.decode, "zipar"))
+        m += (size_t)snprintf(b + m, cap - m, "\"decode\": \"zipar\", \"zipar_window\": %d, ", g.zipar_window);
     else {
         m += (size_t)snprintf(b + m, cap - m, "\"patch_nums\": [");
         for (int i = 0; i < g.patch_nums.n; i++) m += (size_t)snprintf(b + m, cap - m, i ? ", %d" : "%d", g.patch_nums.v[i]);
@@ -365,6 +375,14 @@ static int run(const CliParsed *parsed) {
     if (g.shard && g.fid_ref && !g.save_stats)
         return fprintf(stderr, "argen: --shard with --fid-ref: add --save-stats PART.npz (FID needs all shards: fid-merge them)\n"), 2;
     if (llamagen() && !g.vq) g.vq = g.vae;
+    if (!llamagen() && strcmp(g.decode, "sequential"))
+        return fprintf(stderr, "argen: --decode %s: VAR (next-scale) models support sequential decoding only; sjd and "
+                       "zipar are raster-model strategies (--arch llamagen)\n", g.decode), 2;
+    static const struct { const char *option, *decode; } knobs[] = {  // a strategy's own options
+        {"sjd-window", "sjd"}, {"sjd-init", "sjd"}, {"zipar-window", "zipar"}};
+    for (int i = 0; i < CLI_COUNT(knobs); i++)
+        if (cli_opt_given(&k_cmd, parsed, knobs[i].option) && strcmp(g.decode, knobs[i].decode))
+            return fprintf(stderr, "argen: --%s applies to --decode %s only\n", knobs[i].option, knobs[i].decode), 2;
     int random_depth = 0;
     char random_arch[8] = "";
     if (g.random_init) {  // var-dN, or llamagen-<size>[-...] (a protocol name works too)
@@ -438,6 +456,17 @@ static int run(const CliParsed *parsed) {
         argen_sample_params_init_for(&r.sp, r.model);
         r.sp.cfg = g.cfg, r.sp.top_k = g.top_k, r.sp.top_p = g.top_p, r.sp.temperature = g.temperature;
         r.sp.seed = (uint64_t)g.seed;
+        r.sp.decode = !strcmp(g.decode, "sjd") ? ARGEN_DECODE_SJD : !strcmp(g.decode, "zipar") ? ARGEN_DECODE_ZIPAR
+                                                                                              : ARGEN_DECODE_SEQUENTIAL;
+        r.sp.sjd_window = g.sjd_window;
+        r.sp.sjd_init = !strcmp(g.sjd_init, "repeat-horizon")   ? ARGEN_SJD_INIT_REPEAT_HORIZON
+                        : !strcmp(g.sjd_init, "sample-horizon") ? ARGEN_SJD_INIT_SAMPLE_HORIZON
+                                                                : ARGEN_SJD_INIT_RANDOM;
+        r.sp.zipar_window = g.zipar_window;
+        if (st == KT_OK && r.sp.decode == ARGEN_DECODE_ZIPAR && g.zipar_window > r.info.grid - 1)
+            st = KT_FAIL(KT_ERR_ARG, "--zipar-window %d: expected 2 to %d for this %dx%d token grid (a window >= the "
+                         "grid is plain sequential decoding: use --decode sequential)", g.zipar_window,
+                         r.info.grid - 1, r.info.grid, r.info.grid);
         if (g.verbose) fprintf(stderr, "device: %s\n", r.info.device);
     }
     if (st == KT_OK && g.out) {
@@ -480,6 +509,14 @@ static int run(const CliParsed *parsed) {
     if (st == KT_OK && g.fid_ref && !g.shard && !g.quiet)
         fprintf(stderr, "render: statistics and Frechet distance%s in %.1f s; end to end %.1f s\n",
                 g.pr ? ", precision and recall" : "", cli_now() - t_fd, cli_now() - t0);
+    if (st == KT_OK && !g.quiet && llamagen() && r.sp.decode != ARGEN_DECODE_SEQUENTIAL) {
+        ArgenStats as;  // the strategy's forward passes (the images generated by this run; read-back ones not)
+        argen_stats(r.model, &as);
+        int L = r.info.grid * r.info.grid;
+        double per = as.images ? (double)as.image_forwards / (double)as.images : 0;
+        fprintf(stderr, "render: %s decoding: %.2f forward passes per image (sequential: %d), %.2f tokens accepted per "
+                "forward, over %lld generated images\n", g.decode, per, L, per > 0 ? L / per : 0, (long long)as.images);
+    }
     if (!g.quiet && r.model) {  // fallbacks taken (e.g. --device auto without a GPU, graph capture off)
         ArgenInfo fin;
         argen_info(r.model, &fin);

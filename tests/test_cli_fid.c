@@ -621,6 +621,71 @@ Test(cli_fid, render_llamagen_at_an_evaluation_size) {
     cr_assert(strstr(g_err, "--eval-size 32"), "%s", g_err);
 }
 
+// render --decode: SJD at top-k 1 renders exactly the sequential greedy set (its tokens are the greedy ones), ZipAR
+// reports fewer forward passes than tokens, the strategy is recorded in the manifest (a resume with another one is
+// refused), and the strategies' options are refused where they do not apply.
+Test(cli_fid, render_llamagen_with_a_decoding_strategy) {
+    char vq[4200], gpt[4200], seq[4200], sjd[4200], zip[4200];
+    snprintf(vq, sizeof vq, "%s", fixture_path("llamagen_tiny/vq.pt"));
+    snprintf(gpt, sizeof gpt, "%s", fixture_path("llamagen_tiny/gpt.pt"));
+    snprintf(seq, sizeof seq, "%s/dec_seq.npz", test_tmpdir());
+    snprintf(sjd, sizeof sjd, "%s/dec_sjd.npz", test_tmpdir());
+    snprintf(zip, sizeof zip, "%s/dec_zipar", test_tmpdir());
+#define LL_ARGS "render", "--arch", "llamagen", "--vq", vq, "--ckpt", gpt, "--image-size", "64", "--heads", "4", \
+                "--classes", "1,4", "--per-class", "2", "--top-k", "1", "--batch", "2"
+    const char *a[] = {LL_ARGS, "--out", seq, "-q", NULL};
+    cr_assert_eq(run_cli(a, g_err, sizeof g_err), 0, "%s", g_err);
+    const char *b[] = {LL_ARGS, "--out", sjd, "--decode", "sjd", "--sjd-window", "4", NULL};
+    cr_assert_eq(run_cli(b, g_err, sizeof g_err), 0, "%s", g_err);
+    cr_expect(strstr(g_err, "sjd decoding:") && strstr(g_err, "(sequential: 16)"), "%s", g_err);
+    size_t n1, n2;
+    char *x1 = read_file(seq, &n1), *x2 = read_file(sjd, &n2);
+    EvNpz *z1, *z2;
+    OK(ev_npz_open_memory(&z1, x1, n1, seq));
+    OK(ev_npz_open_memory(&z2, x2, n2, sjd));
+    uint8_t *i1 = malloc(4 * 64 * 64 * 3), *i2 = malloc(4 * 64 * 64 * 3);
+    EvNpyStream *s1, *s2;
+    EvNpyHeader h;
+    int64_t got;
+    OK(ev_npy_stream_open(&s1, z1, "arr_0", &h));
+    OK(ev_npy_stream_read(s1, i1, 4, &got));
+    cr_assert_eq(got, 4);
+    OK(ev_npy_stream_open(&s2, z2, "arr_0", &h));
+    OK(ev_npy_stream_read(s2, i2, 4, &got));
+    cr_assert_eq(got, 4);
+    cr_expect(!memcmp(i1, i2, 4 * 64 * 64 * 3), "greedy SJD rendered other images than greedy sequential decoding");
+    ev_npy_stream_close(s1), ev_npy_stream_close(s2), ev_npz_close(z1), ev_npz_close(z2);
+    free(i1), free(i2), free(x1), free(x2);
+    char manifest[4300];
+    snprintf(manifest, sizeof manifest, "%s.json", sjd);
+    char *m = read_file(manifest, NULL);
+    cr_expect(m && strstr(m, "\"decode\": \"sjd\", \"sjd_window\": 4, \"sjd_init\": \"random\""), "%s", m);
+    free(m);
+    const char *c[] = {LL_ARGS, "--out", zip, "--decode", "zipar", "--zipar-window", "2", NULL};
+    cr_assert_eq(run_cli(c, g_err, sizeof g_err), 0, "%s", g_err);
+    const char *fw = strstr(g_err, "zipar decoding: ");
+    cr_assert(fw, "%s", g_err);
+    double per = strtod(fw + strlen("zipar decoding: "), NULL);
+    cr_expect(per > 1 && per < 16, "ZipAR: %g forward passes per image for 16 tokens", per);
+    // a resume with another strategy is refused; options of other strategies and of VAR are refused
+    const char *d[] = {LL_ARGS, "--out", zip, "-q", NULL};
+    cr_assert_eq(run_cli(d, g_err, sizeof g_err), 1);
+    cr_expect(strstr(g_err, "other settings") && strstr(g_err, "zipar"), "%s", g_err);
+    const char *e[] = {LL_ARGS, "--out", zip, "--zipar-window", "3", NULL};
+    cr_assert_eq(run_cli(e, g_err, sizeof g_err), 2);
+    cr_expect(strstr(g_err, "--zipar-window") && strstr(g_err, "--decode zipar"), "%s", g_err);
+    const char *f[] = {LL_ARGS, "--out", zip, "--decode", "zipar", "--zipar-window", "4", NULL};
+    cr_assert_eq(run_cli(f, g_err, sizeof g_err), 1);
+    cr_expect(strstr(g_err, "--zipar-window 4") && strstr(g_err, "2 to 3"), "%s", g_err);
+#undef LL_ARGS
+    char vae[4200], var[4200];
+    snprintf(vae, sizeof vae, "%s", fixture_path("var_tiny/vae.pth"));
+    snprintf(var, sizeof var, "%s", fixture_path("var_tiny/var.pth"));
+    const char *v[] = {"render", VAR_ARGS, "--decode", "sjd", "--out", tmp("v"), NULL};
+    cr_assert_eq(run_cli(v, g_err, sizeof g_err), 2);
+    cr_expect(strstr(g_err, "--decode sjd") && strstr(g_err, "sequential"), "%s", g_err);
+}
+
 // ---------------------------------------------------------------------------------------------- bad inputs
 Test(cli_fid, bad_inputs_give_clear_errors) {
     // truncated sample npz
