@@ -202,8 +202,13 @@ static void warn_small(const FidInput *in) {
 static int run(const CliParsed *parsed) {
     int shard_k, shard_n, n_in = parsed->n_pos, rc = 1;
     if (cli_parse_shard(g.shard, &shard_k, &shard_n) != KT_OK) return fprintf(stderr, "argen: %s\n", kt_last_error()), 2;
-    if (g.shard && (n_in != 1 || !g.save_stats)) {
-        fprintf(stderr, "argen: --shard: give one input and --save-stats PART.npz (merge the parts with fid-merge)\n");
+    if (g.shard && (n_in != 1 || !(g.save_stats || g.features_out))) {
+        fprintf(stderr, "argen: --shard: give one input and --save-stats PART.npz and/or --features-out PART.npy "
+                "(join the parts with fid-merge)\n");
+        return 2;
+    }
+    if (!g.pr && cli_opt_given(&k_cmd, parsed, "pr-distances")) {
+        fprintf(stderr, "argen: --pr-distances applies with --pr only\n");
         return 2;
     }
     if (g.save_stats && n_in != 1) {

@@ -367,6 +367,8 @@ static int run(const CliParsed *parsed) {
     int shard_k, shard_n;
     if (cli_parse_shard(g.shard, &shard_k, &shard_n) != KT_OK) return fprintf(stderr, "argen: %s\n", kt_last_error()), 2;
     if (!g.out && !g.fid_ref) return fprintf(stderr, "argen: give --out DIR|FILE.npz, --fid-ref REF.npz, or both\n"), 2;
+    if (!g.pr && cli_opt_given(&k_cmd, parsed, "pr-distances"))
+        return fprintf(stderr, "argen: --pr-distances applies with --pr only\n"), 2;
     if (g.pr && !g.fid_ref)
         return fprintf(stderr, "argen: --pr needs --fid-ref REF.npz (a reference batch with its images, arr_0)\n"), 2;
     if (g.pr && g.shard)

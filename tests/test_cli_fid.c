@@ -189,7 +189,7 @@ Test(cli_fid, sharded_features_joined_equal_one_run) {
         snprintf(stats[k], sizeof stats[k], "%s/jf_part%d.npz", test_tmpdir(), k);
         snprintf(shard, sizeof shard, "%d/3", k);
         const char *b[] = {"fid", samples, "--inception", INCEPTION, "--features-out", part[k], "--shard", shard,
-                           "--save-stats", stats[k], "--batch", "1", "-q", NULL};
+                           "--batch", "1", "-q", k < 2 ? "--save-stats" : NULL, stats[k], NULL};  // features only
         cr_assert_eq(run_cli(b, g_err, sizeof g_err), 0, "shard %d: %s", k, g_err);
     }
     const char *m[] = {"fid-merge", part[0], part[1], part[2], "-o", joined, "-q", NULL};
@@ -207,6 +207,12 @@ Test(cli_fid, sharded_features_joined_equal_one_run) {
     const char *e2[] = {"fid-merge", part[0], part[1], "-o", stats[0], NULL};
     cr_assert_eq(run_cli(e2, g_err, sizeof g_err), 2);
     cr_expect(strstr(g_err, "-o FILE.npy"), "%s", g_err);
+    const char *e5[] = {"fid", samples, "--shard", "0/3", "--inception", INCEPTION, NULL};  // nothing to keep
+    cr_assert_eq(run_cli(e5, g_err, sizeof g_err), 2);
+    cr_expect(strstr(g_err, "--shard") && strstr(g_err, "--features-out"), "%s", g_err);
+    const char *e6[] = {"fid", samples, one, "--pr-distances", "fp16", NULL};
+    cr_assert_eq(run_cli(e6, g_err, sizeof g_err), 2);
+    cr_expect(strstr(g_err, "--pr-distances") && strstr(g_err, "--pr"), "%s", g_err);
     const char *e3[] = {"fid-merge", part[0], part[1], "-o", joined, "--partial", NULL};
     cr_assert_eq(run_cli(e3, g_err, sizeof g_err), 2);
     cr_expect(strstr(g_err, "--partial"), "%s", g_err);
