@@ -366,14 +366,17 @@ static int run(const CliParsed *parsed) {
     if (pr == (const Protocol *)-1) return 2;
     int shard_k, shard_n;
     if (cli_parse_shard(g.shard, &shard_k, &shard_n) != KT_OK) return fprintf(stderr, "argen: %s\n", kt_last_error()), 2;
-    if (!g.out && !g.fid_ref) return fprintf(stderr, "argen: give --out DIR|FILE.npz, --fid-ref REF.npz, or both\n"), 2;
+    if (!g.out && !g.fid_ref && !g.save_stats && !g.features_out)
+        return fprintf(stderr, "argen: nothing to keep: give --out DIR|FILE.npz, --fid-ref REF.npz, --save-stats "
+                       "FILE.npz or --features-out FILE.npy (any of them together)\n"), 2;
     if (!g.pr && cli_opt_given(&k_cmd, parsed, "pr-distances"))
         return fprintf(stderr, "argen: --pr-distances applies with --pr only\n"), 2;
     if (g.pr && !g.fid_ref)
         return fprintf(stderr, "argen: --pr needs --fid-ref REF.npz (a reference batch with its images, arr_0)\n"), 2;
     if (g.pr && g.shard)
-        return fprintf(stderr, "argen: --pr needs the whole set: drop --shard, or render the shards to files and run "
-                       "`argen fid SAMPLES REF.npz --pr` on the result\n"), 2;
+        return fprintf(stderr, "argen: --pr needs the whole set: drop --shard, or write --features-out PART.npy per "
+                       "shard, join them with `argen fid-merge PART*.npy -o ALL.npy` and run `argen fid ALL.npy "
+                       "REF.npz --pr`\n"), 2;
     if (g.shard && g.fid_ref && !g.save_stats)
         return fprintf(stderr, "argen: --shard with --fid-ref: add --save-stats PART.npz (FID needs all shards: fid-merge them)\n"), 2;
     if (llamagen() && !g.vq) g.vq = g.vae;

@@ -514,6 +514,15 @@ Test(cli_fid, render_precision_recall_and_features_equal_a_second_pass) {
     float *x3 = read_features(f3, &n3);
     cr_assert_eq(n3, 6);
     cr_expect(!memcmp(x3, x1, 6 * 2048 * sizeof *x1), "resumed render's features differ from the uninterrupted one's");
+    // features alone (no --out, no statistics): the same rows
+    char f4[4200];
+    snprintf(f4, sizeof f4, "%s/rpr_f_only.npy", test_tmpdir());
+    const char *r6[] = {"render", VAR_ARGS, "--batch", "4", "--features-out", f4, "--inception", INCEPTION, "-q", NULL};
+    cr_assert_eq(run_cli(r6, g_err, sizeof g_err), 0, "%s", g_err);
+    int64_t n4;
+    float *x4 = read_features(f4, &n4);
+    cr_expect(n4 == 6 && !memcmp(x4, x1, 6 * 2048 * sizeof *x1), "features-only render differs");
+    free(x4);
     const char *r5[] = {"fid", st3, ref, "--json", "-q", NULL};  // its statistics: the same FID
     cr_assert_eq(run_cli_stdout(r5, o3, g_err, sizeof g_err), 0, "%s", g_err);
     char *j3 = read_file(o3, NULL);
@@ -529,7 +538,10 @@ Test(cli_fid, render_precision_recall_and_features_equal_a_second_pass) {
     const char *e2[] = {"render", VAR_ARGS, "--out", out, "--fid-ref", ref, "--pr", "--shard", "0/2", "--save-stats",
                         st3, "--inception", INCEPTION, "-q", NULL};
     cr_assert_eq(run_cli(e2, g_err, sizeof g_err), 2);
-    cr_expect(strstr(g_err, "--pr") && strstr(g_err, "--shard"), "%s", g_err);
+    cr_expect(strstr(g_err, "--pr") && strstr(g_err, "--shard") && strstr(g_err, "fid-merge"), "%s", g_err);
+    const char *e4[] = {"render", VAR_ARGS, NULL};  // nothing would be kept
+    cr_assert_eq(run_cli(e4, g_err, sizeof g_err), 2);
+    cr_expect(strstr(g_err, "nothing to keep") && strstr(g_err, "--features-out"), "%s", g_err);
     const char *e3[] = {"render", VAR_ARGS, "--out", out, "--fid-ref", ref_stats, "--pr", "--inception", INCEPTION,
                         "-q", NULL};
     cr_assert_eq(run_cli(e3, g_err, sizeof g_err), 1);
